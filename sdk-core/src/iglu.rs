@@ -1,0 +1,305 @@
+//! Iglu schema URIs and SchemaVer.
+//!
+//! An event's schema is addressed as `iglu:<vendor>/<name>/<format>/<MODEL>-<REVISION>-<ADDITION>`,
+//! for example `iglu:com.example.media/play/jsonschema/1-0-0`. The same four parts are the
+//! schema's path in a registry (`<vendor>/<name>/<format>/<version>`), so the parser is strict:
+//! a URI that parses can be joined onto a registry root without escaping it.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+/// The prefix every Iglu URI starts with.
+pub const IGLU_PREFIX: &str = "iglu:";
+
+/// A SchemaVer version: `MODEL-REVISION-ADDITION`.
+///
+/// ADDITION changes are compatible with all earlier data, REVISION changes may break some,
+/// MODEL changes break. `MODEL` starts at 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SchemaVer {
+    /// Breaking changes.
+    pub model: u32,
+    /// Changes that may break some earlier data.
+    pub revision: u32,
+    /// Changes compatible with all earlier data.
+    pub addition: u32,
+}
+
+impl SchemaVer {
+    /// Parses `M-R-A` (no leading zeros, `M >= 1`).
+    pub fn parse(s: &str) -> Result<Self, IgluUriError> {
+        let mut parts = s.split('-');
+        let mut next = |what: &'static str| -> Result<u32, IgluUriError> {
+            let part = parts.next().ok_or(IgluUriError::Version(what))?;
+            let valid = !part.is_empty()
+                && part.len() <= 9
+                && part.bytes().all(|b| b.is_ascii_digit())
+                && (part == "0" || !part.starts_with('0'));
+            if !valid {
+                return Err(IgluUriError::Version(what));
+            }
+            part.parse().map_err(|_| IgluUriError::Version(what))
+        };
+        let version = SchemaVer {
+            model: next("MODEL")?,
+            revision: next("REVISION")?,
+            addition: next("ADDITION")?,
+        };
+        if parts.next().is_some() {
+            return Err(IgluUriError::Version("exactly three parts"));
+        }
+        if version.model == 0 {
+            return Err(IgluUriError::Version("MODEL starts at 1"));
+        }
+        Ok(version)
+    }
+}
+
+impl fmt::Display for SchemaVer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}-{}", self.model, self.revision, self.addition)
+    }
+}
+
+impl FromStr for SchemaVer {
+    type Err = IgluUriError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// A parsed Iglu schema URI.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SchemaKey {
+    /// Reverse-domain vendor, e.g. `com.example.media`.
+    pub vendor: String,
+    /// Schema name, e.g. `play`.
+    pub name: String,
+    /// Schema format, `jsonschema` in practice.
+    pub format: String,
+    /// SchemaVer version.
+    pub version: SchemaVer,
+}
+
+/// Why a string is not a valid Iglu URI.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IgluUriError {
+    /// The URI does not start with `iglu:`. Fix the string: it should look like
+    /// `iglu:com.example/name/jsonschema/1-0-0`.
+    #[error("schema URI must start with `iglu:` (e.g. `iglu:com.example/name/jsonschema/1-0-0`)")]
+    Prefix,
+    /// The URI does not have exactly four `/`-separated parts.
+    #[error("schema URI must have four parts: iglu:<vendor>/<name>/<format>/<M-R-A>")]
+    Parts,
+    /// A part is empty or contains characters other than ASCII letters, digits, `-`, `_`
+    /// (and `.` inside the vendor, never leading, trailing or doubled).
+    #[error("invalid {0} in schema URI: only ASCII letters, digits, `-`, `_` (and single inner `.` in the vendor) are allowed")]
+    Part(&'static str),
+    /// The version is not SchemaVer `MODEL-REVISION-ADDITION`.
+    #[error("invalid SchemaVer version ({0}): expected MODEL-REVISION-ADDITION such as 1-0-0")]
+    Version(&'static str),
+}
+
+fn is_ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+fn check_vendor(vendor: &str) -> bool {
+    !vendor.is_empty()
+        && vendor.len() <= 128
+        && vendor
+            .split('.')
+            .all(|label| !label.is_empty() && label.bytes().all(is_ident_byte))
+}
+
+fn check_ident(part: &str) -> bool {
+    !part.is_empty() && part.len() <= 128 && part.bytes().all(is_ident_byte)
+}
+
+impl SchemaKey {
+    /// Parses `iglu:<vendor>/<name>/<format>/<M-R-A>`.
+    pub fn parse(uri: &str) -> Result<Self, IgluUriError> {
+        let path = uri.strip_prefix(IGLU_PREFIX).ok_or(IgluUriError::Prefix)?;
+        Self::from_path(path)
+    }
+
+    /// Parses the registry path form `<vendor>/<name>/<format>/<M-R-A>`.
+    pub fn from_path(path: &str) -> Result<Self, IgluUriError> {
+        let mut parts = path.split('/');
+        let (Some(vendor), Some(name), Some(format), Some(version), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(IgluUriError::Parts);
+        };
+        if !check_vendor(vendor) {
+            return Err(IgluUriError::Part("vendor"));
+        }
+        if !check_ident(name) {
+            return Err(IgluUriError::Part("name"));
+        }
+        if !check_ident(format) {
+            return Err(IgluUriError::Part("format"));
+        }
+        Ok(SchemaKey {
+            vendor: vendor.to_owned(),
+            name: name.to_owned(),
+            format: format.to_owned(),
+            version: SchemaVer::parse(version)?,
+        })
+    }
+
+    /// Checks a URI without allocating; the hot path of `track()` uses this.
+    pub fn validate(uri: &str) -> Result<(), IgluUriError> {
+        let path = uri.strip_prefix(IGLU_PREFIX).ok_or(IgluUriError::Prefix)?;
+        let mut parts = path.split('/');
+        let (Some(vendor), Some(name), Some(format), Some(version), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return Err(IgluUriError::Parts);
+        };
+        if !check_vendor(vendor) {
+            return Err(IgluUriError::Part("vendor"));
+        }
+        if !check_ident(name) {
+            return Err(IgluUriError::Part("name"));
+        }
+        if !check_ident(format) {
+            return Err(IgluUriError::Part("format"));
+        }
+        SchemaVer::parse(version).map(|_| ())
+    }
+
+    /// The registry-relative path: `<vendor>/<name>/<format>/<M-R-A>`.
+    pub fn path(&self) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.vendor, self.name, self.format, self.version
+        )
+    }
+
+    /// True when `self` and `other` are versions of the same schema.
+    pub fn same_schema(&self, other: &SchemaKey) -> bool {
+        self.vendor == other.vendor && self.name == other.name && self.format == other.format
+    }
+}
+
+impl fmt::Display for SchemaKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{IGLU_PREFIX}{}/{}/{}/{}",
+            self.vendor, self.name, self.format, self.version
+        )
+    }
+}
+
+impl FromStr for SchemaKey {
+    type Err = IgluUriError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl PartialOrd for SchemaKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SchemaKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (&self.vendor, &self.name, &self.format, self.version).cmp(&(
+            &other.vendor,
+            &other.name,
+            &other.format,
+            other.version,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_valid_uris() {
+        let key = SchemaKey::parse("iglu:com.example.media/play/jsonschema/1-0-0").unwrap();
+        assert_eq!(key.vendor, "com.example.media");
+        assert_eq!(key.name, "play");
+        assert_eq!(key.format, "jsonschema");
+        assert_eq!(
+            key.version,
+            SchemaVer {
+                model: 1,
+                revision: 0,
+                addition: 0
+            }
+        );
+        assert_eq!(key.to_string(), "iglu:com.example.media/play/jsonschema/1-0-0");
+        assert_eq!(key.path(), "com.example.media/play/jsonschema/1-0-0");
+        let key = SchemaKey::parse("iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/10-20-300").unwrap();
+        assert_eq!(key.version.to_string(), "10-20-300");
+        assert!(SchemaKey::parse("iglu:com.acme-corp/ad_click-2/jsonschema/1-0-12").is_ok());
+    }
+
+    #[test]
+    fn rejects_malformed_uris() {
+        use IgluUriError::*;
+        let cases: &[(&str, IgluUriError)] = &[
+            ("", Prefix),
+            ("com.example/play/jsonschema/1-0-0", Prefix),
+            ("IGLU:com.example/play/jsonschema/1-0-0", Prefix),
+            ("iglu:com.example/play/jsonschema", Parts),
+            ("iglu:com.example/play/jsonschema/1-0-0/extra", Parts),
+            ("iglu:/play/jsonschema/1-0-0", Part("vendor")),
+            ("iglu:../play/jsonschema/1-0-0", Part("vendor")),
+            ("iglu:com..example/play/jsonschema/1-0-0", Part("vendor")),
+            ("iglu:.com/play/jsonschema/1-0-0", Part("vendor")),
+            ("iglu:com./play/jsonschema/1-0-0", Part("vendor")),
+            ("iglu:com.exa mple/play/jsonschema/1-0-0", Part("vendor")),
+            ("iglu:com.example/../jsonschema/1-0-0", Part("name")),
+            ("iglu:com.example/pl%2eay/jsonschema/1-0-0", Part("name")),
+            ("iglu:com.example/play\\x/jsonschema/1-0-0", Part("name")),
+            ("iglu:com.example/play/json.schema/1-0-0", Part("format")),
+            ("iglu:com.example/play/jsonschema/1-0", Version("ADDITION")),
+            ("iglu:com.example/play/jsonschema/1-0-0-0", Version("exactly three parts")),
+            ("iglu:com.example/play/jsonschema/0-1-0", Version("MODEL starts at 1")),
+            ("iglu:com.example/play/jsonschema/01-0-0", Version("MODEL")),
+            ("iglu:com.example/play/jsonschema/1-x-0", Version("REVISION")),
+            ("iglu:com.example/play/jsonschema/1-0-+1", Version("ADDITION")),
+            ("iglu:com.example/play/jsonschema/1-0-99999999999", Version("ADDITION")),
+        ];
+        for (uri, expected) in cases {
+            assert_eq!(SchemaKey::parse(uri).as_ref().err(), Some(expected), "{uri}");
+            assert_eq!(SchemaKey::validate(uri).err().as_ref(), Some(expected), "{uri}");
+        }
+    }
+
+    #[test]
+    fn validate_agrees_with_parse_on_valid_input() {
+        for uri in [
+            "iglu:a/b/c/1-0-0",
+            "iglu:com.example/x_y-z/jsonschema/2-3-4",
+        ] {
+            assert!(SchemaKey::validate(uri).is_ok());
+            assert!(SchemaKey::parse(uri).is_ok());
+        }
+    }
+
+    #[test]
+    fn versions_order_numerically() {
+        let v = |s: &str| SchemaVer::parse(s).unwrap();
+        assert!(v("1-0-10") > v("1-0-9"));
+        assert!(v("2-0-0") > v("1-99-99"));
+        assert!(v("1-1-0") > v("1-0-5"));
+    }
+}

@@ -1,0 +1,101 @@
+//! # eventwire
+//!
+//! The event tracker of [eventwire](https://github.com/eventwire/eventwire): typed analytics
+//! events, batched and delivered to an eventwire collector without blocking the caller and
+//! without losing anything quietly.
+//!
+//! ## Overview
+//!
+//! Events are defined once as JSON Schemas in Iglu layout (`schemas/<vendor>/<name>/jsonschema/1-0-0`).
+//! `eventwire-codegen` turns them into Rust types that implement [`SelfDescribing`]; a
+//! [`Tracker`] wraps each event in the wire envelope (event id, timestamps, labels, identity),
+//! serialises it once on the caller's thread and hands it to a bounded queue. A worker thread
+//! batches events by count, bytes and time, gzips, sends them to the collector's
+//! `POST /v1/batch` and retries what failed.
+//!
+//! ## Quickstart
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use eventwire::{SelfDescribing, Tracker};
+//!
+//! #[derive(serde::Serialize)]
+//! struct PlayStarted { media_id: String, position_s: f64 }
+//! impl SelfDescribing for PlayStarted {
+//!     const SCHEMA: &'static str = "iglu:com.example.media/play/jsonschema/1-0-0";
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tracker = Tracker::builder()
+//!     .endpoint("http://127.0.0.1:8080")
+//!     .environment("prod").service("web").team("media").version("3f2c1aa")
+//!     .build()?;
+//! let _guard = tracker.shutdown_guard(Duration::from_secs(5)); // delivers what is left on drop
+//!
+//! tracker.track(PlayStarted { media_id: "b0074dlv".into(), position_s: 0.0 })?;
+//! tracker.track_json(
+//!     "iglu:com.example/search/jsonschema/1-0-0",
+//!     &serde_json::json!({ "query": "weather" }),
+//! )?;
+//! tracker.flush(Duration::from_secs(2))?;
+//! println!("{:?}", tracker.stats());
+//! # Ok(()) }
+//! ```
+//!
+//! ## Delivery guarantees
+//!
+//! At least once: an event leaves the tracker only when the collector has answered for it
+//! (accepted, or rejected into its dead-letter sink). Its `event_id` never changes across
+//! retries, so the collector deduplicates resends. Every event that is not delivered is
+//! counted in [`Stats`] with a [`DropReason`] and passed to the
+//! [`on_failure`](TrackerBuilder::on_failure) callback: a full queue, an event over the size
+//! limit, a refused write key, a retry deadline passed, a shutdown that timed out. `track()`
+//! never waits for the network; with [`WhenFull::Block`] it may wait for queue room, up to a
+//! timeout. The full account is in `docs/delivery.md`.
+//!
+//! ## Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `native` | yes | the [`Tracker`] and its worker thread (tokio current-thread runtime) |
+//! | `reqwest` | yes | [`HttpTransport`](transport::HttpTransport): HTTP delivery with reqwest + rustls |
+//! | `gzip` | yes | gzip request bodies above a threshold |
+//! | `schemars` | no | JSON Schemas of the wire types ([`protocol::iglu_schemas`]) |
+//!
+//! With `--no-default-features` the crate builds for `wasm32-unknown-unknown`: the wire
+//! types, Iglu URIs, batching, retry policy, identity, accounting and the delivery routine,
+//! with no threads and no clock of their own, for the browser package to drive.
+
+pub mod batch;
+pub mod delivery;
+pub mod event;
+pub mod iglu;
+pub mod policy;
+pub mod protocol;
+pub mod session;
+pub mod stats;
+pub mod transport;
+
+#[cfg(feature = "native")]
+mod tracker;
+#[cfg(feature = "native")]
+mod worker;
+
+pub use event::{EncodedEvent, SelfDescribing};
+pub use iglu::{IgluUriError, SchemaKey, SchemaVer};
+pub use policy::RetryPolicy;
+pub use protocol::{Entity, Event, Labels};
+pub use stats::{DropReason, FailureReason, Stats};
+pub use transport::{MemoryTransport, NoopTransport, Transport};
+#[cfg(feature = "native")]
+pub use tracker::{
+    BeforeSend, BuildError, FlushError, ShutdownError, ShutdownGuard, TrackError, Tracker,
+    TrackerBuilder, WhenFull, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_QUEUE_BYTES,
+    DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, LIBRARY_NAME,
+};
+
+/// Re-exported so generated code and users name the same `Uuid`.
+pub use uuid::Uuid;
+
+/// `User-Agent` of the HTTP transport.
+pub const USER_AGENT: &str = concat!("eventwire-rust/", env!("CARGO_PKG_VERSION"));

@@ -1,0 +1,287 @@
+//! Wire protocol v1: the types of `POST /v1/batch` and its answer.
+//!
+//! These owned types describe the envelope as it travels. The tracker does not build them on
+//! its hot path (it writes the same JSON straight from borrowed data, see [`crate::Tracker`]);
+//! they exist for readers of the protocol (the collector, tests, the `before_send` hook) and
+//! to derive the checked-in JSON Schemas `iglu:dev.eventwire/event/jsonschema/1-0-0` and
+//! `iglu:dev.eventwire/batch/jsonschema/1-0-0` (feature `schemars`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Path of the batch endpoint, appended to the collector's base URL.
+pub const BATCH_PATH: &str = "/v1/batch";
+
+/// Iglu URI of the envelope schema.
+pub const EVENT_SCHEMA: &str = "iglu:dev.eventwire/event/jsonschema/1-0-0";
+
+/// Iglu URI of the batch body schema.
+pub const BATCH_SCHEMA: &str = "iglu:dev.eventwire/batch/jsonschema/1-0-0";
+
+/// Regex that an Iglu URI matches (the same rules as [`crate::iglu::SchemaKey::parse`]).
+pub const IGLU_URI_PATTERN: &str = "^iglu:[a-zA-Z0-9_-]+(\\.[a-zA-Z0-9_-]+)*/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/[1-9][0-9]{0,8}-(0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,8})$";
+
+/// One event as it travels: the envelope of DESIGN §3.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schemars", schemars(deny_unknown_fields))]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    /// Chosen when the event is tracked (UUID v7) and never changed by retries: the
+    /// deduplication key.
+    pub event_id: Uuid,
+    /// Iglu URI of the schema that `data` conforms to.
+    #[cfg_attr(feature = "schemars", schemars(regex(pattern = r"^iglu:[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/[1-9][0-9]{0,8}-(0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,8})$")))]
+    pub schema: String,
+    /// The event's own properties, valid against `schema`.
+    pub data: Value,
+    /// The client's clock when the event was tracked (RFC 3339).
+    #[cfg_attr(feature = "schemars", schemars(schema_with = "date_time"))]
+    pub created_at: String,
+    /// Self-describing objects attached to the event, each valid against its own schema.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "schemars", schemars(length(max = 100)))]
+    pub entities: Vec<Entity>,
+    /// Who sent it, from where.
+    pub context: Context,
+}
+
+/// A self-describing object attached to an event (e.g. the media player).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schemars", schemars(deny_unknown_fields))]
+#[serde(deny_unknown_fields)]
+pub struct Entity {
+    /// Iglu URI of the schema that `data` conforms to.
+    #[cfg_attr(feature = "schemars", schemars(regex(pattern = r"^iglu:[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/[1-9][0-9]{0,8}-(0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,8})$")))]
+    pub schema: String,
+    /// The entity's properties.
+    pub data: Value,
+}
+
+/// Context attached to every event by the tracker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct Context {
+    /// The four standard labels.
+    #[serde(default)]
+    pub labels: Labels,
+    /// The library that built the envelope.
+    pub library: Library,
+    /// Stable identifier of the device or installation.
+    #[cfg_attr(feature = "schemars", schemars(length(min = 1, max = 256)))]
+    pub anonymous_id: String,
+    /// The signed-in user, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemars", schemars(length(min = 1, max = 256)))]
+    pub user_id: Option<String>,
+    /// The current session; renewed after a period of inactivity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemars", schemars(length(min = 1, max = 256)))]
+    pub session_id: Option<String>,
+}
+
+/// The four standard labels, set once on the tracker and attached to every event so that
+/// volumes and errors can be cut by any of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct Labels {
+    /// Deployment environment, e.g. `prod`, `staging`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemars", schemars(length(max = 128)))]
+    pub environment: Option<String>,
+    /// The emitting service or app, e.g. `web`, `ios`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemars", schemars(length(max = 128)))]
+    pub service: Option<String>,
+    /// The owning team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemars", schemars(length(max = 128)))]
+    pub team: Option<String>,
+    /// Code revision or release of the emitting service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemars", schemars(length(max = 128)))]
+    pub version: Option<String>,
+}
+
+/// Name and version of the library that built the envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct Library {
+    /// e.g. `eventwire-rust`, `eventwire-js`.
+    #[cfg_attr(feature = "schemars", schemars(length(min = 1, max = 128)))]
+    pub name: String,
+    /// The library's version.
+    #[cfg_attr(feature = "schemars", schemars(length(min = 1, max = 128)))]
+    pub version: String,
+}
+
+/// The body of `POST /v1/batch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct Batch {
+    /// The client's clock when this attempt was sent (RFC 3339); fresh on every attempt.
+    #[cfg_attr(feature = "schemars", schemars(schema_with = "date_time"))]
+    pub sent_at: String,
+    /// The write key, for clients that cannot set an `Authorization` header (beacons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_key: Option<String>,
+    /// The events, in tracking order.
+    #[cfg_attr(feature = "schemars", schemars(length(min = 1)))]
+    pub events: Vec<Event>,
+}
+
+/// The collector's answer to a processed batch (HTTP 200).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// Events written to the good sink.
+    pub accepted: u64,
+    /// Events already seen (by `event_id`) and not written again.
+    #[serde(default)]
+    pub duplicates: u64,
+    /// Events written to the dead-letter sink instead; resending them would not help.
+    #[serde(default)]
+    pub rejected: Vec<Rejection>,
+}
+
+/// One event the collector dead-lettered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejection {
+    /// Position of the event in the request's `events` array.
+    pub index: usize,
+    /// The event's id, when it had a readable one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// The dead-letter code (see [`ErrorCode`]).
+    pub code: String,
+}
+
+/// The dead-letter codes of DESIGN §4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or not a batch.
+    Malformed,
+    /// A missing or ill-typed envelope field.
+    InvalidEnvelope,
+    /// The event's schema is not in the registry.
+    UnknownSchema,
+    /// `data` does not validate against the event's schema.
+    SchemaInvalid,
+    /// An entity does not validate against its schema (or its schema is unknown).
+    EntityInvalid,
+    /// Over a size limit.
+    TooLarge,
+}
+
+impl ErrorCode {
+    /// Every code, in a stable order.
+    pub const ALL: [ErrorCode; 6] = [
+        ErrorCode::Malformed,
+        ErrorCode::InvalidEnvelope,
+        ErrorCode::UnknownSchema,
+        ErrorCode::SchemaInvalid,
+        ErrorCode::EntityInvalid,
+        ErrorCode::TooLarge,
+    ];
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::InvalidEnvelope => "invalid_envelope",
+            ErrorCode::UnknownSchema => "unknown_schema",
+            ErrorCode::SchemaInvalid => "schema_invalid",
+            ErrorCode::EntityInvalid => "entity_invalid",
+            ErrorCode::TooLarge => "too_large",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(feature = "schemars")]
+fn date_time(_: &mut schemars::gen::SchemaGenerator) -> schemars::schema::Schema {
+    use schemars::schema::{InstanceType, SchemaObject};
+    SchemaObject {
+        instance_type: Some(InstanceType::String.into()),
+        format: Some("date-time".to_owned()),
+        ..Default::default()
+    }
+    .into()
+}
+
+/// The JSON Schemas of the envelope and the batch body, as self-describing Iglu schemas
+/// (draft 4 compatible), exactly as checked in under `schemas/dev.eventwire/`.
+#[cfg(feature = "schemars")]
+pub fn iglu_schemas() -> [(&'static str, Value); 2] {
+    use schemars::gen::SchemaSettings;
+    let settings = SchemaSettings::draft07().with(|s| {
+        s.meta_schema = None;
+        s.option_nullable = false;
+        s.option_add_null_type = true;
+    });
+    let wrap = |name: &str, description: &str, schema: schemars::schema::RootSchema| {
+        let mut value = serde_json::to_value(schema).unwrap_or(Value::Null);
+        let object = value.as_object_mut().expect("schemars emits an object");
+        object.remove("title");
+        let mut out = serde_json::Map::new();
+        out.insert(
+            "$schema".into(),
+            Value::from("http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#"),
+        );
+        out.insert("description".into(), Value::from(description));
+        out.insert(
+            "self".into(),
+            serde_json::json!({"vendor": "dev.eventwire", "name": name, "format": "jsonschema", "version": "1-0-0"}),
+        );
+        out.extend(std::mem::take(object));
+        Value::Object(out)
+    };
+    let event = settings.clone().into_generator().into_root_schema_for::<Event>();
+    let batch = settings.into_generator().into_root_schema_for::<Batch>();
+    [
+        (
+            "event",
+            wrap(
+                "event",
+                "The eventwire envelope of one event (wire protocol v1).",
+                event,
+            ),
+        ),
+        (
+            "batch",
+            wrap(
+                "batch",
+                "The body of POST /v1/batch (wire protocol v1).",
+                batch,
+            ),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_serialize_as_documented() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn response_defaults_missing_fields() {
+        let r: BatchResponse = serde_json::from_str(r#"{"accepted":3}"#).unwrap();
+        assert_eq!(r.accepted, 3);
+        assert_eq!(r.duplicates, 0);
+        assert!(r.rejected.is_empty());
+    }
+}

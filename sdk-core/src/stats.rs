@@ -1,0 +1,263 @@
+//! Accounting: every event the tracker is given ends in exactly one final count.
+//!
+//! ```text
+//! given to track() = tracked + refused at track()      (queue_full, too_large, shut_down)
+//! tracked          = sent + rejected + dropped after enqueue + pending
+//! ```
+//!
+//! Counters are atomics, so the caller's thread, the worker and `stats()` never take a lock.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Why an event was not delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum DropReason {
+    /// The queue was full (or stayed full for the blocking timeout) when `track()` was called.
+    QueueFull,
+    /// The event was over the per-event size limit (at `track()`), or the collector answered
+    /// 413 for it alone.
+    TooLarge,
+    /// The collector answered 401/403: the write key is missing or unknown.
+    Unauthorized,
+    /// The collector answered 415: it does not accept the request's encoding.
+    Unsupported,
+    /// The collector answered another status that retrying will not change (404, 422, …).
+    HttpStatus,
+    /// The retry deadline passed while the collector kept failing.
+    RetryExpired,
+    /// The tracker shut down (or its shutdown timed out) before the event was delivered.
+    ShutDown,
+}
+
+impl DropReason {
+    /// Every reason, in a stable order.
+    pub const ALL: [DropReason; 7] = [
+        DropReason::QueueFull,
+        DropReason::TooLarge,
+        DropReason::Unauthorized,
+        DropReason::Unsupported,
+        DropReason::HttpStatus,
+        DropReason::RetryExpired,
+        DropReason::ShutDown,
+    ];
+
+    /// A short snake_case name, for logs and summaries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::QueueFull => "queue_full",
+            DropReason::TooLarge => "too_large",
+            DropReason::Unauthorized => "unauthorized",
+            DropReason::Unsupported => "unsupported_encoding",
+            DropReason::HttpStatus => "http_status",
+            DropReason::RetryExpired => "retry_expired",
+            DropReason::ShutDown => "shut_down",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for DropReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the failure callback is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureReason {
+    /// The tracker gave the events up; see [`DropReason`].
+    Dropped(DropReason),
+    /// The collector dead-lettered the events with this code (`schema_invalid`, …, or
+    /// `malformed` for a 400). They are in its dead-letter sink; resending would not help.
+    Rejected(String),
+}
+
+/// A snapshot of the tracker's counters. See the module docs for how they add up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events accepted by `track()` into the queue.
+    pub tracked: u64,
+    /// Events the collector answered for as accepted (including duplicates).
+    pub sent: u64,
+    /// Of `sent`, events the collector had already seen (a retry after a lost answer).
+    pub duplicates: u64,
+    /// Events the collector dead-lettered (per-event rejections, or a 400 for the batch).
+    pub rejected: u64,
+    /// Events not delivered, by reason: `(reason, count)` for every reason, in
+    /// [`DropReason::ALL`] order.
+    pub dropped: Vec<(DropReason, u64)>,
+    /// Events dropped on purpose by the `before_send` hook (not a failure).
+    pub filtered: u64,
+    /// Tracked events not yet answered for: queued, batching, or in flight.
+    pub pending: u64,
+    /// Requests sent, including retries.
+    pub requests: u64,
+    /// Requests that were retries of an earlier failed request.
+    pub retries: u64,
+    /// Times the collector asked the tracker to slow down (429/503).
+    pub throttled: u64,
+    /// Body bytes put on the wire (after compression).
+    pub bytes_sent: u64,
+}
+
+impl Stats {
+    /// Events dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.dropped
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// All drops, whatever the reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.dropped.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The live counters behind [`Stats`].
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Events handed to the queue, counted *before* the hand-off so that a flush never misses
+    /// one (each is later settled exactly once).
+    pub(crate) admitted: AtomicU64,
+    /// Admitted events that reached a final state.
+    pub(crate) settled: AtomicU64,
+    tracked: AtomicU64,
+    sent: AtomicU64,
+    duplicates: AtomicU64,
+    rejected: AtomicU64,
+    filtered: AtomicU64,
+    dropped: [AtomicU64; DropReason::ALL.len()],
+    requests: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
+    bytes_sent: AtomicU64,
+}
+
+impl Counters {
+    /// A snapshot.
+    pub fn snapshot(&self) -> Stats {
+        let admitted = self.admitted.load(Relaxed);
+        let settled = self.settled.load(Relaxed);
+        Stats {
+            tracked: self.tracked.load(Relaxed),
+            sent: self.sent.load(Relaxed),
+            duplicates: self.duplicates.load(Relaxed),
+            rejected: self.rejected.load(Relaxed),
+            dropped: DropReason::ALL
+                .iter()
+                .map(|r| (*r, self.dropped[r.index()].load(Relaxed)))
+                .collect(),
+            filtered: self.filtered.load(Relaxed),
+            pending: admitted.saturating_sub(settled),
+            requests: self.requests.load(Relaxed),
+            retries: self.retries.load(Relaxed),
+            throttled: self.throttled.load(Relaxed),
+            bytes_sent: self.bytes_sent.load(Relaxed),
+        }
+    }
+
+    /// Counts an event refused by `track()` before it was admitted.
+    pub fn refused(&self, reason: DropReason) {
+        self.dropped[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    /// Counts an event dropped by the `before_send` hook.
+    pub fn filtered(&self) {
+        self.filtered.fetch_add(1, Relaxed);
+    }
+
+    /// Counts an event admitted to the queue; pair with [`Counters::enqueued`] or
+    /// [`Counters::dropped`].
+    pub fn admit(&self) {
+        self.admitted.fetch_add(1, Relaxed);
+    }
+
+    /// The admitted event is in the queue.
+    pub fn enqueued(&self) {
+        self.tracked.fetch_add(1, Relaxed);
+    }
+
+    /// `n` admitted events were answered for as accepted, `duplicates` of them as duplicates.
+    pub fn sent(&self, n: u64, duplicates: u64) {
+        self.sent.fetch_add(n, Relaxed);
+        self.duplicates.fetch_add(duplicates.min(n), Relaxed);
+        self.settled.fetch_add(n, Relaxed);
+    }
+
+    /// `n` admitted events were dead-lettered by the collector.
+    pub fn rejected(&self, n: u64) {
+        self.rejected.fetch_add(n, Relaxed);
+        self.settled.fetch_add(n, Relaxed);
+    }
+
+    /// `n` admitted events were given up for `reason`.
+    pub fn dropped(&self, reason: DropReason, n: u64) {
+        self.dropped[reason.index()].fetch_add(n, Relaxed);
+        self.settled.fetch_add(n, Relaxed);
+    }
+
+    /// A request of `bytes` body bytes was sent; `retry` when it repeats a failed one.
+    pub fn request(&self, bytes: usize, retry: bool) {
+        self.requests.fetch_add(1, Relaxed);
+        self.bytes_sent.fetch_add(bytes as u64, Relaxed);
+        if retry {
+            self.retries.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// The collector asked to slow down.
+    pub fn throttled(&self) {
+        self.throttled.fetch_add(1, Relaxed);
+    }
+
+    /// Admitted events not yet settled.
+    pub fn pending(&self) -> u64 {
+        self.admitted
+            .load(Relaxed)
+            .saturating_sub(self.settled.load(Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_add_up() {
+        let c = Counters::default();
+        for _ in 0..10 {
+            c.admit();
+            c.enqueued();
+        }
+        c.admit(); // admitted, then the queue turned out to be full
+        c.dropped(DropReason::QueueFull, 1);
+        c.refused(DropReason::TooLarge);
+        c.sent(6, 2);
+        c.rejected(1);
+        c.dropped(DropReason::RetryExpired, 1);
+        let s = c.snapshot();
+        assert_eq!(s.tracked, 10);
+        assert_eq!(s.sent, 6);
+        assert_eq!(s.duplicates, 2);
+        assert_eq!(s.rejected, 1);
+        assert_eq!(s.dropped(DropReason::QueueFull), 1);
+        assert_eq!(s.dropped(DropReason::TooLarge), 1);
+        assert_eq!(s.dropped(DropReason::RetryExpired), 1);
+        assert_eq!(s.dropped_total(), 3);
+        assert_eq!(s.pending, 2);
+        assert_eq!(s.dropped.len(), DropReason::ALL.len());
+    }
+
+    #[test]
+    fn reasons_index_their_slots() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index(), i);
+        }
+    }
+}

@@ -1,0 +1,838 @@
+//! The tracker handle and its builder.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::batch::{body_overhead, BatchLimits, Batcher};
+use crate::delivery::{FailureCallback, DEFAULT_GZIP_MIN_BYTES};
+use crate::event::{ContextRef, EncodedEvent, EnvelopeRef, SelfDescribing, StaticContext, UnixMillis};
+use crate::iglu::{IgluUriError, SchemaKey};
+use crate::policy::RetryPolicy;
+use crate::protocol::{Entity, Event, Labels, Library};
+use crate::session::{Identity, DEFAULT_SESSION_TIMEOUT};
+use crate::stats::{DropReason, FailureReason, Stats};
+use crate::transport::Transport;
+use crate::worker::{unix_ms_now, Control, Shared, Worker};
+
+/// Default maximum number of events waiting in the queue.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+/// Default maximum bytes of events waiting in the queue.
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+/// Default largest accepted event (its whole envelope, serialised).
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
+/// Default time the last handle's drop waits for pending events to be delivered.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The library name sent in `context.library.name`.
+pub const LIBRARY_NAME: &str = "eventwire-rust";
+/// Extra time a blocking `flush`/`shutdown` waits past its timeout for the worker's answer.
+const REPLY_GRACE: Duration = Duration::from_millis(250);
+
+/// A hook that sees every event before it is queued and may change it or drop it (`None`).
+/// Runs on the caller's thread.
+pub type BeforeSend = dyn Fn(Event) -> Option<Event> + Send + Sync;
+
+/// What `track` does when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// Drop the new event and count it (`DropReason::QueueFull`). Never blocks.
+    #[default]
+    DropNew,
+    /// Wait up to this long for room, then drop and count.
+    Block(Duration),
+}
+
+/// Why `track` refused an event. Every refusal is also counted in [`Stats`].
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    /// The event's (or an entity's) schema URI is malformed: fix the URI.
+    #[error("invalid schema URI `{uri}`: {source}")]
+    InvalidSchema {
+        /// The URI as given.
+        uri: String,
+        /// What is wrong with it.
+        source: IgluUriError,
+    },
+    /// The event's data could not be serialised to JSON (e.g. a map with non-string keys).
+    #[error("event data is not serialisable to JSON: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// The serialised envelope is over the per-event limit: send less data per event.
+    #[error("event is {size} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        /// The envelope's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The queue is full (the collector is slow or unreachable): the event was dropped.
+    #[error("event queue is full: event dropped")]
+    QueueFull,
+    /// The tracker was shut down: create a new one to track more.
+    #[error("tracker is shut down")]
+    ShutDown,
+    /// The `before_send` hook dropped the event (not a failure: your hook chose to).
+    #[error("event dropped by the before_send hook")]
+    Filtered,
+}
+
+/// Why `flush` did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlushError {
+    /// Events were still pending when the timeout passed. They stay queued and keep being
+    /// delivered; call `flush` again or `shutdown`.
+    #[error("flush timed out with {pending} events still pending")]
+    Timeout {
+        /// Events not yet answered for.
+        pending: u64,
+    },
+    /// The tracker is shut down; nothing more will be delivered.
+    #[error("tracker is already shut down")]
+    AlreadyShutdown,
+}
+
+/// Why `shutdown` did not complete cleanly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShutdownError {
+    /// The timeout passed first: these events were given up, counted as
+    /// `DropReason::ShutDown` and passed to the failure callback.
+    #[error("shutdown timed out: {dropped} events were not delivered")]
+    Timeout {
+        /// Events given up.
+        dropped: u64,
+    },
+    /// `shutdown` was already called.
+    #[error("tracker is already shut down")]
+    AlreadyShutdown,
+}
+
+/// Why the builder could not make a tracker.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No endpoint and no custom transport: set one.
+    #[error("no endpoint: call `.endpoint(\"http://…\")` or `.transport(…)`")]
+    NoEndpoint,
+    /// The endpoint is not an http(s) URL.
+    #[error("endpoint `{0}` is not an http:// or https:// URL")]
+    InvalidEndpoint(String),
+    /// A setting is out of range; the message says which.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The HTTP client could not be created.
+    #[error("HTTP client: {0}")]
+    Transport(String),
+    /// The worker thread could not be started.
+    #[error("could not start the worker thread: {0}")]
+    Spawn(#[from] std::io::Error),
+}
+
+/// Configures a [`Tracker`]. Every knob has a `DEFAULT_*` constant.
+#[must_use]
+pub struct TrackerBuilder {
+    endpoint: Option<String>,
+    write_key: Option<String>,
+    write_key_in_body: bool,
+    labels: Labels,
+    anonymous_id: Option<String>,
+    session_timeout: Duration,
+    limits: BatchLimits,
+    max_event_bytes: usize,
+    queue_capacity: usize,
+    max_queue_bytes: usize,
+    when_full: WhenFull,
+    retry: RetryPolicy,
+    gzip_min_bytes: Option<usize>,
+    #[cfg(feature = "reqwest")]
+    request_timeout: Duration,
+    transport: Option<Arc<dyn Transport>>,
+    before_send: Option<Arc<BeforeSend>>,
+    on_failure: Option<Arc<FailureCallback>>,
+}
+
+impl std::fmt::Debug for TrackerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrackerBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("labels", &self.labels)
+            .field("limits", &self.limits)
+            .field("queue_capacity", &self.queue_capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TrackerBuilder {
+    fn default() -> Self {
+        TrackerBuilder {
+            endpoint: None,
+            write_key: None,
+            write_key_in_body: false,
+            labels: Labels::default(),
+            anonymous_id: None,
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
+            limits: BatchLimits::default(),
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
+            when_full: WhenFull::DropNew,
+            retry: RetryPolicy::default(),
+            gzip_min_bytes: Some(DEFAULT_GZIP_MIN_BYTES),
+            #[cfg(feature = "reqwest")]
+            request_timeout: crate::transport::DEFAULT_REQUEST_TIMEOUT,
+            transport: None,
+            before_send: None,
+            on_failure: None,
+        }
+    }
+}
+
+impl TrackerBuilder {
+    /// The collector's base URL, e.g. `http://127.0.0.1:8080` (`/v1/batch` is appended).
+    pub fn endpoint(mut self, url: impl Into<String>) -> Self {
+        self.endpoint = Some(url.into());
+        self
+    }
+
+    /// The write key, sent as `Authorization: Bearer <key>`.
+    pub fn write_key(mut self, key: impl Into<String>) -> Self {
+        self.write_key = Some(key.into());
+        self
+    }
+
+    /// Also put the write key in the body (for proxies that strip `Authorization`).
+    pub fn write_key_in_body(mut self, yes: bool) -> Self {
+        self.write_key_in_body = yes;
+        self
+    }
+
+    /// The four standard labels, attached to every event.
+    pub fn labels(mut self, labels: Labels) -> Self {
+        self.labels = labels;
+        self
+    }
+
+    /// Sets one label: `environment`, `service`, `team` or `version`.
+    pub fn environment(mut self, v: impl Into<String>) -> Self {
+        self.labels.environment = Some(v.into());
+        self
+    }
+
+    /// Sets the `service` label.
+    pub fn service(mut self, v: impl Into<String>) -> Self {
+        self.labels.service = Some(v.into());
+        self
+    }
+
+    /// Sets the `team` label.
+    pub fn team(mut self, v: impl Into<String>) -> Self {
+        self.labels.team = Some(v.into());
+        self
+    }
+
+    /// Sets the `version` label (code revision or release).
+    pub fn version(mut self, v: impl Into<String>) -> Self {
+        self.labels.version = Some(v.into());
+        self
+    }
+
+    /// A stable anonymous id to reuse (persist it across runs); by default a random UUID.
+    pub fn anonymous_id(mut self, id: impl Into<String>) -> Self {
+        self.anonymous_id = Some(id.into());
+        self
+    }
+
+    /// Inactivity after which a new session starts (default [`DEFAULT_SESSION_TIMEOUT`]).
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// Most events per batch (default [`crate::batch::DEFAULT_MAX_BATCH_EVENTS`]).
+    pub fn max_batch_events(mut self, n: usize) -> Self {
+        self.limits.max_events = n;
+        self
+    }
+
+    /// Most body bytes per batch, before compression (default
+    /// [`crate::batch::DEFAULT_MAX_BATCH_BYTES`]; match the collector's limit).
+    pub fn max_batch_bytes(mut self, n: usize) -> Self {
+        self.limits.max_bytes = n;
+        self
+    }
+
+    /// Longest an event waits for its batch to fill (default
+    /// [`crate::batch::DEFAULT_MAX_BATCH_DELAY`]).
+    pub fn max_batch_delay(mut self, delay: Duration) -> Self {
+        self.limits.max_delay = delay;
+        self
+    }
+
+    /// Largest accepted event, envelope included (default [`DEFAULT_MAX_EVENT_BYTES`]).
+    pub fn max_event_bytes(mut self, n: usize) -> Self {
+        self.max_event_bytes = n;
+        self
+    }
+
+    /// Most events waiting in the queue (default [`DEFAULT_QUEUE_CAPACITY`]).
+    pub fn queue_capacity(mut self, n: usize) -> Self {
+        self.queue_capacity = n;
+        self
+    }
+
+    /// Most bytes of events waiting in the queue (default [`DEFAULT_MAX_QUEUE_BYTES`]).
+    pub fn max_queue_bytes(mut self, n: usize) -> Self {
+        self.max_queue_bytes = n;
+        self
+    }
+
+    /// What `track` does when the queue is full (default: drop the new event, counted).
+    pub fn when_full(mut self, policy: WhenFull) -> Self {
+        self.when_full = policy;
+        self
+    }
+
+    /// Retry settings (see [`RetryPolicy`]).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Gzip bodies of at least this many bytes; `None` never compresses (default
+    /// [`DEFAULT_GZIP_MIN_BYTES`]).
+    pub fn gzip_min_bytes(mut self, n: Option<usize>) -> Self {
+        self.gzip_min_bytes = n;
+        self
+    }
+
+    /// Time allowed for one HTTP request (default
+    /// [`crate::transport::DEFAULT_REQUEST_TIMEOUT`]).
+    #[cfg(feature = "reqwest")]
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sends through this transport instead of HTTP (tests: [`crate::MemoryTransport`]).
+    pub fn transport(mut self, transport: impl Transport) -> Self {
+        self.transport = Some(Arc::new(transport));
+        self
+    }
+
+    /// A hook that may change or drop (return `None`) every event before it is queued, on
+    /// the caller's thread: consent checks, scrubbing. Costs one conversion of the event to a
+    /// `serde_json::Value`.
+    pub fn before_send(mut self, hook: impl Fn(Event) -> Option<Event> + Send + Sync + 'static) -> Self {
+        self.before_send = Some(Arc::new(hook));
+        self
+    }
+
+    /// Called on the worker with every event that is not delivered, and why.
+    pub fn on_failure(
+        mut self,
+        callback: impl Fn(&FailureReason, &[EncodedEvent]) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_failure = Some(Arc::new(callback));
+        self
+    }
+
+    /// Validates the settings and starts the worker thread.
+    pub fn build(self) -> Result<Tracker, BuildError> {
+        let invalid = |m: &str| Err(BuildError::InvalidConfig(m.to_owned()));
+        if self.limits.max_events == 0 {
+            return invalid("max_batch_events must be at least 1");
+        }
+        if self.queue_capacity == 0 {
+            return invalid("queue_capacity must be at least 1");
+        }
+        if self.limits.max_delay.is_zero() {
+            return invalid("max_batch_delay must be above zero");
+        }
+        let write_key_json = match (&self.write_key, self.write_key_in_body) {
+            (Some(k), true) => Some(serde_json::to_string(k)?),
+            _ => None,
+        };
+        let overhead = body_overhead(write_key_json.as_deref().map(str::len));
+        let batcher = Batcher::new(self.limits, overhead);
+        if self.max_event_bytes == 0 || self.max_event_bytes > batcher.max_event_bytes() {
+            return invalid(&format!(
+                "max_event_bytes must be between 1 and {} (max_batch_bytes minus the body's own {overhead} bytes)",
+                batcher.max_event_bytes()
+            ));
+        }
+        let transport: Arc<dyn Transport> = match (self.transport, &self.endpoint) {
+            (Some(t), _) => t,
+            (None, None) => return Err(BuildError::NoEndpoint),
+            #[cfg(feature = "reqwest")]
+            (None, Some(endpoint)) => {
+                if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+                    || endpoint.len() <= "https://".len()
+                {
+                    return Err(BuildError::InvalidEndpoint(endpoint.clone()));
+                }
+                Arc::new(
+                    crate::transport::HttpTransport::new(endpoint, self.request_timeout)
+                        .map_err(|e| BuildError::Transport(e.to_string()))?,
+                )
+            }
+            #[cfg(not(feature = "reqwest"))]
+            (None, Some(_)) => {
+                return invalid("no HTTP transport compiled in (feature `reqwest`): pass `.transport(…)`")
+            }
+        };
+        let library = Library {
+            name: LIBRARY_NAME.to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let context = StaticContext {
+            labels: serde_json::value::to_raw_value(&self.labels)?,
+            library: serde_json::value::to_raw_value(&library)?,
+        };
+        let anonymous_id = self
+            .anonymous_id
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        let shared = Arc::new(Shared::default());
+        let (data_tx, data_rx) = flume::bounded(self.queue_capacity);
+        let (control_tx, control_rx) = flume::unbounded();
+        let worker = Worker {
+            shared: shared.clone(),
+            data_rx,
+            control_rx,
+            batcher,
+            transport,
+            retry: self.retry,
+            gzip_min_bytes: self.gzip_min_bytes,
+            write_key: self.write_key.map(Into::into),
+            write_key_in_body: write_key_json,
+            on_failure: self.on_failure,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = std::thread::Builder::new()
+            .name("eventwire-worker".into())
+            .spawn(move || runtime.block_on(worker.run()))?;
+        Ok(Tracker {
+            inner: Arc::new(Inner {
+                shared,
+                data_tx,
+                control_tx,
+                worker: Mutex::new(Some(handle)),
+                closed: AtomicBool::new(false),
+                identity: Mutex::new(Identity::new(anonymous_id, self.session_timeout)),
+                context,
+                labels: self.labels,
+                library,
+                max_event_bytes: self.max_event_bytes,
+                max_queue_bytes: self.max_queue_bytes,
+                when_full: self.when_full,
+                before_send: self.before_send,
+                size_hint: AtomicUsize::new(512),
+            }),
+        })
+    }
+}
+
+impl From<serde_json::Error> for BuildError {
+    fn from(e: serde_json::Error) -> Self {
+        BuildError::InvalidConfig(e.to_string())
+    }
+}
+
+/// The event tracker: cheap to clone, `Send + Sync`, never blocks on I/O.
+///
+/// See the [crate docs](crate) for a quickstart and the delivery guarantees.
+#[derive(Clone)]
+pub struct Tracker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    data_tx: flume::Sender<EncodedEvent>,
+    control_tx: flume::Sender<Control>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+    closed: AtomicBool,
+    identity: Mutex<Identity>,
+    context: StaticContext,
+    labels: Labels,
+    library: Library,
+    max_event_bytes: usize,
+    max_queue_bytes: usize,
+    when_full: WhenFull,
+    before_send: Option<Arc<BeforeSend>>,
+    /// Last envelope size, to allocate the next one's buffer once.
+    size_hint: AtomicUsize,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("labels", &self.inner.labels)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tracker {
+    /// A builder with every setting at its default.
+    pub fn builder() -> TrackerBuilder {
+        TrackerBuilder::default()
+    }
+
+    /// Tracks a typed event. Returns its `event_id`.
+    pub fn track<E: SelfDescribing>(&self, event: E) -> Result<Uuid, TrackError> {
+        self.track_data(Cow::Borrowed(E::SCHEMA), &event, &[])
+    }
+
+    /// Tracks a typed event with entities attached.
+    pub fn track_with<E: SelfDescribing>(
+        &self,
+        event: E,
+        entities: &[Entity],
+    ) -> Result<Uuid, TrackError> {
+        self.track_data(Cow::Borrowed(E::SCHEMA), &event, entities)
+    }
+
+    /// Tracks an event given as a schema URI and JSON data (no generated type needed).
+    pub fn track_json(&self, schema: &str, data: &Value) -> Result<Uuid, TrackError> {
+        self.track_data(Cow::Owned(schema.to_owned()), data, &[])
+    }
+
+    /// Tracks a dynamic event with entities attached.
+    pub fn track_json_with(
+        &self,
+        schema: &str,
+        data: &Value,
+        entities: &[Entity],
+    ) -> Result<Uuid, TrackError> {
+        self.track_data(Cow::Owned(schema.to_owned()), data, entities)
+    }
+
+    fn track_data<D: Serialize + ?Sized>(
+        &self,
+        schema: Cow<'static, str>,
+        data: &D,
+        entities: &[Entity],
+    ) -> Result<Uuid, TrackError> {
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::Relaxed) {
+            inner.shared.counters.refused(DropReason::ShutDown);
+            return Err(TrackError::ShutDown);
+        }
+        check_uri(&schema)?;
+        for entity in entities {
+            check_uri(&entity.schema)?;
+        }
+        let now = unix_ms_now();
+        let event_id = Uuid::now_v7();
+        let who = inner
+            .identity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .touch(now, || Uuid::new_v4().to_string());
+        let envelope = EnvelopeRef {
+            event_id,
+            schema: &schema,
+            data,
+            created_at: UnixMillis(now),
+            entities,
+            context: ContextRef {
+                labels: &inner.context.labels,
+                library: &inner.context.library,
+                anonymous_id: &who.anonymous_id,
+                user_id: who.user_id.as_deref(),
+                session_id: Some(&who.session_id),
+            },
+        };
+        let event = match &inner.before_send {
+            None => {
+                let mut json = Vec::with_capacity(inner.size_hint.load(Ordering::Relaxed));
+                serde_json::to_writer(&mut json, &envelope)?;
+                inner.size_hint.store(json.len() + 64, Ordering::Relaxed);
+                EncodedEvent::new(event_id, schema, json)
+            }
+            Some(hook) => {
+                let event: Event = serde_json::from_slice(&serde_json::to_vec(&envelope)?)?;
+                let Some(event) = hook(event) else {
+                    inner.shared.counters.filtered();
+                    return Err(TrackError::Filtered);
+                };
+                check_uri(&event.schema)?;
+                let json = serde_json::to_vec(&event)?;
+                EncodedEvent::new(event.event_id, event.schema, json)
+            }
+        };
+        if event.len() > inner.max_event_bytes {
+            inner.shared.counters.refused(DropReason::TooLarge);
+            return Err(TrackError::TooLarge {
+                size: event.len(),
+                limit: inner.max_event_bytes,
+            });
+        }
+        self.enqueue(event)
+    }
+
+    fn enqueue(&self, event: EncodedEvent) -> Result<Uuid, TrackError> {
+        let inner = &*self.inner;
+        let counters = &inner.shared.counters;
+        let id = event.event_id();
+        let size = event.len();
+        let queued = inner.shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
+        if queued + size > inner.max_queue_bytes {
+            inner.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            counters.refused(DropReason::QueueFull);
+            return Err(TrackError::QueueFull);
+        }
+        // Admit before the closed check and before the hand-off: a flush or shutdown that
+        // starts now counts this event and waits for it (see `shutdown`).
+        counters.admitted.fetch_add(1, Ordering::SeqCst);
+        let result = if inner.closed.load(Ordering::SeqCst) {
+            Err(DropReason::ShutDown)
+        } else {
+            match inner.when_full {
+                WhenFull::DropNew => inner.data_tx.try_send(event).map_err(|e| match e {
+                    flume::TrySendError::Full(_) => DropReason::QueueFull,
+                    flume::TrySendError::Disconnected(_) => DropReason::ShutDown,
+                }),
+                WhenFull::Block(timeout) => {
+                    inner.data_tx.send_timeout(event, timeout).map_err(|e| match e {
+                        flume::SendTimeoutError::Timeout(_) => DropReason::QueueFull,
+                        flume::SendTimeoutError::Disconnected(_) => DropReason::ShutDown,
+                    })
+                }
+            }
+        };
+        match result {
+            Ok(()) => {
+                counters.enqueued();
+                Ok(id)
+            }
+            Err(reason) => {
+                inner.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                counters.dropped(reason, 1);
+                Err(match reason {
+                    DropReason::QueueFull => TrackError::QueueFull,
+                    _ => TrackError::ShutDown,
+                })
+            }
+        }
+    }
+
+    /// Sets (or clears, with `None`) the signed-in user for the next events.
+    pub fn set_user_id(&self, user_id: Option<String>) {
+        self.identity().set_user_id(user_id);
+    }
+
+    /// Forgets the user (sign-out): a new anonymous id, no user id, a new session.
+    pub fn reset(&self) {
+        self.identity().reset(Uuid::new_v4().to_string());
+    }
+
+    /// The anonymous id currently attached to events (persist it to keep it across runs).
+    pub fn anonymous_id(&self) -> String {
+        self.identity().anonymous_id().to_owned()
+    }
+
+    fn identity(&self) -> std::sync::MutexGuard<'_, Identity> {
+        self.inner
+            .identity
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The labels attached to every event.
+    pub fn labels(&self) -> &Labels {
+        &self.inner.labels
+    }
+
+    /// The library name and version sent in `context.library`.
+    pub fn library(&self) -> &Library {
+        &self.inner.library
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        self.inner.shared.counters.snapshot()
+    }
+
+    /// Waits until every event tracked before this call is answered for (sent, rejected or
+    /// dropped with a reason), or until `timeout`. Blocks the calling thread only; safe inside
+    /// any async runtime (use [`Tracker::flush_async`] there to avoid blocking it).
+    pub fn flush(&self, timeout: Duration) -> Result<(), FlushError> {
+        let reply = self.request_flush(timeout)?;
+        wait_reply(&reply, timeout).unwrap_or_else(|| Err(self.flush_timeout()))
+    }
+
+    /// [`Tracker::flush`] for async callers: awaits without blocking the runtime; works on
+    /// any executor (the worker enforces the timeout).
+    pub async fn flush_async(&self, timeout: Duration) -> Result<(), FlushError> {
+        let reply = self.request_flush(timeout)?;
+        match reply.recv_async().await {
+            Ok(result) => result,
+            Err(_) => Err(self.flush_timeout()),
+        }
+    }
+
+    fn request_flush(
+        &self,
+        timeout: Duration,
+    ) -> Result<flume::Receiver<Result<(), FlushError>>, FlushError> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(FlushError::AlreadyShutdown);
+        }
+        let (reply, rx) = flume::bounded(1);
+        let target = self.inner.shared.counters.admitted.load(Ordering::SeqCst);
+        let control = Control::Flush {
+            target,
+            deadline: Instant::now() + timeout,
+            reply,
+        };
+        self.inner
+            .control_tx
+            .send(control)
+            .map_err(|_| FlushError::AlreadyShutdown)?;
+        Ok(rx)
+    }
+
+    fn flush_timeout(&self) -> FlushError {
+        FlushError::Timeout {
+            pending: self.inner.shared.counters.pending(),
+        }
+    }
+
+    /// Delivers what is pending (up to `timeout`), then stops the worker. Events still
+    /// pending at the timeout are counted as `DropReason::ShutDown` and passed to the failure
+    /// callback. Later `track` calls return [`TrackError::ShutDown`].
+    pub fn shutdown(&self, timeout: Duration) -> Result<(), ShutdownError> {
+        let reply = self.request_shutdown(timeout)?;
+        let result = wait_reply(&reply, timeout).unwrap_or(Err(ShutdownError::Timeout {
+            dropped: self.inner.shared.counters.pending(),
+        }));
+        let handle = self
+            .inner
+            .worker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            if handle.join().is_err() {
+                tracing::error!("the eventwire worker thread panicked");
+            }
+        }
+        result
+    }
+
+    /// [`Tracker::shutdown`] for async callers (does not join the worker thread, which exits
+    /// right after answering).
+    pub async fn shutdown_async(&self, timeout: Duration) -> Result<(), ShutdownError> {
+        let reply = self.request_shutdown(timeout)?;
+        match reply.recv_async().await {
+            Ok(result) => result,
+            Err(_) => Err(ShutdownError::Timeout {
+                dropped: self.inner.shared.counters.pending(),
+            }),
+        }
+    }
+
+    fn request_shutdown(
+        &self,
+        timeout: Duration,
+    ) -> Result<flume::Receiver<Result<(), ShutdownError>>, ShutdownError> {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return Err(ShutdownError::AlreadyShutdown);
+        }
+        let (reply, rx) = flume::bounded(1);
+        // SeqCst with `enqueue`: every event that saw `closed == false` was admitted before
+        // this load, so the target covers it.
+        let target = self.inner.shared.counters.admitted.load(Ordering::SeqCst);
+        let control = Control::Shutdown {
+            target,
+            deadline: Instant::now() + timeout,
+            reply,
+        };
+        self.inner
+            .control_tx
+            .send(control)
+            .map_err(|_| ShutdownError::AlreadyShutdown)?;
+        Ok(rx)
+    }
+
+    /// A guard that shuts the tracker down (delivering what is pending, up to `timeout`) when
+    /// it is dropped. Keep it alive for as long as the program tracks events:
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let tracker = eventwire::Tracker::builder().endpoint("http://127.0.0.1:8080").build()?;
+    /// let _guard = tracker.shutdown_guard(std::time::Duration::from_secs(5));
+    /// // … track events …
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown_guard(&self, timeout: Duration) -> ShutdownGuard {
+        ShutdownGuard {
+            tracker: self.clone(),
+            timeout,
+        }
+    }
+}
+
+fn check_uri(uri: &str) -> Result<(), TrackError> {
+    SchemaKey::validate(uri).map_err(|source| TrackError::InvalidSchema {
+        uri: uri.to_owned(),
+        source,
+    })
+}
+
+fn wait_reply<T>(reply: &flume::Receiver<T>, timeout: Duration) -> Option<T> {
+    reply.recv_timeout(timeout.saturating_add(REPLY_GRACE)).ok()
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: deliver what is pending rather than lose it quietly.
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (reply, rx) = flume::bounded(1);
+        let target = self.shared.counters.admitted.load(Ordering::SeqCst);
+        let control = Control::Shutdown {
+            target,
+            deadline: Instant::now() + DEFAULT_SHUTDOWN_TIMEOUT,
+            reply,
+        };
+        if self.control_tx.send(control).is_ok() {
+            match wait_reply(&rx, DEFAULT_SHUTDOWN_TIMEOUT) {
+                Some(Ok(())) | None => {}
+                Some(Err(e)) => tracing::warn!(error = %e, "tracker dropped"),
+            }
+        }
+        let handle = self
+            .worker
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Shuts the tracker down when dropped; see [`Tracker::shutdown_guard`].
+#[must_use = "the guard shuts the tracker down when dropped; bind it: `let _guard = …`"]
+#[derive(Debug)]
+pub struct ShutdownGuard {
+    tracker: Tracker,
+    timeout: Duration,
+}
+
+impl Drop for ShutdownGuard {
+    fn drop(&mut self) {
+        match self.tracker.shutdown(self.timeout) {
+            Ok(()) | Err(ShutdownError::AlreadyShutdown) => {}
+            Err(e) => tracing::warn!(error = %e, "eventwire shutdown"),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! HTTP delivery with reqwest (rustls).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+
+use super::{LocalBoxFuture, Request, Response, Transport, TransportError};
+use crate::protocol::BATCH_PATH;
+
+/// Default time for one request, connection included.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time to establish a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Answers larger than this are cut: the collector's answer is small, anything bigger is not it.
+const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// Posts batches to `<endpoint>/v1/batch`.
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    client: reqwest::Client,
+    url: Arc<str>,
+}
+
+impl HttpTransport {
+    /// A transport for the collector at `endpoint` (its base URL, e.g. `http://127.0.0.1:8080`).
+    pub fn new(endpoint: &str, request_timeout: Duration) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(request_timeout)
+            .connect_timeout(DEFAULT_CONNECT_TIMEOUT.min(request_timeout))
+            .build()?;
+        Ok(Self::with_client(client, endpoint))
+    }
+
+    /// A transport on a client you configured (proxies, TLS roots, …).
+    pub fn with_client(client: reqwest::Client, endpoint: &str) -> Self {
+        let url = format!("{}{BATCH_PATH}", endpoint.trim_end_matches('/'));
+        HttpTransport {
+            client,
+            url: url.into(),
+        }
+    }
+
+    async fn post(&self, request: Request) -> Result<Response, TransportError> {
+        let mut builder = self
+            .client
+            .post(&*self.url)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(USER_AGENT, HeaderValue::from_static(crate::USER_AGENT));
+        if request.gzip {
+            builder = builder.header(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        if let Some(key) = &request.write_key {
+            builder = builder.bearer_auth(key);
+        }
+        let mut response = builder.body(request.body).send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            let room = MAX_RESPONSE_BYTES.saturating_sub(body.len());
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if room <= chunk.len() {
+                break;
+            }
+        }
+        Ok(Response {
+            status,
+            retry_after,
+            body,
+        })
+    }
+}
+
+fn classify(e: reqwest::Error) -> TransportError {
+    if e.is_timeout() {
+        TransportError::Timeout
+    } else {
+        // Include the source chain: "error sending request" alone says nothing.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            source = s.source();
+        }
+        TransportError::Network(message)
+    }
+}
+
+impl Transport for HttpTransport {
+    fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>> {
+        Box::pin(self.post(request))
+    }
+}

@@ -1,0 +1,368 @@
+//! The native worker: one named thread that owns a current-thread tokio runtime and runs the
+//! drain loop. It never touches the caller's runtime, so `flush` and `shutdown` work the same
+//! from `fn main`, a multi-thread runtime or a current-thread runtime.
+
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant as TokioInstant;
+
+use crate::batch::Batcher;
+use crate::delivery::{notify, Delivery, FailureCallback, InFlight, Platform};
+use crate::event::EncodedEvent;
+use crate::policy::RetryPolicy;
+use crate::stats::{Counters, DropReason, FailureReason};
+use crate::transport::{LocalBoxFuture, Transport};
+use crate::tracker::{FlushError, ShutdownError};
+
+/// How long the worker keeps draining stragglers after shutdown (events admitted just before
+/// the tracker closed and still on their way into the queue).
+const STRAGGLER_GRACE: Duration = Duration::from_millis(500);
+
+/// State shared by the tracker handles and the worker.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub counters: Counters,
+    /// Bytes of events sitting in the queue (bounded by the builder's `max_queue_bytes`).
+    pub queued_bytes: AtomicUsize,
+}
+
+pub(crate) enum Control {
+    Flush {
+        target: u64,
+        deadline: Instant,
+        reply: flume::Sender<Result<(), FlushError>>,
+    },
+    Shutdown {
+        target: u64,
+        deadline: Instant,
+        reply: flume::Sender<Result<(), ShutdownError>>,
+    },
+}
+
+struct FlushWaiter {
+    target: u64,
+    deadline: TokioInstant,
+    reply: flume::Sender<Result<(), FlushError>>,
+}
+
+struct ShutdownWaiter {
+    target: u64,
+    deadline: TokioInstant,
+    reply: flume::Sender<Result<(), ShutdownError>>,
+}
+
+/// Flush and shutdown requests waiting for the queue to drain.
+struct Waiters {
+    flushes: Vec<FlushWaiter>,
+    shutdown: Option<ShutdownWaiter>,
+    /// False once every tracker handle is gone: the control channel is then not polled again.
+    control_open: bool,
+}
+
+impl Default for Waiters {
+    fn default() -> Self {
+        Waiters {
+            flushes: Vec::new(),
+            shutdown: None,
+            control_open: true,
+        }
+    }
+}
+
+impl Waiters {
+    fn register(&mut self, control: Control) {
+        match control {
+            Control::Flush {
+                target,
+                deadline,
+                reply,
+            } => self.flushes.push(FlushWaiter {
+                target,
+                deadline: deadline.into(),
+                reply,
+            }),
+            Control::Shutdown {
+                target,
+                deadline,
+                reply,
+            } => {
+                if self.shutdown.is_none() {
+                    self.shutdown = Some(ShutdownWaiter {
+                        target,
+                        deadline: deadline.into(),
+                        reply,
+                    });
+                } else {
+                    let _ = reply.send(Err(ShutdownError::AlreadyShutdown));
+                }
+            }
+        }
+    }
+
+    /// Takes a control message; `None` means every tracker handle is gone without a shutdown
+    /// (the public API shuts down on the last drop, so this is a safety net): shut down then.
+    fn on_control(&mut self, control: Option<Control>, counters: &Counters) {
+        match control {
+            Some(control) => self.register(control),
+            None => {
+                self.control_open = false;
+                let (reply, _) = flume::bounded(1);
+                self.register(Control::Shutdown {
+                    target: counters.admitted.load(Ordering::SeqCst),
+                    deadline: Instant::now() + crate::tracker::DEFAULT_SHUTDOWN_TIMEOUT,
+                    reply,
+                });
+            }
+        }
+    }
+
+    fn draining(&self) -> bool {
+        !self.flushes.is_empty() || self.shutdown.is_some()
+    }
+
+    fn next_deadline(&self) -> Option<TokioInstant> {
+        self.flushes
+            .iter()
+            .map(|w| w.deadline)
+            .chain(self.shutdown.as_ref().map(|w| w.deadline))
+            .min()
+    }
+
+    /// Answers the flushes whose events are all settled, and those past their deadline.
+    fn resolve_flushes(&mut self, counters: &Counters) {
+        let settled = counters.settled.load(Ordering::SeqCst);
+        let now = TokioInstant::now();
+        self.flushes.retain(|w| {
+            if settled >= w.target {
+                let _ = w.reply.send(Ok(()));
+                false
+            } else if now >= w.deadline {
+                let pending = w.target - settled;
+                let _ = w.reply.send(Err(FlushError::Timeout { pending }));
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    fn shutdown_expired(&self) -> bool {
+        self.shutdown
+            .as_ref()
+            .is_some_and(|w| TokioInstant::now() >= w.deadline)
+    }
+}
+
+pub(crate) struct NativePlatform {
+    origin: Instant,
+}
+
+impl Platform for NativePlatform {
+    fn now_unix_ms(&self) -> u64 {
+        unix_ms_now()
+    }
+
+    fn monotonic_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
+        Box::pin(tokio::time::sleep(duration))
+    }
+
+    fn jitter(&self) -> f64 {
+        fastrand::f64()
+    }
+}
+
+/// The wall clock in Unix milliseconds.
+pub(crate) fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+pub(crate) struct Worker {
+    pub shared: Arc<Shared>,
+    pub data_rx: flume::Receiver<EncodedEvent>,
+    pub control_rx: flume::Receiver<Control>,
+    pub batcher: Batcher<EncodedEvent>,
+    pub transport: Arc<dyn Transport>,
+    pub retry: RetryPolicy,
+    pub gzip_min_bytes: Option<usize>,
+    pub write_key: Option<Arc<str>>,
+    pub write_key_in_body: Option<String>,
+    pub on_failure: Option<Arc<FailureCallback>>,
+}
+
+impl Worker {
+    /// Runs the drain loop until shutdown (or until every tracker handle is gone).
+    pub async fn run(mut self) {
+        let platform = NativePlatform {
+            origin: Instant::now(),
+        };
+        let mut waiters = Waiters::default();
+        let mut inflight = InFlight::default();
+        loop {
+            waiters.resolve_flushes(&self.shared.counters);
+            if waiters.shutdown_expired() {
+                break;
+            }
+            if let Some(shutdown) = &waiters.shutdown {
+                let settled = self.shared.counters.settled.load(Ordering::SeqCst);
+                if settled >= shutdown.target && self.batcher.is_empty() && self.data_rx.is_empty()
+                {
+                    break;
+                }
+            }
+            // While someone waits for a flush, send what is buffered without waiting for the
+            // batch to fill.
+            if waiters.draining() && !self.batcher.is_empty() && self.data_rx.is_empty() {
+                inflight.stack.push(self.batcher.take());
+                if self.deliver(&platform, &mut inflight, &mut waiters).await {
+                    break;
+                }
+                continue;
+            }
+            let batch_due = self.batcher.deadline_ms().map(|d| {
+                let wait = d.saturating_sub(platform.monotonic_ms());
+                TokioInstant::now() + Duration::from_millis(wait)
+            });
+            let waiter_due = waiters.next_deadline();
+            tokio::select! {
+                biased;
+                control = self.control_rx.recv_async(), if waiters.control_open => {
+                    waiters.on_control(control.ok(), &self.shared.counters);
+                }
+                event = self.data_rx.recv_async() => {
+                    let Ok(event) = event else { continue };
+                    self.shared.queued_bytes.fetch_sub(event.len(), Ordering::Relaxed);
+                    let size = event.len();
+                    if let Some(cut) = self.batcher.push(event, size, platform.monotonic_ms()) {
+                        inflight.stack.push(cut);
+                    }
+                    if self.batcher.is_full() {
+                        inflight.stack.push(self.batcher.take());
+                    }
+                    if !inflight.is_empty() && self.deliver(&platform, &mut inflight, &mut waiters).await {
+                        break;
+                    }
+                }
+                () = sleep_until(batch_due), if batch_due.is_some() => {
+                    inflight.stack.push(self.batcher.take());
+                    if self.deliver(&platform, &mut inflight, &mut waiters).await {
+                        break;
+                    }
+                }
+                () = sleep_until(waiter_due), if waiter_due.is_some() => {}
+            }
+        }
+        self.finish(&mut inflight, waiters).await;
+    }
+
+    /// Delivers `inflight` while still answering flush and shutdown requests. Returns true when
+    /// the shutdown deadline passed mid-delivery (the delivery is then abandoned; what it had
+    /// not settled is still in `inflight`).
+    async fn deliver(
+        &self,
+        platform: &NativePlatform,
+        inflight: &mut InFlight,
+        waiters: &mut Waiters,
+    ) -> bool {
+        let delivery = Delivery {
+            transport: &*self.transport,
+            platform,
+            retry: self.retry,
+            gzip_min_bytes: self.gzip_min_bytes,
+            write_key: self.write_key.clone(),
+            write_key_in_body: self.write_key_in_body.as_deref(),
+            counters: &self.shared.counters,
+            on_failure: self.on_failure.as_deref(),
+        };
+        let mut run = pin!(delivery.run(inflight));
+        loop {
+            let due = waiters.next_deadline();
+            tokio::select! {
+                biased;
+                () = &mut run => return false,
+                control = self.control_rx.recv_async(), if waiters.control_open => {
+                    waiters.on_control(control.ok(), &self.shared.counters);
+                }
+                () = sleep_until(due), if due.is_some() => {
+                    waiters.resolve_flushes(&self.shared.counters);
+                    if waiters.shutdown_expired() {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Settles whatever is left as shut down, answers the shutdown request and exits.
+    async fn finish(mut self, inflight: &mut InFlight, mut waiters: Waiters) {
+        let counters = &self.shared.counters;
+        let mut abandoned = inflight.drain();
+        abandoned.extend(self.batcher.take());
+        // Stragglers: events admitted before the tracker closed may still be on their way in.
+        let grace_end = Instant::now() + STRAGGLER_GRACE;
+        loop {
+            for event in self.data_rx.drain() {
+                self.shared
+                    .queued_bytes
+                    .fetch_sub(event.len(), Ordering::Relaxed);
+                abandoned.push(event);
+            }
+            let settled = counters.settled.load(Ordering::SeqCst) + abandoned.len() as u64;
+            if settled >= counters.admitted.load(Ordering::SeqCst) || Instant::now() >= grace_end {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let lost = abandoned.len() as u64;
+        if lost > 0 {
+            tracing::warn!(
+                events = lost,
+                "tracker shut down before these events were delivered"
+            );
+            counters.dropped(DropReason::ShutDown, lost);
+            notify(
+                self.on_failure.as_deref(),
+                &FailureReason::Dropped(DropReason::ShutDown),
+                &abandoned,
+            );
+        }
+        waiters.resolve_flushes(counters);
+        for w in waiters.flushes.drain(..) {
+            let _ = w.reply.send(Err(FlushError::AlreadyShutdown));
+        }
+        if let Some(w) = waiters.shutdown.take() {
+            let result = if lost == 0 {
+                Ok(())
+            } else {
+                Err(ShutdownError::Timeout { dropped: lost })
+            };
+            let _ = w.reply.send(result);
+        }
+        // Late control requests get a clear answer rather than a hang.
+        for control in self.control_rx.drain() {
+            match control {
+                Control::Flush { reply, .. } => {
+                    let _ = reply.send(Err(FlushError::AlreadyShutdown));
+                }
+                Control::Shutdown { reply, .. } => {
+                    let _ = reply.send(Err(ShutdownError::AlreadyShutdown));
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<TokioInstant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
