@@ -1,0 +1,450 @@
+//! The tracker against a scripted HTTP server on loopback: real sockets, real reqwest.
+//!
+//! Each scenario scripts the server's answers per request and then asserts exactly which event
+//! ids arrived, how often, and what `stats()` says.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use eventwire::protocol::{Batch, BatchResponse, Rejection};
+use eventwire::{DropReason, FailureReason, RetryPolicy, SelfDescribing, Tracker, TrackerBuilder, Uuid};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+
+const T: Duration = Duration::from_secs(20);
+
+#[derive(serde::Serialize)]
+struct Click {
+    target: String,
+}
+
+impl SelfDescribing for Click {
+    const SCHEMA: &'static str = "iglu:com.example/click/jsonschema/1-0-0";
+}
+
+/// What the server does with one request.
+enum Step {
+    /// Answer with this status, headers and body.
+    Answer(u16, Vec<(&'static str, String)>, Option<BatchResponse>),
+    /// Wait this long, then answer 200 (the client should have timed out).
+    Hang(Duration),
+}
+
+/// A request as the server saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    batch: Batch,
+    status: u16,
+    gzip: bool,
+    authorization: Option<String>,
+    at: Instant,
+}
+
+type Script = dyn Fn(usize, &Batch) -> Step + Send + Sync;
+
+struct Server {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start(script: impl Fn(usize, &Batch) -> Step + Send + Sync + 'static) -> Server {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(listener, script)
+    }
+
+    fn start_on(
+        listener: std::net::TcpListener,
+        script: impl Fn(usize, &Batch) -> Step + Send + Sync + 'static,
+    ) -> Server {
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let script: Arc<Script> = Arc::new(script);
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let log = seen.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        accepted = listener.accept() => {
+                            let Ok((stream, _)) = accepted else { continue };
+                            let script = script.clone();
+                            let log = log.clone();
+                            let arrived = arrived.clone();
+                            tokio::spawn(async move {
+                                let service = hyper::service::service_fn(move |req| {
+                                    handle(req, script.clone(), log.clone(), arrived.clone())
+                                });
+                                let _ = hyper::server::conn::http1::Builder::new()
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            });
+                        }
+                    }
+                }
+            });
+        });
+        Server {
+            addr,
+            seen,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// How often each event id arrived in any request.
+    fn arrivals(&self) -> HashMap<Uuid, usize> {
+        let mut map = HashMap::new();
+        for s in self.seen() {
+            for e in s.batch.events {
+                *map.entry(e.event_id).or_insert(0) += 1;
+            }
+        }
+        map
+    }
+
+    /// How often each event id arrived in a request answered 200.
+    fn accepted(&self) -> HashMap<Uuid, usize> {
+        let mut map = HashMap::new();
+        for s in self.seen().into_iter().filter(|s| s.status == 200) {
+            for e in s.batch.events {
+                *map.entry(e.event_id).or_insert(0) += 1;
+            }
+        }
+        map
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    script: Arc<Script>,
+    log: Arc<Mutex<Vec<Seen>>>,
+    arrived: Arc<std::sync::atomic::AtomicUsize>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let gzip = req.headers().get("content-encoding").is_some_and(|v| v == "gzip");
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    assert_eq!(req.uri().path(), "/v1/batch");
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let body = if gzip {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out).unwrap();
+        out
+    } else {
+        body.to_vec()
+    };
+    let batch: Batch = serde_json::from_slice(&body).expect("the tracker sends valid batches");
+    // Number requests by arrival: a hung request is logged only when it answers.
+    let n = arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let step = script(n, &batch);
+    // Logged on arrival; a hung request is logged with status 0 (the client never got one).
+    let (status, headers, answer, hang) = match step {
+        Step::Answer(status, headers, answer) => (status, headers, answer, None),
+        Step::Hang(d) => (200, vec![], None, Some(d)),
+    };
+    log.lock().unwrap().push(Seen {
+        batch: batch.clone(),
+        status: if hang.is_some() { 0 } else { status },
+        gzip,
+        authorization,
+        at: Instant::now(),
+    });
+    if let Some(d) = hang {
+        tokio::time::sleep(d).await;
+    }
+    let answer = answer.unwrap_or(BatchResponse {
+        accepted: batch.events.len() as u64,
+        ..Default::default()
+    });
+    let mut response = Response::builder().status(status);
+    for (k, v) in headers {
+        response = response.header(k, v);
+    }
+    let body = if status == 200 {
+        serde_json::to_vec(&answer).unwrap()
+    } else {
+        Vec::new()
+    };
+    Ok(response.body(Full::new(Bytes::from(body))).unwrap())
+}
+
+fn ok() -> Step {
+    Step::Answer(200, vec![], None)
+}
+
+fn status(code: u16) -> Step {
+    Step::Answer(code, vec![], None)
+}
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        deadline: Duration::from_secs(30),
+        max_retry_after: Duration::from_secs(5),
+    }
+}
+
+fn tracker_for(endpoint: &str) -> TrackerBuilder {
+    Tracker::builder()
+        .endpoint(endpoint)
+        .retry(fast_retries())
+        .max_batch_delay(Duration::from_millis(20))
+        .request_timeout(Duration::from_millis(500))
+}
+
+fn track_n(tracker: &Tracker, n: usize) -> Vec<Uuid> {
+    (0..n)
+        .map(|i| {
+            tracker
+                .track(Click {
+                    target: format!("button-{i}"),
+                })
+                .unwrap()
+        })
+        .collect()
+}
+
+fn assert_each_once(map: &HashMap<Uuid, usize>, ids: &[Uuid]) {
+    assert_eq!(map.len(), ids.len(), "exactly these ids");
+    for id in ids {
+        assert_eq!(map.get(id), Some(&1), "{id}");
+    }
+}
+
+#[test]
+fn server_error_then_success() {
+    let server = Server::start(|n, _| if n == 0 { status(500) } else { ok() });
+    let tracker = tracker_for(&server.endpoint()).build().unwrap();
+    let ids = track_n(&tracker, 20);
+    tracker.flush(T).unwrap();
+    // Every id was sent twice (the 500 attempt and the retry) and accepted once.
+    let arrivals = server.arrivals();
+    assert!(ids.iter().all(|id| arrivals[id] == 2));
+    assert_each_once(&server.accepted(), &ids);
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.requests, s.retries, s.pending), (20, 2, 1, 0));
+    // sent_at is stamped on every attempt.
+    let seen = server.seen();
+    assert!(seen[0].batch.sent_at <= seen[1].batch.sent_at);
+}
+
+#[test]
+fn too_many_requests_with_retry_after_seconds_pauses_the_pipeline() {
+    let server = Server::start(|n, _| {
+        if n == 0 {
+            Step::Answer(429, vec![("retry-after", "1".into())], None)
+        } else {
+            ok()
+        }
+    });
+    let tracker = tracker_for(&server.endpoint()).build().unwrap();
+    let ids = track_n(&tracker, 5);
+    tracker.flush(T).unwrap();
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    let pause = seen[1].at - seen[0].at;
+    assert!(pause >= Duration::from_millis(950), "paused only {pause:?}");
+    assert_each_once(&server.accepted(), &ids);
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.throttled, s.retries), (5, 1, 1));
+}
+
+#[test]
+fn unavailable_with_retry_after_http_date() {
+    let when = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
+    let server = Server::start(move |n, _| {
+        if n == 0 {
+            Step::Answer(503, vec![("retry-after", when.clone())], None)
+        } else {
+            ok()
+        }
+    });
+    let tracker = tracker_for(&server.endpoint()).build().unwrap();
+    let ids = track_n(&tracker, 3);
+    tracker.flush(T).unwrap();
+    let seen = server.seen();
+    let pause = seen[1].at - seen[0].at;
+    // The date has one-second resolution: at least ~1 s, at most the 5 s cap.
+    assert!(pause >= Duration::from_millis(900) && pause < Duration::from_secs(5), "{pause:?}");
+    assert_each_once(&server.accepted(), &ids);
+    assert_eq!(tracker.stats().throttled, 1);
+}
+
+#[test]
+fn payload_too_large_splits_the_batch() {
+    // The server takes at most 4 events per request.
+    let server = Server::start(|_, batch| if batch.events.len() > 4 { status(413) } else { ok() });
+    let tracker = tracker_for(&server.endpoint())
+        .max_batch_delay(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let ids = track_n(&tracker, 20);
+    tracker.flush(T).unwrap();
+    assert_each_once(&server.accepted(), &ids);
+    let seen = server.seen();
+    assert_eq!(seen[0].status, 413);
+    assert_eq!(seen[0].batch.events.len(), 20);
+    assert!(seen.iter().filter(|s| s.status == 200).all(|s| s.batch.events.len() <= 4));
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.dropped_total(), s.pending), (20, 0, 0));
+}
+
+#[test]
+fn hanging_server_times_out_and_the_retry_succeeds() {
+    // The first request hangs past the client's 500 ms timeout; then the server answers.
+    let server = Server::start(|n, _| if n == 0 { Step::Hang(Duration::from_secs(2)) } else { ok() });
+    let tracker = tracker_for(&server.endpoint()).build().unwrap();
+    let ids = track_n(&tracker, 7);
+    tracker.flush(T).unwrap();
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.pending), (7, 0));
+    assert!(s.retries >= 1);
+    // The ids reached the server twice (the hung attempt and the retry) and were answered
+    // once: a collector that stored the hung attempt relies on dedup by event id.
+    let arrivals = server.arrivals();
+    assert!(ids.iter().all(|id| arrivals[id] == 2), "{arrivals:?}");
+    assert_each_once(&server.accepted(), &ids);
+}
+
+#[test]
+fn connection_refused_then_the_server_appears() {
+    // Reserve a port, release it, and point the tracker there while nothing listens.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let tracker = tracker_for(&endpoint).build().unwrap();
+    let ids = track_n(&tracker, 10);
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(tracker.stats().requests >= 2, "retried while the server was down");
+    assert_eq!(tracker.stats().sent, 0);
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let server = Server::start_on(listener, |_, _| ok());
+    tracker.flush(T).unwrap();
+    assert_each_once(&server.arrivals(), &ids);
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.pending, s.dropped_total()), (10, 0, 0));
+}
+
+#[test]
+fn per_event_rejections_in_a_200_are_counted_and_not_resent() {
+    let server = Server::start(|_, batch| {
+        let rejected = vec![
+            Rejection { index: 1, event_id: Some(batch.events[1].event_id.to_string()), code: "schema_invalid".into() },
+            Rejection { index: 3, event_id: Some(batch.events[3].event_id.to_string()), code: "unknown_schema".into() },
+        ];
+        Step::Answer(200, vec![], Some(BatchResponse { accepted: batch.events.len() as u64 - 2, duplicates: 1, rejected }))
+    });
+    let failures: Arc<Mutex<Vec<(FailureReason, Vec<Uuid>)>>> = Arc::default();
+    let sink = failures.clone();
+    let tracker = tracker_for(&server.endpoint())
+        .max_batch_delay(Duration::from_secs(3600))
+        .on_failure(move |r, events| sink.lock().unwrap().push((r.clone(), events.iter().map(|e| e.event_id()).collect())))
+        .build()
+        .unwrap();
+    let ids = track_n(&tracker, 6);
+    tracker.flush(T).unwrap();
+    assert_each_once(&server.arrivals(), &ids);
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.duplicates, s.rejected, s.requests), (4, 1, 2, 1));
+    let mut failures = failures.lock().unwrap().clone();
+    failures.sort_by_key(|(r, _)| format!("{r:?}"));
+    assert_eq!(
+        failures,
+        vec![
+            (FailureReason::Rejected("schema_invalid".into()), vec![ids[1]]),
+            (FailureReason::Rejected("unknown_schema".into()), vec![ids[3]]),
+        ]
+    );
+}
+
+#[test]
+fn unauthorized_is_dropped_loudly_not_retried_and_write_key_is_sent() {
+    let server = Server::start(|_, _| status(401));
+    let tracker = tracker_for(&server.endpoint()).write_key("wrong-key").build().unwrap();
+    track_n(&tracker, 3);
+    tracker.flush(T).unwrap();
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1, "401 is not retried");
+    assert_eq!(seen[0].authorization.as_deref(), Some("Bearer wrong-key"));
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.dropped(DropReason::Unauthorized)), (0, 3));
+}
+
+#[test]
+fn malformed_400_counts_as_rejected() {
+    let server = Server::start(|_, _| status(400));
+    let tracker = tracker_for(&server.endpoint()).build().unwrap();
+    track_n(&tracker, 2);
+    tracker.flush(T).unwrap();
+    assert_eq!(server.seen().len(), 1);
+    let s = tracker.stats();
+    assert_eq!((s.rejected, s.sent), (2, 0));
+}
+
+#[test]
+fn large_bodies_are_gzipped_small_ones_are_not() {
+    let server = Server::start(|_, _| ok());
+    let tracker = tracker_for(&server.endpoint())
+        .gzip_min_bytes(Some(4096))
+        .max_batch_events(200)
+        .max_batch_delay(Duration::from_secs(3600))
+        .write_key("k")
+        .write_key_in_body(true)
+        .build()
+        .unwrap();
+    track_n(&tracker, 1);
+    tracker.flush(T).unwrap();
+    track_n(&tracker, 200);
+    tracker.flush(T).unwrap();
+    let seen = server.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(!seen[0].gzip);
+    assert!(seen[1].gzip);
+    assert_eq!(seen[1].batch.events.len(), 200);
+    assert_eq!(seen[1].batch.write_key.as_deref(), Some("k"));
+    let s = tracker.stats();
+    assert_eq!(s.sent, 201);
+    assert!(s.bytes_sent < 200 * 100, "compressed: {} bytes", s.bytes_sent);
+}
