@@ -106,7 +106,9 @@ impl<T> Batcher<T> {
     /// should be taken and sent.
     pub fn push(&mut self, item: T, size: usize, now_ms: u64) -> Option<Vec<T>> {
         let separator = usize::from(!self.items.is_empty());
-        let cut = if !self.items.is_empty() && self.body_bytes + separator + size > self.limits.max_bytes {
+        let cut = if !self.items.is_empty()
+            && self.body_bytes + separator + size > self.limits.max_bytes
+        {
             Some(self.take())
         } else {
             None
@@ -184,7 +186,10 @@ mod tests {
         let mut out = Vec::new();
         encode_body(SENT_AT, Some("\"k\""), [&b"{}"[..], b"[1]"], &mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v, serde_json::json!({"sent_at": SENT_AT, "write_key": "k", "events": [{}, [1]]}));
+        assert_eq!(
+            v,
+            serde_json::json!({"sent_at": SENT_AT, "write_key": "k", "events": [{}, [1]]})
+        );
     }
 
     #[test]
@@ -236,7 +241,9 @@ mod tests {
         let mut sent = Vec::new();
         let mut seed = 7u64;
         for i in 0..500 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             let len = 2 + (seed >> 33) as usize % 300;
             let event = format!("[{}]", "7".repeat(len - 2)).into_bytes();
             let expected = b.body_bytes() + usize::from(!b.is_empty()) + len;

@@ -169,8 +169,15 @@ impl Delivery<'_> {
                 Verdict::GiveUp => return Final::GaveUp,
                 Verdict::Retry(wait) => {
                     match &result {
-                        Ok(r) => tracing::debug!(status = r.status, ?wait, attempt, "collector failed; retrying"),
-                        Err(e) => tracing::debug!(error = %e, ?wait, attempt, "send failed; retrying"),
+                        Ok(r) => tracing::debug!(
+                            status = r.status,
+                            ?wait,
+                            attempt,
+                            "collector failed; retrying"
+                        ),
+                        Err(e) => {
+                            tracing::debug!(error = %e, ?wait, attempt, "send failed; retrying")
+                        }
                     }
                     wait
                 }
@@ -257,7 +264,11 @@ impl Delivery<'_> {
         }
         self.counters.sent(accepted, answer.duplicates);
         for (code, events) in rejected {
-            tracing::warn!(code, events = events.len(), "collector dead-lettered events");
+            tracing::warn!(
+                code,
+                events = events.len(),
+                "collector dead-lettered events"
+            );
             self.fail(FailureReason::Rejected(code.to_owned()), &events);
         }
     }

@@ -175,7 +175,7 @@ mod tests {
         };
         let id = Uuid::now_v7();
         let data = serde_json::json!({"media_id": "b0074dlv", "position_s": 12.5});
-        let entities = vec![Entity {
+        let entities = [Entity {
             schema: "iglu:com.example.media/player/jsonschema/1-0-0".into(),
             data: serde_json::json!({"kind": "video"}),
         }];

@@ -244,9 +244,14 @@ mod tests {
                 addition: 0
             }
         );
-        assert_eq!(key.to_string(), "iglu:com.example.media/play/jsonschema/1-0-0");
+        assert_eq!(
+            key.to_string(),
+            "iglu:com.example.media/play/jsonschema/1-0-0"
+        );
         assert_eq!(key.path(), "com.example.media/play/jsonschema/1-0-0");
-        let key = SchemaKey::parse("iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/10-20-300").unwrap();
+        let key =
+            SchemaKey::parse("iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/10-20-300")
+                .unwrap();
         assert_eq!(key.version.to_string(), "10-20-300");
         assert!(SchemaKey::parse("iglu:com.acme-corp/ad_click-2/jsonschema/1-0-12").is_ok());
     }
@@ -271,16 +276,39 @@ mod tests {
             ("iglu:com.example/play\\x/jsonschema/1-0-0", Part("name")),
             ("iglu:com.example/play/json.schema/1-0-0", Part("format")),
             ("iglu:com.example/play/jsonschema/1-0", Version("ADDITION")),
-            ("iglu:com.example/play/jsonschema/1-0-0-0", Version("exactly three parts")),
-            ("iglu:com.example/play/jsonschema/0-1-0", Version("MODEL starts at 1")),
+            (
+                "iglu:com.example/play/jsonschema/1-0-0-0",
+                Version("exactly three parts"),
+            ),
+            (
+                "iglu:com.example/play/jsonschema/0-1-0",
+                Version("MODEL starts at 1"),
+            ),
             ("iglu:com.example/play/jsonschema/01-0-0", Version("MODEL")),
-            ("iglu:com.example/play/jsonschema/1-x-0", Version("REVISION")),
-            ("iglu:com.example/play/jsonschema/1-0-+1", Version("ADDITION")),
-            ("iglu:com.example/play/jsonschema/1-0-99999999999", Version("ADDITION")),
+            (
+                "iglu:com.example/play/jsonschema/1-x-0",
+                Version("REVISION"),
+            ),
+            (
+                "iglu:com.example/play/jsonschema/1-0-+1",
+                Version("ADDITION"),
+            ),
+            (
+                "iglu:com.example/play/jsonschema/1-0-99999999999",
+                Version("ADDITION"),
+            ),
         ];
         for (uri, expected) in cases {
-            assert_eq!(SchemaKey::parse(uri).as_ref().err(), Some(expected), "{uri}");
-            assert_eq!(SchemaKey::validate(uri).err().as_ref(), Some(expected), "{uri}");
+            assert_eq!(
+                SchemaKey::parse(uri).as_ref().err(),
+                Some(expected),
+                "{uri}"
+            );
+            assert_eq!(
+                SchemaKey::validate(uri).err().as_ref(),
+                Some(expected),
+                "{uri}"
+            );
         }
     }
 

@@ -86,13 +86,13 @@ pub use iglu::{IgluUriError, SchemaKey, SchemaVer};
 pub use policy::RetryPolicy;
 pub use protocol::{Entity, Event, Labels};
 pub use stats::{DropReason, FailureReason, Stats};
-pub use transport::{MemoryTransport, NoopTransport, Transport};
 #[cfg(feature = "native")]
 pub use tracker::{
     BeforeSend, BuildError, FlushError, ShutdownError, ShutdownGuard, TrackError, Tracker,
     TrackerBuilder, WhenFull, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_QUEUE_BYTES,
     DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, LIBRARY_NAME,
 };
+pub use transport::{MemoryTransport, NoopTransport, Transport};
 
 /// Re-exported so generated code and users name the same `Uuid`.
 pub use uuid::Uuid;

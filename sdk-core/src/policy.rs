@@ -225,18 +225,31 @@ mod tests {
             (t("0"), Verdict::Throttle(Duration::ZERO)),
             // capped at max_retry_after
             (t("3600"), Verdict::Throttle(Duration::from_secs(30))),
-            (t("99999999999999999999999"), Verdict::Throttle(Duration::from_secs(30))),
+            (
+                t("99999999999999999999999"),
+                Verdict::Throttle(Duration::from_secs(30)),
+            ),
             // HTTP date 5 s after NOW
-            (t("Wed, 26 Nov 2025 03:10:31 GMT"), Verdict::Throttle(Duration::from_secs(5))),
+            (
+                t("Wed, 26 Nov 2025 03:10:31 GMT"),
+                Verdict::Throttle(Duration::from_secs(5)),
+            ),
             // HTTP date in the past: go now
-            (t("Wed, 26 Nov 2025 03:00:00 GMT"), Verdict::Throttle(Duration::ZERO)),
+            (
+                t("Wed, 26 Nov 2025 03:00:00 GMT"),
+                Verdict::Throttle(Duration::ZERO),
+            ),
             // garbage falls back to backoff (jitter 0.5 of 100 ms)
             (t("soon"), Verdict::Throttle(Duration::from_millis(50))),
             (t("-1"), Verdict::Throttle(Duration::from_millis(50))),
             (t("1.5"), Verdict::Throttle(Duration::from_millis(50))),
         ];
         for (outcome, expected) in cases {
-            assert_eq!(p.decide(*outcome, 0, Duration::ZERO, NOW, 0.5), *expected, "{outcome:?}");
+            assert_eq!(
+                p.decide(*outcome, 0, Duration::ZERO, NOW, 0.5),
+                *expected,
+                "{outcome:?}"
+            );
         }
         let s503 = Attempt::Status {
             code: 503,
@@ -314,7 +327,10 @@ mod tests {
 
     #[test]
     fn parse_retry_after_forms() {
-        assert_eq!(parse_retry_after("120", NOW), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("120", NOW),
+            Some(Duration::from_secs(120))
+        );
         assert_eq!(
             parse_retry_after("Wed, 26 Nov 2025 03:11:26 GMT", NOW),
             Some(Duration::from_secs(60))

@@ -32,7 +32,12 @@ pub struct Event {
     /// deduplication key.
     pub event_id: Uuid,
     /// Iglu URI of the schema that `data` conforms to.
-    #[cfg_attr(feature = "schemars", schemars(regex(pattern = r"^iglu:[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/[1-9][0-9]{0,8}-(0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,8})$")))]
+    #[cfg_attr(
+        feature = "schemars",
+        schemars(regex(
+            pattern = r"^iglu:[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/[1-9][0-9]{0,8}-(0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,8})$"
+        ))
+    )]
     pub schema: String,
     /// The event's own properties, valid against `schema`.
     pub data: Value,
@@ -54,7 +59,12 @@ pub struct Event {
 #[serde(deny_unknown_fields)]
 pub struct Entity {
     /// Iglu URI of the schema that `data` conforms to.
-    #[cfg_attr(feature = "schemars", schemars(regex(pattern = r"^iglu:[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/[1-9][0-9]{0,8}-(0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,8})$")))]
+    #[cfg_attr(
+        feature = "schemars",
+        schemars(regex(
+            pattern = r"^iglu:[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/[1-9][0-9]{0,8}-(0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,8})$"
+        ))
+    )]
     pub schema: String,
     /// The entity's properties.
     pub data: Value,
@@ -243,7 +253,10 @@ pub fn iglu_schemas() -> [(&'static str, Value); 2] {
         out.extend(std::mem::take(object));
         Value::Object(out)
     };
-    let event = settings.clone().into_generator().into_root_schema_for::<Event>();
+    let event = settings
+        .clone()
+        .into_generator()
+        .into_root_schema_for::<Event>();
     let batch = settings.into_generator().into_root_schema_for::<Batch>();
     [
         (

@@ -99,9 +99,9 @@ mod tests {
             format!("s{n}")
         };
         let steps: &[(u64, &str)] = &[
-            (1_000, "s1"),  // first event opens a session
-            (30_000, "s1"), // active
-            (89_999, "s1"), // 59.999 s after the last event
+            (1_000, "s1"),   // first event opens a session
+            (30_000, "s1"),  // active
+            (89_999, "s1"),  // 59.999 s after the last event
             (150_000, "s2"), // 60.001 s idle: new session
             (150_001, "s2"),
             (100_000, "s2"), // a clock step back does not end the session

@@ -12,7 +12,9 @@ use uuid::Uuid;
 
 use crate::batch::{body_overhead, BatchLimits, Batcher};
 use crate::delivery::{FailureCallback, DEFAULT_GZIP_MIN_BYTES};
-use crate::event::{ContextRef, EncodedEvent, EnvelopeRef, SelfDescribing, StaticContext, UnixMillis};
+use crate::event::{
+    ContextRef, EncodedEvent, EnvelopeRef, SelfDescribing, StaticContext, UnixMillis,
+};
 use crate::iglu::{IgluUriError, SchemaKey};
 use crate::policy::RetryPolicy;
 use crate::protocol::{Entity, Event, Labels, Library};
@@ -325,7 +327,10 @@ impl TrackerBuilder {
     /// A hook that may change or drop (return `None`) every event before it is queued, on
     /// the caller's thread: consent checks, scrubbing. Costs one conversion of the event to a
     /// `serde_json::Value`.
-    pub fn before_send(mut self, hook: impl Fn(Event) -> Option<Event> + Send + Sync + 'static) -> Self {
+    pub fn before_send(
+        mut self,
+        hook: impl Fn(Event) -> Option<Event> + Send + Sync + 'static,
+    ) -> Self {
         self.before_send = Some(Arc::new(hook));
         self
     }
@@ -380,7 +385,9 @@ impl TrackerBuilder {
             }
             #[cfg(not(feature = "reqwest"))]
             (None, Some(_)) => {
-                return invalid("no HTTP transport compiled in (feature `reqwest`): pass `.transport(…)`")
+                return invalid(
+                    "no HTTP transport compiled in (feature `reqwest`): pass `.transport(…)`",
+                )
             }
         };
         let library = Library {
@@ -599,10 +606,13 @@ impl Tracker {
                     flume::TrySendError::Disconnected(_) => DropReason::ShutDown,
                 }),
                 WhenFull::Block(timeout) => {
-                    inner.data_tx.send_timeout(event, timeout).map_err(|e| match e {
-                        flume::SendTimeoutError::Timeout(_) => DropReason::QueueFull,
-                        flume::SendTimeoutError::Disconnected(_) => DropReason::ShutDown,
-                    })
+                    inner
+                        .data_tx
+                        .send_timeout(event, timeout)
+                        .map_err(|e| match e {
+                            flume::SendTimeoutError::Timeout(_) => DropReason::QueueFull,
+                            flume::SendTimeoutError::Disconnected(_) => DropReason::ShutDown,
+                        })
                 }
             }
         };

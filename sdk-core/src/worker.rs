@@ -14,8 +14,8 @@ use crate::delivery::{notify, Delivery, FailureCallback, InFlight, Platform};
 use crate::event::EncodedEvent;
 use crate::policy::RetryPolicy;
 use crate::stats::{Counters, DropReason, FailureReason};
-use crate::transport::{LocalBoxFuture, Transport};
 use crate::tracker::{FlushError, ShutdownError};
+use crate::transport::{LocalBoxFuture, Transport};
 
 /// How long the worker keeps draining stragglers after shutdown (events admitted just before
 /// the tracker closed and still on their way into the queue).

@@ -3,6 +3,8 @@
 //! them (draft 4, as the collector validates). Run with `EVENTWIRE_BLESS=1` to rewrite the
 //! files after a deliberate change of the wire types.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -19,8 +21,12 @@ fn schema_path(name: &str) -> PathBuf {
 
 fn checked_in(name: &str) -> Value {
     let path = schema_path(name);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run with EVENTWIRE_BLESS=1 to create it)", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with EVENTWIRE_BLESS=1 to create it)",
+            path.display()
+        )
+    });
     serde_json::from_str(&text).unwrap()
 }
 
@@ -31,7 +37,11 @@ fn checked_in_schemas_match_the_rust_types() {
         if bless {
             let path = schema_path(name);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, serde_json::to_string_pretty(&derived).unwrap() + "\n").unwrap();
+            std::fs::write(
+                &path,
+                serde_json::to_string_pretty(&derived).unwrap() + "\n",
+            )
+            .unwrap();
         }
         assert_eq!(
             checked_in(name),
@@ -74,10 +84,18 @@ fn what_the_tracker_sends_validates_against_the_checked_in_schemas() {
         .track_json_with(
             "iglu:com.example.media/play/jsonschema/1-0-0",
             &json!({"media_id": "b0074dlv", "position_s": 12.5}),
-            &[Entity { schema: "iglu:com.example.media/player/jsonschema/1-0-0".into(), data: json!({"kind": "video"}) }],
+            &[Entity {
+                schema: "iglu:com.example.media/player/jsonschema/1-0-0".into(),
+                data: json!({"kind": "video"}),
+            }],
         )
         .unwrap();
-    tracker.track_json("iglu:com.example/search/jsonschema/2-1-3", &json!({"q": "x"})).unwrap();
+    tracker
+        .track_json(
+            "iglu:com.example/search/jsonschema/2-1-3",
+            &json!({"q": "x"}),
+        )
+        .unwrap();
     tracker.flush(Duration::from_secs(5)).unwrap();
     let body: Value = serde_json::from_slice(&transport.requests()[0].body).unwrap();
     let batch = draft4(&checked_in("batch"));

@@ -3,6 +3,8 @@
 //! Each scenario scripts the server's answers per request and then asserts exactly which event
 //! ids arrived, how often, and what `stats()` says.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Read;
@@ -12,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use eventwire::protocol::{Batch, BatchResponse, Rejection};
-use eventwire::{DropReason, FailureReason, RetryPolicy, SelfDescribing, Tracker, TrackerBuilder, Uuid};
+use eventwire::{
+    DropReason, FailureReason, RetryPolicy, SelfDescribing, Tracker, TrackerBuilder, Uuid,
+};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -46,6 +50,8 @@ struct Seen {
     authorization: Option<String>,
     at: Instant,
 }
+
+type Failures = Arc<Mutex<Vec<(FailureReason, Vec<Uuid>)>>>;
 
 type Script = dyn Fn(usize, &Batch) -> Step + Send + Sync;
 
@@ -157,7 +163,10 @@ async fn handle(
     log: Arc<Mutex<Vec<Seen>>>,
     arrived: Arc<std::sync::atomic::AtomicUsize>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let gzip = req.headers().get("content-encoding").is_some_and(|v| v == "gzip");
+    let gzip = req
+        .headers()
+        .get("content-encoding")
+        .is_some_and(|v| v == "gzip");
     let authorization = req
         .headers()
         .get("authorization")
@@ -167,7 +176,9 @@ async fn handle(
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let body = if gzip {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&body[..])
+            .read_to_end(&mut out)
+            .unwrap();
         out
     } else {
         body.to_vec()
@@ -305,7 +316,10 @@ fn unavailable_with_retry_after_http_date() {
     let seen = server.seen();
     let pause = seen[1].at - seen[0].at;
     // The date has one-second resolution: at least ~1 s, at most the 5 s cap.
-    assert!(pause >= Duration::from_millis(900) && pause < Duration::from_secs(5), "{pause:?}");
+    assert!(
+        pause >= Duration::from_millis(900) && pause < Duration::from_secs(5),
+        "{pause:?}"
+    );
     assert_each_once(&server.accepted(), &ids);
     assert_eq!(tracker.stats().throttled, 1);
 }
@@ -313,7 +327,13 @@ fn unavailable_with_retry_after_http_date() {
 #[test]
 fn payload_too_large_splits_the_batch() {
     // The server takes at most 4 events per request.
-    let server = Server::start(|_, batch| if batch.events.len() > 4 { status(413) } else { ok() });
+    let server = Server::start(|_, batch| {
+        if batch.events.len() > 4 {
+            status(413)
+        } else {
+            ok()
+        }
+    });
     let tracker = tracker_for(&server.endpoint())
         .max_batch_delay(Duration::from_secs(3600))
         .build()
@@ -324,7 +344,10 @@ fn payload_too_large_splits_the_batch() {
     let seen = server.seen();
     assert_eq!(seen[0].status, 413);
     assert_eq!(seen[0].batch.events.len(), 20);
-    assert!(seen.iter().filter(|s| s.status == 200).all(|s| s.batch.events.len() <= 4));
+    assert!(seen
+        .iter()
+        .filter(|s| s.status == 200)
+        .all(|s| s.batch.events.len() <= 4));
     let s = tracker.stats();
     assert_eq!((s.sent, s.dropped_total(), s.pending), (20, 0, 0));
 }
@@ -332,7 +355,13 @@ fn payload_too_large_splits_the_batch() {
 #[test]
 fn hanging_server_times_out_and_the_retry_succeeds() {
     // The first request hangs past the client's 500 ms timeout; then the server answers.
-    let server = Server::start(|n, _| if n == 0 { Step::Hang(Duration::from_secs(2)) } else { ok() });
+    let server = Server::start(|n, _| {
+        if n == 0 {
+            Step::Hang(Duration::from_secs(2))
+        } else {
+            ok()
+        }
+    });
     let tracker = tracker_for(&server.endpoint()).build().unwrap();
     let ids = track_n(&tracker, 7);
     tracker.flush(T).unwrap();
@@ -357,7 +386,10 @@ fn connection_refused_then_the_server_appears() {
     let tracker = tracker_for(&endpoint).build().unwrap();
     let ids = track_n(&tracker, 10);
     std::thread::sleep(Duration::from_millis(400));
-    assert!(tracker.stats().requests >= 2, "retried while the server was down");
+    assert!(
+        tracker.stats().requests >= 2,
+        "retried while the server was down"
+    );
     assert_eq!(tracker.stats().sent, 0);
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     let server = Server::start_on(listener, |_, _| ok());
@@ -371,16 +403,36 @@ fn connection_refused_then_the_server_appears() {
 fn per_event_rejections_in_a_200_are_counted_and_not_resent() {
     let server = Server::start(|_, batch| {
         let rejected = vec![
-            Rejection { index: 1, event_id: Some(batch.events[1].event_id.to_string()), code: "schema_invalid".into() },
-            Rejection { index: 3, event_id: Some(batch.events[3].event_id.to_string()), code: "unknown_schema".into() },
+            Rejection {
+                index: 1,
+                event_id: Some(batch.events[1].event_id.to_string()),
+                code: "schema_invalid".into(),
+            },
+            Rejection {
+                index: 3,
+                event_id: Some(batch.events[3].event_id.to_string()),
+                code: "unknown_schema".into(),
+            },
         ];
-        Step::Answer(200, vec![], Some(BatchResponse { accepted: batch.events.len() as u64 - 2, duplicates: 1, rejected }))
+        Step::Answer(
+            200,
+            vec![],
+            Some(BatchResponse {
+                accepted: batch.events.len() as u64 - 2,
+                duplicates: 1,
+                rejected,
+            }),
+        )
     });
-    let failures: Arc<Mutex<Vec<(FailureReason, Vec<Uuid>)>>> = Arc::default();
+    let failures: Failures = Arc::default();
     let sink = failures.clone();
     let tracker = tracker_for(&server.endpoint())
         .max_batch_delay(Duration::from_secs(3600))
-        .on_failure(move |r, events| sink.lock().unwrap().push((r.clone(), events.iter().map(|e| e.event_id()).collect())))
+        .on_failure(move |r, events| {
+            sink.lock()
+                .unwrap()
+                .push((r.clone(), events.iter().map(|e| e.event_id()).collect()))
+        })
         .build()
         .unwrap();
     let ids = track_n(&tracker, 6);
@@ -393,8 +445,14 @@ fn per_event_rejections_in_a_200_are_counted_and_not_resent() {
     assert_eq!(
         failures,
         vec![
-            (FailureReason::Rejected("schema_invalid".into()), vec![ids[1]]),
-            (FailureReason::Rejected("unknown_schema".into()), vec![ids[3]]),
+            (
+                FailureReason::Rejected("schema_invalid".into()),
+                vec![ids[1]]
+            ),
+            (
+                FailureReason::Rejected("unknown_schema".into()),
+                vec![ids[3]]
+            ),
         ]
     );
 }
@@ -402,7 +460,10 @@ fn per_event_rejections_in_a_200_are_counted_and_not_resent() {
 #[test]
 fn unauthorized_is_dropped_loudly_not_retried_and_write_key_is_sent() {
     let server = Server::start(|_, _| status(401));
-    let tracker = tracker_for(&server.endpoint()).write_key("wrong-key").build().unwrap();
+    let tracker = tracker_for(&server.endpoint())
+        .write_key("wrong-key")
+        .build()
+        .unwrap();
     track_n(&tracker, 3);
     tracker.flush(T).unwrap();
     let seen = server.seen();
@@ -446,5 +507,9 @@ fn large_bodies_are_gzipped_small_ones_are_not() {
     assert_eq!(seen[1].batch.write_key.as_deref(), Some("k"));
     let s = tracker.stats();
     assert_eq!(s.sent, 201);
-    assert!(s.bytes_sent < 200 * 100, "compressed: {} bytes", s.bytes_sent);
+    assert!(
+        s.bytes_sent < 200 * 100,
+        "compressed: {} bytes",
+        s.bytes_sent
+    );
 }

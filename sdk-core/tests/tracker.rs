@@ -1,6 +1,8 @@
 //! Tracker behaviour on the in-memory transport: nothing lost, nothing duplicated, every
 //! drop counted with its reason, hooks and callbacks fire, lifecycle works in every context.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -57,9 +59,10 @@ fn record_failures(b: TrackerBuilder) -> (TrackerBuilder, Failures) {
     let failures: Failures = Arc::default();
     let sink = failures.clone();
     let b = b.on_failure(move |reason, events| {
-        sink.lock()
-            .unwrap()
-            .push((reason.clone(), events.iter().map(|e| e.event_id()).collect()));
+        sink.lock().unwrap().push((
+            reason.clone(),
+            events.iter().map(|e| e.event_id()).collect(),
+        ));
     });
     (b, failures)
 }
@@ -94,7 +97,10 @@ fn every_event_arrives_exactly_once_across_threads_flush_and_shutdown() {
         assert_eq!(seen.get(id), Some(&1), "{id} must arrive exactly once");
     }
     let s = tracker.stats();
-    assert_eq!((s.tracked, s.sent, s.rejected, s.pending), (2100, 2100, 0, 0));
+    assert_eq!(
+        (s.tracked, s.sent, s.rejected, s.pending),
+        (2100, 2100, 0, 0)
+    );
     assert_eq!(s.dropped_total(), 0);
     assert_eq!(s.retries, 0);
     // Batches respect the count limit, and every batch carries a fresh sent_at.
@@ -117,10 +123,17 @@ fn envelope_carries_labels_library_identity_and_entities() {
         .track_with(play(1), std::slice::from_ref(&player))
         .unwrap();
     let id2 = tracker
-        .track_json("iglu:com.example/search/jsonschema/1-0-0", &json!({"q": "x"}))
+        .track_json(
+            "iglu:com.example/search/jsonschema/1-0-0",
+            &json!({"q": "x"}),
+        )
         .unwrap();
     tracker.flush(T).unwrap();
-    let events: Vec<_> = transport.batches().into_iter().flat_map(|b| b.events).collect();
+    let events: Vec<_> = transport
+        .batches()
+        .into_iter()
+        .flat_map(|b| b.events)
+        .collect();
     assert_eq!(events.len(), 2);
     let e = &events[0];
     assert_eq!(e.event_id, id);
@@ -165,7 +178,10 @@ fn refuses_bad_uris_and_oversized_events_with_counts() {
     let err = tracker
         .track_json("iglu:com.example/blob/jsonschema/1-0-0", &big)
         .unwrap_err();
-    assert!(matches!(err, TrackError::TooLarge { limit: 1024, .. }), "{err}");
+    assert!(
+        matches!(err, TrackError::TooLarge { limit: 1024, .. }),
+        "{err}"
+    );
     // Non-string map keys cannot be JSON.
     let mut weird = std::collections::BTreeMap::new();
     weird.insert(vec![1u8], 1);
@@ -174,7 +190,10 @@ fn refuses_bad_uris_and_oversized_events_with_counts() {
     impl SelfDescribing for Weird {
         const SCHEMA: &'static str = "iglu:com.example/weird/jsonschema/1-0-0";
     }
-    assert!(matches!(tracker.track(Weird(weird)), Err(TrackError::Serialize(_))));
+    assert!(matches!(
+        tracker.track(Weird(weird)),
+        Err(TrackError::Serialize(_))
+    ));
     // A good event still goes through.
     tracker.track(play(1)).unwrap();
     tracker.flush(T).unwrap();
@@ -273,11 +292,18 @@ fn before_send_can_scrub_and_drop() {
         )
         .unwrap();
     let err = tracker
-        .track_json("iglu:com.example/consent_denied/jsonschema/1-0-0", &json!({}))
+        .track_json(
+            "iglu:com.example/consent_denied/jsonschema/1-0-0",
+            &json!({}),
+        )
         .unwrap_err();
     assert!(matches!(err, TrackError::Filtered));
     tracker.flush(T).unwrap();
-    let events: Vec<_> = transport.batches().into_iter().flat_map(|b| b.events).collect();
+    let events: Vec<_> = transport
+        .batches()
+        .into_iter()
+        .flat_map(|b| b.events)
+        .collect();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].event_id, kept);
     assert_eq!(events[0].data, json!({"plan": "pro"}));
@@ -323,15 +349,19 @@ fn per_event_rejections_are_reported_and_not_resent() {
         .collect();
     let odd: Vec<Uuid> = ids.iter().copied().skip(1).step_by(2).collect();
     assert_eq!(rejected, odd);
-    assert_eq!(arrivals(&transport).values().max(), Some(&1), "nothing resent");
+    assert_eq!(
+        arrivals(&transport).values().max(),
+        Some(&1),
+        "nothing resent"
+    );
 }
 
 #[test]
 fn split_on_413_delivers_each_event_once_and_refuses_a_lone_giant() {
     // The "collector" takes at most 3 events per request.
     let transport = MemoryTransport::respond_with(|batch| {
-        let too_big = batch.events.len() > 3
-            || batch.events.iter().any(|e| e.data.get("huge").is_some());
+        let too_big =
+            batch.events.len() > 3 || batch.events.iter().any(|e| e.data.get("huge").is_some());
         if too_big {
             return Ok(Response::status(413));
         }
@@ -347,7 +377,10 @@ fn split_on_413_delivers_each_event_once_and_refuses_a_lone_giant() {
     let tracker = b.build().unwrap();
     let mut ids: Vec<Uuid> = (0..9).map(|i| tracker.track(play(i)).unwrap()).collect();
     let giant = tracker
-        .track_json("iglu:com.example/blob/jsonschema/1-0-0", &json!({"huge": true}))
+        .track_json(
+            "iglu:com.example/blob/jsonschema/1-0-0",
+            &json!({"huge": true}),
+        )
         .unwrap();
     ids.push(tracker.track(play(99)).unwrap());
     tracker.flush(T).unwrap();
@@ -374,14 +407,12 @@ fn split_on_413_delivers_each_event_once_and_refuses_a_lone_giant() {
 #[test]
 fn shutdown_timeout_gives_up_pending_events_with_a_reason() {
     let transport = MemoryTransport::respond_with(|_| Ok(Response::status(500)));
-    let (b, failures) = record_failures(
-        builder(&transport).retry(RetryPolicy {
-            initial_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(50),
-            deadline: Duration::from_secs(3600),
-            ..RetryPolicy::default()
-        }),
-    );
+    let (b, failures) = record_failures(builder(&transport).retry(RetryPolicy {
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        deadline: Duration::from_secs(3600),
+        ..RetryPolicy::default()
+    }));
     let tracker = b.build().unwrap();
     let ids: Vec<Uuid> = (0..5).map(|i| tracker.track(play(i)).unwrap()).collect();
     assert_eq!(
@@ -393,7 +424,10 @@ fn shutdown_timeout_gives_up_pending_events_with_a_reason() {
         Err(ShutdownError::Timeout { dropped: 5 })
     );
     let s = tracker.stats();
-    assert_eq!((s.sent, s.dropped(DropReason::ShutDown), s.pending), (0, 5, 0));
+    assert_eq!(
+        (s.sent, s.dropped(DropReason::ShutDown), s.pending),
+        (0, 5, 0)
+    );
     assert!(s.retries >= 2);
     let failures = failures.lock().unwrap();
     assert_eq!(failures.len(), 1);
@@ -433,7 +467,13 @@ fn a_panicking_failure_callback_does_not_stop_delivery() {
         if batch.events.iter().any(|e| e.schema.contains("/bad/")) {
             Ok(Response::status(422))
         } else {
-            Ok(Response::json(200, &BatchResponse { accepted: batch.events.len() as u64, ..Default::default() }))
+            Ok(Response::json(
+                200,
+                &BatchResponse {
+                    accepted: batch.events.len() as u64,
+                    ..Default::default()
+                },
+            ))
         }
     });
     let tracker = builder(&transport)
@@ -441,7 +481,9 @@ fn a_panicking_failure_callback_does_not_stop_delivery() {
         .on_failure(|_, _| panic!("user bug"))
         .build()
         .unwrap();
-    tracker.track_json("iglu:com.example/bad/jsonschema/1-0-0", &json!({})).unwrap();
+    tracker
+        .track_json("iglu:com.example/bad/jsonschema/1-0-0", &json!({}))
+        .unwrap();
     tracker.track(play(2)).unwrap();
     tracker.flush(T).unwrap();
     let s = tracker.stats();
@@ -502,11 +544,11 @@ fn builder_rejects_bad_settings() {
     assert!(Tracker::builder().endpoint("ftp://x").build().is_err());
     assert!(builder(&t).max_batch_events(0).build().is_err());
     assert!(builder(&t).queue_capacity(0).build().is_err());
-    assert!(builder(&t).max_event_bytes(2 * 1024 * 1024).build().is_err());
     assert!(builder(&t)
-        .max_batch_delay(Duration::ZERO)
+        .max_event_bytes(2 * 1024 * 1024)
         .build()
         .is_err());
+    assert!(builder(&t).max_batch_delay(Duration::ZERO).build().is_err());
 }
 
 // Lifecycle from every kind of caller: no deadlock, nothing lost.
@@ -559,7 +601,8 @@ async fn lifecycle_inside_a_current_thread_runtime() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn async_flush_timeout_is_enforced_without_the_callers_timer() {
-    let transport = MemoryTransport::respond_with(|_| Ok(Response::status(503).with_retry_after("30")));
+    let transport =
+        MemoryTransport::respond_with(|_| Ok(Response::status(503).with_retry_after("30")));
     let tracker = builder(&transport).build().unwrap();
     tracker.track(play(1)).unwrap();
     let r = tracker.flush_async(Duration::from_millis(200)).await;

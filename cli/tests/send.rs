@@ -1,0 +1,151 @@
+//! `eventwire send` as a user runs it: a JSONL file with good and bad lines, a collector on
+//! loopback that dead-letters one event. Bad lines are reported with their line numbers and
+//! do not stop the rest; the summary and the exit status tell what happened.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::convert::Infallible;
+use std::io::Read;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+
+/// A loopback collector stand-in: records events, rejects those whose data has `"bad": true`.
+fn start_collector() -> (String, Arc<Mutex<Vec<Value>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let events: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let log = events.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            // Bounded: the test needs a handful of connections; stop after 100.
+            for _ in 0..100 {
+                let Ok((stream, _)) = listener.accept().await else { break };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let log = log.clone();
+                        async move {
+                            let gzip = req.headers().get("content-encoding").is_some();
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let mut plain = Vec::new();
+                            if gzip {
+                                flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut plain).unwrap();
+                            } else {
+                                plain = body.to_vec();
+                            }
+                            let batch: Value = serde_json::from_slice(&plain).unwrap();
+                            let events = batch["events"].as_array().unwrap().clone();
+                            let rejected: Vec<Value> = events
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, e)| e["data"]["bad"] == json!(true))
+                                .map(|(i, e)| json!({"index": i, "event_id": e["event_id"], "code": "schema_invalid"}))
+                                .collect();
+                            let answer = json!({"accepted": events.len() - rejected.len(), "duplicates": 0, "rejected": rejected});
+                            log.lock().unwrap().extend(events);
+                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(answer.to_string()))))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    (format!("http://{addr}"), events)
+}
+
+#[test]
+fn sends_good_lines_reports_bad_ones_and_summarises() {
+    let (endpoint, events) = start_collector();
+    let dir = std::env::temp_dir().join(format!("eventwire-send-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("events.jsonl");
+    let mut text = String::new();
+    for i in 0..25 {
+        text.push_str(
+            &json!({"schema": "iglu:com.example/click/jsonschema/1-0-0", "data": {"n": i}})
+                .to_string(),
+        );
+        text.push('\n');
+    }
+    text.push_str("{not json\n"); // line 26
+    text.push_str(r#"{"data": {}}"#); // line 27: no schema
+    text.push('\n');
+    text.push_str(r#"{"schema": "iglu:../x/jsonschema/1-0-0", "data": {}}"#); // line 28
+    text.push('\n');
+    text.push('\n'); // line 29: blank, ignored
+    text.push_str(
+        &json!({"schema": "iglu:com.example/click/jsonschema/1-0-0", "data": {"bad": true},
+        "entities": [{"schema": "iglu:com.example/ctx/jsonschema/1-0-0", "data": {"k": 1}}]})
+        .to_string(),
+    ); // line 30
+    text.push('\n');
+    std::fs::write(&file, text).unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_eventwire"))
+        .args(["send", "--endpoint", &endpoint, "--environment", "test"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "bad lines make the exit status 1\n{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("line 26: "), "{stderr}");
+    assert!(
+        stderr.contains("line 27: ") && stderr.contains("missing field `schema`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("line 28: invalid schema URI"), "{stderr}");
+    assert!(!stderr.contains("line 29"), "{stderr}");
+    assert!(stdout.contains("lines read:   30"), "{stdout}");
+    assert!(stdout.contains("bad lines:    3"), "{stdout}");
+    assert!(stdout.contains("tracked:      26"), "{stdout}");
+    assert!(stdout.contains("sent:         25 "), "{stdout}");
+    assert!(
+        stdout.contains("rejected:     1\n  schema_invalid: 1"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("dropped:      0"), "{stdout}");
+
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 26);
+    assert!(events
+        .iter()
+        .all(|e| e["context"]["labels"]["environment"] == "test"));
+    assert_eq!(events[25]["entities"][0]["data"]["k"], 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error_with_status_2() {
+    let out = Command::new(env!("CARGO_BIN_EXE_eventwire"))
+        .args([
+            "send",
+            "--endpoint",
+            "http://127.0.0.1:9",
+            "/nonexistent/events.jsonl",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent/events.jsonl"));
+}
