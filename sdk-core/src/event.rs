@@ -98,7 +98,19 @@ impl std::fmt::Display for UnixMillis {
 
 impl Serialize for UnixMillis {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        // Format on the stack and hand over one string: `collect_str` would escape-check
+        // every fragment the formatter writes.
+        use std::io::Write;
+        let mut buf = [0u8; 40];
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        if write!(cursor, "{self}").is_err() {
+            return s.collect_str(self);
+        }
+        let len = usize::try_from(cursor.position()).unwrap_or(0);
+        match std::str::from_utf8(&buf[..len]) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => s.collect_str(self),
+        }
     }
 }
 
@@ -120,7 +132,8 @@ pub(crate) struct EnvelopeRef<'a, D: ?Sized + Serialize> {
     pub created_at: UnixMillis,
     #[serde(skip_serializing_if = "<[Entity]>::is_empty")]
     pub entities: &'a [Entity],
-    pub context: ContextRef<'a>,
+    /// The rendered [`ContextRef`].
+    pub context: &'a RawValue,
 }
 
 #[cfg(feature = "native")]
@@ -186,13 +199,14 @@ mod tests {
                 data: &data,
                 created_at: UnixMillis(1_795_662_625_001),
                 entities,
-                context: ContextRef {
+                context: &serde_json::value::to_raw_value(&ContextRef {
                     labels: &ctx.labels,
                     library: &ctx.library,
                     anonymous_id: "anon",
                     user_id,
                     session_id: Some("s-1"),
-                },
+                })
+                .unwrap(),
             };
             let bytes = serde_json::to_vec(&envelope).unwrap();
             let owned = Event {

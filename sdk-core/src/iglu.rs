@@ -192,6 +192,92 @@ impl SchemaKey {
     }
 }
 
+const fn ident_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// Scans one `/`-terminated part from `i`; returns the index after the `/`, or `usize::MAX`.
+const fn scan_part(b: &[u8], mut i: usize, dots: bool) -> usize {
+    let start = i;
+    let mut label = 0;
+    while i < b.len() && b[i] != b'/' {
+        if dots && b[i] == b'.' {
+            if label == 0 {
+                return usize::MAX;
+            }
+            label = 0;
+        } else if ident_byte(b[i]) {
+            label += 1;
+        } else {
+            return usize::MAX;
+        }
+        i += 1;
+    }
+    if i == b.len() || label == 0 || i - start > 128 {
+        return usize::MAX;
+    }
+    i + 1
+}
+
+/// Scans one SchemaVer number ending at `end` (`-` or the end); `usize::MAX` when invalid.
+const fn scan_number(b: &[u8], mut i: usize, end: u8, nonzero: bool) -> usize {
+    let start = i;
+    while i < b.len() && b[i] != end {
+        if !b[i].is_ascii_digit() {
+            return usize::MAX;
+        }
+        i += 1;
+    }
+    let len = i - start;
+    if len == 0
+        || len > 9
+        || (len > 1 && b[start] == b'0')
+        || (nonzero && len == 1 && b[start] == b'0')
+    {
+        return usize::MAX;
+    }
+    i
+}
+
+/// The same rules as [`SchemaKey::validate`], as a `const fn`: the tracker checks a typed
+/// event's constant schema URI at compile time, so `track()` pays nothing for it.
+pub const fn is_valid_uri(uri: &str) -> bool {
+    let b = uri.as_bytes();
+    let prefix = IGLU_PREFIX.as_bytes();
+    if b.len() < prefix.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < prefix.len() {
+        if b[i] != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    let mut i = scan_part(b, i, true);
+    if i == usize::MAX {
+        return false;
+    }
+    i = scan_part(b, i, false);
+    if i == usize::MAX {
+        return false;
+    }
+    i = scan_part(b, i, false);
+    if i == usize::MAX {
+        return false;
+    }
+    i = scan_number(b, i, b'-', true);
+    if i == usize::MAX || i == b.len() {
+        return false;
+    }
+    i = scan_number(b, i + 1, b'-', false);
+    if i == usize::MAX || i == b.len() {
+        return false;
+    }
+    i = scan_number(b, i + 1, b'/', false);
+    i == b.len()
+}
+
 impl fmt::Display for SchemaKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -317,10 +403,59 @@ mod tests {
         for uri in [
             "iglu:a/b/c/1-0-0",
             "iglu:com.example/x_y-z/jsonschema/2-3-4",
+            "iglu:com.snowplowanalytics.snowplow/link_click/jsonschema/10-20-300",
+            "iglu:com.acme-corp/ad_click-2/jsonschema/1-0-12",
+            "iglu:x/y/z/999999999-0-0",
         ] {
             assert!(SchemaKey::validate(uri).is_ok());
             assert!(SchemaKey::parse(uri).is_ok());
+            assert!(is_valid_uri(uri), "{uri}");
         }
+    }
+
+    #[test]
+    fn const_check_agrees_with_the_parser_on_mutated_uris() {
+        // Start from valid URIs and apply random edits: near-misses of every kind.
+        let seeds = [
+            "iglu:com.example.media/play/jsonschema/1-0-0",
+            "iglu:a/b/c/10-20-30",
+            "iglu:x_y/a-b/jsonschema/2-0-11",
+        ];
+        let alphabet = b"/.-_09aZ:% ";
+        let mut x = 0x2545F4914F6CDD1Du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let (mut valid, mut invalid) = (0, 0);
+        for round in 0..100_000 {
+            let mut s: Vec<u8> = seeds[round % seeds.len()].as_bytes().to_vec();
+            for _ in 0..(next() % 4) {
+                let at = (next() % (s.len() as u64 + 1)) as usize;
+                let c = alphabet[(next() % alphabet.len() as u64) as usize];
+                match next() % 3 {
+                    0 if at < s.len() => s[at] = c,
+                    1 if at < s.len() => {
+                        s.remove(at);
+                    }
+                    _ => s.insert(at, c),
+                }
+            }
+            let s = String::from_utf8(s).unwrap();
+            let parsed = SchemaKey::validate(&s).is_ok();
+            assert_eq!(is_valid_uri(&s), parsed, "{s}");
+            if parsed {
+                valid += 1;
+            } else {
+                invalid += 1;
+            }
+        }
+        assert!(
+            valid > 1000 && invalid > 1000,
+            "{valid} valid, {invalid} invalid"
+        );
     }
 
     #[test]

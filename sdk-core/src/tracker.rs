@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -18,7 +19,7 @@ use crate::event::{
 use crate::iglu::{IgluUriError, SchemaKey};
 use crate::policy::RetryPolicy;
 use crate::protocol::{Entity, Event, Labels, Library};
-use crate::session::{Identity, DEFAULT_SESSION_TIMEOUT};
+use crate::session::{EventIdentity, Identity, DEFAULT_SESSION_TIMEOUT};
 use crate::stats::{DropReason, FailureReason, Stats};
 use crate::transport::Transport;
 use crate::worker::{unix_ms_now, Control, Shared, Worker};
@@ -429,12 +430,18 @@ impl TrackerBuilder {
                 control_tx,
                 worker: Mutex::new(Some(handle)),
                 closed: AtomicBool::new(false),
-                identity: Mutex::new(Identity::new(anonymous_id, self.session_timeout)),
+                identity: Mutex::new(IdentityState {
+                    identity: Identity::new(anonymous_id, self.session_timeout),
+                    rendered: None,
+                }),
                 context,
                 labels: self.labels,
                 library,
                 max_event_bytes: self.max_event_bytes,
                 max_queue_bytes: self.max_queue_bytes,
+                // A batch's worth, or half the queue when the queue is smaller than a batch.
+                wake_events: self.limits.max_events.min(self.queue_capacity / 2).max(1),
+                wake_bytes: self.limits.max_bytes.min(self.max_queue_bytes / 2).max(1),
                 when_full: self.when_full,
                 before_send: self.before_send,
                 size_hint: AtomicUsize::new(512),
@@ -463,16 +470,26 @@ struct Inner {
     control_tx: flume::Sender<Control>,
     worker: Mutex<Option<JoinHandle<()>>>,
     closed: AtomicBool,
-    identity: Mutex<Identity>,
+    identity: Mutex<IdentityState>,
     context: StaticContext,
     labels: Labels,
     library: Library,
     max_event_bytes: usize,
     max_queue_bytes: usize,
+    /// Wake the worker every this many queued events…
+    wake_events: usize,
+    /// …or every this many queued bytes.
+    wake_bytes: usize,
     when_full: WhenFull,
     before_send: Option<Arc<BeforeSend>>,
     /// Last envelope size, to allocate the next one's buffer once.
     size_hint: AtomicUsize,
+}
+
+/// The identity and its last rendered `context` object.
+struct IdentityState {
+    identity: Identity,
+    rendered: Option<(EventIdentity, Arc<RawValue>)>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -492,7 +509,7 @@ impl Tracker {
 
     /// Tracks a typed event. Returns its `event_id`.
     pub fn track<E: SelfDescribing>(&self, event: E) -> Result<Uuid, TrackError> {
-        self.track_data(Cow::Borrowed(E::SCHEMA), &event, &[])
+        self.track_with(event, &[])
     }
 
     /// Tracks a typed event with entities attached.
@@ -501,6 +518,10 @@ impl Tracker {
         event: E,
         entities: &[Entity],
     ) -> Result<Uuid, TrackError> {
+        // The schema is a constant: checked once, at compile time.
+        if !const { crate::iglu::is_valid_uri(E::SCHEMA) } {
+            check_uri(E::SCHEMA)?;
+        }
         self.track_data(Cow::Borrowed(E::SCHEMA), &event, entities)
     }
 
@@ -530,30 +551,29 @@ impl Tracker {
             inner.shared.counters.refused(DropReason::ShutDown);
             return Err(TrackError::ShutDown);
         }
-        check_uri(&schema)?;
+        if let Cow::Owned(uri) = &schema {
+            check_uri(uri)?;
+        }
         for entity in entities {
             check_uri(&entity.schema)?;
         }
-        let now = unix_ms_now();
         let event_id = Uuid::now_v7();
-        let who = inner
-            .identity
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .touch(now, || Uuid::new_v4().to_string());
+        // `created_at` is the id's own timestamp: one clock read, and the two always agree.
+        let now = event_id
+            .get_timestamp()
+            .map(|t| {
+                let (secs, nanos) = t.to_unix();
+                secs * 1000 + u64::from(nanos) / 1_000_000
+            })
+            .unwrap_or_else(unix_ms_now);
+        let context = self.context_at(now)?;
         let envelope = EnvelopeRef {
             event_id,
             schema: &schema,
             data,
             created_at: UnixMillis(now),
             entities,
-            context: ContextRef {
-                labels: &inner.context.labels,
-                library: &inner.context.library,
-                anonymous_id: &who.anonymous_id,
-                user_id: who.user_id.as_deref(),
-                session_id: Some(&who.session_id),
-            },
+            context: &context,
         };
         let event = match &inner.before_send {
             None => {
@@ -581,6 +601,29 @@ impl Tracker {
             });
         }
         self.enqueue(event)
+    }
+
+    /// The `context` object for an event at `now_ms`, rendered once per identity: it changes
+    /// only when the session, the user or the anonymous id does.
+    fn context_at(&self, now_ms: u64) -> Result<Arc<RawValue>, serde_json::Error> {
+        let mut state = self.identity_state();
+        let who = state.identity.touch(now_ms, || Uuid::new_v4().to_string());
+        if let Some((rendered_for, raw)) = &state.rendered {
+            if *rendered_for == who {
+                return Ok(raw.clone());
+            }
+        }
+        let context = &self.inner.context;
+        let raw: Arc<RawValue> = serde_json::value::to_raw_value(&ContextRef {
+            labels: &context.labels,
+            library: &context.library,
+            anonymous_id: &who.anonymous_id,
+            user_id: who.user_id.as_deref(),
+            session_id: Some(&who.session_id),
+        })?
+        .into();
+        state.rendered = Some((who, raw.clone()));
+        Ok(raw)
     }
 
     fn enqueue(&self, event: EncodedEvent) -> Result<Uuid, TrackError> {
@@ -619,6 +662,13 @@ impl Tracker {
         match result {
             Ok(()) => {
                 counters.enqueued();
+                // Wake the worker only when a batch opens (it must start the batch's timer) or
+                // a batch's worth is waiting; otherwise its timer or a later wake covers it.
+                let unsent = inner.shared.unsent.fetch_add(1, Ordering::AcqRel) + 1;
+                let crossed = queued / inner.wake_bytes != (queued + size) / inner.wake_bytes;
+                if unsent == 1 || unsent % inner.wake_events == 0 || crossed {
+                    inner.shared.wake.notify_one();
+                }
                 Ok(id)
             }
             Err(reason) => {
@@ -634,20 +684,22 @@ impl Tracker {
 
     /// Sets (or clears, with `None`) the signed-in user for the next events.
     pub fn set_user_id(&self, user_id: Option<String>) {
-        self.identity().set_user_id(user_id);
+        self.identity_state().identity.set_user_id(user_id);
     }
 
     /// Forgets the user (sign-out): a new anonymous id, no user id, a new session.
     pub fn reset(&self) {
-        self.identity().reset(Uuid::new_v4().to_string());
+        self.identity_state()
+            .identity
+            .reset(Uuid::new_v4().to_string());
     }
 
     /// The anonymous id currently attached to events (persist it to keep it across runs).
     pub fn anonymous_id(&self) -> String {
-        self.identity().anonymous_id().to_owned()
+        self.identity_state().identity.anonymous_id().to_owned()
     }
 
-    fn identity(&self) -> std::sync::MutexGuard<'_, Identity> {
+    fn identity_state(&self) -> std::sync::MutexGuard<'_, IdentityState> {
         self.inner
             .identity
             .lock()

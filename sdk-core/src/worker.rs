@@ -25,8 +25,14 @@ const STRAGGLER_GRACE: Duration = Duration::from_millis(500);
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     pub counters: Counters,
-    /// Bytes of events sitting in the queue (bounded by the builder's `max_queue_bytes`).
+    /// Bytes of events not yet handed to delivery: in the queue or the open batch (bounded
+    /// by the builder's `max_queue_bytes`).
     pub queued_bytes: AtomicUsize,
+    /// Events not yet handed to delivery.
+    pub unsent: AtomicUsize,
+    /// Wakes the worker. `track()` uses it only when a batch opens or fills, not per event:
+    /// a wake-up is a syscall, and most events need none.
+    pub wake: tokio::sync::Notify,
 }
 
 pub(crate) enum Control {
@@ -211,56 +217,65 @@ impl Worker {
             if waiters.shutdown_expired() {
                 break;
             }
-            if let Some(shutdown) = &waiters.shutdown {
-                let settled = self.shared.counters.settled.load(Ordering::SeqCst);
-                if settled >= shutdown.target && self.batcher.is_empty() && self.data_rx.is_empty()
-                {
-                    break;
-                }
-            }
-            // While someone waits for a flush, send what is buffered without waiting for the
-            // batch to fill.
-            if waiters.draining() && !self.batcher.is_empty() && self.data_rx.is_empty() {
-                inflight.stack.push(self.batcher.take());
+            // Move queued events into the batcher until a batch is ready (one at a time, so
+            // the queue's bounds also bound what the worker holds).
+            let now = platform.monotonic_ms();
+            let ready = self.pull(now).or_else(|| {
+                let flush_now = waiters.draining() && !self.batcher.is_empty();
+                (flush_now || self.batcher.is_due(now)).then(|| self.batcher.take())
+            });
+            if let Some(batch) = ready {
+                self.hand_off(&batch);
+                inflight.stack.push(batch);
                 if self.deliver(&platform, &mut inflight, &mut waiters).await {
                     break;
                 }
                 continue;
             }
-            let batch_due = self.batcher.deadline_ms().map(|d| {
-                let wait = d.saturating_sub(platform.monotonic_ms());
-                TokioInstant::now() + Duration::from_millis(wait)
-            });
+            if let Some(shutdown) = &waiters.shutdown {
+                let settled = self.shared.counters.settled.load(Ordering::SeqCst);
+                if settled >= shutdown.target && self.batcher.is_empty() {
+                    break;
+                }
+            }
+            let batch_due = self
+                .batcher
+                .deadline_ms()
+                .map(|d| TokioInstant::now() + Duration::from_millis(d.saturating_sub(now)));
             let waiter_due = waiters.next_deadline();
             tokio::select! {
                 biased;
                 control = self.control_rx.recv_async(), if waiters.control_open => {
                     waiters.on_control(control.ok(), &self.shared.counters);
                 }
-                event = self.data_rx.recv_async() => {
-                    let Ok(event) = event else { continue };
-                    self.shared.queued_bytes.fetch_sub(event.len(), Ordering::Relaxed);
-                    let size = event.len();
-                    if let Some(cut) = self.batcher.push(event, size, platform.monotonic_ms()) {
-                        inflight.stack.push(cut);
-                    }
-                    if self.batcher.is_full() {
-                        inflight.stack.push(self.batcher.take());
-                    }
-                    if !inflight.is_empty() && self.deliver(&platform, &mut inflight, &mut waiters).await {
-                        break;
-                    }
-                }
-                () = sleep_until(batch_due), if batch_due.is_some() => {
-                    inflight.stack.push(self.batcher.take());
-                    if self.deliver(&platform, &mut inflight, &mut waiters).await {
-                        break;
-                    }
-                }
+                () = self.shared.wake.notified() => {}
+                () = sleep_until(batch_due), if batch_due.is_some() => {}
                 () = sleep_until(waiter_due), if waiter_due.is_some() => {}
             }
         }
         self.finish(&mut inflight, waiters).await;
+    }
+
+    /// Moves queued events into the batcher until a batch is ready: full, or cut because the
+    /// next event did not fit (that event then opens the next batch).
+    fn pull(&mut self, now_ms: u64) -> Option<Vec<EncodedEvent>> {
+        loop {
+            if self.batcher.is_full() {
+                return Some(self.batcher.take());
+            }
+            let event = self.data_rx.try_recv().ok()?;
+            let size = event.len();
+            if let Some(cut) = self.batcher.push(event, size, now_ms) {
+                return Some(cut);
+            }
+        }
+    }
+
+    /// Accounts for a batch leaving the queue's bounds for delivery.
+    fn hand_off(&self, batch: &[EncodedEvent]) {
+        let bytes: usize = batch.iter().map(EncodedEvent::len).sum();
+        self.shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.shared.unsent.fetch_sub(batch.len(), Ordering::AcqRel);
     }
 
     /// Delivers `inflight` while still answering flush and shutdown requests. Returns true when
@@ -305,16 +320,15 @@ impl Worker {
     async fn finish(mut self, inflight: &mut InFlight, mut waiters: Waiters) {
         let counters = &self.shared.counters;
         let mut abandoned = inflight.drain();
-        abandoned.extend(self.batcher.take());
+        let open = self.batcher.take();
+        self.hand_off(&open);
+        abandoned.extend(open);
         // Stragglers: events admitted before the tracker closed may still be on their way in.
         let grace_end = Instant::now() + STRAGGLER_GRACE;
         loop {
-            for event in self.data_rx.drain() {
-                self.shared
-                    .queued_bytes
-                    .fetch_sub(event.len(), Ordering::Relaxed);
-                abandoned.push(event);
-            }
+            let stragglers: Vec<EncodedEvent> = self.data_rx.drain().collect();
+            self.hand_off(&stragglers);
+            abandoned.extend(stragglers);
             let settled = counters.settled.load(Ordering::SeqCst) + abandoned.len() as u64;
             if settled >= counters.admitted.load(Ordering::SeqCst) || Instant::now() >= grace_end {
                 break;

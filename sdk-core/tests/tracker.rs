@@ -194,6 +194,16 @@ fn refuses_bad_uris_and_oversized_events_with_counts() {
         tracker.track(Weird(weird)),
         Err(TrackError::Serialize(_))
     ));
+    // A typed event whose constant URI is wrong is refused at run time too.
+    #[derive(serde::Serialize)]
+    struct Misnamed;
+    impl SelfDescribing for Misnamed {
+        const SCHEMA: &'static str = "iglu:com.example/misnamed/jsonschema/1.0.0";
+    }
+    assert!(matches!(
+        tracker.track(Misnamed),
+        Err(TrackError::InvalidSchema { .. })
+    ));
     // A good event still goes through.
     tracker.track(play(1)).unwrap();
     tracker.flush(T).unwrap();
