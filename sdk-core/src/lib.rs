@@ -60,7 +60,7 @@
 //! | `native` | yes | the [`Tracker`] and its worker thread (tokio current-thread runtime) |
 //! | `reqwest` | yes | [`HttpTransport`](transport::HttpTransport): HTTP delivery with reqwest + rustls |
 //! | `gzip` | yes | gzip request bodies above a threshold |
-//! | `schemars` | no | JSON Schemas of the wire types ([`protocol::iglu_schemas`]) |
+//! | `schemars` | no | JSON Schemas of the wire types (`protocol::iglu_schemas`) |
 //!
 //! With `--no-default-features` the crate builds for `wasm32-unknown-unknown`: the wire
 //! types, Iglu URIs, batching, retry policy, identity, accounting and the delivery routine,

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# All of eventwire's checks, from a fresh machine: installs what is missing (idempotently),
+# then runs formatting, lints, the wasm build and every test.
+#
+#   ./scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+cargo --version
+
+step "format"
+cargo fmt --all -- --check
+
+step "lints (native, all targets)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "core for wasm32-unknown-unknown (no threads, no clock of its own)"
+cargo clippy -p eventwire --target wasm32-unknown-unknown --no-default-features --locked -- -D warnings
+cargo build -p eventwire --target wasm32-unknown-unknown --no-default-features --features gzip --locked
+cargo build -p eventwire-wasm --target wasm32-unknown-unknown --locked
+
+step "tests"
+cargo test --workspace --locked
+
+step "docs build without warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
+echo
+echo "all checks passed"
