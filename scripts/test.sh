@@ -26,10 +26,13 @@ cargo build -p eventwire --target wasm32-unknown-unknown --no-default-features -
 cargo build -p eventwire-wasm --target wasm32-unknown-unknown --locked
 
 step "tests"
-cargo test --workspace --locked
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
 
 step "docs build without warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
-echo
-echo "all checks passed"
+# One closing line with the totals of every `cargo test` binary above.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "\nall checks passed\ntests: %d passed, %d failed\n", p, f }' "$log"
