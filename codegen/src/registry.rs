@@ -76,27 +76,12 @@ impl std::error::Error for LoadError {
     }
 }
 
-/// Reads the `self` block of a schema document as a key.
-pub fn self_key(schema: &Value) -> Option<Result<SchemaKey, IgluUriError>> {
-    let s = schema.get("self")?;
-    let part = |k: &str| s.get(k).and_then(Value::as_str);
-    let (vendor, name, format, version) = (
-        part("vendor")?,
-        part("name")?,
-        part("format")?,
-        part("version")?,
-    );
-    Some(SchemaKey::from_path(&format!(
-        "{vendor}/{name}/{format}/{version}"
-    )))
-}
-
 /// Parses one schema file whose registry-relative path is `rel` (`vendor/name/format/M-R-A`).
 pub fn load_file(path: &Path, rel: &str) -> Result<SchemaFile, LoadErrorKind> {
     let key = SchemaKey::from_path(rel).map_err(LoadErrorKind::Layout)?;
     let text = std::fs::read_to_string(path)?;
     let schema: Value = serde_json::from_str(&text)?;
-    let in_self = match self_key(&schema) {
+    let in_self = match SchemaKey::from_self_block(&schema) {
         Some(Ok(k)) => k,
         Some(Err(_)) | None => return Err(LoadErrorKind::NoSelf),
     };

@@ -178,6 +178,23 @@ impl SchemaKey {
         SchemaVer::parse(version).map(|_| ())
     }
 
+    /// Reads the `self` block of a self-describing schema document (`{"self": {"vendor",
+    /// "name", "format", "version"}}`). `None` when the block or one of its four parts is
+    /// missing; `Some(Err)` when the parts do not form a valid key.
+    pub fn from_self_block(schema: &serde_json::Value) -> Option<Result<Self, IgluUriError>> {
+        let block = schema.get("self")?;
+        let part = |k: &str| block.get(k).and_then(serde_json::Value::as_str);
+        let (vendor, name, format, version) = (
+            part("vendor")?,
+            part("name")?,
+            part("format")?,
+            part("version")?,
+        );
+        Some(Self::from_path(&format!(
+            "{vendor}/{name}/{format}/{version}"
+        )))
+    }
+
     /// The registry-relative path: `<vendor>/<name>/<format>/<M-R-A>`.
     pub fn path(&self) -> String {
         format!(
@@ -456,6 +473,18 @@ mod tests {
             valid > 1000 && invalid > 1000,
             "{valid} valid, {invalid} invalid"
         );
+    }
+
+    #[test]
+    fn reads_self_blocks() {
+        let doc = serde_json::json!({"self": {"vendor": "com.acme", "name": "ok", "format": "jsonschema", "version": "1-0-2"}});
+        let key = SchemaKey::from_self_block(&doc).unwrap().unwrap();
+        assert_eq!(key.to_string(), "iglu:com.acme/ok/jsonschema/1-0-2");
+        let bad = serde_json::json!({"self": {"vendor": "..", "name": "ok", "format": "jsonschema", "version": "1-0-2"}});
+        assert!(SchemaKey::from_self_block(&bad).unwrap().is_err());
+        let partial = serde_json::json!({"self": {"vendor": "com.acme", "name": "ok"}});
+        assert!(SchemaKey::from_self_block(&partial).is_none());
+        assert!(SchemaKey::from_self_block(&serde_json::json!({})).is_none());
     }
 
     #[test]

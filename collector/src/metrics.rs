@@ -1,0 +1,148 @@
+//! Prometheus metrics, counted also by the `service` and `version` labels, so a bad deploy
+//! shows up as "errors per code revision".
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+};
+
+/// Distinct `(service, version)` pairs kept as label values; later ones count as `other`,
+/// so a client sending random labels cannot blow up the metrics' memory.
+pub const MAX_LABEL_PAIRS: usize = 500;
+
+/// The collector's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    accepted: IntCounterVec,
+    rejected: IntCounterVec,
+    duplicates: IntCounterVec,
+    bytes: IntCounter,
+    latency: HistogramVec,
+    pairs: Mutex<HashSet<(String, String)>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let labels = &["service", "version"];
+        let requests = IntCounterVec::new(
+            Opts::new("eventwire_requests_total", "Batch requests by HTTP status."),
+            &["status"],
+        )?;
+        let accepted = IntCounterVec::new(
+            Opts::new(
+                "eventwire_events_accepted_total",
+                "Events written to the good sink.",
+            ),
+            labels,
+        )?;
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "eventwire_events_rejected_total",
+                "Events (or requests) dead-lettered, by code.",
+            ),
+            &["code", "service", "version"],
+        )?;
+        let duplicates = IntCounterVec::new(
+            Opts::new(
+                "eventwire_events_duplicate_total",
+                "Events dropped as already seen.",
+            ),
+            labels,
+        )?;
+        let bytes = IntCounter::new(
+            "eventwire_request_bytes_total",
+            "Request body bytes received (as sent).",
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new(
+                "eventwire_request_duration_seconds",
+                "Batch request latency.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["status"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(accepted.clone()))?;
+        registry.register(Box::new(rejected.clone()))?;
+        registry.register(Box::new(duplicates.clone()))?;
+        registry.register(Box::new(bytes.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            accepted,
+            rejected,
+            duplicates,
+            bytes,
+            latency,
+            pairs: Mutex::default(),
+        })
+    }
+
+    /// The label values to use for this `(service, version)`.
+    fn pair<'a>(&self, service: Option<&'a str>, version: Option<&'a str>) -> (&'a str, &'a str) {
+        let pair = (service.unwrap_or(""), version.unwrap_or(""));
+        let mut pairs = self
+            .pairs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pairs.contains(&(pair.0.to_owned(), pair.1.to_owned())) {
+            return pair;
+        }
+        if pairs.len() < MAX_LABEL_PAIRS {
+            pairs.insert((pair.0.to_owned(), pair.1.to_owned()));
+            return pair;
+        }
+        ("other", "other")
+    }
+
+    /// A request answered with `status` after `seconds`, with `bytes` of body.
+    pub fn request(&self, status: u16, seconds: f64, bytes: usize) {
+        let status = status.to_string();
+        self.requests.with_label_values(&[status.as_str()]).inc();
+        self.latency
+            .with_label_values(&[status.as_str()])
+            .observe(seconds);
+        self.bytes.inc_by(bytes as u64);
+    }
+
+    /// An event accepted.
+    pub fn accepted(&self, service: Option<&str>, version: Option<&str>) {
+        let (s, v) = self.pair(service, version);
+        self.accepted.with_label_values(&[s, v]).inc();
+    }
+
+    /// An event (or a whole request) dead-lettered with `code`.
+    pub fn rejected(&self, code: &str, service: Option<&str>, version: Option<&str>) {
+        let (s, v) = self.pair(service, version);
+        self.rejected.with_label_values(&[code, s, v]).inc();
+    }
+
+    /// An event dropped as a duplicate.
+    pub fn duplicate(&self, service: Option<&str>, version: Option<&str>) {
+        let (s, v) = self.pair(service, version);
+        self.duplicates.with_label_values(&[s, v]).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::error!(error = %e, "encoding metrics");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}

@@ -1,0 +1,317 @@
+//! Where schemas come from: a directory in Iglu layout or an HTTP base URL serving the same
+//! layout. Schemas are fetched on first use and their compiled validators cached; unknown
+//! schemas are remembered for a short while (negative cache), so a new event type reaches
+//! the collector without a restart.
+//!
+//! A schema URI can never make the collector read outside the registry: URIs are parsed with
+//! the strict grammar of [`eventwire::iglu`] (no `/`, `\`, `%`, `..` or empty parts), joined
+//! part by part, and, for a directory, the resolved file must still lie under the root after
+//! symlinks are followed.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use eventwire::iglu::SchemaKey;
+use serde_json::Value;
+
+/// Default time an unknown schema is remembered as unknown.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(10);
+/// Default number of compiled schemas kept.
+pub const DEFAULT_MAX_CACHED: usize = 10_000;
+/// Schema documents larger than this are refused.
+pub const MAX_SCHEMA_BYTES: usize = 1024 * 1024;
+/// Time allowed to fetch one schema over HTTP.
+pub const HTTP_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A compiled schema.
+pub struct CompiledSchema {
+    /// Which schema.
+    pub key: SchemaKey,
+    validator: jsonschema::Validator,
+}
+
+impl std::fmt::Debug for CompiledSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledSchema")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompiledSchema {
+    /// Compiles a self-describing schema document as JSON Schema draft 4 (formats checked).
+    pub fn compile(key: SchemaKey, mut document: Value) -> Result<Self, String> {
+        let Some(object) = document.as_object_mut() else {
+            return Err("schema is not a JSON object".into());
+        };
+        // `$schema` names Iglu's self-describing meta-schema, not a draft; `self` is metadata.
+        object.remove("$schema");
+        object.remove("self");
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft4)
+            .should_validate_formats(true)
+            .build(&document)
+            .map_err(|e| format!("schema does not compile: {e}"))?;
+        Ok(CompiledSchema { key, validator })
+    }
+
+    /// The underlying validator.
+    pub fn validator(&self) -> &jsonschema::Validator {
+        &self.validator
+    }
+}
+
+/// The answer for one schema.
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    /// Here it is.
+    Found(Arc<CompiledSchema>),
+    /// Not in the registry (events using it are dead-lettered as `unknown_schema`).
+    Unknown,
+    /// In the registry but unusable: not JSON, wrong `self` block, does not compile.
+    Broken(String),
+    /// The registry could not be asked (HTTP error, timeout): try the batch again later.
+    Unavailable(String),
+}
+
+/// Where schema documents live.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A directory in Iglu layout.
+    Dir(PathBuf),
+    /// An HTTP(S) base URL serving the same layout (a static bucket).
+    Http(String),
+}
+
+impl Source {
+    /// `http://` or `https://` → HTTP; anything else is a directory.
+    pub fn parse(s: &str) -> Source {
+        if s.starts_with("http://") || s.starts_with("https://") {
+            Source::Http(s.trim_end_matches('/').to_owned())
+        } else {
+            Source::Dir(PathBuf::from(s))
+        }
+    }
+}
+
+/// A schema registry with caches.
+pub struct Registry {
+    source: Source,
+    canonical_root: Option<PathBuf>,
+    client: reqwest::Client,
+    found: RwLock<HashMap<SchemaKey, Lookup>>,
+    unknown: RwLock<HashMap<SchemaKey, Instant>>,
+    negative_ttl: Duration,
+    max_cached: usize,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("source", &self.source)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a registry could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The directory does not exist or cannot be read.
+    #[error("schema directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Http(String),
+}
+
+impl Registry {
+    /// A registry reading from `source`.
+    pub fn new(source: Source) -> Result<Self, RegistryError> {
+        let canonical_root = match &source {
+            Source::Dir(path) => {
+                Some(std::fs::canonicalize(path).map_err(|e| RegistryError::Dir {
+                    path: path.clone(),
+                    source: e,
+                })?)
+            }
+            Source::Http(_) => None,
+        };
+        let client = reqwest::Client::builder()
+            .timeout(HTTP_FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| RegistryError::Http(e.to_string()))?;
+        Ok(Registry {
+            source,
+            canonical_root,
+            client,
+            found: RwLock::default(),
+            unknown: RwLock::default(),
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
+            max_cached: DEFAULT_MAX_CACHED,
+        })
+    }
+
+    /// How long an unknown schema is remembered as unknown.
+    pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// Where schemas come from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The answer from the caches alone, if they have one.
+    pub fn cached(&self, key: &SchemaKey) -> Option<Lookup> {
+        if let Some(hit) = read(&self.found).get(key) {
+            return Some(hit.clone());
+        }
+        let unknown = read(&self.unknown);
+        match unknown.get(key) {
+            Some(at) if at.elapsed() < self.negative_ttl => Some(Lookup::Unknown),
+            _ => None,
+        }
+    }
+
+    /// Looks a schema up, fetching and compiling it on first use.
+    pub async fn resolve(&self, key: &SchemaKey) -> Lookup {
+        if let Some(hit) = self.cached(key) {
+            return hit;
+        }
+        let fetched = match &self.source {
+            Source::Dir(_) => self.read_file(key),
+            Source::Http(base) => self.fetch(base, key).await,
+        };
+        let lookup = match fetched {
+            Fetched::Document(text) => compile(key, &text),
+            Fetched::Missing => Lookup::Unknown,
+            Fetched::Failed(e) => return Lookup::Unavailable(e),
+        };
+        match &lookup {
+            Lookup::Unknown => {
+                let mut unknown = write(&self.unknown);
+                if unknown.len() >= self.max_cached {
+                    unknown.clear();
+                }
+                unknown.insert(key.clone(), Instant::now());
+            }
+            Lookup::Found(_) | Lookup::Broken(_) => {
+                let mut found = write(&self.found);
+                if found.len() >= self.max_cached {
+                    found.clear();
+                }
+                found.insert(key.clone(), lookup.clone());
+                write(&self.unknown).remove(key);
+            }
+            Lookup::Unavailable(_) => {}
+        }
+        lookup
+    }
+
+    fn read_file(&self, key: &SchemaKey) -> Fetched {
+        let (Source::Dir(root), Some(canonical_root)) = (&self.source, &self.canonical_root) else {
+            return Fetched::Failed("not a directory registry".into());
+        };
+        let path = root
+            .join(&key.vendor)
+            .join(&key.name)
+            .join(&key.format)
+            .join(key.version.to_string());
+        match std::fs::canonicalize(&path) {
+            Ok(real) if real.starts_with(canonical_root) && real.is_file() => read_limited(&real),
+            Ok(real) => {
+                tracing::warn!(schema = %key, path = %real.display(), "schema path leaves the registry; refused");
+                Fetched::Missing
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Fetched::Missing,
+            Err(e) => Fetched::Failed(format!("{}: {e}", path.display())),
+        }
+    }
+
+    async fn fetch(&self, base: &str, key: &SchemaKey) -> Fetched {
+        // The key's parts are plain identifiers, so this URL stays under `base`.
+        let url = format!("{base}/{}", key.path());
+        let response = match self.client.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) => return Fetched::Failed(format!("GET {url}: {e}")),
+        };
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::FORBIDDEN {
+            return Fetched::Missing;
+        }
+        if !status.is_success() {
+            return Fetched::Failed(format!("GET {url}: HTTP {status}"));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_SCHEMA_BYTES as u64)
+        {
+            return Fetched::Failed(format!("GET {url}: schema over {MAX_SCHEMA_BYTES} bytes"));
+        }
+        match response.bytes().await {
+            Ok(b) if b.len() <= MAX_SCHEMA_BYTES => {
+                Fetched::Document(String::from_utf8_lossy(&b).into_owned())
+            }
+            Ok(_) => Fetched::Failed(format!("GET {url}: schema over {MAX_SCHEMA_BYTES} bytes")),
+            Err(e) => Fetched::Failed(format!("GET {url}: {e}")),
+        }
+    }
+}
+
+enum Fetched {
+    Document(String),
+    Missing,
+    Failed(String),
+}
+
+fn read_limited(path: &Path) -> Fetched {
+    match std::fs::metadata(path) {
+        Ok(m) if m.len() > MAX_SCHEMA_BYTES as u64 => {
+            return Fetched::Failed(format!(
+                "{}: schema over {MAX_SCHEMA_BYTES} bytes",
+                path.display()
+            ))
+        }
+        Err(e) => return Fetched::Failed(format!("{}: {e}", path.display())),
+        Ok(_) => {}
+    }
+    match std::fs::read_to_string(path) {
+        Ok(text) => Fetched::Document(text),
+        Err(e) => Fetched::Failed(format!("{}: {e}", path.display())),
+    }
+}
+
+fn compile(key: &SchemaKey, text: &str) -> Lookup {
+    let document: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return Lookup::Broken(format!("schema {key} is not JSON: {e}")),
+    };
+    match SchemaKey::from_self_block(&document) {
+        Some(Ok(k)) if k == *key => {}
+        Some(Ok(k)) => return Lookup::Broken(format!("schema {key} has a `self` block for {k}")),
+        _ => return Lookup::Broken(format!("schema {key} has no valid `self` block")),
+    }
+    match CompiledSchema::compile(key.clone(), document) {
+        Ok(c) => Lookup::Found(Arc::new(c)),
+        Err(e) => Lookup::Broken(format!("schema {key}: {e}")),
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

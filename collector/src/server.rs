@@ -1,0 +1,932 @@
+//! The HTTP server: `POST /v1/batch`, `GET /healthz`, `GET /metrics`, the dev-mode event
+//! view and `GET /v1/uniques`.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use eventwire::protocol::{BatchResponse, ErrorCode, Rejection};
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::dedup::{DedupWindow, DEFAULT_DEDUP_GENERATION};
+use crate::metrics::Metrics;
+use crate::record::{DeadLetter, ErrorDetail, GoodRecord};
+use crate::registry::{Registry, RegistryError, Source, DEFAULT_NEGATIVE_TTL};
+use crate::sink::{Sink, SinkError, SinkRecord, SinkSpec};
+use crate::time::format_timestamp;
+use crate::uniques::{parse_window, Uniques};
+use crate::validate::{BatchError, Checked, Limits, Pipeline};
+
+/// Default time allowed to receive a whole request body (a trickling body is cut off).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time allowed to receive a request's headers.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most headers in one request.
+pub const MAX_HEADERS: usize = 64;
+/// Most open connections; further ones wait to be accepted.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Recent events kept per kind in dev mode.
+pub const DEFAULT_DEV_CAPACITY: usize = 10_000;
+/// `Retry-After` sent with a 503.
+pub const RETRY_AFTER_SECONDS: u64 = 2;
+
+/// How to run a collector. Every knob has a `DEFAULT_*` constant.
+#[derive(Debug, Clone)]
+pub struct CollectorConfig {
+    /// Where schemas come from.
+    pub source: Source,
+    /// Good events go here.
+    pub good: SinkSpec,
+    /// Dead letters go here.
+    pub bad: SinkSpec,
+    /// Size and shape limits.
+    pub limits: Limits,
+    /// Accepted write keys; empty means no key is required.
+    pub write_keys: Vec<String>,
+    /// Browser origins allowed by CORS (`*` for any); empty means no CORS headers.
+    pub cors_origins: Vec<String>,
+    /// Keep recent events in memory and serve them at `/v1/events`.
+    pub dev: bool,
+    /// Events kept per kind in dev mode.
+    pub dev_capacity: usize,
+    /// Dedup window generation (see [`DedupWindow`]).
+    pub dedup_generation: usize,
+    /// How long an unknown schema is remembered as unknown.
+    pub negative_ttl: Duration,
+    /// Time allowed to receive a body.
+    pub body_timeout: Duration,
+    /// `fsync` file sinks after each batch (slower, survives power loss).
+    pub fsync: bool,
+}
+
+impl CollectorConfig {
+    /// Defaults, reading schemas from `source`, writing to `good.jsonl` and `bad.jsonl`.
+    pub fn new(source: Source) -> Self {
+        CollectorConfig {
+            source,
+            good: SinkSpec::File("good.jsonl".into()),
+            bad: SinkSpec::File("bad.jsonl".into()),
+            limits: Limits::default(),
+            write_keys: Vec::new(),
+            cors_origins: Vec::new(),
+            dev: false,
+            dev_capacity: DEFAULT_DEV_CAPACITY,
+            dedup_generation: DEFAULT_DEDUP_GENERATION,
+            negative_ttl: DEFAULT_NEGATIVE_TTL,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            fsync: false,
+        }
+    }
+
+    /// Good events go to `sink`.
+    pub fn good(mut self, sink: SinkSpec) -> Self {
+        self.good = sink;
+        self
+    }
+
+    /// Dead letters go to `sink`.
+    pub fn bad(mut self, sink: SinkSpec) -> Self {
+        self.bad = sink;
+        self
+    }
+
+    /// Requires one of these write keys.
+    pub fn write_keys(mut self, keys: Vec<String>) -> Self {
+        self.write_keys = keys;
+        self
+    }
+
+    /// Allows these browser origins (CORS).
+    pub fn cors_origins(mut self, origins: Vec<String>) -> Self {
+        self.cors_origins = origins;
+        self
+    }
+
+    /// Turns the dev mode on or off.
+    pub fn dev(mut self, on: bool) -> Self {
+        self.dev = on;
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How long unknown schemas stay unknown.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// Time allowed to receive a body.
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+}
+
+/// Why a collector could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    /// The registry could not be opened.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A sink could not be opened.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// Metrics could not be registered, or the envelope schema did not compile.
+    #[error("{0}")]
+    Internal(String),
+    /// The listener could not be bound.
+    #[error("listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Totals since start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Events written to the good sink.
+    pub accepted: u64,
+    /// Events and requests dead-lettered.
+    pub rejected: u64,
+    /// Events dropped as duplicates.
+    pub duplicates: u64,
+    /// Batch requests answered.
+    pub requests: u64,
+}
+
+/// Recent records in dev mode.
+#[derive(Debug, Default)]
+struct Recent {
+    good: VecDeque<Value>,
+    bad: VecDeque<Value>,
+}
+
+struct Shared {
+    pipeline: Pipeline,
+    registry: Registry,
+    good: Arc<dyn Sink>,
+    bad: Arc<dyn Sink>,
+    /// Held from the dedup check to the dedup insert, across the sink writes: two requests
+    /// carrying the same event (a retry racing the original) cannot both write it.
+    commit: tokio::sync::Mutex<DedupWindow>,
+    metrics: Metrics,
+    recent: Option<Mutex<Recent>>,
+    dev_capacity: usize,
+    uniques: Mutex<Uniques>,
+    write_keys: HashSet<String>,
+    body_timeout: Duration,
+    accepted: AtomicU64,
+    rejected: AtomicU64,
+    duplicates: AtomicU64,
+    requests: AtomicU64,
+}
+
+/// A collector: validation, sinks and state, ready to serve.
+#[derive(Clone)]
+pub struct Collector {
+    shared: Arc<Shared>,
+    cors_origins: Vec<String>,
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector")
+            .field("registry", &self.shared.registry)
+            .field("good", &self.shared.good.describe())
+            .field("bad", &self.shared.bad.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector {
+    /// Opens the registry and the sinks named in `config`.
+    pub async fn new(config: CollectorConfig) -> Result<Self, CollectorError> {
+        let good = config.good.open(config.fsync).await?;
+        let bad = config.bad.open(config.fsync).await?;
+        Self::with_sinks(config, good, bad)
+    }
+
+    /// A collector writing to sinks you made (tests, embedding).
+    pub fn with_sinks(
+        config: CollectorConfig,
+        good: Arc<dyn Sink>,
+        bad: Arc<dyn Sink>,
+    ) -> Result<Self, CollectorError> {
+        let registry = Registry::new(config.source.clone())?.with_negative_ttl(config.negative_ttl);
+        let pipeline = Pipeline::new(config.limits).map_err(CollectorError::Internal)?;
+        let metrics = Metrics::new().map_err(|e| CollectorError::Internal(e.to_string()))?;
+        Ok(Collector {
+            shared: Arc::new(Shared {
+                pipeline,
+                registry,
+                good,
+                bad,
+                commit: tokio::sync::Mutex::new(DedupWindow::new(config.dedup_generation)),
+                metrics,
+                recent: config.dev.then(|| Mutex::new(Recent::default())),
+                dev_capacity: config.dev_capacity.max(1),
+                uniques: Mutex::default(),
+                write_keys: config.write_keys.into_iter().collect(),
+                body_timeout: config.body_timeout,
+                accepted: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+                duplicates: AtomicU64::new(0),
+                requests: AtomicU64::new(0),
+            }),
+            cors_origins: config.cors_origins,
+        })
+    }
+
+    /// Totals since start.
+    pub fn totals(&self) -> Totals {
+        let s = &self.shared;
+        Totals {
+            accepted: s.accepted.load(Ordering::Relaxed),
+            rejected: s.rejected.load(Ordering::Relaxed),
+            duplicates: s.duplicates.load(Ordering::Relaxed),
+            requests: s.requests.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The routes, as an axum router.
+    pub fn router(&self) -> Router {
+        let router = Router::new()
+            .route("/v1/batch", post(batch))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/metrics", get(metrics))
+            .route("/v1/events", get(dev_events).delete(dev_reset))
+            .route("/v1/events/reset", post(dev_reset))
+            .route("/v1/uniques", get(uniques))
+            .with_state(self.shared.clone());
+        match cors(&self.cors_origins) {
+            Some(layer) => router.layer(layer),
+            None => router,
+        }
+    }
+
+    /// Listens on `addr` (port 0 picks a free port) and serves until shut down.
+    pub async fn serve(&self, addr: SocketAddr) -> Result<ServerHandle, CollectorError> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let router = self.router();
+        let task = tokio::spawn(accept_loop(listener, router, stopped));
+        tracing::info!(%addr, "collector listening");
+        Ok(ServerHandle {
+            addr,
+            stop,
+            task: Some(task),
+        })
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL to give trackers.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Serves until the process is stopped.
+    pub async fn wait(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let permit = tokio::select! {
+            _ = stopped.changed() => break,
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(DEFAULT_HEADER_TIMEOUT)
+                .max_headers(MAX_HEADERS)
+                .max_buf_size(64 * 1024);
+            if let Err(e) = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::CONTENT_ENCODING,
+            ])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+struct BatchQuery {
+    write_key: Option<String>,
+}
+
+/// A request refused as a whole.
+struct Refused {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+    /// What to keep of the request in the dead letter.
+    raw: Vec<u8>,
+    /// Store a dead letter (false for 401 and 503: nothing was accepted, nothing is lost).
+    dead_letter: bool,
+}
+
+impl Refused {
+    fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>, raw: &[u8]) -> Self {
+        Refused {
+            status,
+            code,
+            message: message.into(),
+            raw: raw[..raw.len().min(crate::record::MAX_RAW_BYTES)].to_vec(),
+            dead_letter: true,
+        }
+    }
+}
+
+async fn batch(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<BatchQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let received_at = Utc::now();
+    let (response, status, bytes) = shared.handle(received_at, query, &headers, body).await;
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    shared
+        .metrics
+        .request(status.as_u16(), started.elapsed().as_secs_f64(), bytes);
+    response
+}
+
+impl Shared {
+    async fn handle(
+        &self,
+        received_at: DateTime<Utc>,
+        query: BatchQuery,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> (Response, StatusCode, usize) {
+        let received = format_timestamp(received_at);
+        let raw = match self.read_body(body).await {
+            Ok(raw) => raw,
+            Err(refused) => {
+                return (
+                    self.refuse(&received, refused).await,
+                    StatusCode::BAD_REQUEST,
+                    0,
+                )
+            }
+        };
+        let bytes = raw.len();
+        let result = self
+            .process(received_at, &received, query, headers, &raw)
+            .await;
+        match result {
+            Ok(answer) => (
+                (StatusCode::OK, Json(answer)).into_response(),
+                StatusCode::OK,
+                bytes,
+            ),
+            Err(refused) => {
+                let status = refused.status;
+                (self.refuse(&received, refused).await, status, bytes)
+            }
+        }
+    }
+
+    /// Reads the body, bounded in size and time.
+    async fn read_body(&self, body: Body) -> Result<Vec<u8>, Refused> {
+        let limit = self.pipeline.limits().max_body_bytes;
+        let limited = http_body_util::Limited::new(body, limit);
+        match tokio::time::timeout(self.body_timeout, limited.collect()).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Refused::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::TooLarge,
+                format!("body over {limit} bytes"),
+                b"",
+            )),
+            Ok(Err(e)) => Err(Refused::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::Malformed,
+                format!("body could not be read: {e}"),
+                b"",
+            )),
+            Err(_) => Err(Refused::new(
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorCode::Malformed,
+                format!("body not received within {:?}", self.body_timeout),
+                b"",
+            )),
+        }
+    }
+
+    async fn process(
+        &self,
+        received_at: DateTime<Utc>,
+        received: &str,
+        query: BatchQuery,
+        headers: &HeaderMap,
+        raw: &[u8],
+    ) -> Result<BatchResponse, Refused> {
+        check_content_type(headers, raw)?;
+        let plain = decode(headers, raw, self.pipeline.limits().max_body_bytes)?;
+        let header_key = bearer(headers).or(query.write_key);
+        // With keys configured, a request must carry a known one somewhere; a key in the
+        // body is only read once the body is known to be a batch.
+        if !self.write_keys.is_empty() {
+            if let Some(key) = &header_key {
+                if !self.write_keys.contains(key) {
+                    return Err(unauthorized());
+                }
+            }
+        }
+        let checked = match self
+            .pipeline
+            .check_batch(&plain, received_at, &self.registry)
+            .await
+        {
+            Ok(c) => c,
+            Err(BatchError::Malformed(m)) => {
+                return Err(Refused::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::Malformed,
+                    m,
+                    &plain,
+                ))
+            }
+            Err(e @ BatchError::TooManyEvents { .. }) => {
+                return Err(Refused::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::TooLarge,
+                    e.to_string(),
+                    &plain,
+                ))
+            }
+            Err(e @ BatchError::RegistryUnavailable(_)) => {
+                tracing::warn!(error = %e, "answering 503");
+                return Err(Refused {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    code: ErrorCode::UnknownSchema,
+                    message: e.to_string(),
+                    raw: Vec::new(),
+                    dead_letter: false,
+                });
+            }
+        };
+        if !self.write_keys.is_empty() && header_key.is_none() {
+            match &checked.write_key {
+                Some(k) if self.write_keys.contains(k) => {}
+                _ => return Err(unauthorized()),
+            }
+        }
+        self.commit(received, checked).await
+    }
+
+    /// Dedups, writes both sinks, and only then remembers the ids and answers.
+    async fn commit(&self, received: &str, checked: Checked) -> Result<BatchResponse, Refused> {
+        let mut window = self.commit.lock().await;
+        let mut in_batch = HashSet::new();
+        let mut fresh = Vec::with_capacity(checked.good.len());
+        let mut duplicate_events = Vec::new();
+        for good in &checked.good {
+            if window.contains(&good.event_id) || !in_batch.insert(good.event_id.as_str()) {
+                duplicate_events.push(good);
+            } else {
+                fresh.push(good);
+            }
+        }
+        let good_records: Vec<SinkRecord> = fresh
+            .iter()
+            .map(|g| SinkRecord {
+                key: Some(g.event_id.clone()),
+                line: good_line(g, &checked.sent_at, received),
+            })
+            .collect();
+        let bad_records: Vec<SinkRecord> = checked
+            .bad
+            .iter()
+            .map(|b| SinkRecord {
+                key: b.dead.event_id().map(str::to_owned),
+                line: serde_json::to_vec(&b.dead).unwrap_or_default(),
+            })
+            .collect();
+        let written = async {
+            self.bad.write(&bad_records).await?;
+            self.good.write(&good_records).await
+        }
+        .await;
+        if let Err(e) = written {
+            tracing::error!(error = %e, "sink refused a batch; answering 503");
+            return Err(Refused {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: ErrorCode::Malformed,
+                message: format!("sink unavailable: {e}"),
+                raw: Vec::new(),
+                dead_letter: false,
+            });
+        }
+        for g in &fresh {
+            window.insert(&g.event_id);
+        }
+        drop(window);
+
+        for g in &fresh {
+            self.metrics
+                .accepted(g.label("service"), g.label("version"));
+        }
+        for d in &duplicate_events {
+            self.metrics
+                .duplicate(d.label("service"), d.label("version"));
+        }
+        for b in &checked.bad {
+            let label = |l: &str| {
+                b.dead
+                    .event
+                    .as_ref()?
+                    .get("context")?
+                    .get("labels")?
+                    .get(l)?
+                    .as_str()
+            };
+            self.metrics
+                .rejected(b.dead.code.as_str(), label("service"), label("version"));
+        }
+        self.accepted
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        self.duplicates
+            .fetch_add(duplicate_events.len() as u64, Ordering::Relaxed);
+        self.rejected
+            .fetch_add(checked.bad.len() as u64, Ordering::Relaxed);
+        self.count_uniques(&fresh);
+        if let Some(recent) = &self.recent {
+            let mut recent = recent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for r in &good_records {
+                push_bounded(&mut recent.good, &r.line, self.dev_capacity);
+            }
+            for r in &bad_records {
+                push_bounded(&mut recent.bad, &r.line, self.dev_capacity);
+            }
+        }
+        Ok(BatchResponse {
+            accepted: fresh.len() as u64,
+            duplicates: duplicate_events.len() as u64,
+            rejected: checked
+                .bad
+                .iter()
+                .map(|b| Rejection {
+                    index: b.index,
+                    event_id: b.dead.event_id().map(str::to_owned),
+                    code: b.dead.code.as_str().to_owned(),
+                })
+                .collect(),
+        })
+    }
+
+    fn count_uniques(&self, events: &[&crate::validate::GoodEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let now = Utc::now().timestamp();
+        let mut uniques = self
+            .uniques
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for g in events {
+            if let Some(user) = g
+                .context_str("user_id")
+                .or_else(|| g.context_str("anonymous_id"))
+            {
+                uniques.record(g.schema(), user, now);
+            }
+        }
+    }
+
+    /// Answers a refused request, dead-lettering it first when it should be kept.
+    async fn refuse(&self, received: &str, refused: Refused) -> Response {
+        if refused.dead_letter {
+            let dead = DeadLetter::for_raw(
+                received,
+                refused.code,
+                vec![ErrorDetail::new("", "request", refused.message.clone())],
+                &refused.raw,
+            );
+            let record = SinkRecord {
+                key: None,
+                line: serde_json::to_vec(&dead).unwrap_or_default(),
+            };
+            if let Err(e) = self.bad.write(std::slice::from_ref(&record)).await {
+                tracing::error!(error = %e, "dead-letter sink refused a record");
+            }
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            self.metrics.rejected(refused.code.as_str(), None, None);
+            if let Some(recent) = &self.recent {
+                let mut recent = recent
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                push_bounded(&mut recent.bad, &record.line, self.dev_capacity);
+            }
+        }
+        let mut response = (
+            refused.status,
+            Json(json!({ "error": refused.message, "code": refused.code.as_str() })),
+        )
+            .into_response();
+        if refused.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}
+
+fn unauthorized() -> Refused {
+    Refused {
+        status: StatusCode::UNAUTHORIZED,
+        code: ErrorCode::Malformed,
+        message: "write key missing or unknown".into(),
+        raw: Vec::new(),
+        dead_letter: false,
+    }
+}
+
+fn good_line(g: &crate::validate::GoodEvent, sent_at: &str, received: &str) -> Vec<u8> {
+    let e = &g.event;
+    let record = GoodRecord {
+        event_id: &g.event_id,
+        schema: g.schema(),
+        data: e.get("data").unwrap_or(&Value::Null),
+        entities: e.get("entities"),
+        context: e.get("context").unwrap_or(&Value::Null),
+        created_at: e
+            .get("created_at")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        sent_at,
+        received_at: received,
+        event_time: g.event_time.clone(),
+    };
+    serde_json::to_vec(&record).unwrap_or_default()
+}
+
+fn push_bounded(queue: &mut VecDeque<Value>, line: &[u8], capacity: usize) {
+    if let Ok(v) = serde_json::from_slice(line) {
+        if queue.len() >= capacity {
+            queue.pop_front();
+        }
+        queue.push_back(v);
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+fn check_content_type(headers: &HeaderMap, raw: &[u8]) -> Result<(), Refused> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let mime = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/json" || mime == "text/plain" {
+        Ok(())
+    } else {
+        Err(Refused::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Malformed,
+            format!("content type {mime:?} is not application/json or text/plain"),
+            raw,
+        ))
+    }
+}
+
+/// Undoes `Content-Encoding`, never producing more than `limit` bytes: a gzip bomb costs
+/// `limit` bytes of memory at most.
+fn decode(headers: &HeaderMap, raw: &[u8], limit: usize) -> Result<Vec<u8>, Refused> {
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
+    match encoding.as_deref() {
+        None | Some("identity") | Some("") => Ok(raw.to_vec()),
+        Some("gzip") | Some("x-gzip") => {
+            let mut plain = Vec::new();
+            let mut decoder = flate2::read::GzDecoder::new(raw).take(limit as u64 + 1);
+            match decoder.read_to_end(&mut plain) {
+                Ok(_) if plain.len() > limit => Err(Refused::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::TooLarge,
+                    format!("body over {limit} bytes after decompression"),
+                    raw,
+                )),
+                Ok(_) => Ok(plain),
+                Err(e) => Err(Refused::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorCode::Malformed,
+                    format!("gzip body could not be decoded: {e}"),
+                    raw,
+                )),
+            }
+        }
+        Some(other) => Err(Refused::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::Malformed,
+            format!("content encoding {other:?} is not supported (use gzip or none)"),
+            raw,
+        )),
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    kind: Option<String>,
+    event_id: Option<String>,
+    schema: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn dev_events(State(shared): State<Arc<Shared>>, Query(q): Query<EventsQuery>) -> Response {
+    let Some(recent) = &shared.recent else {
+        return (
+            StatusCode::NOT_FOUND,
+            "dev mode is off (start the collector with --dev)\n",
+        )
+            .into_response();
+    };
+    let recent = recent
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let source = match q.kind.as_deref() {
+        None | Some("good") => &recent.good,
+        Some("bad") => &recent.bad,
+        Some(_) => return (StatusCode::BAD_REQUEST, "kind must be good or bad\n").into_response(),
+    };
+    let event_of = |v: &Value| -> Value {
+        // Dead letters hold the event under `event`; good records are the event.
+        v.get("event").cloned().unwrap_or_else(|| v.clone())
+    };
+    let matches: Vec<&Value> = source
+        .iter()
+        .filter(|v| {
+            let e = event_of(v);
+            q.event_id
+                .as_deref()
+                .is_none_or(|id| e.get("event_id").and_then(Value::as_str) == Some(id))
+                && q.schema
+                    .as_deref()
+                    .is_none_or(|s| e.get("schema").and_then(Value::as_str) == Some(s))
+        })
+        .rev()
+        .take(q.limit.unwrap_or(usize::MAX))
+        .collect();
+    Json(json!({ "count": matches.len(), "events": matches })).into_response()
+}
+
+async fn dev_reset(State(shared): State<Arc<Shared>>) -> Response {
+    let Some(recent) = &shared.recent else {
+        return (
+            StatusCode::NOT_FOUND,
+            "dev mode is off (start the collector with --dev)\n",
+        )
+            .into_response();
+    };
+    *recent
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Recent::default();
+    (StatusCode::OK, Json(json!({ "reset": true }))).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct UniquesQuery {
+    schema: String,
+    window: Option<String>,
+}
+
+async fn uniques(State(shared): State<Arc<Shared>>, Query(q): Query<UniquesQuery>) -> Response {
+    let window = match parse_window(q.window.as_deref().unwrap_or("5m")) {
+        Ok(w) => w,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({ "error": e.to_string() })),
+            )
+                .into_response()
+        }
+    };
+    let uniques = shared
+        .uniques
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match uniques.estimate(&q.schema, window, Utc::now().timestamp()) {
+        Ok(n) => {
+            Json(json!({ "schema": q.schema, "window_seconds": window.as_secs(), "uniques": n }))
+                .into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}

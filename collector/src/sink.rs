@@ -1,0 +1,318 @@
+//! Where records go: a JSONL file, stdout, or Kafka (feature `kafka`).
+//!
+//! A sink takes a whole batch of records and returns only once they are durable to the
+//! degree the sink offers (file: written and flushed to the OS; Kafka: acknowledged), so the
+//! collector can answer 200 knowing nothing will be lost by answering.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Mutex;
+
+/// One record: a JSON line (without the newline) and its key (the `event_id`, for Kafka).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkRecord {
+    /// Partition key; `None` for dead letters without an event id.
+    pub key: Option<String>,
+    /// The JSON object, one line.
+    pub line: Vec<u8>,
+}
+
+/// Why a sink refused a batch.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// Writing failed.
+    #[error("{sink}: {source}")]
+    Io {
+        /// Which sink.
+        sink: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The broker did not acknowledge.
+    #[error("{sink}: {message}")]
+    Broker {
+        /// Which sink.
+        sink: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// A destination for records.
+pub trait Sink: Send + Sync + 'static {
+    /// Writes `records`; resolves once they are accepted.
+    fn write<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<(), SinkError>>;
+    /// A short description (`file:/tmp/good.jsonl`).
+    fn describe(&self) -> String;
+}
+
+/// Appends JSON lines to a file.
+///
+/// A batch is written with one `write_all` of complete lines, then flushed. If the process
+/// dies mid-write, the file may end in a partial line; opening the sink again truncates that
+/// tail, so a half-written line never survives as a record (the tracker resends the batch,
+/// which was never answered).
+pub struct FileSink {
+    path: PathBuf,
+    file: Mutex<tokio::fs::File>,
+    fsync: bool,
+}
+
+impl FileSink {
+    /// Opens (creating) `path` for appending; cuts a torn last line if there is one.
+    pub async fn open(path: impl Into<PathBuf>, fsync: bool) -> std::io::Result<FileSink> {
+        let path = path.into();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        repair_tail(&file)?;
+        Ok(FileSink {
+            path,
+            file: Mutex::new(tokio::fs::File::from_std(file)),
+            fsync,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+/// Truncates the file after its last newline (a torn write from a crash).
+fn repair_tail(file: &std::fs::File) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut reader = file;
+    let window = len.min(64 * 1024);
+    let mut buf = vec![0u8; window as usize];
+    let mut end = len;
+    loop {
+        let start = end.saturating_sub(window);
+        reader.seek(SeekFrom::Start(start))?;
+        let n = (end - start) as usize;
+        reader.read_exact(&mut buf[..n])?;
+        if let Some(pos) = buf[..n].iter().rposition(|b| *b == b'\n') {
+            let keep = start + pos as u64 + 1;
+            if keep < len {
+                tracing::warn!(
+                    bytes = len - keep,
+                    "cut a torn last line from the sink file"
+                );
+                file.set_len(keep)?;
+            }
+            return Ok(());
+        }
+        if start == 0 {
+            tracing::warn!(bytes = len, "sink file has no complete line; truncating it");
+            return file.set_len(0);
+        }
+        end = start;
+    }
+}
+
+impl Sink for FileSink {
+    fn write<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            if records.is_empty() {
+                return Ok(());
+            }
+            let buf = join_lines(records);
+            let mut file = self.file.lock().await;
+            let io = |source| SinkError::Io {
+                sink: self.describe(),
+                source,
+            };
+            file.write_all(&buf).await.map_err(io)?;
+            file.flush().await.map_err(io)?;
+            if self.fsync {
+                file.sync_data().await.map_err(io)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("file:{}", self.path.display())
+    }
+}
+
+/// Writes JSON lines to standard output.
+#[derive(Debug, Default)]
+pub struct StdoutSink {
+    lock: Mutex<()>,
+}
+
+impl Sink for StdoutSink {
+    fn write<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let buf = join_lines(records);
+            let _turn = self.lock.lock().await;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&buf)
+                .and_then(|()| out.flush())
+                .map_err(|source| SinkError::Io {
+                    sink: "stdout".into(),
+                    source,
+                })
+        })
+    }
+
+    fn describe(&self) -> String {
+        "stdout".into()
+    }
+}
+
+/// Keeps records in memory (tests, and the dev mode's view of what was written).
+#[derive(Debug, Default, Clone)]
+pub struct MemorySink {
+    records: Arc<std::sync::Mutex<Vec<SinkRecord>>>,
+}
+
+impl MemorySink {
+    /// Everything written so far.
+    pub fn records(&self) -> Vec<SinkRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Sink for MemorySink {
+    fn write<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<(), SinkError>> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend_from_slice(records);
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+}
+
+fn join_lines(records: &[SinkRecord]) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(records.iter().map(|r| r.line.len() + 1).sum());
+    for r in records {
+        buf.extend_from_slice(&r.line);
+        buf.push(b'\n');
+    }
+    buf
+}
+
+/// A sink named on the command line: a file path, `-` for stdout, or `kafka://HOST:PORT/TOPIC`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkSpec {
+    /// A JSONL file.
+    File(PathBuf),
+    /// Standard output.
+    Stdout,
+    /// A Kafka topic.
+    Kafka {
+        /// Bootstrap servers, `host:port[,host:port…]`.
+        brokers: String,
+        /// Topic.
+        topic: String,
+    },
+}
+
+impl SinkSpec {
+    /// Parses `-`, `kafka://brokers/topic`, or a path.
+    pub fn parse(s: &str) -> SinkSpec {
+        if s == "-" {
+            return SinkSpec::Stdout;
+        }
+        if let Some(rest) = s.strip_prefix("kafka://") {
+            let (brokers, topic) = rest.split_once('/').unwrap_or((rest, "eventwire"));
+            return SinkSpec::Kafka {
+                brokers: brokers.to_owned(),
+                topic: topic.to_owned(),
+            };
+        }
+        SinkSpec::File(PathBuf::from(s))
+    }
+
+    /// Opens the sink.
+    pub async fn open(&self, fsync: bool) -> Result<Arc<dyn Sink>, SinkError> {
+        match self {
+            SinkSpec::File(path) => FileSink::open(path, fsync)
+                .await
+                .map(|s| Arc::new(s) as Arc<dyn Sink>)
+                .map_err(|source| SinkError::Io {
+                    sink: format!("file:{}", path.display()),
+                    source,
+                }),
+            SinkSpec::Stdout => Ok(Arc::new(StdoutSink::default())),
+            SinkSpec::Kafka { brokers, topic } => Err(SinkError::Broker {
+                sink: format!("kafka://{brokers}/{topic}"),
+                message: "this build has no Kafka support".into(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(line: &str) -> SinkRecord {
+        SinkRecord {
+            key: None,
+            line: line.as_bytes().to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn file_sink_appends_lines_and_cuts_a_torn_tail() {
+        let dir = std::env::temp_dir().join(format!("eventwire-sink-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("good.jsonl");
+        let sink = FileSink::open(&path, false).await.unwrap();
+        sink.write(&[rec(r#"{"a":1}"#), rec(r#"{"a":2}"#)])
+            .await
+            .unwrap();
+        drop(sink);
+        // A crash mid-write leaves half a line.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(br#"{"a":3,"hal"#)
+            .unwrap();
+        let sink = FileSink::open(&path, true).await.unwrap();
+        sink.write(&[rec(r#"{"a":4}"#)]).await.unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text, "{\"a\":1}\n{\"a\":2}\n{\"a\":4}\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn parses_specs() {
+        assert_eq!(SinkSpec::parse("-"), SinkSpec::Stdout);
+        assert_eq!(
+            SinkSpec::parse("out/good.jsonl"),
+            SinkSpec::File("out/good.jsonl".into())
+        );
+        assert_eq!(
+            SinkSpec::parse("kafka://127.0.0.1:9092/events"),
+            SinkSpec::Kafka {
+                brokers: "127.0.0.1:9092".into(),
+                topic: "events".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,512 @@
+//! Validation: from the bytes of a request body to good events and dead letters.
+//!
+//! 1. The body must be a batch: a JSON object with an RFC 3339 `sent_at` and an `events`
+//!    array (else the whole request is `malformed`).
+//! 2. Each event, on its own: size, nesting depth and string length limits (`too_large`),
+//!    the envelope schema `iglu:dev.eventwire/event/jsonschema/1-0-0` (`invalid_envelope`),
+//!    its schema in the registry (`unknown_schema`), `data` against it (`schema_invalid`),
+//!    each entity against its own (`entity_invalid`).
+//!
+//! Registry lookups are the only I/O; they happen once per distinct schema of a batch,
+//! between parsing and checking. The same checks serve `eventwire validate`.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use eventwire::iglu::SchemaKey;
+use eventwire::protocol::ErrorCode;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+use crate::record::{DeadLetter, ErrorDetail, MAX_ERRORS};
+use crate::registry::{Lookup, Registry};
+use crate::time::{event_time, format_timestamp, parse_timestamp};
+
+/// Default largest request body, after decompression.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default most events in one batch.
+pub const DEFAULT_MAX_EVENTS: usize = 10_000;
+/// Default largest event (its JSON).
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
+/// Default deepest nesting of arrays and objects inside an event.
+pub const DEFAULT_MAX_DEPTH: usize = 32;
+/// Default longest string (or object key) inside an event, in bytes.
+pub const DEFAULT_MAX_STRING_BYTES: usize = 64 * 1024;
+
+/// The envelope schema, as checked in (derived from the tracker's Rust types).
+pub const ENVELOPE_SCHEMA: &str =
+    include_str!("../../schemas/dev.eventwire/event/jsonschema/1-0-0");
+
+/// Size and shape limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest body after decompression.
+    pub max_body_bytes: usize,
+    /// Most events per batch.
+    pub max_events: usize,
+    /// Largest event.
+    pub max_event_bytes: usize,
+    /// Deepest nesting inside an event.
+    pub max_depth: usize,
+    /// Longest string inside an event.
+    pub max_string_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_events: DEFAULT_MAX_EVENTS,
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_string_bytes: DEFAULT_MAX_STRING_BYTES,
+        }
+    }
+}
+
+/// Why a whole request is refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BatchError {
+    /// Not a batch: answered 400, the raw bytes dead-lettered as `malformed`.
+    #[error("not a batch: {0}")]
+    Malformed(String),
+    /// More events than allowed: answered 413 (the tracker splits and resends).
+    #[error("{count} events in one batch, over the limit of {limit}")]
+    TooManyEvents {
+        /// Events in the batch.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The registry could not be asked: answered 503, nothing stored; the tracker resends.
+    #[error("schema registry unavailable: {0}")]
+    RegistryUnavailable(String),
+}
+
+/// A valid event, ready for the good sink.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoodEvent {
+    /// Position in the batch.
+    pub index: usize,
+    /// The event id.
+    pub event_id: String,
+    /// The event as received.
+    pub event: Value,
+    /// Skew-corrected event time.
+    pub event_time: String,
+}
+
+impl GoodEvent {
+    /// The event's schema URI.
+    pub fn schema(&self) -> &str {
+        self.event
+            .get("schema")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// A string from `context`, e.g. `user_id`.
+    pub fn context_str(&self, field: &str) -> Option<&str> {
+        self.event.get("context")?.get(field)?.as_str()
+    }
+
+    /// A label from `context.labels`, e.g. `service`.
+    pub fn label(&self, label: &str) -> Option<&str> {
+        self.event
+            .get("context")?
+            .get("labels")?
+            .get(label)?
+            .as_str()
+    }
+}
+
+/// A dead-lettered event, with its position in the batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadEvent {
+    /// Position in the batch.
+    pub index: usize,
+    /// The dead letter to write.
+    pub dead: DeadLetter,
+}
+
+/// What became of a batch.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Checked {
+    /// The batch's `sent_at`, as sent.
+    pub sent_at: String,
+    /// The `write_key` in the body, if any.
+    pub write_key: Option<String>,
+    /// Valid events, in batch order.
+    pub good: Vec<GoodEvent>,
+    /// Dead-lettered events, in batch order.
+    pub bad: Vec<BadEvent>,
+}
+
+#[derive(Deserialize)]
+struct RawBatch<'a> {
+    #[serde(default)]
+    sent_at: Option<Value>,
+    #[serde(default)]
+    write_key: Option<Value>,
+    #[serde(borrow, default)]
+    events: Option<Vec<&'a RawValue>>,
+}
+
+/// The validation pipeline: limits and the compiled envelope schema.
+pub struct Pipeline {
+    limits: Limits,
+    envelope: crate::registry::CompiledSchema,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A parsed event waiting for its schemas.
+struct Candidate {
+    index: usize,
+    event: Value,
+    created_at: DateTime<Utc>,
+}
+
+impl Pipeline {
+    /// A pipeline with these limits. Fails only if the embedded envelope schema does not
+    /// compile (a build defect, caught by the tests).
+    pub fn new(limits: Limits) -> Result<Self, String> {
+        let key = SchemaKey::parse(eventwire::protocol::EVENT_SCHEMA).map_err(|e| e.to_string())?;
+        let document: Value = serde_json::from_str(ENVELOPE_SCHEMA).map_err(|e| e.to_string())?;
+        let envelope = crate::registry::CompiledSchema::compile(key, document)?;
+        Ok(Pipeline { limits, envelope })
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Checks a decompressed body. `received_at` is the collector's clock at arrival.
+    pub async fn check_batch(
+        &self,
+        body: &[u8],
+        received_at: DateTime<Utc>,
+        registry: &Registry,
+    ) -> Result<Checked, BatchError> {
+        let received = format_timestamp(received_at);
+        let batch: RawBatch<'_> =
+            serde_json::from_slice(body).map_err(|e| BatchError::Malformed(e.to_string()))?;
+        let events = batch
+            .events
+            .ok_or_else(|| BatchError::Malformed("missing `events` array".into()))?;
+        let sent_at_text = match &batch.sent_at {
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(BatchError::Malformed("`sent_at` is not a string".into())),
+            None => return Err(BatchError::Malformed("missing `sent_at`".into())),
+        };
+        let sent_at = parse_timestamp(&sent_at_text).ok_or_else(|| {
+            BatchError::Malformed(format!("`sent_at` is not RFC 3339: {sent_at_text:?}"))
+        })?;
+        if events.len() > self.limits.max_events {
+            return Err(BatchError::TooManyEvents {
+                count: events.len(),
+                limit: self.limits.max_events,
+            });
+        }
+        let write_key = match batch.write_key {
+            Some(Value::String(k)) => Some(k),
+            _ => None,
+        };
+
+        let mut checked = Checked {
+            sent_at: sent_at_text,
+            write_key,
+            ..Checked::default()
+        };
+        let mut candidates = Vec::with_capacity(events.len());
+        for (index, raw) in events.iter().enumerate() {
+            match self.parse_event(raw, &received) {
+                Ok((event, created_at)) => candidates.push(Candidate {
+                    index,
+                    event,
+                    created_at,
+                }),
+                Err(dead) => checked.bad.push(BadEvent { index, dead }),
+            }
+        }
+
+        let keys: HashSet<SchemaKey> = candidates
+            .iter()
+            .flat_map(|c| schema_keys(&c.event))
+            .collect();
+        let lookups = resolve_all(registry, keys).await?;
+
+        for c in candidates {
+            let (schema, data, entities) = parts(&c.event);
+            match self.check_data(schema, data, entities, &lookups) {
+                Ok(()) => {
+                    let event_id = c.event["event_id"].as_str().unwrap_or_default().to_owned();
+                    checked.good.push(GoodEvent {
+                        index: c.index,
+                        event_id,
+                        event_time: format_timestamp(event_time(
+                            received_at,
+                            sent_at,
+                            c.created_at,
+                        )),
+                        event: c.event,
+                    });
+                }
+                Err((code, errors)) => checked.bad.push(BadEvent {
+                    index: c.index,
+                    dead: DeadLetter::for_event(&received, code, errors, c.event),
+                }),
+            }
+        }
+        checked.bad.sort_by_key(|b| b.index);
+        Ok(checked)
+    }
+
+    /// Parses one event and checks its limits and envelope.
+    fn parse_event(
+        &self,
+        raw: &RawValue,
+        received: &str,
+    ) -> Result<(Value, DateTime<Utc>), DeadLetter> {
+        let text = raw.get();
+        if text.len() > self.limits.max_event_bytes {
+            let detail = ErrorDetail::new(
+                "",
+                "maxEventBytes",
+                format!(
+                    "event is {} bytes, over the limit of {}",
+                    text.len(),
+                    self.limits.max_event_bytes
+                ),
+            );
+            return Err(DeadLetter::for_raw(
+                received,
+                ErrorCode::TooLarge,
+                vec![detail],
+                text.as_bytes(),
+            ));
+        }
+        let event: Value = serde_json::from_str(text).map_err(|e| {
+            DeadLetter::for_raw(
+                received,
+                ErrorCode::Malformed,
+                vec![ErrorDetail::new("", "json", e.to_string())],
+                text.as_bytes(),
+            )
+        })?;
+        if let Some(detail) = shape_violation(&event, &self.limits) {
+            return Err(DeadLetter::for_raw(
+                received,
+                ErrorCode::TooLarge,
+                vec![detail],
+                text.as_bytes(),
+            ));
+        }
+        let errors = collect_errors(self.envelope.validator(), &event, "");
+        if !errors.is_empty() {
+            return Err(DeadLetter::for_event(
+                received,
+                ErrorCode::InvalidEnvelope,
+                errors,
+                event,
+            ));
+        }
+        // The envelope schema checked the format; parse it for the time correction.
+        let created_at = event["created_at"]
+            .as_str()
+            .and_then(parse_timestamp)
+            .ok_or_else(|| {
+                let detail = ErrorDetail::new("/created_at", "format", "not an RFC 3339 timestamp");
+                DeadLetter::for_event(
+                    received,
+                    ErrorCode::InvalidEnvelope,
+                    vec![detail],
+                    event.clone(),
+                )
+            })?;
+        Ok((event, created_at))
+    }
+
+    /// Checks `data` against `schema` and each entity against its own schema.
+    pub fn check_data(
+        &self,
+        schema: &str,
+        data: &Value,
+        entities: Option<&Value>,
+        lookups: &HashMap<SchemaKey, Lookup>,
+    ) -> Result<(), (ErrorCode, Vec<ErrorDetail>)> {
+        let compiled = match resolve_uri(schema, lookups) {
+            Ok(c) => c,
+            Err(message) => {
+                return Err((
+                    ErrorCode::UnknownSchema,
+                    vec![ErrorDetail::new("/schema", "schema", message)],
+                ));
+            }
+        };
+        let errors = collect_errors(compiled.validator(), data, "/data");
+        if !errors.is_empty() {
+            return Err((ErrorCode::SchemaInvalid, errors));
+        }
+        let mut errors = Vec::new();
+        for (i, entity) in entities
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let uri = entity
+                .get("schema")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match resolve_uri(uri, lookups) {
+                Ok(c) => {
+                    let data = entity.get("data").unwrap_or(&Value::Null);
+                    errors.extend(collect_errors(
+                        c.validator(),
+                        data,
+                        &format!("/entities/{i}/data"),
+                    ));
+                }
+                Err(message) => errors.push(ErrorDetail::new(
+                    format!("/entities/{i}/schema"),
+                    "schema",
+                    message,
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            errors.truncate(MAX_ERRORS);
+            Err((ErrorCode::EntityInvalid, errors))
+        }
+    }
+}
+
+/// Looks up every key; fails the batch only when the registry itself cannot be asked.
+pub async fn resolve_all(
+    registry: &Registry,
+    keys: HashSet<SchemaKey>,
+) -> Result<HashMap<SchemaKey, Lookup>, BatchError> {
+    let mut lookups = HashMap::with_capacity(keys.len());
+    for key in keys {
+        let lookup = registry.resolve(&key).await;
+        if let Lookup::Unavailable(e) = &lookup {
+            return Err(BatchError::RegistryUnavailable(e.clone()));
+        }
+        lookups.insert(key, lookup);
+    }
+    Ok(lookups)
+}
+
+/// The schema keys an event refers to (its own and its entities'), where they parse.
+pub fn schema_keys(event: &Value) -> impl Iterator<Item = SchemaKey> + '_ {
+    let (schema, _, entities) = parts(event);
+    std::iter::once(schema)
+        .chain(
+            entities
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.get("schema").and_then(Value::as_str)),
+        )
+        .filter_map(|uri| SchemaKey::parse(uri).ok())
+}
+
+fn parts(event: &Value) -> (&str, &Value, Option<&Value>) {
+    (
+        event
+            .get("schema")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        event.get("data").unwrap_or(&Value::Null),
+        event.get("entities"),
+    )
+}
+
+fn resolve_uri<'a>(
+    uri: &str,
+    lookups: &'a HashMap<SchemaKey, Lookup>,
+) -> Result<&'a crate::registry::CompiledSchema, String> {
+    let key = SchemaKey::parse(uri).map_err(|e| format!("invalid schema URI {uri:?}: {e}"))?;
+    match lookups.get(&key) {
+        Some(Lookup::Found(c)) => Ok(c),
+        Some(Lookup::Broken(why)) => Err(why.clone()),
+        Some(Lookup::Unavailable(why)) => Err(why.clone()),
+        Some(Lookup::Unknown) | None => Err(format!("schema {key} is not in the registry")),
+    }
+}
+
+/// Validation errors as dead-letter details, paths prefixed with `prefix`.
+pub fn collect_errors(
+    validator: &jsonschema::Validator,
+    instance: &Value,
+    prefix: &str,
+) -> Vec<ErrorDetail> {
+    validator
+        .iter_errors(instance)
+        .take(MAX_ERRORS)
+        .map(|e| {
+            ErrorDetail::new(
+                format!("{prefix}{}", e.instance_path()),
+                e.kind().keyword().to_owned(),
+                e.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The first nesting-depth or string-length violation inside `value`.
+pub fn shape_violation(value: &Value, limits: &Limits) -> Option<ErrorDetail> {
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        match v {
+            Value::String(s) if s.len() > limits.max_string_bytes => {
+                return Some(ErrorDetail::new(
+                    "",
+                    "maxStringBytes",
+                    format!(
+                        "a string of {} bytes is over the limit of {}",
+                        s.len(),
+                        limits.max_string_bytes
+                    ),
+                ));
+            }
+            Value::Array(_) | Value::Object(_) if depth > limits.max_depth => {
+                return Some(ErrorDetail::new(
+                    "",
+                    "maxDepth",
+                    format!("nesting deeper than {} levels", limits.max_depth),
+                ));
+            }
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            Value::Object(map) => {
+                for (k, item) in map {
+                    if k.len() > limits.max_string_bytes {
+                        return Some(ErrorDetail::new(
+                            "",
+                            "maxStringBytes",
+                            format!(
+                                "a key of {} bytes is over the limit of {}",
+                                k.len(),
+                                limits.max_string_bytes
+                            ),
+                        ));
+                    }
+                    stack.push((item, depth + 1));
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
