@@ -4,33 +4,52 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod collect;
+mod demo;
 mod send;
+mod validate;
 
 /// eventwire: typed analytics events, delivered without loss.
 #[derive(Debug, Parser)]
 #[command(name = "eventwire", version, about, long_about = None)]
 struct Cli {
-    /// Log level filter for diagnostics on stderr (e.g. `warn`, `eventwire=debug`).
-    #[arg(long, global = true, env = "EVENTWIRE_LOG", default_value = "warn")]
-    log: String,
+    /// Log filter for diagnostics on stderr, e.g. `info` or `eventwire=debug` (default:
+    /// `warn`; `error` for `demo`, whose rejections are on purpose).
+    #[arg(long, global = true, env = "EVENTWIRE_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole loop on embedded defaults: collector, tracker, good and bad events.
+    Demo(demo::DemoArgs),
+    /// Run the collector.
+    Collect(collect::CollectArgs),
     /// Send self-describing events (`{"schema":…,"data":…}` per line) to a collector.
     Send(send::SendArgs),
+    /// Check self-describing events against schemas, without a server.
+    Validate(validate::ValidateArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let default_log = match cli.command {
+        Command::Demo(_) => "error",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            cli.log.as_deref().unwrap_or(default_log),
+        ))
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Collect(args) => collect::run(args),
         Command::Send(args) => send::run(args),
+        Command::Validate(args) => validate::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,81 @@
+//! `eventwire collect`: run the collector.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use eventwire_collector::registry::Source;
+use eventwire_collector::server::{Collector, CollectorConfig};
+use eventwire_collector::sink::SinkSpec;
+
+/// Arguments of `eventwire collect`.
+#[derive(Debug, clap::Args)]
+pub struct CollectArgs {
+    /// Schema registry: a directory in Iglu layout, or an http(s) base URL serving one.
+    #[arg(long, default_value = "schemas")]
+    schemas: String,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Good events: a file path, `-` for stdout, or `kafka://HOST:PORT/TOPIC`.
+    #[arg(long, default_value = "good.jsonl")]
+    good: String,
+    /// Dead letters: a file path, `-` for stdout, or `kafka://HOST:PORT/TOPIC`.
+    #[arg(long, default_value = "bad.jsonl")]
+    bad: String,
+    /// Accepted write key (repeat for several); none means no key is required.
+    #[arg(long = "write-key")]
+    write_keys: Vec<String>,
+    /// Browser origin allowed by CORS (repeat; `*` for any).
+    #[arg(long = "cors-origin")]
+    cors_origins: Vec<String>,
+    /// Keep recent events in memory and serve them at GET /v1/events (for app tests).
+    #[arg(long)]
+    dev: bool,
+    /// fsync file sinks after every batch.
+    #[arg(long)]
+    fsync: bool,
+}
+
+/// Runs the collector until Ctrl-C.
+pub fn run(args: CollectArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let mut config = CollectorConfig::new(Source::parse(&args.schemas))
+            .good(SinkSpec::parse(&args.good))
+            .bad(SinkSpec::parse(&args.bad))
+            .write_keys(args.write_keys)
+            .cors_origins(args.cors_origins)
+            .dev(args.dev);
+        config.fsync = args.fsync;
+        let collector = Collector::new(config)
+            .await
+            .context("cannot start the collector")?;
+        let server = collector
+            .serve(args.listen)
+            .await
+            .context("cannot listen")?;
+        eprintln!(
+            "eventwire collector on {} (schemas: {}, good: {}, bad: {}{})",
+            server.endpoint(),
+            args.schemas,
+            args.good,
+            args.bad,
+            if args.dev {
+                ", dev mode: GET /v1/events"
+            } else {
+                ""
+            }
+        );
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        server.shutdown().await;
+        let t = collector.totals();
+        eprintln!(
+            "stopped: {} requests, {} accepted, {} dead-lettered, {} duplicates",
+            t.requests, t.accepted, t.rejected, t.duplicates
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,186 @@
+//! `eventwire demo`, `validate` and `collect` run as a user runs them, from the repository
+//! root.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn eventwire() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_eventwire"));
+    c.current_dir(repo());
+    c
+}
+
+fn lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn demo_runs_the_whole_loop_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = eventwire()
+        .args(["demo", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let good = lines(&dir.path().join("good.jsonl"));
+    let bad = lines(&dir.path().join("bad.jsonl"));
+    assert_eq!(good.len(), 11, "{stdout}");
+    let mut codes: Vec<&str> = bad.iter().map(|b| b["code"].as_str().unwrap()).collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        [
+            "entity_invalid",
+            "schema_invalid",
+            "too_large",
+            "unknown_schema"
+        ]
+    );
+    // Each good event id once.
+    let mut ids: Vec<&str> = good
+        .iter()
+        .map(|g| g["event_id"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 11);
+    for needle in [
+        "1 duplicate(s)",
+        "refused at track()",
+        "event_time",
+        "good.jsonl",
+        "bad.jsonl",
+        "schema_invalid",
+    ] {
+        assert!(stdout.contains(needle), "missing {needle:?} in\n{stdout}");
+    }
+    // The skewed client's event time is an hour before its own clock.
+    let skewed = good
+        .iter()
+        .find(|g| g["context"]["labels"]["service"] == "demo-kiosk")
+        .unwrap();
+    let created =
+        chrono::DateTime::parse_from_rfc3339(skewed["created_at"].as_str().unwrap()).unwrap();
+    let event_time =
+        chrono::DateTime::parse_from_rfc3339(skewed["event_time"].as_str().unwrap()).unwrap();
+    let skew = (created - event_time).num_seconds();
+    assert!((3590..=3610).contains(&skew), "{skew}");
+}
+
+#[test]
+fn validate_reports_each_invalid_line_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    std::fs::write(
+        &file,
+        concat!(
+            r#"{"schema":"iglu:com.example.media/play/jsonschema/1-0-0","data":{"media_id":"b0074dlv","position_s":3}}"#, "\n",
+            r#"{"schema":"iglu:com.example.media/play/jsonschema/1-0-0","data":{"media_id":"b0074dlv","position_s":-3}}"#, "\n",
+            r#"{"schema":"iglu:com.example.nope/x/jsonschema/1-0-0","data":{}}"#, "\n",
+            "not json\n",
+        ),
+    )
+    .unwrap();
+    let out = eventwire()
+        .args(["validate", "--schemas", "schemas"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("line 2: schema_invalid\n  /data/position_s (minimum)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line 3: unknown_schema"), "{stdout}");
+    assert!(stdout.contains("line 4: malformed"), "{stdout}");
+    assert!(stdout.contains("1 valid, 3 invalid"), "{stdout}");
+
+    let ok = dir.path().join("ok.jsonl");
+    std::fs::write(&ok, r#"{"schema":"iglu:com.example.web/search/jsonschema/1-0-0","data":{"query":"a","results_count":1}}"#).unwrap();
+    let out = eventwire().args(["validate"]).arg(&ok).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn collect_serves_until_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = eventwire()
+        .args(["collect", "--listen", &listen, "--dev", "--good"])
+        .arg(dir.path().join("good.jsonl"))
+        .arg("--bad")
+        .arg(dir.path().join("bad.jsonl"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) for it to listen.
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&listen).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "collector did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        concat!(
+            r#"{"schema":"iglu:com.example.web/search/jsonschema/1-0-0","data":{"query":"a","results_count":1}}"#, "\n",
+            r#"{"schema":"iglu:com.example.web/search/jsonschema/1-0-0","data":{"query":""}}"#, "\n",
+        ),
+    )
+    .unwrap();
+    let out = eventwire()
+        .args(["send", "--endpoint", &format!("http://{listen}")])
+        .arg(&events)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "one rejection: {stdout}");
+    assert!(
+        stdout.contains("sent:         1 ") && stdout.contains("schema_invalid: 1"),
+        "{stdout}"
+    );
+    // SIGINT, as Ctrl-C.
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("1 accepted, 1 dead-lettered"), "{stderr}");
+    assert_eq!(lines(&dir.path().join("good.jsonl")).len(), 1);
+    assert_eq!(lines(&dir.path().join("bad.jsonl")).len(), 1);
+}
