@@ -1,0 +1,191 @@
+//! Collector benchmark: validated events per second on one core for a realistic schema mix,
+//! and end to end tracker → collector → file on loopback.
+//!
+//! Run: `cargo run --release -p eventwire-bench --bin collector` (from the repository root)
+
+#![allow(clippy::unwrap_used)] // benchmark harness: fail loudly
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use eventwire::{Entity, Tracker, WhenFull};
+use eventwire_collector::registry::{Registry, Source};
+use eventwire_collector::server::{Collector, CollectorConfig};
+use eventwire_collector::sink::SinkSpec;
+use eventwire_collector::validate::{Limits, Pipeline};
+use serde_json::{json, Value};
+
+const BATCH: usize = 500;
+const ROUNDS: usize = 200;
+const E2E_EVENTS: usize = 200_000;
+
+fn schemas() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../schemas")
+}
+
+fn player() -> Value {
+    json!({"schema": "iglu:com.example.media/player/jsonschema/1-0-0",
+           "data": {"kind": "video", "player_name": "html5", "player_version": "4.2.1", "volume": 80, "quality": "hd"}})
+}
+
+/// A realistic mix: media events with the player entity, page views, searches, checkouts.
+fn mix(i: usize) -> (&'static str, Value, Vec<Value>) {
+    match i % 5 {
+        0 | 1 => (
+            "iglu:com.example.media/play/jsonschema/1-0-0",
+            json!({"media_id": "b0074dlv", "position_s": (i % 7200) as f64 * 0.5, "playback_rate": 1.0, "autoplay": false}),
+            vec![player()],
+        ),
+        2 => (
+            "iglu:com.example.web/page_view/jsonschema/1-0-0",
+            json!({"url": format!("https://www.example.com/news/article-{i}"), "title": "Filming the tidal zone at night",
+                   "referrer": "https://www.example.com/", "viewport": {"width": 1280, "height": 800}}),
+            vec![],
+        ),
+        3 => (
+            "iglu:com.example.web/search/jsonschema/1-0-0",
+            json!({"query": "planet earth", "results_count": 12, "page": 1, "filters": {"category": null, "sort": "relevance"}}),
+            vec![],
+        ),
+        _ => (
+            "iglu:com.example.shop/checkout/jsonschema/1-0-1",
+            json!({"order_id": "ORD-20261126", "currency": "GBP", "total": 24.98, "coupon": null, "payment_method": "card",
+                   "items": [{"sku": "DVD-PE3", "quantity": 1, "unit_price": 19.99}, {"sku": "GIFT-WRAP", "quantity": 1, "unit_price": 4.99}]}),
+            vec![],
+        ),
+    }
+}
+
+fn envelope(i: usize) -> Value {
+    let (schema, data, entities) = mix(i);
+    let mut e = json!({
+        "event_id": uuid::Uuid::now_v7().to_string(),
+        "schema": schema,
+        "data": data,
+        "created_at": "2026-11-26T03:10:25.001Z",
+        "context": {"labels": {"environment": "bench", "service": "web", "version": "abc123"},
+                    "library": {"name": "eventwire-rust", "version": "0.1.0"},
+                    "anonymous_id": "6f1c7e9a-3b2d-4c5e-8f90-1a2b3c4d5e6f", "session_id": "0b1c2d3e"}
+    });
+    if !entities.is_empty() {
+        e["entities"] = Value::Array(entities);
+    }
+    e
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    // 1. Validation on one core: the whole per-request pipeline minus HTTP and sinks.
+    let registry = Registry::new(Source::Dir(schemas())).unwrap();
+    let pipeline = Pipeline::new(Limits::default()).unwrap();
+    let bodies: Vec<Vec<u8>> = (0..20)
+        .map(|b| {
+            let events: Vec<Value> = (0..BATCH).map(|i| envelope(b * BATCH + i)).collect();
+            serde_json::to_vec(&json!({"sent_at": "2026-11-26T03:10:26.123Z", "events": events}))
+                .unwrap()
+        })
+        .collect();
+    let bytes_per_event = bodies[0].len() / BATCH;
+    let received = chrono::Utc::now();
+    // Warm the schema cache.
+    let warm = runtime
+        .block_on(pipeline.check_batch(&bodies[0], received, &registry))
+        .unwrap();
+    assert_eq!(warm.good.len(), BATCH, "every benchmark event is valid");
+    let start = Instant::now();
+    let mut validated = 0;
+    for r in 0..ROUNDS {
+        let checked = runtime
+            .block_on(pipeline.check_batch(&bodies[r % bodies.len()], received, &registry))
+            .unwrap();
+        validated += checked.good.len();
+    }
+    let validation = start.elapsed();
+    drop(runtime);
+
+    // 2. End to end: tracker → collector (file sinks) on loopback.
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (collector, server) = runtime.block_on(async {
+        let config = CollectorConfig::new(Source::Dir(schemas()))
+            .good(SinkSpec::File(dir.path().join("good.jsonl")))
+            .bad(SinkSpec::File(dir.path().join("bad.jsonl")));
+        let collector = Collector::new(config).await.unwrap();
+        let server = collector
+            .serve("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        (collector, server)
+    });
+    let tracker = Tracker::builder()
+        .endpoint(server.endpoint())
+        .environment("bench")
+        .service("collector-bench")
+        .when_full(WhenFull::Block(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let player = Entity {
+        schema: "iglu:com.example.media/player/jsonschema/1-0-0".into(),
+        data: player()["data"].clone(),
+    };
+    let start = Instant::now();
+    for i in 0..E2E_EVENTS {
+        let (schema, data, entities) = mix(i);
+        let entities: &[Entity] = if entities.is_empty() {
+            &[]
+        } else {
+            std::slice::from_ref(&player)
+        };
+        tracker.track_json_with(schema, &data, entities).unwrap();
+    }
+    tracker.flush(Duration::from_secs(120)).unwrap();
+    let e2e = start.elapsed();
+    let stats = tracker.stats();
+    tracker.shutdown(Duration::from_secs(10)).unwrap();
+    let totals = collector.totals();
+    runtime.block_on(server.shutdown());
+    let lines = std::fs::read_to_string(dir.path().join("good.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+
+    println!("eventwire collector benchmark");
+    println!();
+    println!("| measure | value |");
+    println!("|---|---:|");
+    println!(
+        "| validation, one core: events per second | {:.0} |",
+        validated as f64 / validation.as_secs_f64()
+    );
+    println!(
+        "| validation, one core: µs per event | {:.2} |",
+        validation.as_secs_f64() * 1e6 / validated as f64
+    );
+    println!(
+        "| validation, one core: MB/s of request body | {:.1} |",
+        (validated * bytes_per_event) as f64 / validation.as_secs_f64() / 1e6
+    );
+    println!("| (mix: 2/5 play + player entity, 1/5 page view, search, checkout; {bytes_per_event} bytes/event) | |");
+    println!(
+        "| end to end tracker → collector → file: events per second | {:.0} |",
+        E2E_EVENTS as f64 / e2e.as_secs_f64()
+    );
+    println!(
+        "| end to end: events tracked / accepted / lines in good.jsonl | {} / {} / {} |",
+        E2E_EVENTS, totals.accepted, lines
+    );
+    println!(
+        "| end to end: requests, tracker retries | {}, {} |",
+        stats.requests, stats.retries
+    );
+    assert_eq!(lines, E2E_EVENTS, "every event landed once");
+    assert_eq!(stats.sent, E2E_EVENTS as u64);
+}
