@@ -9,6 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
+
+#[cfg(feature = "kafka")]
+mod kafka;
+#[cfg(feature = "kafka")]
+pub use kafka::KafkaSink;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
@@ -257,9 +262,12 @@ impl SinkSpec {
                     source,
                 }),
             SinkSpec::Stdout => Ok(Arc::new(StdoutSink::default())),
+            #[cfg(feature = "kafka")]
+            SinkSpec::Kafka { brokers, topic } => Ok(Arc::new(KafkaSink::new(brokers, topic)?)),
+            #[cfg(not(feature = "kafka"))]
             SinkSpec::Kafka { brokers, topic } => Err(SinkError::Broker {
                 sink: format!("kafka://{brokers}/{topic}"),
-                message: "this build has no Kafka support".into(),
+                message: "this build has no Kafka support (feature `kafka`)".into(),
             }),
         }
     }

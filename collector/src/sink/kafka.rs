@@ -1,0 +1,75 @@
+//! A Kafka sink (librdkafka): each record is produced with the event id as its key, so load
+//! spreads over partitions and the same event always lands on the same partition (where a
+//! downstream consumer can deduplicate across collectors). A batch is accepted only when the
+//! broker acknowledged every record (`acks=all`, idempotent producer).
+
+use std::time::Duration;
+
+use futures_util::future::{join_all, BoxFuture};
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+use super::{Sink, SinkError, SinkRecord};
+
+/// How long one record may wait for the broker's acknowledgement.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Produces records to one topic.
+pub struct KafkaSink {
+    producer: FutureProducer,
+    brokers: String,
+    topic: String,
+}
+
+impl KafkaSink {
+    /// A producer for `topic` on `brokers` (`host:port[,host:port…]`).
+    pub fn new(brokers: &str, topic: &str) -> Result<Self, SinkError> {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "5")
+            .set(
+                "message.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            )
+            .create()
+            .map_err(|e| SinkError::Broker {
+                sink: format!("kafka://{brokers}/{topic}"),
+                message: e.to_string(),
+            })?;
+        Ok(KafkaSink {
+            producer,
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+        })
+    }
+}
+
+impl Sink for KafkaSink {
+    fn write<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let sends = records.iter().map(|r| {
+                let mut record = FutureRecord::<str, [u8]>::to(&self.topic).payload(&r.line[..]);
+                if let Some(key) = &r.key {
+                    record = record.key(key.as_str());
+                }
+                self.producer.send(record, DELIVERY_TIMEOUT)
+            });
+            for result in join_all(sends).await {
+                if let Err((e, _)) = result {
+                    return Err(SinkError::Broker {
+                        sink: self.describe(),
+                        message: e.to_string(),
+                    });
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("kafka://{}/{}", self.brokers, self.topic)
+    }
+}
