@@ -17,8 +17,17 @@ struct Cli {
     /// `warn`; `error` for `demo`, whose rejections are on purpose).
     #[arg(long, global = true, env = "EVENTWIRE_LOG")]
     log: Option<String>,
+    /// Log format on stderr: `text`, or `json` (one object per line, for log pipelines).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,12 +48,14 @@ fn main() -> ExitCode {
         Command::Demo(_) => "error",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            cli.log.as_deref().unwrap_or(default_log),
-        ))
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::new(cli.log.as_deref().unwrap_or(default_log));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Collect(args) => collect::run(args),

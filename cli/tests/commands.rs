@@ -134,11 +134,23 @@ fn collect_serves_until_interrupted() {
         .unwrap()
         .port();
     let listen = format!("127.0.0.1:{port}");
+    // Good events to stdout, dead letters to a file, JSON logs on stderr.
     let mut child = eventwire()
-        .args(["collect", "--listen", &listen, "--dev", "--good"])
-        .arg(dir.path().join("good.jsonl"))
-        .arg("--bad")
+        .args([
+            "collect",
+            "--listen",
+            &listen,
+            "--dev",
+            "--log",
+            "info",
+            "--log-format",
+            "json",
+            "--good",
+            "-",
+            "--bad",
+        ])
         .arg(dir.path().join("bad.jsonl"))
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -181,6 +193,19 @@ fn collect_serves_until_interrupted() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(stderr.contains("1 accepted, 1 dead-lettered"), "{stderr}");
-    assert_eq!(lines(&dir.path().join("good.jsonl")).len(), 1);
+    let log_line = stderr
+        .lines()
+        .find(|l| l.contains("collector listening"))
+        .unwrap();
+    let log: Value = serde_json::from_str(log_line).unwrap();
+    assert_eq!(log["level"], "INFO");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    let good: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(good.len(), 1, "{stdout}");
+    assert_eq!(good[0]["data"]["query"], "a");
     assert_eq!(lines(&dir.path().join("bad.jsonl")).len(), 1);
 }

@@ -1,0 +1,210 @@
+//! Kafka sinks against a real Kafka-protocol broker (tansu, in-memory storage) on loopback:
+//! events produced through the collector are consumed back with the right keys and payloads,
+//! spread over partitions by their event id.
+//!
+//! The broker binary comes from `scripts/test.sh` (`cargo install tansu --features
+//! dynostore`); the test starts its own broker on a free port and stops it when done.
+
+#![cfg(feature = "kafka")]
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use eventwire_collector::sink::SinkSpec;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use serde_json::{json, Value};
+
+/// A broker process, killed on drop.
+struct Broker {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tansu() -> String {
+    if let Ok(path) = std::env::var("EVENTWIRE_TANSU") {
+        return path;
+    }
+    let home = std::env::var("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo")
+        });
+    let installed = home.join("bin/tansu");
+    assert!(
+        installed.exists() || Command::new("tansu").arg("--version").output().is_ok(),
+        "the tansu broker is not installed: run ./scripts/test.sh, which installs it"
+    );
+    if installed.exists() {
+        installed.display().to_string()
+    } else {
+        "tansu".into()
+    }
+}
+
+fn start_broker() -> Broker {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let child = Command::new(tansu())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tansu");
+    let broker = Broker {
+        child,
+        address: format!("127.0.0.1:{port}"),
+    };
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&broker.address).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "tansu did not start listening"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    broker
+}
+
+async fn create_topics(brokers: &str, topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, 3, TopicReplication::Fixed(1)))
+        .collect();
+    let results = admin
+        .create_topics(&new, &AdminOptions::new())
+        .await
+        .unwrap();
+    for r in results {
+        r.unwrap();
+    }
+}
+
+/// Consumes `topic` until `n` messages arrived (bounded by a timeout).
+async fn consume(brokers: &str, topic: &str, n: usize) -> Vec<(Option<String>, Value, i32)> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("test-{}", uuid::Uuid::now_v7()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "only {} of {n} messages consumed from {topic}",
+            out.len()
+        );
+        let Ok(Ok(message)) = tokio::time::timeout(left, consumer.recv()).await else {
+            continue;
+        };
+        let key = message
+            .key()
+            .map(|k| String::from_utf8(k.to_vec()).unwrap());
+        let payload: Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        out.push((key, payload, message.partition()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_go_to_kafka_keyed_by_event_id() {
+    let broker = start_broker();
+    let brokers = broker.address.clone();
+    create_topics(&brokers, &["eventwire-good", "eventwire-bad"]).await;
+    let c = start(|c| {
+        c.good(SinkSpec::parse(&format!(
+            "kafka://{brokers}/eventwire-good"
+        )))
+        .bad(SinkSpec::parse(&format!("kafka://{brokers}/eventwire-bad")))
+    })
+    .await;
+
+    let mut events: Vec<Value> = (0..30).map(|i| play(i as f64)).collect();
+    events.push(play(-1.0)); // schema_invalid
+    events.push(envelope(
+        "iglu:com.example.nope/x/jsonschema/1-0-0",
+        json!({}),
+    )); // unknown_schema
+    let ids: Vec<String> = events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    let (status, answer) = post_json(&c.url("/v1/batch"), &batch(events)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 30);
+
+    let good = consume(&brokers, "eventwire-good", 30).await;
+    let keys: HashSet<&str> = good.iter().map(|(k, _, _)| k.as_deref().unwrap()).collect();
+    assert_eq!(
+        keys,
+        ids[..30].iter().map(String::as_str).collect::<HashSet<_>>()
+    );
+    for (key, payload, _) in &good {
+        assert_eq!(
+            payload["event_id"].as_str(),
+            key.as_deref(),
+            "key = event_id"
+        );
+        assert_eq!(
+            payload["schema"],
+            "iglu:com.example.media/play/jsonschema/1-0-0"
+        );
+        assert!(payload["received_at"].is_string() && payload["event_time"].is_string());
+    }
+    let partitions: HashMap<i32, usize> = good.iter().fold(HashMap::new(), |mut m, (_, _, p)| {
+        *m.entry(*p).or_default() += 1;
+        m
+    });
+    assert!(
+        partitions.len() > 1,
+        "keys spread over partitions: {partitions:?}"
+    );
+
+    let bad = consume(&brokers, "eventwire-bad", 2).await;
+    let mut codes: Vec<&str> = bad
+        .iter()
+        .map(|(_, p, _)| p["code"].as_str().unwrap())
+        .collect();
+    codes.sort();
+    assert_eq!(codes, ["schema_invalid", "unknown_schema"]);
+    for (key, payload, _) in &bad {
+        assert_eq!(payload["event"]["event_id"].as_str(), key.as_deref());
+    }
+    // Nothing went to the file sinks of the fixture.
+    assert!(c.good().is_empty() && c.bad().is_empty());
+}
