@@ -14,6 +14,17 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 cargo --version
 
+# A real Kafka-protocol broker for the collector's Kafka test (which starts and stops its
+# own instance on a free loopback port). In-memory storage needs the `dynostore` feature.
+# Building it takes ~25 minutes on 2 cores, so it is only built when missing.
+TANSU_VERSION=0.6.0
+TANSU="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+if [ ! -x "$TANSU" ] || ! "$TANSU" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  step "installing tansu $TANSU_VERSION (Kafka-protocol broker)"
+  cargo install tansu --locked --version "$TANSU_VERSION" --features dynostore
+fi
+export EVENTWIRE_TANSU="$TANSU"
+
 step "format"
 cargo fmt --all -- --check
 

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod codegen;
 mod collect;
 mod demo;
 mod send;
@@ -34,6 +35,8 @@ enum LogFormat {
 enum Command {
     /// Run the whole loop on embedded defaults: collector, tracker, good and bad events.
     Demo(demo::DemoArgs),
+    /// Generate typed event code from schemas.
+    Codegen(codegen::CodegenArgs),
     /// Run the collector.
     Collect(collect::CollectArgs),
     /// Send self-describing events (`{"schema":…,"data":…}` per line) to a collector.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
+        Command::Codegen(args) => codegen::run(args),
         Command::Collect(args) => collect::run(args),
         Command::Send(args) => send::run(args),
         Command::Validate(args) => validate::run(args),

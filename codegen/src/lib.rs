@@ -1,25 +1,166 @@
 //! # eventwire-codegen
 //!
-//! Build-time tooling for eventwire's event schemas.
+//! Typed event types from Iglu schemas, for Rust (with typify) and TypeScript.
 //!
 //! ## Overview
 //!
 //! Event schemas live in a directory in Iglu layout:
 //! `<root>/<vendor>/<name>/jsonschema/<MODEL>-<REVISION>-<ADDITION>` (no file extension), each a
 //! self-describing JSON Schema whose `self` block matches its path. [`registry::load_dir`]
-//! reads such a directory and reports every file that breaks the layout, so that code
-//! generation, `eventwire lint` and the collector all see the same schemas.
+//! reads such a directory; [`rust::generate`] turns the schemas into one Rust module per
+//! vendor, one type per schema version, each implementing `eventwire::SelfDescribing` (see
+//! [`rust`] for the naming rules).
 //!
-//! ## Quickstart
+//! ## Quickstart: `build.rs`
 //!
 //! ```no_run
-//! let loaded = eventwire_codegen::registry::load_dir("schemas".as_ref());
-//! for problem in &loaded.errors {
-//!     eprintln!("{problem}");
-//! }
-//! for schema in &loaded.schemas {
-//!     println!("{} ({})", schema.key, schema.path.display());
+//! // build.rs
+//! fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     eventwire_codegen::Builder::new().schemas("schemas").compile()?;
+//!     Ok(())
 //! }
 //! ```
+//!
+//! ```ignore
+//! // src/main.rs
+//! mod events {
+//!     include!(concat!(env!("OUT_DIR"), "/eventwire_events.rs"));
+//! }
+//! tracker.track(events::com_example_media::Play { media_id: "b0074dlv".parse()?, position_s: 0.0, ..Default::default() })?;
+//! ```
+//!
+//! The generated code uses `serde`, `serde_json` and `eventwire`, plus `regress` (0.12)
+//! for patterns, `chrono` for date-time formats and `uuid` for uuid formats when the
+//! schemas have them; the crate that includes it depends on those.
 
+use std::path::{Path, PathBuf};
+
+pub mod normalize;
 pub mod registry;
+pub mod rust;
+
+/// Why code could not be generated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CodegenError {
+    /// A schema that cannot be turned into types; the message says where and why.
+    #[error("{schema}{}: {message}", if path.is_empty() { String::new() } else { format!(" at {path}") })]
+    Schema {
+        /// The schema's Iglu URI.
+        schema: String,
+        /// JSON pointer into the schema, when known.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A file in the schema directory is not a usable schema.
+    #[error("{0}")]
+    Load(String),
+    /// Writing the output failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Errors of one [`Builder::compile`] run, all of them.
+#[derive(Debug, thiserror::Error)]
+#[error("eventwire-codegen: {} error(s):\n{}", .0.len(), .0.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+pub struct BuildErrors(pub Vec<CodegenError>);
+
+/// Generates Rust types from schema directories, for `build.rs` (the way prost-build works).
+#[derive(Debug, Default, Clone)]
+#[must_use]
+pub struct Builder {
+    schemas: Vec<PathBuf>,
+    out_file: Option<PathBuf>,
+    rerun_if_changed: bool,
+}
+
+/// File name written in `OUT_DIR` by default.
+pub const DEFAULT_OUT_FILE: &str = "eventwire_events.rs";
+
+impl Builder {
+    /// A builder that prints `cargo:rerun-if-changed` lines (as `build.rs` needs).
+    pub fn new() -> Self {
+        Builder {
+            rerun_if_changed: true,
+            ..Builder::default()
+        }
+    }
+
+    /// Adds a schema directory in Iglu layout.
+    pub fn schemas(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.schemas.push(dir.into());
+        self
+    }
+
+    /// Writes to this file instead of `$OUT_DIR/eventwire_events.rs`.
+    pub fn out_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.out_file = Some(path.into());
+        self
+    }
+
+    /// Whether to print `cargo:rerun-if-changed` lines.
+    pub fn rerun_if_changed(mut self, yes: bool) -> Self {
+        self.rerun_if_changed = yes;
+        self
+    }
+
+    /// Loads the schemas and generates the Rust code, without writing it.
+    pub fn generate(&self) -> Result<rust::RustOutput, BuildErrors> {
+        let mut files = Vec::new();
+        let mut errors = Vec::new();
+        for dir in &self.schemas {
+            if self.rerun_if_changed {
+                println!("cargo:rerun-if-changed={}", dir.display());
+            }
+            let loaded = registry::load_dir(dir);
+            errors.extend(
+                loaded
+                    .errors
+                    .iter()
+                    .map(|e| CodegenError::Load(e.to_string())),
+            );
+            for f in &loaded.schemas {
+                if self.rerun_if_changed {
+                    println!("cargo:rerun-if-changed={}", f.path.display());
+                }
+            }
+            files.extend(loaded.schemas);
+        }
+        if !errors.is_empty() {
+            return Err(BuildErrors(errors));
+        }
+        rust::generate(&files).map_err(BuildErrors)
+    }
+
+    /// Generates and writes the file; returns its path. The file is rewritten only when its
+    /// content changes, so unchanged schemas do not trigger a rebuild.
+    pub fn compile(&self) -> Result<PathBuf, BuildErrors> {
+        let output = self.generate()?;
+        let path = match &self.out_file {
+            Some(p) => p.clone(),
+            None => {
+                let dir = std::env::var_os("OUT_DIR").ok_or_else(|| {
+                    BuildErrors(vec![CodegenError::Io(
+                        "OUT_DIR is not set: call compile() from build.rs, or set out_file()"
+                            .into(),
+                    )])
+                })?;
+                Path::new(&dir).join(DEFAULT_OUT_FILE)
+            }
+        };
+        write_if_changed(&path, &output.code).map_err(|e| BuildErrors(vec![e]))?;
+        Ok(path)
+    }
+}
+
+/// Writes `text` to `path` unless the file already holds exactly that.
+pub fn write_if_changed(path: &Path, text: &str) -> Result<(), CodegenError> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| CodegenError::Io(format!("{}: {e}", parent.display())))?;
+    }
+    std::fs::write(path, text).map_err(|e| CodegenError::Io(format!("{}: {e}", path.display())))
+}

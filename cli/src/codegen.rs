@@ -1,0 +1,74 @@
+//! `eventwire codegen`: typed event code from schemas, for teams that check it in.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Target language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// Rust types (typify), each implementing `eventwire::SelfDescribing`.
+    Rust,
+}
+
+/// Arguments of `eventwire codegen`.
+#[derive(Debug, clap::Args)]
+pub struct CodegenArgs {
+    /// Schema directory in Iglu layout.
+    #[arg(long, default_value = "schemas")]
+    schemas: PathBuf,
+    /// Language to generate.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    lang: Lang,
+    /// Output file (`-` for stdout).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Generates the file; exit status 1 with every problem listed when a schema cannot be used.
+pub fn run(args: CodegenArgs) -> anyhow::Result<ExitCode> {
+    let builder = eventwire_codegen::Builder::new()
+        .schemas(&args.schemas)
+        .rerun_if_changed(false);
+    let output = match args.lang {
+        Lang::Rust => match builder.generate() {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+    };
+    if args.out.as_os_str() == "-" {
+        print!("{}", output.code);
+    } else {
+        eventwire_codegen::write_if_changed(&args.out, &output.code)?;
+        eprintln!(
+            "wrote {} types to {}{}",
+            output.types,
+            args.out.display(),
+            needs(&output.uses)
+        );
+    }
+    for (key, l) in &output.loosened {
+        eprintln!(
+            "note: {key}: not enforced by the generated type: {} (at {})",
+            l.what,
+            if l.path.is_empty() { "/" } else { &l.path }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn needs(uses: &eventwire_codegen::rust::Uses) -> String {
+    let mut crates = vec!["serde", "serde_json", "eventwire"];
+    if uses.regress {
+        crates.push("regress 0.12");
+    }
+    if uses.chrono {
+        crates.push("chrono (serde)");
+    }
+    if uses.uuid {
+        crates.push("uuid (serde)");
+    }
+    format!(" (the crate needs: {})", crates.join(", "))
+}

@@ -1,0 +1,264 @@
+//! Normalisation: Iglu's draft-4 schemas into the draft-07 dialect typify reads through
+//! schemars 0.8, without feeding it what makes it panic.
+//!
+//! Exact rewrites (same meaning): `$schema`, `self` and draft-4 `id` removed; boolean
+//! `exclusiveMinimum`/`exclusiveMaximum` turned into draft-6 numbers; `const` into a
+//! one-value `enum`; the `type` of a type-less `enum` inferred from its values.
+//!
+//! Loosenings (the generated type accepts more than the schema; each is recorded with its
+//! JSON path and stated in the type's docs): a `format` without a `type`; an `enum` mixing
+//! several non-null types; string enums whose values collide as Rust names; tuple `items`;
+//! `$ref`s to other documents.
+
+use serde_json::{Map, Value};
+
+/// A constraint the generated type does not enforce.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loosening {
+    /// JSON pointer into the schema.
+    pub path: String,
+    /// What was relaxed.
+    pub what: String,
+}
+
+/// A schema ready for typify, and what was relaxed on the way.
+#[derive(Debug, Clone)]
+pub struct Normalized {
+    /// The rewritten schema.
+    pub schema: Value,
+    /// Constraints not enforced by the generated type.
+    pub loosened: Vec<Loosening>,
+}
+
+/// Normalises a self-describing schema document.
+pub fn normalize(document: &Value) -> Normalized {
+    let mut schema = document.clone();
+    let mut loosened = Vec::new();
+    if let Some(o) = schema.as_object_mut() {
+        o.remove("self");
+    }
+    walk(&mut schema, "", &mut loosened);
+    Normalized { schema, loosened }
+}
+
+fn walk(schema: &mut Value, path: &str, loosened: &mut Vec<Loosening>) {
+    let Some(o) = schema.as_object_mut() else {
+        return;
+    };
+    o.remove("$schema");
+    if o.get("id").is_some_and(Value::is_string) {
+        o.remove("id");
+    }
+    for (flag, bound) in [
+        ("exclusiveMinimum", "minimum"),
+        ("exclusiveMaximum", "maximum"),
+    ] {
+        if let Some(Value::Bool(exclusive)) = o.get(flag).cloned() {
+            o.remove(flag);
+            if exclusive {
+                if let Some(b) = o.remove(bound) {
+                    o.insert(flag.into(), b);
+                }
+            }
+        }
+    }
+    if let Some(c) = o.remove("const") {
+        o.insert("enum".into(), Value::Array(vec![c]));
+    }
+    if let Some(r) = o.get("$ref").and_then(Value::as_str) {
+        if !r.starts_with('#') {
+            loosened.push(Loosening {
+                path: path.to_owned(),
+                what: format!("`$ref` to another document ({r}) accepts any JSON"),
+            });
+            o.clear();
+            return;
+        }
+    }
+    if o.contains_key("format") && !o.contains_key("type") && !has_combinator(o) {
+        let format = o.remove("format").unwrap_or_default();
+        loosened.push(Loosening {
+            path: path.to_owned(),
+            what: format!("`format: {format}` without a `type` is not checked"),
+        });
+    }
+    fix_enum(o, path, loosened);
+    if o.get("items").is_some_and(Value::is_array) {
+        o.remove("items");
+        o.remove("additionalItems");
+        loosened.push(Loosening {
+            path: path.to_owned(),
+            what: "tuple `items` (a schema per position) are not checked".into(),
+        });
+    }
+
+    for key in ["properties", "patternProperties", "definitions"] {
+        if let Some(Value::Object(children)) = o.get_mut(key) {
+            for (name, child) in children.iter_mut() {
+                walk(child, &format!("{path}/{key}/{}", escape(name)), loosened);
+            }
+        }
+    }
+    if let Some(Value::Object(deps)) = o.get_mut("dependencies") {
+        for (name, child) in deps.iter_mut() {
+            if child.is_object() {
+                walk(
+                    child,
+                    &format!("{path}/dependencies/{}", escape(name)),
+                    loosened,
+                );
+            }
+        }
+    }
+    for key in ["items", "additionalProperties", "additionalItems", "not"] {
+        if let Some(child) = o.get_mut(key) {
+            walk(child, &format!("{path}/{key}"), loosened);
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(children)) = o.get_mut(key) {
+            for (i, child) in children.iter_mut().enumerate() {
+                walk(child, &format!("{path}/{key}/{i}"), loosened);
+            }
+        }
+    }
+}
+
+fn has_combinator(o: &Map<String, Value>) -> bool {
+    ["allOf", "anyOf", "oneOf", "$ref", "enum"]
+        .iter()
+        .any(|k| o.contains_key(*k))
+}
+
+/// Gives a type-less `enum` the type of its values; loosens enums typify cannot name.
+fn fix_enum(o: &mut Map<String, Value>, path: &str, loosened: &mut Vec<Loosening>) {
+    let Some(Value::Array(values)) = o.get("enum").cloned() else {
+        return;
+    };
+    let mut kinds: Vec<&'static str> = values.iter().map(kind).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let non_null: Vec<&str> = kinds.iter().copied().filter(|k| *k != "null").collect();
+    if !o.contains_key("type") {
+        match non_null.as_slice() {
+            [single] => {
+                let t = if kinds.contains(&"null") {
+                    Value::from(vec![*single, "null"])
+                } else {
+                    Value::from(*single)
+                };
+                o.insert("type".into(), t);
+            }
+            [] => {}
+            _ => {
+                o.remove("enum");
+                loosened.push(Loosening {
+                    path: path.to_owned(),
+                    what: format!(
+                        "an `enum` mixing {} values accepts any of those types",
+                        non_null.join(", ")
+                    ),
+                });
+                return;
+            }
+        }
+    }
+    // typify names string variants in UpperCamelCase; values that collide cannot be named.
+    let mut names: Vec<String> = values
+        .iter()
+        .filter_map(Value::as_str)
+        .map(heck::ToUpperCamelCase::to_upper_camel_case)
+        .collect();
+    let count = names.len();
+    names.sort();
+    names.dedup();
+    let unnameable = names.len() != count || names.iter().any(|n| n.is_empty());
+    if unnameable || non_null.len() > 1 {
+        o.remove("enum");
+        loosened.push(Loosening {
+            path: path.to_owned(),
+            what: "an `enum` whose values collide as Rust names accepts any value of its type"
+                .into(),
+        });
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn exact_rewrites() {
+        let doc = json!({
+            "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+            "self": {"vendor": "a", "name": "b", "format": "jsonschema", "version": "1-0-0"},
+            "id": "http://example.com/x",
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "n": {"type": "number", "minimum": 0, "exclusiveMinimum": true, "maximum": 5, "exclusiveMaximum": false},
+                "k": {"const": "fixed"},
+                "e": {"enum": ["a", "b", null]}
+            }
+        });
+        let n = normalize(&doc);
+        assert!(n.loosened.is_empty(), "{:?}", n.loosened);
+        assert_eq!(
+            n.schema,
+            json!({
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "n": {"type": "number", "exclusiveMinimum": 0, "maximum": 5},
+                    "k": {"enum": ["fixed"], "type": "string"},
+                    "e": {"enum": ["a", "b", null], "type": ["string", "null"]}
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn loosenings_are_recorded_with_paths() {
+        let doc = json!({
+            "type": "object",
+            "properties": {
+                "u": {"format": "uuid"},
+                "m": {"enum": [1, "one"]},
+                "c": {"type": "string", "enum": ["UNKNOWN", "Unknown"]},
+                "t": {"type": "array", "items": [{"type": "string"}]},
+                "r": {"$ref": "http://example.com/other#"}
+            }
+        });
+        let n = normalize(&doc);
+        let paths: Vec<&str> = n.loosened.iter().map(|l| l.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/properties/c",
+                "/properties/m",
+                "/properties/r",
+                "/properties/t",
+                "/properties/u"
+            ]
+        );
+        assert_eq!(n.schema["properties"]["r"], json!({}));
+        assert_eq!(n.schema["properties"]["u"], json!({}));
+    }
+}
