@@ -14,7 +14,6 @@ use eventwire::{Entity, SelfDescribing, TrackError, Tracker};
 use eventwire_collector::registry::Source;
 use eventwire_collector::server::{Collector, CollectorConfig};
 use eventwire_collector::sink::SinkSpec;
-use serde::Serialize;
 use serde_json::{json, Value};
 
 /// Arguments of `eventwire demo`.
@@ -26,129 +25,6 @@ pub struct DemoArgs {
     /// Where to write good.jsonl and bad.jsonl (default: a new temporary directory, kept).
     #[arg(long)]
     dir: Option<PathBuf>,
-}
-
-// Typed events for the project's schemas (`schemas/com.example.*`).
-
-#[derive(Serialize)]
-struct PageView {
-    url: String,
-    title: String,
-    referrer: Option<String>,
-}
-impl SelfDescribing for PageView {
-    const SCHEMA: &'static str = "iglu:com.example.web/page_view/jsonschema/1-0-0";
-}
-
-#[derive(Serialize)]
-struct Author {
-    name: String,
-    staff_id: Option<u32>,
-}
-
-#[derive(Serialize)]
-struct ArticleView {
-    article_id: String,
-    headline: String,
-    section: String,
-    authors: Vec<Author>,
-    word_count: u32,
-}
-impl SelfDescribing for ArticleView {
-    const SCHEMA: &'static str = "iglu:com.example.web/article_view/jsonschema/1-0-0";
-}
-
-#[derive(Serialize)]
-struct Search {
-    query: String,
-    results_count: u32,
-}
-impl SelfDescribing for Search {
-    const SCHEMA: &'static str = "iglu:com.example.web/search/jsonschema/1-0-0";
-}
-
-#[derive(Serialize)]
-struct Play {
-    media_id: String,
-    position_s: f64,
-}
-impl SelfDescribing for Play {
-    const SCHEMA: &'static str = "iglu:com.example.media/play/jsonschema/1-0-0";
-}
-
-#[derive(Serialize)]
-struct Seek {
-    media_id: String,
-    from_s: f64,
-    to_s: f64,
-    method: String,
-}
-impl SelfDescribing for Seek {
-    const SCHEMA: &'static str = "iglu:com.example.media/seek/jsonschema/1-0-0";
-}
-
-#[derive(Serialize)]
-struct Pause {
-    media_id: String,
-    position_s: f64,
-    reason: Option<String>,
-}
-impl SelfDescribing for Pause {
-    const SCHEMA: &'static str = "iglu:com.example.media/pause/jsonschema/1-0-0";
-}
-
-#[derive(Serialize)]
-struct Complete {
-    media_id: String,
-    duration_s: f64,
-    watched_ratio: f64,
-    quality: Option<String>,
-}
-impl SelfDescribing for Complete {
-    const SCHEMA: &'static str = "iglu:com.example.media/complete/jsonschema/1-0-0";
-}
-
-#[derive(Serialize)]
-struct Player {
-    kind: String,
-    player_name: String,
-    player_version: String,
-    volume: u8,
-    quality: Option<String>,
-}
-impl SelfDescribing for Player {
-    const SCHEMA: &'static str = "iglu:com.example.media/player/jsonschema/1-0-0";
-}
-
-#[derive(Serialize)]
-struct LineItem {
-    sku: String,
-    quantity: u32,
-    unit_price: f64,
-}
-
-#[derive(Serialize)]
-struct Checkout {
-    order_id: String,
-    currency: String,
-    total: f64,
-    items: Vec<LineItem>,
-    coupon: Option<String>,
-    payment_method: String,
-}
-impl SelfDescribing for Checkout {
-    const SCHEMA: &'static str = "iglu:com.example.shop/checkout/jsonschema/1-0-1";
-}
-
-#[derive(Serialize)]
-struct FrontendError {
-    message: String,
-    severity: String,
-    error_type: String,
-    line: Option<u32>,
-}
-impl SelfDescribing for FrontendError {
-    const SCHEMA: &'static str = "iglu:com.example.web/frontend_error/jsonschema/1-0-0";
 }
 
 /// Runs the demo.
@@ -303,14 +179,23 @@ async fn demo(schemas: &Path, dir: &Path) -> anyhow::Result<ExitCode> {
 
 /// Tracks one visit's events and the deliberately bad ones; returns how many were tracked.
 fn track_visit(tracker: &Tracker, refused: &mut Vec<String>) -> anyhow::Result<usize> {
-    let media = "b0074dlv".to_owned();
-    let player = Entity::typed(&Player {
-        kind: "video".into(),
-        player_name: "html5".into(),
-        player_version: "4.2.1".into(),
-        volume: 80,
-        quality: Some("hd".into()),
-    })?;
+    use crate::events::{
+        com_example_media as media, com_example_shop as shop, com_example_web as web,
+    };
+    let media_id = "b0074dlv";
+    let player: media::Player = media::Player::builder()
+        .kind("video")
+        .player_name("html5")
+        .player_version(Some(
+            "4.2.1"
+                .parse::<media::player::v1_0_0::PlayerPlayerVersion>()
+                .map_err(anyhow::Error::msg)?,
+        ))
+        .volume(Some(80_i64))
+        .quality(Some(media::player::v1_0_0::PlayerQuality::Hd))
+        .try_into()
+        .map_err(anyhow::Error::msg)?;
+    let player = Entity::typed(&player)?;
     let entities = std::slice::from_ref(&player);
     let mut n = 0;
     let mut count = |r: Result<eventwire::Uuid, TrackError>| -> anyhow::Result<()> {
@@ -321,118 +206,123 @@ fn track_visit(tracker: &Tracker, refused: &mut Vec<String>) -> anyhow::Result<u
         }
         Ok(())
     };
-    count(tracker.track(PageView {
-        url: "https://shop.example.com/".into(),
-        title: "Home".into(),
-        referrer: None,
-    }))?;
-    count(tracker.track(Search {
-        query: "planet earth".into(),
-        results_count: 12,
-    }))?;
-    count(tracker.track(ArticleView {
-        article_id: "science-42".into(),
-        headline: "Filming the tidal zone at night".into(),
-        section: "science".into(),
-        authors: vec![Author {
-            name: "A. Reporter".into(),
-            staff_id: Some(7),
-        }],
-        word_count: 1240,
-    }))?;
-    count(tracker.track_with(
-        Play {
-            media_id: media.clone(),
-            position_s: 0.0,
-        },
-        entities,
-    ))?;
-    count(tracker.track_with(
-        Seek {
-            media_id: media.clone(),
-            from_s: 12.0,
-            to_s: 340.5,
-            method: "scrub".into(),
-        },
-        entities,
-    ))?;
-    count(tracker.track_with(
-        Pause {
-            media_id: media.clone(),
-            position_s: 402.0,
-            reason: Some("user".into()),
-        },
-        entities,
-    ))?;
-    count(tracker.track_with(
-        Play {
-            media_id: media.clone(),
-            position_s: 402.0,
-        },
-        entities,
-    ))?;
-    count(tracker.track_with(
-        Complete {
-            media_id: media.clone(),
-            duration_s: 3540.0,
-            watched_ratio: 0.93,
-            quality: Some("hd".into()),
-        },
-        entities,
-    ))?;
-    count(tracker.track(Checkout {
-        order_id: "ORD-20261126".into(),
-        currency: "GBP".into(),
-        total: 24.98,
-        items: vec![
-            LineItem {
-                sku: "DVD-PE3".into(),
-                quantity: 1,
-                unit_price: 19.99,
-            },
-            LineItem {
-                sku: "GIFT-WRAP".into(),
-                quantity: 1,
-                unit_price: 4.99,
-            },
-        ],
-        coupon: None,
-        payment_method: "card".into(),
-    }))?;
-    count(tracker.track(FrontendError {
-        message: "Cannot read properties of undefined (reading 'play')".into(),
-        severity: "error".into(),
-        error_type: "TypeError".into(),
-        line: Some(118),
-    }))?;
-    // Deliberately bad.
+    let page: web::PageView = web::PageView::builder()
+        .url("https://shop.example.com/")
+        .title(Some(
+            "Home"
+                .parse::<web::page_view::v1_0_0::PageViewTitle>()
+                .map_err(anyhow::Error::msg)?,
+        ))
+        .try_into()
+        .map_err(anyhow::Error::msg)?;
+    count(tracker.track(page))?;
+    let search: web::Search = web::Search::builder()
+        .query("planet earth")
+        .results_count(12_u64)
+        .try_into()
+        .map_err(anyhow::Error::msg)?;
+    count(tracker.track(search))?;
+    let author: web::article_view::v1_0_0::ArticleViewAuthorsItem =
+        web::article_view::v1_0_0::ArticleViewAuthorsItem::builder()
+            .name("A. Reporter")
+            .staff_id(Some(std::num::NonZeroU64::new(7).context("staff id")?))
+            .try_into()
+            .map_err(anyhow::Error::msg)?;
+    let article: web::ArticleView = web::ArticleView::builder()
+        .article_id("science-42")
+        .headline("Filming the tidal zone at night")
+        .section("science")
+        .authors(vec![author])
+        .word_count(Some(1240_u64))
+        .try_into()
+        .map_err(anyhow::Error::msg)?;
+    count(tracker.track(article))?;
+    let play = |position_s: f64| -> anyhow::Result<media::Play> {
+        media::Play::builder()
+            .media_id(media_id)
+            .position_s(position_s)
+            .try_into()
+            .map_err(anyhow::Error::msg)
+    };
+    count(tracker.track_with(play(0.0)?, entities))?;
+    let seek: media::Seek = media::Seek::builder()
+        .media_id(media_id)
+        .from_s(12.0)
+        .to_s(340.5)
+        .method("scrub")
+        .try_into()
+        .map_err(anyhow::Error::msg)?;
+    count(tracker.track_with(seek, entities))?;
+    let pause: media::Pause = media::Pause::builder()
+        .media_id(media_id)
+        .position_s(402.0)
+        .reason(Some(media::pause::v1_0_0::PauseReason::User))
+        .try_into()
+        .map_err(anyhow::Error::msg)?;
+    count(tracker.track_with(pause, entities))?;
+    count(tracker.track_with(play(402.0)?, entities))?;
+    let complete: media::Complete = media::Complete::builder()
+        .media_id(media_id)
+        .duration_s(3540.0)
+        .watched_ratio(0.93)
+        .try_into()
+        .map_err(anyhow::Error::msg)?;
+    count(tracker.track_with(complete, entities))?;
+    let item =
+        |sku: &str, unit_price: f64| -> anyhow::Result<shop::checkout::v1_0_1::CheckoutItemsItem> {
+            shop::checkout::v1_0_1::CheckoutItemsItem::builder()
+                .sku(sku)
+                .quantity(std::num::NonZeroU64::MIN)
+                .unit_price(unit_price)
+                .try_into()
+                .map_err(anyhow::Error::msg)
+        };
+    let checkout: shop::Checkout = shop::Checkout::builder()
+        .order_id("ORD-20261126")
+        .currency("GBP")
+        .total(24.98)
+        .items(vec![item("DVD-PE3", 19.99)?, item("GIFT-WRAP", 4.99)?])
+        .payment_method(Some(shop::checkout::v1_0_1::CheckoutPaymentMethod::Card))
+        .try_into()
+        .map_err(anyhow::Error::msg)?;
+    count(tracker.track(checkout))?;
+    let error: web::FrontendError = web::FrontendError::builder()
+        .message("Cannot read properties of undefined (reading 'play')")
+        .severity("error")
+        .error_type(Some(
+            "TypeError"
+                .parse::<web::frontend_error::v1_0_0::FrontendErrorErrorType>()
+                .map_err(anyhow::Error::msg)?,
+        ))
+        .line(Some(118_u64))
+        .try_into()
+        .map_err(anyhow::Error::msg)?;
+    count(tracker.track(error))?;
+
+    // Deliberately bad, sent as dynamic events (the typed API would not let them be built).
+    let play_uri = <media::Play as SelfDescribing>::SCHEMA;
+    let search_uri = <web::Search as SelfDescribing>::SCHEMA;
     count(tracker.track_json(
-        Play::SCHEMA,
-        &json!({"media_id": media, "position_s": "12.5"}), // wrong type
-    ))?;
+        play_uri,
+        &json!({"media_id": media_id, "position_s": "12.5"}),
+    ))?; // wrong type
     count(tracker.track_json(
         "iglu:com.example.media/rewind/jsonschema/1-0-0", // not in the registry
-        &json!({"media_id": "b0074dlv"}),
+        &json!({"media_id": media_id}),
     ))?;
     count(tracker.track_json(
-        Search::SCHEMA,
-        &json!({"query": "q".repeat(100_000), "results_count": 0}), // a 100 KB string
-    ))?;
+        search_uri,
+        &json!({"query": "q".repeat(100_000), "results_count": 0}),
+    ))?; // a 100 KB string
     count(tracker.track_json(
-        Search::SCHEMA,
-        &json!({"query": "x".repeat(300 * 1024), "results_count": 0}), // over the tracker's limit
-    ))?;
+        search_uri,
+        &json!({"query": "x".repeat(300 * 1024), "results_count": 0}),
+    ))?; // over the tracker's limit
     let bad_player = Entity {
-        schema: Player::SCHEMA.into(),
+        schema: <media::Player as SelfDescribing>::SCHEMA.into(),
         data: json!({"kind": "hologram", "player_name": "html5"}),
     };
-    count(tracker.track_with(
-        Play {
-            media_id: "b0074dlv".into(),
-            position_s: 5.0,
-        },
-        &[bad_player],
-    ))?;
+    count(tracker.track_with(play(5.0)?, &[bad_player]))?;
     Ok(n)
 }
 

@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Types generated from `schemas/` by `build.rs`.
+#[allow(missing_docs)]
+mod events {
+    include!(concat!(env!("OUT_DIR"), "/eventwire_events.rs"));
+}
+
 mod codegen;
 mod collect;
 mod demo;

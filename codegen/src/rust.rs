@@ -232,6 +232,7 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
     let mut loosened = Vec::new();
     let mut types = 0;
     let mut vendors = Vec::new();
+    let mut all_types = Vec::new();
     for (vendor, names) in &tree {
         let mut items = Vec::new();
         let mut exported: BTreeMap<String, String> = BTreeMap::new();
@@ -241,6 +242,15 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
                 match generate_one(file, &mut uses) {
                     Ok((tokens, l)) => {
                         types += 1;
+                        let path: syn::Path = syn::parse_str(&format!(
+                            "{}::{}::{}::{}",
+                            module_ident(vendor),
+                            module_ident(name),
+                            version_ident(&file.key),
+                            type_name(name)
+                        ))
+                        .map_err(|e| vec![CodegenError::Io(e.to_string())])?;
+                        all_types.push(path);
                         loosened.extend(l.into_iter().map(|l| (file.key.clone(), l)));
                         version_modules.push(tokens);
                     }
@@ -285,14 +295,21 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
         let doc = format!(" Event types of the vendor `{vendor}`.");
         vendors.push(quote! {
             #[doc = #doc]
-            #[allow(clippy::all, missing_docs, unused_imports, irrefutable_let_patterns, non_camel_case_types)]
+            // typify's regex constructors unwrap patterns it already compiled at generation time.
+            #[allow(clippy::all, clippy::unwrap_used, dead_code, missing_docs, unused_imports, irrefutable_let_patterns, non_camel_case_types)]
             pub mod #vendor_ident { #(#items)* }
         });
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let file_tokens = quote! { #(#vendors)* };
+    let file_tokens = quote! {
+        /// Every schema with a generated type, in order (each entry is read from the type's
+        /// `SelfDescribing` impl, so the list cannot drift from the types).
+        #[allow(dead_code)]
+        pub const SCHEMAS: &[&str] = &[#(<#all_types as ::eventwire::SelfDescribing>::SCHEMA),*];
+        #(#vendors)*
+    };
     let code = match syn::parse2::<syn::File>(file_tokens.clone()) {
         Ok(file) => prettyplease::unparse(&file),
         Err(_) => file_tokens.to_string(),
