@@ -13,6 +13,7 @@ mod events {
 mod codegen;
 mod collect;
 mod demo;
+mod lint;
 mod send;
 mod validate;
 
@@ -45,6 +46,8 @@ enum Command {
     Codegen(codegen::CodegenArgs),
     /// Run the collector.
     Collect(collect::CollectArgs),
+    /// Check schemas: layout, draft 4, SchemaVer discipline between versions.
+    Lint(lint::LintArgs),
     /// Send self-describing events (`{"schema":…,"data":…}` per line) to a collector.
     Send(send::SendArgs),
     /// Check self-describing events against schemas, without a server.
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Codegen(args) => codegen::run(args),
         Command::Collect(args) => collect::run(args),
+        Command::Lint(args) => lint::run(args),
         Command::Send(args) => send::run(args),
         Command::Validate(args) => validate::run(args),
     };
