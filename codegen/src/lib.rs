@@ -21,7 +21,7 @@
 //! }
 //! ```
 //!
-//! ```ignore
+//! ```text
 //! // src/main.rs
 //! mod events {
 //!     include!(concat!(env!("OUT_DIR"), "/eventwire_events.rs"));

@@ -214,12 +214,104 @@ fn generate_one(
     ))
 }
 
+/// One vendor's module, formatted, and what went into it.
+#[derive(Default)]
+struct VendorOut {
+    code: String,
+    types: Vec<String>,
+    loosened: Vec<(SchemaKey, Loosening)>,
+    uses: Uses,
+    errors: Vec<CodegenError>,
+}
+
+type Names<'a> = BTreeMap<&'a str, Vec<&'a SchemaFile>>;
+
+/// Generates and formats one vendor's module (runs on a worker thread).
+fn vendor_module(vendor: &str, names: &Names<'_>) -> VendorOut {
+    let mut out = VendorOut::default();
+    let mut items = Vec::new();
+    let mut exported: BTreeMap<String, String> = BTreeMap::new();
+    for (name, versions) in names {
+        let mut version_modules = Vec::new();
+        for file in versions {
+            match generate_one(file, &mut out.uses) {
+                Ok((tokens, l)) => {
+                    out.types.push(format!(
+                        "{}::{}::{}::{}",
+                        module_ident(vendor),
+                        module_ident(name),
+                        version_ident(&file.key),
+                        type_name(name)
+                    ));
+                    out.loosened
+                        .extend(l.into_iter().map(|l| (file.key.clone(), l)));
+                    version_modules.push(tokens);
+                }
+                Err(e) => out.errors.push(e),
+            }
+        }
+        let module = format_ident!("{}", module_ident(name));
+        let doc = format!(" Versions of `iglu:{vendor}/{name}`.");
+        items.push(quote! {
+            #[doc = #doc]
+            pub mod #module { #(#version_modules)* }
+        });
+        // Latest version of each MODEL, re-exported under a stable name.
+        let mut latest: BTreeMap<u32, &SchemaKey> = BTreeMap::new();
+        for file in versions {
+            latest.insert(file.key.version.model, &file.key);
+        }
+        for (model, key) in latest {
+            let base = type_name(name);
+            let mut alias = if model == 1 {
+                base.clone()
+            } else {
+                format!("{base}V{model}")
+            };
+            while exported.contains_key(&alias) {
+                alias.push('_');
+            }
+            exported.insert(alias.clone(), key.to_string());
+            let (ty, alias_ident, version) = (
+                format_ident!("{}", base),
+                format_ident!("{}", alias),
+                format_ident!("{}", version_ident(key)),
+            );
+            let doc = format!(" The latest MODEL-{model} version: `{key}`.");
+            items.push(quote! {
+                #[doc = #doc]
+                pub use self::#module::#version::#ty as #alias_ident;
+            });
+        }
+    }
+    let vendor_ident = format_ident!("{}", module_ident(vendor));
+    let doc = format!(" Event types of the vendor `{vendor}`.");
+    // typify's regex constructors unwrap patterns it already compiled at generation time.
+    let tokens = quote! {
+        #[doc = #doc]
+        #[allow(clippy::all, clippy::unwrap_used, dead_code, missing_docs, unused_imports, irrefutable_let_patterns, non_camel_case_types)]
+        pub mod #vendor_ident { #(#items)* }
+    };
+    out.code = format_tokens(tokens);
+    out
+}
+
+fn format_tokens(tokens: TokenStream) -> String {
+    match syn::parse2::<syn::File>(tokens.clone()) {
+        Ok(file) => prettyplease::unparse(&file),
+        Err(_) => tokens.to_string(),
+    }
+}
+
 /// Generates Rust for `schemas` (all of them must succeed).
+///
+/// Vendors are generated and formatted on all available cores; the output is assembled in
+/// vendor order, so it does not depend on scheduling.
 pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>> {
     let mut sorted: Vec<&SchemaFile> = schemas.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     // vendor → name → versions (sorted)
-    let mut tree: BTreeMap<&str, BTreeMap<&str, Vec<&SchemaFile>>> = BTreeMap::new();
+    let mut tree: BTreeMap<&str, Names<'_>> = BTreeMap::new();
     for file in &sorted {
         tree.entry(&file.key.vendor)
             .or_default()
@@ -227,100 +319,78 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
             .or_default()
             .push(file);
     }
-    let mut uses = Uses::default();
-    let mut errors = Vec::new();
-    let mut loosened = Vec::new();
-    let mut types = 0;
-    let mut vendors = Vec::new();
-    let mut all_types = Vec::new();
-    for (vendor, names) in &tree {
-        let mut items = Vec::new();
-        let mut exported: BTreeMap<String, String> = BTreeMap::new();
-        for (name, versions) in names {
-            let mut version_modules = Vec::new();
-            for file in versions {
-                match generate_one(file, &mut uses) {
-                    Ok((tokens, l)) => {
-                        types += 1;
-                        let path: syn::Path = syn::parse_str(&format!(
-                            "{}::{}::{}::{}",
-                            module_ident(vendor),
-                            module_ident(name),
-                            version_ident(&file.key),
-                            type_name(name)
-                        ))
-                        .map_err(|e| vec![CodegenError::Io(e.to_string())])?;
-                        all_types.push(path);
-                        loosened.extend(l.into_iter().map(|l| (file.key.clone(), l)));
-                        version_modules.push(tokens);
-                    }
-                    Err(e) => errors.push(e),
+    let vendors: Vec<(&str, &Names<'_>)> = tree.iter().map(|(v, n)| (*v, n)).collect();
+    let workers = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(vendors.len().max(1));
+    let mut results: Vec<Option<VendorOut>> = Vec::new();
+    results.resize_with(vendors.len(), || None);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let vendors = &vendors;
+                scope.spawn(move || {
+                    // Every `workers`-th vendor: big and small vendors spread evenly.
+                    (w..vendors.len())
+                        .step_by(workers)
+                        .map(|i| (i, vendor_module(vendors[i].0, vendors[i].1)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for handle in handles {
+            // A worker that panicked leaves its vendors empty; they are reported below.
+            if let Ok(done) = handle.join() {
+                for (i, out) in done {
+                    results[i] = Some(out);
                 }
-            }
-            let module = format_ident!("{}", module_ident(name));
-            let doc = format!(" Versions of `iglu:{vendor}/{name}`.");
-            items.push(quote! {
-                #[doc = #doc]
-                pub mod #module { #(#version_modules)* }
-            });
-            // Latest version of each MODEL, re-exported under a stable name.
-            let mut latest: BTreeMap<u32, &SchemaKey> = BTreeMap::new();
-            for file in versions {
-                latest.insert(file.key.version.model, &file.key);
-            }
-            for (model, key) in latest {
-                let base = type_name(name);
-                let mut alias = if model == 1 {
-                    base.clone()
-                } else {
-                    format!("{base}V{model}")
-                };
-                while exported.contains_key(&alias) {
-                    alias.push('_');
-                }
-                exported.insert(alias.clone(), key.to_string());
-                let (ty, alias_ident, version) = (
-                    format_ident!("{}", base),
-                    format_ident!("{}", alias),
-                    format_ident!("{}", version_ident(key)),
-                );
-                let doc = format!(" The latest MODEL-{model} version: `{key}`.");
-                items.push(quote! {
-                    #[doc = #doc]
-                    pub use self::#module::#version::#ty as #alias_ident;
-                });
             }
         }
-        let vendor_ident = format_ident!("{}", module_ident(vendor));
-        let doc = format!(" Event types of the vendor `{vendor}`.");
-        vendors.push(quote! {
-            #[doc = #doc]
-            // typify's regex constructors unwrap patterns it already compiled at generation time.
-            #[allow(clippy::all, clippy::unwrap_used, dead_code, missing_docs, unused_imports, irrefutable_let_patterns, non_camel_case_types)]
-            pub mod #vendor_ident { #(#items)* }
-        });
+    });
+
+    let mut output = RustOutput {
+        code: String::new(),
+        types: 0,
+        loosened: Vec::new(),
+        uses: Uses::default(),
+    };
+    let mut errors = Vec::new();
+    let mut all_types: Vec<syn::Path> = Vec::new();
+    let mut modules = Vec::with_capacity(results.len());
+    for (i, result) in results.into_iter().enumerate() {
+        let Some(out) = result else {
+            errors.push(CodegenError::Io(format!(
+                "generating vendor {} failed",
+                vendors[i].0
+            )));
+            continue;
+        };
+        errors.extend(out.errors);
+        for t in &out.types {
+            match syn::parse_str::<syn::Path>(t) {
+                Ok(p) => all_types.push(p),
+                Err(e) => errors.push(CodegenError::Io(format!("{t}: {e}"))),
+            }
+        }
+        output.types += out.types.len();
+        output.loosened.extend(out.loosened);
+        output.uses.chrono |= out.uses.chrono;
+        output.uses.uuid |= out.uses.uuid;
+        output.uses.regress |= out.uses.regress;
+        modules.push(out.code);
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let file_tokens = quote! {
+    let list = format_tokens(quote! {
         /// Every schema with a generated type, in order (each entry is read from the type's
         /// `SelfDescribing` impl, so the list cannot drift from the types).
         #[allow(dead_code)]
         pub const SCHEMAS: &[&str] = &[#(<#all_types as ::eventwire::SelfDescribing>::SCHEMA),*];
-        #(#vendors)*
-    };
-    let code = match syn::parse2::<syn::File>(file_tokens.clone()) {
-        Ok(file) => prettyplease::unparse(&file),
-        Err(_) => file_tokens.to_string(),
-    };
+    });
     let header = "// @generated by eventwire-codegen from Iglu schemas. Do not edit: change the schemas and regenerate.\n\n";
-    Ok(RustOutput {
-        code: format!("{header}{code}"),
-        types,
-        loosened,
-        uses,
-    })
+    output.code = format!("{header}{list}{}", modules.join(""));
+    Ok(output)
 }
 
 #[cfg(test)]
