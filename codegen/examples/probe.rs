@@ -12,10 +12,13 @@ fn main() {
     match builder.generate() {
         Ok(o) => {
             std::fs::write(&out, &o.code).expect("write");
+            let schemas: std::collections::BTreeSet<String> =
+                o.loosened.iter().map(|(k, _)| k.to_string()).collect();
             println!(
-                "{} types, {} loosened, uses {:?}",
+                "{} types, {} loosenings in {} schemas, uses {:?}",
                 o.types,
                 o.loosened.len(),
+                schemas.len(),
                 o.uses
             );
         }
