@@ -25,6 +25,12 @@ if [ ! -x "$TANSU" ] || ! "$TANSU" --version 2>/dev/null | grep -q "$TANSU_VERSI
 fi
 export EVENTWIRE_TANSU="$TANSU"
 
+# TypeScript for the check of codegen's TypeScript output (pinned in tests/ts/package-lock.json).
+if [ ! -x tests/ts/node_modules/.bin/tsc ] || [ tests/ts/package-lock.json -nt tests/ts/node_modules/.package-lock.json ]; then
+  step "installing TypeScript (npm ci in tests/ts)"
+  npm ci --prefix tests/ts --no-audit --no-fund
+fi
+
 step "format"
 cargo fmt --all -- --check
 

@@ -8,6 +8,8 @@ use std::process::ExitCode;
 pub enum Lang {
     /// Rust types (typify), each implementing `eventwire::SelfDescribing`.
     Rust,
+    /// TypeScript types and the URI → data map, for the browser package.
+    Ts,
 }
 
 /// Arguments of `eventwire codegen`.
@@ -30,24 +32,36 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<ExitCode> {
         .schemas(&args.schemas)
         .rerun_if_changed(false);
     let output = match args.lang {
-        Lang::Rust => match builder.generate() {
-            Ok(o) => o,
-            Err(e) => {
-                eprintln!("{e}");
-                return Ok(ExitCode::FAILURE);
-            }
-        },
+        Lang::Rust => builder.generate(),
+        Lang::Ts => builder
+            .generate_typescript()
+            .map(|code| eventwire_codegen::rust::RustOutput {
+                code,
+                types: 0,
+                loosened: Vec::new(),
+                uses: eventwire_codegen::rust::Uses::default(),
+            }),
+    };
+    let output = match output {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
     };
     if args.out.as_os_str() == "-" {
         print!("{}", output.code);
     } else {
         eventwire_codegen::write_if_changed(&args.out, &output.code)?;
-        eprintln!(
-            "wrote {} types to {}{}",
-            output.types,
-            args.out.display(),
-            needs(&output.uses)
-        );
+        match args.lang {
+            Lang::Rust => eprintln!(
+                "wrote {} types to {}{}",
+                output.types,
+                args.out.display(),
+                needs(&output.uses)
+            ),
+            Lang::Ts => eprintln!("wrote TypeScript types to {}", args.out.display()),
+        }
     }
     for (key, l) in &output.loosened {
         eprintln!(

@@ -39,6 +39,7 @@ pub mod lint;
 pub mod normalize;
 pub mod registry;
 pub mod rust;
+pub mod ts;
 
 /// Why code could not be generated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,6 +108,11 @@ impl Builder {
 
     /// Loads the schemas and generates the Rust code, without writing it.
     pub fn generate(&self) -> Result<rust::RustOutput, BuildErrors> {
+        let files = self.load()?;
+        rust::generate(&files).map_err(BuildErrors)
+    }
+
+    fn load(&self) -> Result<Vec<registry::SchemaFile>, BuildErrors> {
         let mut files = Vec::new();
         let mut errors = Vec::new();
         for dir in &self.schemas {
@@ -130,7 +136,13 @@ impl Builder {
         if !errors.is_empty() {
             return Err(BuildErrors(errors));
         }
-        rust::generate(&files).map_err(BuildErrors)
+        Ok(files)
+    }
+
+    /// Loads the schemas and generates the TypeScript module (see [`ts`]).
+    pub fn generate_typescript(&self) -> Result<String, BuildErrors> {
+        let files = self.load()?;
+        Ok(ts::generate(&files))
     }
 
     /// Generates and writes the file; returns its path. The file is rewritten only when its
