@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use eventwire::iglu::SchemaKey;
 use serde_json::{Map, Value};
 
+use crate::normalize::json_type;
 use crate::registry::{load_dir, SchemaFile};
 
 /// How serious an issue is.
@@ -189,21 +190,7 @@ fn types(schema: &Map<String, Value>) -> Option<Vec<String>> {
         ),
         _ => {
             let values = schema.get("enum")?.as_array()?;
-            let mut kinds: Vec<String> = values
-                .iter()
-                .map(|v| {
-                    match v {
-                        Value::Null => "null",
-                        Value::Bool(_) => "boolean",
-                        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-                        Value::Number(_) => "number",
-                        Value::String(_) => "string",
-                        Value::Array(_) => "array",
-                        Value::Object(_) => "object",
-                    }
-                    .to_owned()
-                })
-                .collect();
+            let mut kinds: Vec<String> = values.iter().map(|v| json_type(v).to_owned()).collect();
             kinds.sort();
             kinds.dedup();
             Some(kinds)

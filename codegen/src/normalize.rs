@@ -135,7 +135,7 @@ fn fix_enum(o: &mut Map<String, Value>, path: &str, loosened: &mut Vec<Loosening
     let Some(Value::Array(values)) = o.get("enum").cloned() else {
         return;
     };
-    let mut kinds: Vec<&'static str> = values.iter().map(kind).collect();
+    let mut kinds: Vec<&'static str> = values.iter().map(json_type).collect();
     kinds.sort_unstable();
     kinds.dedup();
     let non_null: Vec<&str> = kinds.iter().copied().filter(|k| *k != "null").collect();
@@ -183,7 +183,8 @@ fn fix_enum(o: &mut Map<String, Value>, path: &str, loosened: &mut Vec<Loosening
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+/// The JSON Schema type name of a value (`integer` for whole numbers).
+pub fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "boolean",
