@@ -9,6 +9,44 @@ pub const SCHEMAS: &[&str] = &[
     <com_acme::signup::v1_0_1::Signup as ::eventwire::SelfDescribing>::SCHEMA,
     <com_acme::signup::v2_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA,
 ];
+/// Reads `data` as the generated type of the schema `uri` and writes it back: `None`
+/// when no type was generated for `uri`, `Some(Err)` when the type refuses the data,
+/// `Some(Ok)` with the data as the type serialises it. Checks dynamic JSON against the
+/// generated types (and measures their fidelity to the schemas).
+#[allow(dead_code)]
+pub fn round_trip(
+    uri: &str,
+    data: &::serde_json::Value,
+) -> ::std::option::Option<
+    ::std::result::Result<::serde_json::Value, ::std::string::String>,
+> {
+    fn via<T: ::serde::de::DeserializeOwned + ::serde::Serialize>(
+        data: &::serde_json::Value,
+    ) -> ::std::result::Result<::serde_json::Value, ::std::string::String> {
+        let typed: T = ::serde_json::from_value(data.clone())
+            .map_err(|e| e.to_string())?;
+        ::serde_json::to_value(&typed).map_err(|e| e.to_string())
+    }
+    if uri == <com_acme::odd::v1_0_0::Odd as ::eventwire::SelfDescribing>::SCHEMA {
+        return ::std::option::Option::Some(via::<com_acme::odd::v1_0_0::Odd>(data));
+    }
+    if uri == <com_acme::signup::v1_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA {
+        return ::std::option::Option::Some(
+            via::<com_acme::signup::v1_0_0::Signup>(data),
+        );
+    }
+    if uri == <com_acme::signup::v1_0_1::Signup as ::eventwire::SelfDescribing>::SCHEMA {
+        return ::std::option::Option::Some(
+            via::<com_acme::signup::v1_0_1::Signup>(data),
+        );
+    }
+    if uri == <com_acme::signup::v2_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA {
+        return ::std::option::Option::Some(
+            via::<com_acme::signup::v2_0_0::Signup>(data),
+        );
+    }
+    ::std::option::Option::None
+}
 /// Event types of the vendor `com.acme`.
 #[allow(
     clippy::all,

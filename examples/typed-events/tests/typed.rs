@@ -75,3 +75,19 @@ fn patterns_enums_and_required_fields_are_enforced_by_the_types() {
             .unwrap();
     assert!(pause.reason.is_none());
 }
+
+#[test]
+fn round_trip_checks_dynamic_json_against_the_generated_types() {
+    use eventwire_example_typed::events::round_trip;
+    let play = "iglu:com.example.media/play/jsonschema/1-0-0";
+    let good = json!({"media_id": "b0074dlv", "position_s": 3.5});
+    assert_eq!(round_trip(play, &good), Some(Ok(good.clone())));
+    assert!(matches!(
+        round_trip(play, &json!({"media_id": "X", "position_s": 1})),
+        Some(Err(_))
+    ));
+    assert_eq!(
+        round_trip("iglu:com.example.media/rewind/jsonschema/1-0-0", &good),
+        None
+    );
+}
