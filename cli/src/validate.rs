@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use eventwire_collector::registry::{Registry, Source};
-use eventwire_collector::validate::{resolve_all, schema_keys, Limits, Pipeline};
+use eventwire_collector::validate::{resolve_all, schema_uris, Limits, Pipeline};
 use serde_json::Value;
 
 /// Arguments of `eventwire validate`.
@@ -70,7 +70,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default();
         let data = event.get("data").unwrap_or(&Value::Null);
         let lookups = runtime
-            .block_on(resolve_all(&registry, schema_keys(&event).collect()))
+            .block_on(resolve_all(&registry, schema_uris(&event)))
             .map_err(anyhow::Error::msg)?;
         match pipeline.check_data(schema, data, event.get("entities"), &lookups) {
             Ok(()) => valid += 1,

@@ -238,11 +238,13 @@ impl Pipeline {
             }
         }
 
-        let keys: HashSet<SchemaKey> = candidates
+        // Each distinct schema of the batch is looked up once; events then find theirs by URI
+        // without parsing it again.
+        let uris: HashSet<&str> = candidates
             .iter()
-            .flat_map(|c| schema_keys(&c.event))
+            .flat_map(|c| schema_uris(&c.event))
             .collect();
-        let lookups = resolve_all(registry, keys).await?;
+        let lookups = resolve_all(registry, uris).await?;
 
         for c in candidates {
             let (schema, data, entities) = parts(&c.event);
@@ -341,7 +343,7 @@ impl Pipeline {
         schema: &str,
         data: &Value,
         entities: Option<&Value>,
-        lookups: &HashMap<SchemaKey, Lookup>,
+        lookups: &HashMap<String, Lookup>,
     ) -> Result<(), (ErrorCode, Vec<ErrorDetail>)> {
         let compiled = match resolve_uri(schema, lookups) {
             Ok(c) => c,
@@ -392,34 +394,40 @@ impl Pipeline {
     }
 }
 
-/// Looks up every key; fails the batch only when the registry itself cannot be asked.
-pub async fn resolve_all(
+/// Looks up every schema URI (once each); fails the batch only when the registry itself
+/// cannot be asked. URIs that do not parse are left out (events using them are
+/// dead-lettered with the parser's reason).
+pub async fn resolve_all<'u>(
     registry: &Registry,
-    keys: HashSet<SchemaKey>,
-) -> Result<HashMap<SchemaKey, Lookup>, BatchError> {
-    let mut lookups = HashMap::with_capacity(keys.len());
-    for key in keys {
+    uris: impl IntoIterator<Item = &'u str>,
+) -> Result<HashMap<String, Lookup>, BatchError> {
+    let mut lookups = HashMap::new();
+    for uri in uris {
+        if lookups.contains_key(uri) {
+            continue;
+        }
+        let Ok(key) = SchemaKey::parse(uri) else {
+            continue;
+        };
         let lookup = registry.resolve(&key).await;
         if let Lookup::Unavailable(e) = &lookup {
             return Err(BatchError::RegistryUnavailable(e.clone()));
         }
-        lookups.insert(key, lookup);
+        lookups.insert(uri.to_owned(), lookup);
     }
     Ok(lookups)
 }
 
-/// The schema keys an event refers to (its own and its entities'), where they parse.
-pub fn schema_keys(event: &Value) -> impl Iterator<Item = SchemaKey> + '_ {
+/// The schema URIs an event refers to: its own and its entities'.
+pub fn schema_uris(event: &Value) -> impl Iterator<Item = &str> + '_ {
     let (schema, _, entities) = parts(event);
-    std::iter::once(schema)
-        .chain(
-            entities
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.get("schema").and_then(Value::as_str)),
-        )
-        .filter_map(|uri| SchemaKey::parse(uri).ok())
+    std::iter::once(schema).chain(
+        entities
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("schema").and_then(Value::as_str)),
+    )
 }
 
 fn parts(event: &Value) -> (&str, &Value, Option<&Value>) {
@@ -435,14 +443,16 @@ fn parts(event: &Value) -> (&str, &Value, Option<&Value>) {
 
 fn resolve_uri<'a>(
     uri: &str,
-    lookups: &'a HashMap<SchemaKey, Lookup>,
+    lookups: &'a HashMap<String, Lookup>,
 ) -> Result<&'a crate::registry::CompiledSchema, String> {
-    let key = SchemaKey::parse(uri).map_err(|e| format!("invalid schema URI {uri:?}: {e}"))?;
-    match lookups.get(&key) {
+    match lookups.get(uri) {
         Some(Lookup::Found(c)) => Ok(c),
-        Some(Lookup::Broken(why)) => Err(why.clone()),
-        Some(Lookup::Unavailable(why)) => Err(why.clone()),
-        Some(Lookup::Unknown) | None => Err(format!("schema {key} is not in the registry")),
+        Some(Lookup::Broken(why)) | Some(Lookup::Unavailable(why)) => Err(why.clone()),
+        Some(Lookup::Unknown) => Err(format!("schema {uri} is not in the registry")),
+        None => match SchemaKey::parse(uri) {
+            Err(e) => Err(format!("invalid schema URI {uri:?}: {e}")),
+            Ok(key) => Err(format!("schema {key} is not in the registry")),
+        },
     }
 }
 
