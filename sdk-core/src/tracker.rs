@@ -770,57 +770,24 @@ impl Tracker {
     /// pending at the timeout are counted as `DropReason::ShutDown` and passed to the failure
     /// callback. Later `track` calls return [`TrackError::ShutDown`].
     pub fn shutdown(&self, timeout: Duration) -> Result<(), ShutdownError> {
-        let reply = self.request_shutdown(timeout)?;
+        let reply = self.inner.request_shutdown(timeout)?;
         let result = wait_reply(&reply, timeout).unwrap_or(Err(ShutdownError::Timeout {
             dropped: self.inner.shared.counters.pending(),
         }));
-        let handle = self
-            .inner
-            .worker
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(handle) = handle {
-            if handle.join().is_err() {
-                tracing::error!("the eventwire worker thread panicked");
-            }
-        }
+        self.inner.join_worker();
         result
     }
 
     /// [`Tracker::shutdown`] for async callers (does not join the worker thread, which exits
     /// right after answering).
     pub async fn shutdown_async(&self, timeout: Duration) -> Result<(), ShutdownError> {
-        let reply = self.request_shutdown(timeout)?;
+        let reply = self.inner.request_shutdown(timeout)?;
         match reply.recv_async().await {
             Ok(result) => result,
             Err(_) => Err(ShutdownError::Timeout {
                 dropped: self.inner.shared.counters.pending(),
             }),
         }
-    }
-
-    fn request_shutdown(
-        &self,
-        timeout: Duration,
-    ) -> Result<flume::Receiver<Result<(), ShutdownError>>, ShutdownError> {
-        if self.inner.closed.swap(true, Ordering::SeqCst) {
-            return Err(ShutdownError::AlreadyShutdown);
-        }
-        let (reply, rx) = flume::bounded(1);
-        // SeqCst with `enqueue`: every event that saw `closed == false` was admitted before
-        // this load, so the target covers it.
-        let target = self.inner.shared.counters.admitted.load(Ordering::SeqCst);
-        let control = Control::Shutdown {
-            target,
-            deadline: Instant::now() + timeout,
-            reply,
-        };
-        self.inner
-            .control_tx
-            .send(control)
-            .map_err(|_| ShutdownError::AlreadyShutdown)?;
-        Ok(rx)
     }
 
     /// A guard that shuts the tracker down (delivering what is pending, up to `timeout`) when
@@ -852,33 +819,55 @@ fn wait_reply<T>(reply: &flume::Receiver<T>, timeout: Duration) -> Option<T> {
     reply.recv_timeout(timeout.saturating_add(REPLY_GRACE)).ok()
 }
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The last handle is gone: deliver what is pending rather than lose it quietly.
+impl Inner {
+    /// Closes the tracker and asks the worker to deliver what is pending by `timeout`, then
+    /// stop. The receiver gets the outcome.
+    fn request_shutdown(
+        &self,
+        timeout: Duration,
+    ) -> Result<flume::Receiver<Result<(), ShutdownError>>, ShutdownError> {
         if self.closed.swap(true, Ordering::SeqCst) {
-            return;
+            return Err(ShutdownError::AlreadyShutdown);
         }
         let (reply, rx) = flume::bounded(1);
+        // SeqCst with `enqueue`: every event that saw `closed == false` was admitted before
+        // this load, so the target covers it.
         let target = self.shared.counters.admitted.load(Ordering::SeqCst);
         let control = Control::Shutdown {
             target,
-            deadline: Instant::now() + DEFAULT_SHUTDOWN_TIMEOUT,
+            deadline: Instant::now() + timeout,
             reply,
         };
-        if self.control_tx.send(control).is_ok() {
-            match wait_reply(&rx, DEFAULT_SHUTDOWN_TIMEOUT) {
-                Some(Ok(())) | None => {}
-                Some(Err(e)) => tracing::warn!(error = %e, "tracker dropped"),
-            }
-        }
+        self.control_tx
+            .send(control)
+            .map_err(|_| ShutdownError::AlreadyShutdown)?;
+        Ok(rx)
+    }
+
+    /// Waits for the worker thread to end (it ends right after answering a shutdown).
+    fn join_worker(&self) {
         let handle = self
             .worker
-            .get_mut()
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(handle) = handle {
-            let _ = handle.join();
+            if handle.join().is_err() {
+                tracing::error!("the eventwire worker thread panicked");
+            }
         }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: deliver what is pending rather than lose it quietly.
+        if let Ok(reply) = self.request_shutdown(DEFAULT_SHUTDOWN_TIMEOUT) {
+            if let Some(Err(e)) = wait_reply(&reply, DEFAULT_SHUTDOWN_TIMEOUT) {
+                tracing::warn!(error = %e, "tracker dropped");
+            }
+        }
+        self.join_worker();
     }
 }
 
