@@ -431,11 +431,13 @@ async fn batch(
 ) -> Response {
     let started = Instant::now();
     let received_at = Utc::now();
-    let (response, status, bytes) = shared.handle(received_at, query, &headers, body).await;
+    let (response, bytes) = shared.handle(received_at, query, &headers, body).await;
     shared.requests.fetch_add(1, Ordering::Relaxed);
-    shared
-        .metrics
-        .request(status.as_u16(), started.elapsed().as_secs_f64(), bytes);
+    shared.metrics.request(
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+        bytes,
+    );
     response
 }
 
@@ -446,33 +448,20 @@ impl Shared {
         query: BatchQuery,
         headers: &HeaderMap,
         body: Body,
-    ) -> (Response, StatusCode, usize) {
+    ) -> (Response, usize) {
         let received = format_timestamp(received_at);
         let raw = match self.read_body(body).await {
             Ok(raw) => raw,
-            Err(refused) => {
-                return (
-                    self.refuse(&received, refused).await,
-                    StatusCode::BAD_REQUEST,
-                    0,
-                )
-            }
+            Err(refused) => return (self.refuse(&received, refused).await, 0),
         };
-        let bytes = raw.len();
-        let result = self
+        let response = match self
             .process(received_at, &received, query, headers, &raw)
-            .await;
-        match result {
-            Ok(answer) => (
-                (StatusCode::OK, Json(answer)).into_response(),
-                StatusCode::OK,
-                bytes,
-            ),
-            Err(refused) => {
-                let status = refused.status;
-                (self.refuse(&received, refused).await, status, bytes)
-            }
-        }
+            .await
+        {
+            Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
+            Err(refused) => self.refuse(&received, refused).await,
+        };
+        (response, raw.len())
     }
 
     /// Reads the body, bounded in size and time.
