@@ -339,14 +339,14 @@ async fn replay_first_good(endpoint: &str, good_path: &Path) -> anyhow::Result<S
             o.remove(field);
         }
     }
-    let body = json!({ "sent_at": eventwire_collector::time::format_timestamp(chrono_now()), "events": [event] });
+    let body = json!({ "sent_at": eventwire_collector::time::format_timestamp(chrono::Utc::now()), "events": [event] });
     post(endpoint, &body).await?;
     Ok(first["event_id"].as_str().unwrap_or_default().to_owned())
 }
 
 /// Sends one event from a client whose clock is an hour fast and which held the event 3 s.
 async fn send_skewed(endpoint: &str) -> anyhow::Result<String> {
-    let fast = chrono_now() + chrono::Duration::hours(1);
+    let fast = chrono::Utc::now() + chrono::Duration::hours(1);
     let id = uuid::Uuid::now_v7().to_string();
     let fmt = eventwire_collector::time::format_timestamp;
     let body = json!({
@@ -365,10 +365,6 @@ async fn send_skewed(endpoint: &str) -> anyhow::Result<String> {
     });
     post(endpoint, &body).await?;
     Ok(id)
-}
-
-fn chrono_now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
 }
 
 async fn post(endpoint: &str, body: &Value) -> anyhow::Result<()> {

@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -174,16 +173,13 @@ async fn handle(
         .map(str::to_owned);
     assert_eq!(req.uri().path(), "/v1/batch");
     let body = req.into_body().collect().await.unwrap().to_bytes();
-    let body = if gzip {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&body[..])
-            .read_to_end(&mut out)
-            .unwrap();
-        out
-    } else {
-        body.to_vec()
-    };
-    let batch: Batch = serde_json::from_slice(&body).expect("the tracker sends valid batches");
+    let batch: Batch = eventwire::transport::decode_request(&eventwire::transport::Request {
+        body: body.to_vec(),
+        gzip,
+        write_key: None,
+        events: 0,
+    })
+    .expect("the tracker sends valid batches");
     // Number requests by arrival: a hung request is logged only when it answers.
     let n = arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let step = script(n, &batch);
