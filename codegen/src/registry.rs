@@ -6,10 +6,6 @@ use std::path::{Path, PathBuf};
 use eventwire::iglu::{IgluUriError, SchemaKey};
 use serde_json::Value;
 
-/// The `$schema` every Iglu self-describing JSON Schema declares.
-pub const SELF_DESC_META: &str =
-    "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#";
-
 /// One schema file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SchemaFile {

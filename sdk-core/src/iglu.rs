@@ -9,6 +9,10 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
+/// The `$schema` every Iglu self-describing JSON Schema declares.
+pub const SELF_DESC_META: &str =
+    "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#";
+
 /// The prefix every Iglu URI starts with.
 pub const IGLU_PREFIX: &str = "iglu:";
 

@@ -241,10 +241,7 @@ pub fn iglu_schemas() -> [(&'static str, Value); 2] {
         let object = value.as_object_mut().expect("schemars emits an object");
         object.remove("title");
         let mut out = serde_json::Map::new();
-        out.insert(
-            "$schema".into(),
-            Value::from("http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#"),
-        );
+        out.insert("$schema".into(), Value::from(crate::iglu::SELF_DESC_META));
         out.insert("description".into(), Value::from(description));
         out.insert(
             "self".into(),
