@@ -289,7 +289,7 @@ fn vendor_module(vendor: &str, names: &Names<'_>) -> VendorOut {
     // typify's regex constructors unwrap patterns it already compiled at generation time.
     let tokens = quote! {
         #[doc = #doc]
-        #[allow(clippy::all, clippy::unwrap_used, dead_code, missing_docs, unused_imports, irrefutable_let_patterns, non_camel_case_types, rustdoc::all)]
+        #[allow(clippy::all, clippy::unwrap_used, dead_code, missing_docs, unused_imports, irrefutable_let_patterns, non_camel_case_types, unused_comparisons, rustdoc::all)]
         pub mod #vendor_ident { #(#items)* }
     };
     out.code = format_tokens(tokens);

@@ -56,6 +56,7 @@ pub fn round_trip(
     unused_imports,
     irrefutable_let_patterns,
     non_camel_case_types,
+    unused_comparisons,
     rustdoc::all
 )]
 pub mod com_acme {
