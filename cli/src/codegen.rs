@@ -64,11 +64,15 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for (key, l) in &output.loosened {
-        eprintln!(
-            "note: {key}: not enforced by the generated type: {} (at {})",
-            l.what,
-            if l.path.is_empty() { "/" } else { &l.path }
-        );
+        let at = if l.path.is_empty() { "/" } else { &l.path };
+        if l.checked {
+            eprintln!(
+                "note: {key}: looser Rust type at {at}: {} (its validate() checks it)",
+                l.what
+            );
+        } else {
+            eprintln!("warning: {key}: not checked at {at}: {}", l.what);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -35,6 +35,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod check;
 pub mod lint;
 pub mod normalize;
 pub mod registry;

@@ -19,6 +19,8 @@ pub struct Loosening {
     pub path: String,
     /// What was relaxed.
     pub what: String,
+    /// Whether the generated check still enforces it (only the Rust type is looser).
+    pub checked: bool,
 }
 
 /// A schema ready for typify, and what was relaxed on the way.
@@ -70,6 +72,7 @@ fn walk(schema: &mut Value, path: &str, loosened: &mut Vec<Loosening>) {
             loosened.push(Loosening {
                 path: path.to_owned(),
                 what: format!("`$ref` to another document ({r}) accepts any JSON"),
+                checked: false,
             });
             o.clear();
             return;
@@ -79,19 +82,52 @@ fn walk(schema: &mut Value, path: &str, loosened: &mut Vec<Loosening>) {
         let format = o.remove("format").unwrap_or_default();
         loosened.push(Loosening {
             path: path.to_owned(),
-            what: format!("`format: {format}` without a `type` is not checked"),
+            what: format!("`format: {format}` without a `type` is an untyped JSON value"),
+            checked: true,
         });
     }
     fix_enum(o, path, loosened);
+    // `anyOf`/`oneOf` below a scalar `type` (`"type": "string", "anyOf": [{"format": …}, …]`):
+    // typify would make objects of the branches; the field stays a plain scalar.
+    let scalar = matches!(
+        o.get("type").and_then(Value::as_str),
+        Some("string" | "number" | "integer" | "boolean")
+    );
+    for key in ["anyOf", "oneOf"] {
+        if scalar && o.contains_key(key) {
+            o.remove(key);
+            let t = o.get("type").and_then(Value::as_str).unwrap_or_default();
+            loosened.push(Loosening {
+                path: path.to_owned(),
+                what: format!("`{key}` below `type: {t}` is a plain {t}"),
+                checked: true,
+            });
+        }
+    }
     if o.get("items").is_some_and(Value::is_array) {
         o.remove("items");
         o.remove("additionalItems");
         loosened.push(Loosening {
             path: path.to_owned(),
-            what: "tuple `items` (a schema per position) are not checked".into(),
+            what: "tuple `items` (a schema per position) are a list of JSON values".into(),
+            checked: true,
         });
     }
 
+    // An open object keeps the properties it does not name: typify captures them in a
+    // flattened `extra` map only when `additionalProperties` is a schema, so an absent or
+    // `true` one becomes `{}` (same meaning). Skipped when a property is itself named `extra`.
+    let open = matches!(
+        o.get("additionalProperties"),
+        None | Some(Value::Bool(true))
+    );
+    let named = o.get("properties").and_then(Value::as_object);
+    if open
+        && !o.contains_key("patternProperties")
+        && named.is_some_and(|p| !p.is_empty() && !p.contains_key("extra"))
+    {
+        o.insert("additionalProperties".into(), Value::Object(Map::new()));
+    }
     for key in ["properties", "patternProperties", "definitions"] {
         if let Some(Value::Object(children)) = o.get_mut(key) {
             for (name, child) in children.iter_mut() {
@@ -155,9 +191,10 @@ fn fix_enum(o: &mut Map<String, Value>, path: &str, loosened: &mut Vec<Loosening
                 loosened.push(Loosening {
                     path: path.to_owned(),
                     what: format!(
-                        "an `enum` mixing {} values accepts any of those types",
+                        "an `enum` mixing {} values is an untyped JSON value",
                         non_null.join(", ")
                     ),
+                    checked: true,
                 });
                 return;
             }
@@ -177,8 +214,9 @@ fn fix_enum(o: &mut Map<String, Value>, path: &str, loosened: &mut Vec<Loosening
         o.remove("enum");
         loosened.push(Loosening {
             path: path.to_owned(),
-            what: "an `enum` whose values collide as Rust names accepts any value of its type"
+            what: "an `enum` whose values collide as Rust names is a plain value of its type"
                 .into(),
+            checked: true,
         });
     }
 }
@@ -225,6 +263,7 @@ mod tests {
             n.schema,
             json!({
                 "type": "object",
+                "additionalProperties": {},
                 "properties": {
                     "id": {"type": "string"},
                     "n": {"type": "number", "exclusiveMinimum": 0, "maximum": 5},

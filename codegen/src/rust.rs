@@ -26,6 +26,7 @@ use quote::{format_ident, quote};
 use crate::normalize::{normalize, Loosening};
 use crate::registry::SchemaFile;
 use crate::CodegenError;
+use syn::punctuated::Punctuated;
 
 /// What generation produced.
 #[derive(Debug, Clone)]
@@ -168,36 +169,88 @@ fn generate_one(
     uses.regress |= u.regress;
     let ident = format_ident!("{}", name);
     let uri = key.to_string();
-    let wrapper = wrapped.map(|inner| {
+    let check = crate::check::generate(&file.schema);
+    uses.regress |= check.uses_regress;
+    let check_module = check.module;
+    let schema_error = |message: String| CodegenError::Schema {
+        schema: key.to_string(),
+        path: String::new(),
+        message,
+    };
+    let mut parsed: syn::File = syn::parse2(tokens)
+        .map_err(|e| schema_error(format!("typify's output does not parse: {e}")))?;
+    default_extra(&mut parsed);
+    let (tokens, deserialize) = if let Some(inner) = wrapped {
         let doc = file
             .schema
             .get("description")
             .and_then(serde_json::Value::as_str)
             .map(|d| format!(" {d}"))
             .unwrap_or_default();
-        quote! {
-            #[doc = #doc]
-            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
-            #[serde(transparent)]
-            pub struct #ident(pub #inner);
-        }
-    });
+        (
+            quote! {
+                #parsed
+                #[doc = #doc]
+                #[derive(::serde::Serialize, Clone, Debug)]
+                #[serde(transparent)]
+                pub struct #ident(pub #inner);
+            },
+            quote!(::serde_json::from_value(value).map(Self)),
+        )
+    } else {
+        let shadow = hook_root(&mut parsed, &name).map_err(schema_error)?;
+        let shadow_ident = format_ident!("__{}Deserialize", name);
+        (
+            quote! { #parsed #shadow },
+            quote!(#shadow_ident::deserialize(value)),
+        )
+    };
     let self_describing = quote! {
-        #wrapper
         impl ::eventwire::SelfDescribing for #ident {
             const SCHEMA: &'static str = #uri;
         }
+        impl #ident {
+            /// Checks this value against its schema, every keyword of it (including what the
+            /// Rust types cannot express: numeric bounds, item counts, formats, …).
+            /// Deserialising and the builder run this check; a value built as a struct literal
+            /// is checked here.
+            pub fn validate(&self) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                let value = ::serde_json::to_value(self).map_err(|e| ::eventwire::check::Invalid {
+                    pointer: ::std::string::String::new(),
+                    keyword: "serialize",
+                    message: e.to_string(),
+                })?;
+                Self::validate_json(&value)
+            }
+
+            /// Checks JSON data against this type's schema.
+            pub fn validate_json(value: &::serde_json::Value) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                __check::root(value, &::eventwire::check::Path::Root)
+            }
+        }
+        impl<'de> ::serde::Deserialize<'de> for #ident {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::std::result::Result<Self, D::Error> {
+                let value = <::serde_json::Value as ::serde::Deserialize>::deserialize(deserializer)?;
+                Self::validate_json(&value).map_err(<D::Error as ::serde::de::Error>::custom)?;
+                #deserialize.map_err(<D::Error as ::serde::de::Error>::custom)
+            }
+        }
+        #check_module
     };
     let module_doc = format!(" `{uri}`");
     let loosened_doc: Vec<String> = normalized
         .loosened
         .iter()
         .map(|l| {
-            format!(
-                " Not enforced by these types: {} (at `{}`).",
-                l.what,
-                if l.path.is_empty() { "/" } else { &l.path }
-            )
+            let at = if l.path.is_empty() { "/" } else { &l.path };
+            if l.checked {
+                format!(
+                    " Looser Rust type at `{at}`: {}; `validate()` checks it.",
+                    l.what
+                )
+            } else {
+                format!(" Not checked at `{at}`: {}.", l.what)
+            }
         })
         .collect();
     let version = format_ident!("{}", version_ident(key));
@@ -212,6 +265,147 @@ fn generate_one(
         },
         normalized.loosened,
     ))
+}
+
+/// Makes the root type run its schema check when deserialised and when built.
+///
+/// typify derives `Deserialize` on the root type; that derive moves to a private shadow
+/// (`#[serde(remote = "Root")]`, serde's way of deriving for another type) which the
+/// generated `Deserialize` calls after the check. The builder's `TryFrom` checks the value it
+/// built. Returns the shadow type.
+fn hook_root(file: &mut syn::File, name: &str) -> Result<TokenStream, String> {
+    let shadow_ident = format_ident!("__{}Deserialize", name);
+    let remote = name.to_owned();
+    let mut shadow = None;
+    for item in &mut file.items {
+        let (ident, attrs) = match item {
+            syn::Item::Struct(s) => (&s.ident, &mut s.attrs),
+            syn::Item::Enum(e) => (&e.ident, &mut e.attrs),
+            _ => continue,
+        };
+        if ident != name || !drop_deserialize(attrs)? {
+            continue;
+        }
+        let serde_only =
+            |attrs: &mut Vec<syn::Attribute>| attrs.retain(|a| a.path().is_ident("serde"));
+        let mut copy = item.clone();
+        let head: Vec<syn::Attribute> = vec![
+            syn::parse_quote!(#[derive(::serde::Deserialize)]),
+            syn::parse_quote!(#[serde(remote = #remote)]),
+        ];
+        match &mut copy {
+            syn::Item::Struct(s) => {
+                s.ident = shadow_ident.clone();
+                s.vis = syn::Visibility::Inherited;
+                serde_only(&mut s.attrs);
+                s.attrs.splice(0..0, head);
+                s.fields.iter_mut().for_each(|f| serde_only(&mut f.attrs));
+            }
+            syn::Item::Enum(e) => {
+                e.ident = shadow_ident.clone();
+                e.vis = syn::Visibility::Inherited;
+                serde_only(&mut e.attrs);
+                e.attrs.splice(0..0, head);
+                for v in &mut e.variants {
+                    serde_only(&mut v.attrs);
+                    v.fields.iter_mut().for_each(|f| serde_only(&mut f.attrs));
+                }
+            }
+            _ => {}
+        }
+        shadow = Some(quote!(#copy));
+        break;
+    }
+    let shadow = shadow.ok_or_else(|| format!("typify did not derive Deserialize for `{name}`"))?;
+    // The builder: `impl TryFrom<builder::Name> for super::Name` checks what it built.
+    for item in &mut file.items {
+        let syn::Item::Mod(m) = item else { continue };
+        if m.ident != "builder" {
+            continue;
+        }
+        for item in m.content.iter_mut().flat_map(|(_, items)| items.iter_mut()) {
+            let syn::Item::Impl(imp) = item else { continue };
+            let for_root = matches!(&*imp.self_ty, syn::Type::Path(t)
+                if t.path.segments.last().is_some_and(|s| s.ident == name));
+            let is_try_from = imp
+                .trait_
+                .as_ref()
+                .and_then(|(_, path, _)| path.segments.last())
+                .is_some_and(|s| s.ident == "TryFrom");
+            if !(for_root && is_try_from) {
+                continue;
+            }
+            for f in &mut imp.items {
+                let syn::ImplItem::Fn(f) = f else { continue };
+                let original = &f.block;
+                f.block = syn::parse_quote!({
+                    let built: ::std::result::Result<Self, super::error::ConversionError> =
+                        (move || #original)();
+                    let built = built?;
+                    built.validate().map_err(|e| e.to_string())?;
+                    Ok(built)
+                });
+            }
+        }
+    }
+    Ok(shadow)
+}
+
+/// Builders start with an empty map of extra properties (typify starts them as "no value
+/// supplied", so every builder of an open object would need `.extra(…)`).
+fn default_extra(file: &mut syn::File) {
+    const UNSET: &str = "\"no value supplied for extra\"";
+    for item in &mut file.items {
+        let syn::Item::Mod(m) = item else { continue };
+        if m.ident != "builder" {
+            continue;
+        }
+        for item in m.content.iter_mut().flat_map(|(_, items)| items.iter_mut()) {
+            let syn::Item::Impl(imp) = item else { continue };
+            let is_default = imp
+                .trait_
+                .as_ref()
+                .and_then(|(_, path, _)| path.segments.last())
+                .is_some_and(|s| s.ident == "Default");
+            if !is_default {
+                continue;
+            }
+            for f in &mut imp.items {
+                let syn::ImplItem::Fn(f) = f else { continue };
+                let Some(syn::Stmt::Expr(syn::Expr::Struct(init), None)) = f.block.stmts.last_mut()
+                else {
+                    continue;
+                };
+                for field in &mut init.fields {
+                    let named_extra =
+                        matches!(&field.member, syn::Member::Named(i) if i == "extra");
+                    let unset = quote!(#field).to_string().contains(UNSET);
+                    if named_extra && unset {
+                        field.expr = syn::parse_quote!(Ok(::std::default::Default::default()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Removes `Deserialize` from a `#[derive(…)]`; whether it was there.
+fn drop_deserialize(attrs: &mut [syn::Attribute]) -> Result<bool, String> {
+    let mut found = false;
+    for attr in attrs.iter_mut().filter(|a| a.path().is_ident("derive")) {
+        let paths = attr
+            .parse_args_with(Punctuated::<syn::Path, syn::Token![,]>::parse_terminated)
+            .map_err(|e| e.to_string())?;
+        let kept: Vec<&syn::Path> = paths
+            .iter()
+            .filter(|p| p.segments.last().is_none_or(|s| s.ident != "Deserialize"))
+            .collect();
+        if kept.len() != paths.len() {
+            found = true;
+            *attr = syn::parse_quote!(#[derive(#(#kept),*)]);
+        }
+    }
+    Ok(found)
 }
 
 /// One vendor's module, formatted, and what went into it.

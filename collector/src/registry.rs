@@ -52,6 +52,9 @@ impl CompiledSchema {
         let validator = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft4)
             .should_validate_formats(true)
+            // Draft 4 leaves `uuid` unchecked; every Iglu validator checks it, and so do the
+            // generated types (one definition, shared).
+            .with_format("uuid", |s: &str| eventwire::check::Format::Uuid.accepts(s))
             .build(&document)
             .map_err(|e| format!("schema does not compile: {e}"))?;
         Ok(CompiledSchema { key, validator })

@@ -67,6 +67,7 @@
 //! with no threads and no clock of their own, for the browser package to drive.
 
 pub mod batch;
+pub mod check;
 pub mod delivery;
 pub mod event;
 pub mod iglu;

@@ -63,13 +63,13 @@ pub mod com_acme {
     /// Versions of `iglu:com.acme/odd`.
     pub mod odd {
         /// `iglu:com.acme/odd/jsonschema/1-0-0`
-        /// Not enforced by these types: an `enum` whose values collide as Rust names accepts any value of its type (at `/items/properties/clash`).
-        /// Not enforced by these types: an `enum` mixing integer, string values accepts any of those types (at `/items/properties/mixed`).
-        /// Not enforced by these types: tuple `items` (a schema per position) are not checked (at `/items/properties/tuple`).
-        /// Not enforced by these types: `format: "uuid"` without a `type` is not checked (at `/items/properties/u`).
+        /// Looser Rust type at `/items/properties/clash`: an `enum` whose values collide as Rust names is a plain value of its type; `validate()` checks it.
+        /// Looser Rust type at `/items/properties/mixed`: an `enum` mixing integer, string values is an untyped JSON value; `validate()` checks it.
+        /// Looser Rust type at `/items/properties/tuple`: tuple `items` (a schema per position) are a list of JSON values; `validate()` checks it.
+        /// Looser Rust type at `/items/properties/u`: `format: "uuid"` without a `type` is an untyped JSON value; `validate()` checks it.
         pub mod v1_0_0 {
             ///`OddInnerItem`
-            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
             pub struct OddInnerItem {
                 #[serde(skip_serializing_if = "::std::option::Option::is_none")]
                 pub clash: ::std::option::Option<::std::string::String>,
@@ -79,6 +79,8 @@ pub mod com_acme {
                 pub tuple: ::std::vec::Vec<::serde_json::Value>,
                 #[serde(skip_serializing_if = "::std::option::Option::is_none")]
                 pub u: ::std::option::Option<::serde_json::Value>,
+                #[serde(flatten)]
+                pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
             }
             impl OddInnerItem {
                 pub fn builder() -> builder::OddInnerItem {
@@ -105,6 +107,10 @@ pub mod com_acme {
                         ::std::option::Option<::serde_json::Value>,
                         ::std::string::String,
                     >,
+                    extra: ::std::result::Result<
+                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                        ::std::string::String,
+                    >,
                 }
                 impl ::std::default::Default for OddInnerItem {
                     fn default() -> Self {
@@ -113,6 +119,7 @@ pub mod com_acme {
                             mixed: Ok(Default::default()),
                             tuple: Ok(Default::default()),
                             u: Ok(Default::default()),
+                            extra: Ok(::std::default::Default::default()),
                         }
                     }
                 }
@@ -171,6 +178,20 @@ pub mod com_acme {
                             });
                         self
                     }
+                    pub fn extra<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.extra = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for extra: {e}")
+                            });
+                        self
+                    }
                 }
                 impl ::std::convert::TryFrom<OddInnerItem> for super::OddInnerItem {
                     type Error = super::error::ConversionError;
@@ -182,6 +203,7 @@ pub mod com_acme {
                             mixed: value.mixed?,
                             tuple: value.tuple?,
                             u: value.u?,
+                            extra: value.extra?,
                         })
                     }
                 }
@@ -192,6 +214,7 @@ pub mod com_acme {
                             mixed: Ok(value.mixed),
                             tuple: Ok(value.tuple),
                             u: Ok(value.u),
+                            extra: Ok(value.extra),
                         }
                     }
                 }
@@ -229,11 +252,128 @@ pub mod com_acme {
                 }
             }
             /// A root that is not an object, and constructs that loosen.
-            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            #[derive(::serde::Serialize, Clone, Debug)]
             #[serde(transparent)]
             pub struct Odd(pub ::std::vec::Vec<OddInnerItem>);
             impl ::eventwire::SelfDescribing for Odd {
                 const SCHEMA: &'static str = "iglu:com.acme/odd/jsonschema/1-0-0";
+            }
+            impl Odd {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for Odd {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    ::serde_json::from_value(value)
+                        .map(Self)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::ARRAY, "array")?;
+                        if let Value::Array(a) = v {
+                            for (i, x) in a.iter().enumerate() {
+                                n6(x, &p.index(i))?;
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n1(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
+                        c::one_of_values(
+                            v,
+                            p,
+                            c::values(&ENUM, "[\"UNKNOWN\",\"Unknown\"]"),
+                        )?;
+                    }
+                    Ok(())
+                }
+                fn n2(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
+                        c::one_of_values(v, p, c::values(&ENUM, "[1,\"one\"]"))?;
+                    }
+                    Ok(())
+                }
+                fn n3(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                    }
+                    Ok(())
+                }
+                fn n4(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::ARRAY, "array")?;
+                        if let Value::Array(a) = v {
+                            if let Some(x) = a.get(0usize) {
+                                n3(x, &p.index(0usize))?;
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n5(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        if let Value::String(s) = v {
+                            c::format(s, p, c::Format::Uuid)?;
+                        }
+                    }
+                    Ok(())
+                }
+                fn n6(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::OBJECT, "object")?;
+                        if let Value::Object(o) = v {
+                            if let Some(x) = o.get("clash") {
+                                n1(x, &p.key("clash"))?;
+                            }
+                            if let Some(x) = o.get("mixed") {
+                                n2(x, &p.key("mixed"))?;
+                            }
+                            if let Some(x) = o.get("tuple") {
+                                n4(x, &p.key("tuple"))?;
+                            }
+                            if let Some(x) = o.get("u") {
+                                n5(x, &p.key("u"))?;
+                            }
+                        }
+                    }
+                    Ok(())
+                }
             }
         }
     }
@@ -316,7 +456,7 @@ pub mod com_acme {
                 }
             }
             ///A user signed up.
-            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            #[derive(::serde::Serialize, Clone, Debug)]
             #[serde(deny_unknown_fields)]
             pub struct Signup {
                 #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
@@ -912,17 +1052,25 @@ pub mod com_acme {
                     fn try_from(
                         value: Signup,
                     ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                        Ok(Self {
-                            devices: value.devices?,
-                            email: value.email?,
-                            plan: value.plan?,
-                            referral: value.referral?,
-                            score: value.score?,
-                            signed_up_at: value.signed_up_at?,
-                            smtp_id: value.smtp_id?,
-                            type_: value.type_?,
-                            x1h: value.x1h?,
-                        })
+                        let built: ::std::result::Result<
+                            Self,
+                            super::error::ConversionError,
+                        > = (move || {
+                            Ok(Self {
+                                devices: value.devices?,
+                                email: value.email?,
+                                plan: value.plan?,
+                                referral: value.referral?,
+                                score: value.score?,
+                                signed_up_at: value.signed_up_at?,
+                                smtp_id: value.smtp_id?,
+                                type_: value.type_?,
+                                x1h: value.x1h?,
+                            })
+                        })();
+                        let built = built?;
+                        built.validate().map_err(|e| e.to_string())?;
+                        Ok(built)
                     }
                 }
                 impl ::std::convert::From<super::Signup> for Signup {
@@ -1039,8 +1187,334 @@ pub mod com_acme {
                     }
                 }
             }
+            #[derive(::serde::Deserialize)]
+            #[serde(remote = "Signup")]
+            #[serde(deny_unknown_fields)]
+            struct __SignupDeserialize {
+                #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+                pub devices: ::std::vec::Vec<Device>,
+                pub email: SignupEmail,
+                #[serde(deserialize_with = "::std::option::Option::deserialize")]
+                pub plan: ::std::option::Option<SignupPlan>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub referral: ::std::option::Option<SignupReferral>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub score: ::std::option::Option<f64>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub signed_up_at: ::std::option::Option<
+                    ::chrono::DateTime<::chrono::offset::Utc>,
+                >,
+                #[serde(
+                    rename = "smtp-id",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub smtp_id: ::std::option::Option<::std::string::String>,
+                #[serde(
+                    rename = "type",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub type_: ::std::option::Option<SignupType>,
+                #[serde(
+                    rename = "1h",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub x1h: ::std::option::Option<i64>,
+            }
             impl ::eventwire::SelfDescribing for Signup {
                 const SCHEMA: &'static str = "iglu:com.acme/signup/jsonschema/1-0-0";
+            }
+            impl Signup {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for Signup {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    __SignupDeserialize::deserialize(value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::OBJECT, "object")?;
+                        if let Value::Object(o) = v {
+                            c::required(o, p, &["email", "plan"])?;
+                            if let Some(x) = o.get("1h") {
+                                n1(x, &p.key("1h"))?;
+                            }
+                            if let Some(x) = o.get("devices") {
+                                n5(x, &p.key("devices"))?;
+                            }
+                            if let Some(x) = o.get("email") {
+                                n6(x, &p.key("email"))?;
+                            }
+                            if let Some(x) = o.get("plan") {
+                                n7(x, &p.key("plan"))?;
+                            }
+                            if let Some(x) = o.get("referral") {
+                                n10(x, &p.key("referral"))?;
+                            }
+                            if let Some(x) = o.get("score") {
+                                n11(x, &p.key("score"))?;
+                            }
+                            if let Some(x) = o.get("signed_up_at") {
+                                n12(x, &p.key("signed_up_at"))?;
+                            }
+                            if let Some(x) = o.get("smtp-id") {
+                                n13(x, &p.key("smtp-id"))?;
+                            }
+                            if let Some(x) = o.get("type") {
+                                n14(x, &p.key("type"))?;
+                            }
+                            for (k, x) in o {
+                                let known = matches!(
+                                    k.as_str(), "1h" | "devices" | "email" | "plan" | "referral"
+                                    | "score" | "signed_up_at" | "smtp-id" | "type"
+                                );
+                                if !known {
+                                    return Err(
+                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n1(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::INTEGER, "integer")?;
+                        c::numbers(
+                            v,
+                            p,
+                            &c::Numbers {
+                                minimum: ::std::option::Option::Some(c::Bound::Int(0i128)),
+                                exclusive_minimum: false,
+                                maximum: ::std::option::Option::Some(
+                                    c::Bound::Int(3600i128),
+                                ),
+                                exclusive_maximum: false,
+                                multiple_of: ::std::option::Option::None,
+                            },
+                        )?;
+                    }
+                    Ok(())
+                }
+                fn n3(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        if let Value::String(s) = v {
+                            c::format(s, p, c::Format::Uuid)?;
+                        }
+                    }
+                    Ok(())
+                }
+                fn n4(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
+                        c::one_of_values(
+                            v,
+                            p,
+                            c::values(&ENUM, "[\"phone\",\"tablet\",\"desktop\"]"),
+                        )?;
+                    }
+                    Ok(())
+                }
+                fn r2(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::OBJECT, "object")?;
+                        if let Value::Object(o) = v {
+                            c::required(o, p, &["id"])?;
+                            if let Some(x) = o.get("id") {
+                                n3(x, &p.key("id"))?;
+                            }
+                            if let Some(x) = o.get("kind") {
+                                n4(x, &p.key("kind"))?;
+                            }
+                            for (k, x) in o {
+                                let known = matches!(k.as_str(), "id" | "kind");
+                                if !known {
+                                    return Err(
+                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n5(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::ARRAY, "array")?;
+                        if let Value::Array(a) = v {
+                            c::items(
+                                a,
+                                p,
+                                ::std::option::Option::Some(1u64),
+                                ::std::option::Option::Some(5u64),
+                            )?;
+                            for (i, x) in a.iter().enumerate() {
+                                r2(x, &p.index(i))?;
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n6(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        if let Value::String(s) = v {
+                            c::length(
+                                s,
+                                p,
+                                ::std::option::Option::None,
+                                ::std::option::Option::Some(254u64),
+                            )?;
+                            c::format(s, p, c::Format::Email)?;
+                        }
+                    }
+                    Ok(())
+                }
+                fn n7(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
+                        c::one_of_values(
+                            v,
+                            p,
+                            c::values(&ENUM, "[\"free\",\"pro\",null]"),
+                        )?;
+                    }
+                    Ok(())
+                }
+                fn n8(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        if let Value::String(s) = v {
+                            if !{
+                                static RE: ::std::sync::OnceLock<
+                                    ::std::option::Option<::regress::Regex>,
+                                > = ::std::sync::OnceLock::new();
+                                RE.get_or_init(|| ::regress::Regex::new("^[A-Z]{4}$").ok())
+                            }
+                                .as_ref()
+                                .is_some_and(|re| re.find(s).is_some())
+                            {
+                                return Err(
+                                    c::fail(
+                                        p,
+                                        "pattern",
+                                        "does not match the pattern ^[A-Z]{4}$",
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n9(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
+                        c::one_of_values(v, p, c::values(&ENUM, "[\"email\",\"ad\"]"))?;
+                    }
+                    Ok(())
+                }
+                fn n10(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::OBJECT, "object")?;
+                        if let Value::Object(o) = v {
+                            c::required(o, p, &["code"])?;
+                            if let Some(x) = o.get("code") {
+                                n8(x, &p.key("code"))?;
+                            }
+                            if let Some(x) = o.get("source") {
+                                n9(x, &p.key("source"))?;
+                            }
+                            for (k, x) in o {
+                                let known = matches!(k.as_str(), "code" | "source");
+                                if !known {
+                                    return Err(
+                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n11(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::NUMBER, "number")?;
+                        c::numbers(
+                            v,
+                            p,
+                            &c::Numbers {
+                                minimum: ::std::option::Option::Some(c::Bound::Int(0i128)),
+                                exclusive_minimum: true,
+                                maximum: ::std::option::Option::None,
+                                exclusive_maximum: false,
+                                multiple_of: ::std::option::Option::None,
+                            },
+                        )?;
+                    }
+                    Ok(())
+                }
+                fn n12(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        if let Value::String(s) = v {
+                            c::format(s, p, c::Format::DateTime)?;
+                        }
+                    }
+                    Ok(())
+                }
+                fn n13(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(
+                            v,
+                            p,
+                            c::types::STRING | c::types::NULL,
+                            "string or null",
+                        )?;
+                    }
+                    Ok(())
+                }
+                fn n14(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                    }
+                    Ok(())
+                }
             }
         }
         /// `iglu:com.acme/signup/jsonschema/1-0-1`
@@ -1118,7 +1592,7 @@ pub mod com_acme {
                 }
             }
             ///A user signed up.
-            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            #[derive(::serde::Serialize, Clone, Debug)]
             #[serde(deny_unknown_fields)]
             pub struct Signup {
                 #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
@@ -1736,18 +2210,26 @@ pub mod com_acme {
                     fn try_from(
                         value: Signup,
                     ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                        Ok(Self {
-                            devices: value.devices?,
-                            email: value.email?,
-                            newsletter: value.newsletter?,
-                            plan: value.plan?,
-                            referral: value.referral?,
-                            score: value.score?,
-                            signed_up_at: value.signed_up_at?,
-                            smtp_id: value.smtp_id?,
-                            type_: value.type_?,
-                            x1h: value.x1h?,
-                        })
+                        let built: ::std::result::Result<
+                            Self,
+                            super::error::ConversionError,
+                        > = (move || {
+                            Ok(Self {
+                                devices: value.devices?,
+                                email: value.email?,
+                                newsletter: value.newsletter?,
+                                plan: value.plan?,
+                                referral: value.referral?,
+                                score: value.score?,
+                                signed_up_at: value.signed_up_at?,
+                                smtp_id: value.smtp_id?,
+                                type_: value.type_?,
+                                x1h: value.x1h?,
+                            })
+                        })();
+                        let built = built?;
+                        built.validate().map_err(|e| e.to_string())?;
+                        Ok(built)
                     }
                 }
                 impl ::std::convert::From<super::Signup> for Signup {
@@ -1865,14 +2347,352 @@ pub mod com_acme {
                     }
                 }
             }
+            #[derive(::serde::Deserialize)]
+            #[serde(remote = "Signup")]
+            #[serde(deny_unknown_fields)]
+            struct __SignupDeserialize {
+                #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+                pub devices: ::std::vec::Vec<Device>,
+                pub email: SignupEmail,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub newsletter: ::std::option::Option<bool>,
+                #[serde(deserialize_with = "::std::option::Option::deserialize")]
+                pub plan: ::std::option::Option<SignupPlan>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub referral: ::std::option::Option<SignupReferral>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub score: ::std::option::Option<f64>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub signed_up_at: ::std::option::Option<
+                    ::chrono::DateTime<::chrono::offset::Utc>,
+                >,
+                #[serde(
+                    rename = "smtp-id",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub smtp_id: ::std::option::Option<::std::string::String>,
+                #[serde(
+                    rename = "type",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub type_: ::std::option::Option<SignupType>,
+                #[serde(
+                    rename = "1h",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub x1h: ::std::option::Option<i64>,
+            }
             impl ::eventwire::SelfDescribing for Signup {
                 const SCHEMA: &'static str = "iglu:com.acme/signup/jsonschema/1-0-1";
+            }
+            impl Signup {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for Signup {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    __SignupDeserialize::deserialize(value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::OBJECT, "object")?;
+                        if let Value::Object(o) = v {
+                            c::required(o, p, &["email", "plan"])?;
+                            if let Some(x) = o.get("1h") {
+                                n1(x, &p.key("1h"))?;
+                            }
+                            if let Some(x) = o.get("devices") {
+                                n5(x, &p.key("devices"))?;
+                            }
+                            if let Some(x) = o.get("email") {
+                                n6(x, &p.key("email"))?;
+                            }
+                            if let Some(x) = o.get("newsletter") {
+                                n7(x, &p.key("newsletter"))?;
+                            }
+                            if let Some(x) = o.get("plan") {
+                                n8(x, &p.key("plan"))?;
+                            }
+                            if let Some(x) = o.get("referral") {
+                                n11(x, &p.key("referral"))?;
+                            }
+                            if let Some(x) = o.get("score") {
+                                n12(x, &p.key("score"))?;
+                            }
+                            if let Some(x) = o.get("signed_up_at") {
+                                n13(x, &p.key("signed_up_at"))?;
+                            }
+                            if let Some(x) = o.get("smtp-id") {
+                                n14(x, &p.key("smtp-id"))?;
+                            }
+                            if let Some(x) = o.get("type") {
+                                n15(x, &p.key("type"))?;
+                            }
+                            for (k, x) in o {
+                                let known = matches!(
+                                    k.as_str(), "1h" | "devices" | "email" | "newsletter" |
+                                    "plan" | "referral" | "score" | "signed_up_at" | "smtp-id" |
+                                    "type"
+                                );
+                                if !known {
+                                    return Err(
+                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n1(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::INTEGER, "integer")?;
+                        c::numbers(
+                            v,
+                            p,
+                            &c::Numbers {
+                                minimum: ::std::option::Option::Some(c::Bound::Int(0i128)),
+                                exclusive_minimum: false,
+                                maximum: ::std::option::Option::Some(
+                                    c::Bound::Int(3600i128),
+                                ),
+                                exclusive_maximum: false,
+                                multiple_of: ::std::option::Option::None,
+                            },
+                        )?;
+                    }
+                    Ok(())
+                }
+                fn n3(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        if let Value::String(s) = v {
+                            c::format(s, p, c::Format::Uuid)?;
+                        }
+                    }
+                    Ok(())
+                }
+                fn n4(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
+                        c::one_of_values(
+                            v,
+                            p,
+                            c::values(&ENUM, "[\"phone\",\"tablet\",\"desktop\"]"),
+                        )?;
+                    }
+                    Ok(())
+                }
+                fn r2(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::OBJECT, "object")?;
+                        if let Value::Object(o) = v {
+                            c::required(o, p, &["id"])?;
+                            if let Some(x) = o.get("id") {
+                                n3(x, &p.key("id"))?;
+                            }
+                            if let Some(x) = o.get("kind") {
+                                n4(x, &p.key("kind"))?;
+                            }
+                            for (k, x) in o {
+                                let known = matches!(k.as_str(), "id" | "kind");
+                                if !known {
+                                    return Err(
+                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n5(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::ARRAY, "array")?;
+                        if let Value::Array(a) = v {
+                            c::items(
+                                a,
+                                p,
+                                ::std::option::Option::Some(1u64),
+                                ::std::option::Option::Some(5u64),
+                            )?;
+                            for (i, x) in a.iter().enumerate() {
+                                r2(x, &p.index(i))?;
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n6(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        if let Value::String(s) = v {
+                            c::length(
+                                s,
+                                p,
+                                ::std::option::Option::None,
+                                ::std::option::Option::Some(254u64),
+                            )?;
+                            c::format(s, p, c::Format::Email)?;
+                        }
+                    }
+                    Ok(())
+                }
+                fn n7(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::BOOLEAN, "boolean")?;
+                    }
+                    Ok(())
+                }
+                fn n8(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
+                        c::one_of_values(
+                            v,
+                            p,
+                            c::values(&ENUM, "[\"free\",\"pro\",null]"),
+                        )?;
+                    }
+                    Ok(())
+                }
+                fn n9(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        if let Value::String(s) = v {
+                            if !{
+                                static RE: ::std::sync::OnceLock<
+                                    ::std::option::Option<::regress::Regex>,
+                                > = ::std::sync::OnceLock::new();
+                                RE.get_or_init(|| ::regress::Regex::new("^[A-Z]{4}$").ok())
+                            }
+                                .as_ref()
+                                .is_some_and(|re| re.find(s).is_some())
+                            {
+                                return Err(
+                                    c::fail(
+                                        p,
+                                        "pattern",
+                                        "does not match the pattern ^[A-Z]{4}$",
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n10(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
+                        c::one_of_values(v, p, c::values(&ENUM, "[\"email\",\"ad\"]"))?;
+                    }
+                    Ok(())
+                }
+                fn n11(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::OBJECT, "object")?;
+                        if let Value::Object(o) = v {
+                            c::required(o, p, &["code"])?;
+                            if let Some(x) = o.get("code") {
+                                n9(x, &p.key("code"))?;
+                            }
+                            if let Some(x) = o.get("source") {
+                                n10(x, &p.key("source"))?;
+                            }
+                            for (k, x) in o {
+                                let known = matches!(k.as_str(), "code" | "source");
+                                if !known {
+                                    return Err(
+                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n12(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::NUMBER, "number")?;
+                        c::numbers(
+                            v,
+                            p,
+                            &c::Numbers {
+                                minimum: ::std::option::Option::Some(c::Bound::Int(0i128)),
+                                exclusive_minimum: true,
+                                maximum: ::std::option::Option::None,
+                                exclusive_maximum: false,
+                                multiple_of: ::std::option::Option::None,
+                            },
+                        )?;
+                    }
+                    Ok(())
+                }
+                fn n13(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                        if let Value::String(s) = v {
+                            c::format(s, p, c::Format::DateTime)?;
+                        }
+                    }
+                    Ok(())
+                }
+                fn n14(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(
+                            v,
+                            p,
+                            c::types::STRING | c::types::NULL,
+                            "string or null",
+                        )?;
+                    }
+                    Ok(())
+                }
+                fn n15(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                    }
+                    Ok(())
+                }
             }
         }
         /// `iglu:com.acme/signup/jsonschema/2-0-0`
         pub mod v2_0_0 {
             ///`Signup`
-            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            #[derive(::serde::Serialize, Clone, Debug)]
             #[serde(deny_unknown_fields)]
             pub struct Signup {
                 pub email: ::std::string::String,
@@ -1917,7 +2737,13 @@ pub mod com_acme {
                     fn try_from(
                         value: Signup,
                     ) -> ::std::result::Result<Self, super::error::ConversionError> {
-                        Ok(Self { email: value.email? })
+                        let built: ::std::result::Result<
+                            Self,
+                            super::error::ConversionError,
+                        > = (move || { Ok(Self { email: value.email? }) })();
+                        let built = built?;
+                        built.validate().map_err(|e| e.to_string())?;
+                        Ok(built)
                     }
                 }
                 impl ::std::convert::From<super::Signup> for Signup {
@@ -1958,8 +2784,81 @@ pub mod com_acme {
                     }
                 }
             }
+            #[derive(::serde::Deserialize)]
+            #[serde(remote = "Signup")]
+            #[serde(deny_unknown_fields)]
+            struct __SignupDeserialize {
+                pub email: ::std::string::String,
+            }
             impl ::eventwire::SelfDescribing for Signup {
                 const SCHEMA: &'static str = "iglu:com.acme/signup/jsonschema/2-0-0";
+            }
+            impl Signup {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for Signup {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    __SignupDeserialize::deserialize(value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::OBJECT, "object")?;
+                        if let Value::Object(o) = v {
+                            c::required(o, p, &["email"])?;
+                            if let Some(x) = o.get("email") {
+                                n1(x, &p.key("email"))?;
+                            }
+                            for (k, x) in o {
+                                let known = matches!(k.as_str(), "email");
+                                if !known {
+                                    return Err(
+                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn n1(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    {
+                        c::of_type(v, p, c::types::STRING, "string")?;
+                    }
+                    Ok(())
+                }
             }
         }
     }

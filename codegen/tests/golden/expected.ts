@@ -4,10 +4,10 @@
  * A root that is not an object, and constructs that loosen.
  *
  * `iglu:com.acme/odd/jsonschema/1-0-0`
- * Not checked by this type: an `enum` whose values collide as Rust names accepts any value of its type (at `/items/properties/clash`).
- * Not checked by this type: an `enum` mixing integer, string values accepts any of those types (at `/items/properties/mixed`).
- * Not checked by this type: tuple `items` (a schema per position) are not checked (at `/items/properties/tuple`).
- * Not checked by this type: `format: "uuid"` without a `type` is not checked (at `/items/properties/u`).
+ * Not checked by this type: an `enum` whose values collide as Rust names is a plain value of its type (at `/items/properties/clash`).
+ * Not checked by this type: an `enum` mixing integer, string values is an untyped JSON value (at `/items/properties/mixed`).
+ * Not checked by this type: tuple `items` (a schema per position) are a list of JSON values (at `/items/properties/tuple`).
+ * Not checked by this type: `format: "uuid"` without a `type` is an untyped JSON value (at `/items/properties/u`).
  */
 export type ComAcmeOddV1_0_0 = Array<{
   clash?: string;

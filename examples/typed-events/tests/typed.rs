@@ -91,3 +91,57 @@ fn round_trip_checks_dynamic_json_against_the_generated_types() {
         None
     );
 }
+
+#[test]
+fn the_generated_check_enforces_what_rust_types_cannot() {
+    use com_example_media::Play;
+    // Deserialising: `position_s` has `maximum: 86400`, which no Rust type says.
+    let too_far =
+        serde_json::from_value::<Play>(json!({"media_id": "b0074dlv", "position_s": 86400.5}));
+    let message = too_far.unwrap_err().to_string();
+    assert!(
+        message.contains("/position_s") && message.contains("maximum"),
+        "{message}"
+    );
+    // An explicit null where the schema does not allow one (typify's `Option` would take it).
+    let null = serde_json::from_value::<Play>(
+        json!({"media_id": "b0074dlv", "position_s": 1, "autoplay": null}),
+    );
+    assert!(null.unwrap_err().to_string().contains("/autoplay"));
+    // At the bound is fine.
+    assert!(
+        serde_json::from_value::<Play>(json!({"media_id": "b0074dlv", "position_s": 86400}))
+            .is_ok()
+    );
+
+    // The builder runs the same check on what it built.
+    let built: Result<Play, _> = Play::builder()
+        .media_id(
+            "b0074dlv"
+                .parse::<com_example_media::play::v1_0_0::PlayMediaId>()
+                .unwrap(),
+        )
+        .position_s(1.0)
+        .playback_rate(Some(8.0))
+        .try_into();
+    let message = built.unwrap_err().to_string();
+    assert!(
+        message.contains("/playback_rate") && message.contains("maximum"),
+        "{message}"
+    );
+
+    // A struct literal cannot be stopped, but `validate()` says what is wrong with it.
+    let literal = Play {
+        media_id: "b0074dlv".parse().unwrap(),
+        position_s: -1.0,
+        playback_rate: None,
+        autoplay: None,
+    };
+    let invalid = literal.validate().unwrap_err();
+    assert_eq!(
+        (invalid.pointer.as_str(), invalid.keyword),
+        ("/position_s", "minimum")
+    );
+    // And `validate_json` checks dynamic data against the type's schema.
+    assert!(Play::validate_json(&json!({"media_id": "b0074dlv", "position_s": 0})).is_ok());
+}

@@ -1,0 +1,528 @@
+//! Generates each schema's check: Rust code compiled from the draft-4 schema as written, that
+//! decides whether a JSON value is valid against it.
+//!
+//! typify's types carry the shape (fields, required, enums, patterns, lengths), but not
+//! everything a schema says: numeric bounds, item counts, `uniqueItems`, most formats, and
+//! the difference between an absent property and an explicit `null` are lost, and a few
+//! constructs are loosened on purpose (see `normalize.rs`). The generated check closes that
+//! gap: deserialising a type and building one with its builder run it, so a value the type
+//! accepts is valid against its schema.
+//!
+//! Every draft-4 validation keyword is compiled: `type`, `enum`, the numeric, string, array
+//! and object keywords, `format` (the formats of [`eventwire::check::Format`]), `allOf`,
+//! `anyOf`, `oneOf`, `not` and `$ref` within the document (recursion included). A `$ref` to
+//! another document cannot be checked here and is recorded as a loosening by `normalize`.
+
+use std::collections::BTreeMap;
+
+use eventwire::check::Format;
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote};
+use serde_json::{Map, Value};
+
+/// The generated check of one schema.
+pub struct Generated {
+    /// Items of the `__check` module; its entry point is `root(v, path)`.
+    pub module: TokenStream,
+    /// Whether the check uses `regress` (patterns).
+    pub uses_regress: bool,
+}
+
+/// Compiles `schema` (a draft-4 document) into a `__check` module.
+pub fn generate(schema: &Value) -> Generated {
+    let mut g = Gen {
+        document: schema,
+        fns: Vec::new(),
+        refs: BTreeMap::new(),
+        next: 0,
+        uses_regress: false,
+    };
+    let root = format_ident!("root");
+    g.refs.insert("#".into(), Some(root.clone()));
+    let body = g.body(schema);
+    let fns = &g.fns;
+    let module = quote! {
+        #[allow(unused_variables, clippy::float_cmp)]
+        pub(super) mod __check {
+            use ::eventwire::check as c;
+            use ::serde_json::Value;
+            pub(super) fn #root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                #body
+                Ok(())
+            }
+            #(#fns)*
+        }
+    };
+    Generated {
+        module,
+        uses_regress: g.uses_regress,
+    }
+}
+
+struct Gen<'a> {
+    document: &'a Value,
+    fns: Vec<TokenStream>,
+    /// `$ref` → the function checking its target (`None`: accepts anything).
+    refs: BTreeMap<String, Option<Ident>>,
+    next: usize,
+    uses_regress: bool,
+}
+
+fn num(s: &Map<String, Value>, k: &str) -> Option<f64> {
+    s.get(k).and_then(Value::as_f64)
+}
+
+fn count(s: &Map<String, Value>, k: &str) -> Option<u64> {
+    s.get(k).and_then(Value::as_u64)
+}
+
+fn opt_f64(x: Option<f64>) -> TokenStream {
+    match x {
+        Some(x) => quote!(::std::option::Option::Some(#x)),
+        None => quote!(::std::option::Option::None),
+    }
+}
+
+fn opt_u64(x: Option<u64>) -> TokenStream {
+    match x {
+        Some(x) => quote!(::std::option::Option::Some(#x)),
+        None => quote!(::std::option::Option::None),
+    }
+}
+
+impl Gen<'_> {
+    fn fresh(&mut self, what: &str) -> Ident {
+        self.next += 1;
+        format_ident!("{}{}", what, self.next)
+    }
+
+    /// A function checking `schema`, or `None` when the schema accepts every value.
+    fn node(&mut self, schema: &Value) -> Option<Ident> {
+        if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+            // Draft 4: `$ref` replaces the rest of the schema.
+            return self.reference(r);
+        }
+        let body = self.body(schema);
+        if body.is_empty() {
+            return None;
+        }
+        let name = self.fresh("n");
+        self.fns.push(quote! {
+            fn #name(v: &Value, p: &c::Path<'_>) -> c::Check {
+                #body
+                Ok(())
+            }
+        });
+        Some(name)
+    }
+
+    fn reference(&mut self, r: &str) -> Option<Ident> {
+        if let Some(done) = self.refs.get(r) {
+            return done.clone();
+        }
+        let Some(pointer) = r.strip_prefix('#') else {
+            // Another document: recorded as a loosening by `normalize`.
+            self.refs.insert(r.to_owned(), None);
+            return None;
+        };
+        let decoded = pointer
+            .split('/')
+            .map(|part| percent_decode(part).replace("~1", "/").replace("~0", "~"))
+            .collect::<Vec<_>>()
+            .join("/");
+        let Some(target) = self.document.pointer(&decoded) else {
+            self.refs.insert(r.to_owned(), None);
+            return None;
+        };
+        // Named before its body is generated, so recursive references terminate.
+        let name = self.fresh("r");
+        self.refs.insert(r.to_owned(), Some(name.clone()));
+        let body = if let Some(inner) = target.get("$ref").and_then(Value::as_str) {
+            match self.reference(inner) {
+                Some(f) => quote!(#f(v, p)?;),
+                None => TokenStream::new(),
+            }
+        } else {
+            self.body(target)
+        };
+        self.fns.push(quote! {
+            fn #name(v: &Value, p: &c::Path<'_>) -> c::Check {
+                #body
+                Ok(())
+            }
+        });
+        Some(name)
+    }
+
+    /// The statements checking `v` against `schema` (empty: accepts everything).
+    fn body(&mut self, schema: &Value) -> TokenStream {
+        let Some(s) = schema.as_object() else {
+            return TokenStream::new();
+        };
+        if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+            return match self.reference(r) {
+                Some(f) => quote!(#f(v, p)?;),
+                None => TokenStream::new(),
+            };
+        }
+        let mut out = TokenStream::new();
+        out.extend(self.type_check(s));
+        if let Some(Value::Array(values)) = s.get("enum") {
+            let json = Value::Array(values.clone()).to_string();
+            out.extend(quote! {
+                static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
+                c::one_of_values(v, p, c::values(&ENUM, #json))?;
+            });
+        }
+        out.extend(Self::numbers(s));
+        out.extend(self.strings(s));
+        out.extend(self.arrays(s));
+        out.extend(self.objects(s));
+        out.extend(self.combinators(s));
+        // Each body is its own block, so the statics above never collide.
+        if out.is_empty() {
+            out
+        } else {
+            quote!({ #out })
+        }
+    }
+
+    fn type_check(&self, s: &Map<String, Value>) -> TokenStream {
+        let names: Vec<&str> = match s.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => return TokenStream::new(),
+        };
+        let mut bits = Vec::new();
+        let mut words = Vec::new();
+        for name in &names {
+            let bit = match *name {
+                "null" => quote!(c::types::NULL),
+                "boolean" => quote!(c::types::BOOLEAN),
+                "integer" => quote!(c::types::INTEGER),
+                "number" => quote!(c::types::NUMBER),
+                "string" => quote!(c::types::STRING),
+                "array" => quote!(c::types::ARRAY),
+                "object" => quote!(c::types::OBJECT),
+                // `any` and unknown names: draft 4 knows only the seven above.
+                _ => continue,
+            };
+            bits.push(bit);
+            words.push(*name);
+        }
+        if bits.is_empty() {
+            return TokenStream::new();
+        }
+        let expected = words.join(" or ");
+        quote!(c::of_type(v, p, #(#bits)|*, #expected)?;)
+    }
+
+    fn numbers(s: &Map<String, Value>) -> TokenStream {
+        let multiple = num(s, "multipleOf");
+        let bound = |k: &str| -> Option<TokenStream> {
+            let n = s.get(k)?.as_number()?;
+            let int = n
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| n.as_u64().map(i128::from));
+            Some(match int {
+                Some(i) => quote!(c::Bound::Int(#i)),
+                None => {
+                    let f = n.as_f64()?;
+                    quote!(c::Bound::Float(#f))
+                }
+            })
+        };
+        let (minimum, maximum) = (bound("minimum"), bound("maximum"));
+        if minimum.is_none() && maximum.is_none() && multiple.is_none() {
+            return TokenStream::new();
+        }
+        let flag = |k: &str| s.get(k) == Some(&Value::Bool(true));
+        let (emin, emax) = (flag("exclusiveMinimum"), flag("exclusiveMaximum"));
+        let some = |b: Option<TokenStream>| match b {
+            Some(b) => quote!(::std::option::Option::Some(#b)),
+            None => quote!(::std::option::Option::None),
+        };
+        let (minimum, maximum, multiple) = (some(minimum), some(maximum), opt_f64(multiple));
+        quote! {
+            c::numbers(v, p, &c::Numbers {
+                minimum: #minimum,
+                exclusive_minimum: #emin,
+                maximum: #maximum,
+                exclusive_maximum: #emax,
+                multiple_of: #multiple,
+            })?;
+        }
+    }
+
+    fn regex(&mut self, pattern: &str) -> TokenStream {
+        self.uses_regress = true;
+        quote! {{
+            static RE: ::std::sync::OnceLock<::std::option::Option<::regress::Regex>> = ::std::sync::OnceLock::new();
+            RE.get_or_init(|| ::regress::Regex::new(#pattern).ok())
+        }}
+    }
+
+    fn strings(&mut self, s: &Map<String, Value>) -> TokenStream {
+        let mut out = TokenStream::new();
+        let (min, max) = (count(s, "minLength"), count(s, "maxLength"));
+        if min.is_some() || max.is_some() {
+            let (min, max) = (opt_u64(min), opt_u64(max));
+            out.extend(quote!(c::length(s, p, #min, #max)?;));
+        }
+        if let Some(pattern) = s.get("pattern").and_then(Value::as_str) {
+            let re = self.regex(pattern);
+            let message = format!("does not match the pattern {pattern}");
+            out.extend(quote! {
+                if !#re.as_ref().is_some_and(|re| re.find(s).is_some()) {
+                    return Err(c::fail(p, "pattern", #message));
+                }
+            });
+        }
+        if let Some(format) = s.get("format").and_then(Value::as_str) {
+            if let Some(f) = Format::from_name(format) {
+                let variant = format_ident!("{}", format!("{f:?}"));
+                out.extend(quote!(c::format(s, p, c::Format::#variant)?;));
+            } else if format == "regex" {
+                self.uses_regress = true;
+                out.extend(quote! {
+                    if ::regress::Regex::new(s).is_err() {
+                        return Err(c::fail(p, "format", "is not a valid regex"));
+                    }
+                });
+            }
+        }
+        if out.is_empty() {
+            return out;
+        }
+        quote! {
+            if let Value::String(s) = v { #out }
+        }
+    }
+
+    fn arrays(&mut self, s: &Map<String, Value>) -> TokenStream {
+        let mut out = TokenStream::new();
+        let (min, max) = (count(s, "minItems"), count(s, "maxItems"));
+        if min.is_some() || max.is_some() {
+            let (min, max) = (opt_u64(min), opt_u64(max));
+            out.extend(quote!(c::items(a, p, #min, #max)?;));
+        }
+        if s.get("uniqueItems") == Some(&Value::Bool(true)) {
+            out.extend(quote!(c::unique(a, p)?;));
+        }
+        match s.get("items") {
+            Some(Value::Array(tuple)) => {
+                for (i, item) in tuple.iter().enumerate() {
+                    if let Some(f) = self.node(item) {
+                        out.extend(quote! {
+                            if let Some(x) = a.get(#i) { #f(x, &p.index(#i))?; }
+                        });
+                    }
+                }
+                let n = tuple.len();
+                match s.get("additionalItems") {
+                    Some(Value::Bool(false)) => out.extend(quote! {
+                        if a.len() > #n {
+                            return Err(c::fail(&p.index(#n), "additionalItems", "is not allowed"));
+                        }
+                    }),
+                    Some(extra @ Value::Object(_)) => {
+                        if let Some(f) = self.node(extra) {
+                            out.extend(quote! {
+                                for (i, x) in a.iter().enumerate().skip(#n) { #f(x, &p.index(i))?; }
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Some(item @ Value::Object(_)) => {
+                if let Some(f) = self.node(item) {
+                    out.extend(quote! {
+                        for (i, x) in a.iter().enumerate() { #f(x, &p.index(i))?; }
+                    });
+                }
+            }
+            _ => {}
+        }
+        if out.is_empty() {
+            return out;
+        }
+        quote! {
+            if let Value::Array(a) = v { #out }
+        }
+    }
+
+    fn objects(&mut self, s: &Map<String, Value>) -> TokenStream {
+        let mut out = TokenStream::new();
+        let (min, max) = (count(s, "minProperties"), count(s, "maxProperties"));
+        if min.is_some() || max.is_some() {
+            let (min, max) = (opt_u64(min), opt_u64(max));
+            out.extend(quote!(c::properties(o, p, #min, #max)?;));
+        }
+        if let Some(Value::Array(names)) = s.get("required") {
+            let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+            if !names.is_empty() {
+                out.extend(quote!(c::required(o, p, &[#(#names),*])?;));
+            }
+        }
+        let properties = s.get("properties").and_then(Value::as_object);
+        let names: Vec<&str> = properties
+            .map(|ps| ps.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        for (name, sub) in properties.into_iter().flatten() {
+            if let Some(f) = self.node(sub) {
+                out.extend(quote! {
+                    if let Some(x) = o.get(#name) { #f(x, &p.key(#name))?; }
+                });
+            }
+        }
+        // patternProperties and additionalProperties look at every key.
+        let mut per_key = TokenStream::new();
+        let patterns = s.get("patternProperties").and_then(Value::as_object);
+        let mut any_pattern_check = false;
+        let additional = match s.get("additionalProperties") {
+            Some(Value::Bool(false)) => Some(quote! {
+                if !known {
+                    return Err(c::fail(&p.key(k), "additionalProperties", "is not allowed"));
+                }
+            }),
+            Some(extra @ Value::Object(_)) => self
+                .node(extra)
+                .map(|f| quote!(if !known { #f(x, &p.key(k))?; })),
+            _ => None,
+        };
+        let mark = additional.is_some().then(|| quote!(known = true;));
+        for (pattern, sub) in patterns.into_iter().flatten() {
+            let check = self.node(sub).map(|f| quote!(#f(x, &p.key(k))?;));
+            if check.is_none() && mark.is_none() {
+                continue;
+            }
+            any_pattern_check |= check.is_some();
+            let re = self.regex(pattern);
+            per_key.extend(quote! {
+                if #re.as_ref().is_some_and(|re| re.find(k).is_some()) {
+                    #mark
+                    #check
+                }
+            });
+        }
+        if any_pattern_check || additional.is_some() {
+            let known = if names.is_empty() {
+                quote!(false)
+            } else {
+                quote!(matches!(k.as_str(), #(#names)|*))
+            };
+            let declare = match (&additional, per_key.is_empty()) {
+                (None, _) => TokenStream::new(),
+                (Some(_), true) => quote!(let known = #known;),
+                (Some(_), false) => quote!(let mut known = #known;),
+            };
+            out.extend(quote! {
+                for (k, x) in o {
+                    #declare
+                    #per_key
+                    #additional
+                }
+            });
+        }
+        if let Some(Value::Object(deps)) = s.get("dependencies") {
+            for (name, dep) in deps {
+                match dep {
+                    Value::Array(others) => {
+                        let others: Vec<&str> = others.iter().filter_map(Value::as_str).collect();
+                        out.extend(quote! {
+                            if o.contains_key(#name) { c::required(o, p, &[#(#others),*])?; }
+                        });
+                    }
+                    dep => {
+                        if let Some(f) = self.node(dep) {
+                            out.extend(quote! {
+                                if o.contains_key(#name) { #f(v, p)?; }
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if out.is_empty() {
+            return out;
+        }
+        quote! {
+            if let Value::Object(o) = v { #out }
+        }
+    }
+
+    fn combinators(&mut self, s: &Map<String, Value>) -> TokenStream {
+        let mut out = TokenStream::new();
+        let branches = |g: &mut Self, k: &str| -> Option<Vec<Option<Ident>>> {
+            s.get(k)
+                .and_then(Value::as_array)
+                .map(|bs| bs.iter().map(|b| g.node(b)).collect())
+        };
+        if let Some(all) = branches(self, "allOf") {
+            for f in all.into_iter().flatten() {
+                out.extend(quote!(#f(v, p)?;));
+            }
+        }
+        if let Some(any) = branches(self, "anyOf") {
+            // A branch that accepts everything makes the whole `anyOf` accept everything.
+            if !any.is_empty() && any.iter().all(Option::is_some) {
+                let fs = any.into_iter().flatten();
+                out.extend(quote! {
+                    if !(#(#fs(v, p).is_ok())||*) {
+                        return Err(c::fail(p, "anyOf", "matches none of the alternatives"));
+                    }
+                });
+            } else if any.is_empty() {
+                out.extend(quote!(return Err(c::fail(p, "anyOf", "has no alternatives"));));
+            }
+        }
+        if let Some(one) = branches(self, "oneOf") {
+            let always = one.iter().filter(|b| b.is_none()).count();
+            let fs = one.into_iter().flatten();
+            out.extend(quote! {
+                let matched = #always #(+ usize::from(#fs(v, p).is_ok()))*;
+                if matched != 1 {
+                    return Err(c::fail(p, "oneOf", format!("matches {matched} of the alternatives, not exactly one")));
+                }
+            });
+        }
+        if let Some(not) = s.get("not") {
+            match self.node(not) {
+                Some(f) => out.extend(quote! {
+                    if #f(v, p).is_ok() {
+                        return Err(c::fail(p, "not", "matches a schema it must not match"));
+                    }
+                }),
+                None => out.extend(quote! {
+                    return Err(c::fail(p, "not", "no value is allowed here"));
+                }),
+            }
+        }
+        out
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

@@ -1,0 +1,32 @@
+//! Fidelity of the generated types, against the `jsonschema` crate (draft 4) over boundary
+//! instances derived from every schema: of Iglu Central and of the project's `schemas/`.
+//! Prints the table; the target, asserted, is 0 disagreements.
+
+use std::path::Path;
+
+use eventwire_iglu_corpus::fidelity;
+
+#[test]
+fn project_schemas_types_agree_with_the_reference_validator() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
+    let report = fidelity::measure(&dir, eventwire_iglu_corpus::project::round_trip);
+    println!("{}", report.table("schemas/"));
+    assert!(report.instances > 100, "{} instances", report.instances);
+    assert_eq!(report.disagreements(), 0, "{}", report.table("schemas/"));
+}
+
+#[test]
+fn iglu_central_types_agree_with_the_reference_validator() {
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora/iglu-central/schemas");
+    let report = fidelity::measure(&dir, eventwire_iglu_corpus::round_trip);
+    println!("{}", report.table("Iglu Central"));
+    assert_eq!(report.schemas, 660);
+    assert!(report.instances > 15_000, "{} instances", report.instances);
+    assert_eq!(
+        report.disagreements(),
+        0,
+        "{}",
+        report.table("Iglu Central")
+    );
+}
