@@ -68,6 +68,31 @@ struct Gen<'a> {
     uses_regress: bool,
 }
 
+/// A subschema's check: a call to a named function (for `$ref` targets, which may recurse)
+/// or its statements inlined where it applies.
+enum Sub {
+    Call(Ident),
+    Inline(TokenStream),
+}
+
+impl Sub {
+    /// Statements checking `v` at `p`, returning the first failure.
+    fn run(&self, v: TokenStream, p: TokenStream) -> TokenStream {
+        match self {
+            Self::Call(f) => quote!(#f(#v, #p)?;),
+            Self::Inline(body) => quote!({ let v = #v; let p = #p; #body }),
+        }
+    }
+
+    /// An expression: whether `v` at `p` passes.
+    fn test(&self) -> TokenStream {
+        match self {
+            Self::Call(f) => quote!(#f(v, p).is_ok()),
+            Self::Inline(body) => quote!((|| -> c::Check { #body Ok(()) })().is_ok()),
+        }
+    }
+}
+
 fn num(s: &Map<String, Value>, k: &str) -> Option<f64> {
     s.get(k).and_then(Value::as_f64)
 }
@@ -76,17 +101,10 @@ fn count(s: &Map<String, Value>, k: &str) -> Option<u64> {
     s.get(k).and_then(Value::as_u64)
 }
 
-fn opt_f64(x: Option<f64>) -> TokenStream {
-    match x {
-        Some(x) => quote!(::std::option::Option::Some(#x)),
-        None => quote!(::std::option::Option::None),
-    }
-}
-
 fn opt_u64(x: Option<u64>) -> TokenStream {
     match x {
-        Some(x) => quote!(::std::option::Option::Some(#x)),
-        None => quote!(::std::option::Option::None),
+        Some(x) => quote!(Some(#x)),
+        None => quote!(None),
     }
 }
 
@@ -96,24 +114,14 @@ impl Gen<'_> {
         format_ident!("{}{}", what, self.next)
     }
 
-    /// A function checking `schema`, or `None` when the schema accepts every value.
-    fn node(&mut self, schema: &Value) -> Option<Ident> {
+    /// The check of a subschema, or `None` when the schema accepts every value.
+    fn node(&mut self, schema: &Value) -> Option<Sub> {
         if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
             // Draft 4: `$ref` replaces the rest of the schema.
-            return self.reference(r);
+            return self.reference(r).map(Sub::Call);
         }
         let body = self.body(schema);
-        if body.is_empty() {
-            return None;
-        }
-        let name = self.fresh("n");
-        self.fns.push(quote! {
-            fn #name(v: &Value, p: &c::Path<'_>) -> c::Check {
-                #body
-                Ok(())
-            }
-        });
-        Some(name)
+        (!body.is_empty()).then_some(Sub::Inline(body))
     }
 
     fn reference(&mut self, r: &str) -> Option<Ident> {
@@ -179,12 +187,8 @@ impl Gen<'_> {
         out.extend(self.arrays(s));
         out.extend(self.objects(s));
         out.extend(self.combinators(s));
-        // Each body is its own block, so the statics above never collide.
-        if out.is_empty() {
-            out
-        } else {
-            quote!({ #out })
-        }
+        // A body is a function's or an inlined block's: the statics above never collide.
+        out
     }
 
     fn type_check(&self, s: &Map<String, Value>) -> TokenStream {
@@ -194,7 +198,6 @@ impl Gen<'_> {
             _ => return TokenStream::new(),
         };
         let mut bits = Vec::new();
-        let mut words = Vec::new();
         for name in &names {
             let bit = match *name {
                 "null" => quote!(c::types::NULL),
@@ -208,13 +211,11 @@ impl Gen<'_> {
                 _ => continue,
             };
             bits.push(bit);
-            words.push(*name);
         }
         if bits.is_empty() {
             return TokenStream::new();
         }
-        let expected = words.join(" or ");
-        quote!(c::of_type(v, p, #(#bits)|*, #expected)?;)
+        quote!(c::of_type(v, p, #(#bits)|*)?;)
     }
 
     fn numbers(s: &Map<String, Value>) -> TokenStream {
@@ -238,20 +239,24 @@ impl Gen<'_> {
             return TokenStream::new();
         }
         let flag = |k: &str| s.get(k) == Some(&Value::Bool(true));
-        let (emin, emax) = (flag("exclusiveMinimum"), flag("exclusiveMaximum"));
-        let some = |b: Option<TokenStream>| match b {
-            Some(b) => quote!(::std::option::Option::Some(#b)),
-            None => quote!(::std::option::Option::None),
-        };
-        let (minimum, maximum, multiple) = (some(minimum), some(maximum), opt_f64(multiple));
+        let mut fields = Vec::new();
+        if let Some(b) = minimum {
+            fields.push(quote!(minimum: Some(#b)));
+            if flag("exclusiveMinimum") {
+                fields.push(quote!(exclusive_minimum: true));
+            }
+        }
+        if let Some(b) = maximum {
+            fields.push(quote!(maximum: Some(#b)));
+            if flag("exclusiveMaximum") {
+                fields.push(quote!(exclusive_maximum: true));
+            }
+        }
+        if let Some(m) = multiple {
+            fields.push(quote!(multiple_of: Some(#m)));
+        }
         quote! {
-            c::numbers(v, p, &c::Numbers {
-                minimum: #minimum,
-                exclusive_minimum: #emin,
-                maximum: #maximum,
-                exclusive_maximum: #emax,
-                multiple_of: #multiple,
-            })?;
+            c::numbers(v, p, &c::Numbers { #(#fields,)* ..c::Numbers::NONE })?;
         }
     }
 
@@ -314,8 +319,9 @@ impl Gen<'_> {
             Some(Value::Array(tuple)) => {
                 for (i, item) in tuple.iter().enumerate() {
                     if let Some(f) = self.node(item) {
+                        let run = f.run(quote!(x), quote!(&p.index(#i)));
                         out.extend(quote! {
-                            if let Some(x) = a.get(#i) { #f(x, &p.index(#i))?; }
+                            if let Some(x) = a.get(#i) { #run }
                         });
                     }
                 }
@@ -328,8 +334,9 @@ impl Gen<'_> {
                     }),
                     Some(extra @ Value::Object(_)) => {
                         if let Some(f) = self.node(extra) {
+                            let run = f.run(quote!(x), quote!(&p.index(i)));
                             out.extend(quote! {
-                                for (i, x) in a.iter().enumerate().skip(#n) { #f(x, &p.index(i))?; }
+                                for (i, x) in a.iter().enumerate().skip(#n) { #run }
                             });
                         }
                     }
@@ -338,8 +345,9 @@ impl Gen<'_> {
             }
             Some(item @ Value::Object(_)) => {
                 if let Some(f) = self.node(item) {
+                    let run = f.run(quote!(x), quote!(&p.index(i)));
                     out.extend(quote! {
-                        for (i, x) in a.iter().enumerate() { #f(x, &p.index(i))?; }
+                        for (i, x) in a.iter().enumerate() { #run }
                     });
                 }
             }
@@ -372,8 +380,9 @@ impl Gen<'_> {
             .unwrap_or_default();
         for (name, sub) in properties.into_iter().flatten() {
             if let Some(f) = self.node(sub) {
+                let run = f.run(quote!(x), quote!(&p.key(#name)));
                 out.extend(quote! {
-                    if let Some(x) = o.get(#name) { #f(x, &p.key(#name))?; }
+                    if let Some(x) = o.get(#name) { #run }
                 });
             }
         }
@@ -387,14 +396,15 @@ impl Gen<'_> {
                     return Err(c::fail(&p.key(k), "additionalProperties", "is not allowed"));
                 }
             }),
-            Some(extra @ Value::Object(_)) => self
-                .node(extra)
-                .map(|f| quote!(if !known { #f(x, &p.key(k))?; })),
+            Some(extra @ Value::Object(_)) => self.node(extra).map(|f| {
+                let run = f.run(quote!(x), quote!(&p.key(k)));
+                quote!(if !known { #run })
+            }),
             _ => None,
         };
         let mark = additional.is_some().then(|| quote!(known = true;));
         for (pattern, sub) in patterns.into_iter().flatten() {
-            let check = self.node(sub).map(|f| quote!(#f(x, &p.key(k))?;));
+            let check = self.node(sub).map(|f| f.run(quote!(x), quote!(&p.key(k))));
             if check.is_none() && mark.is_none() {
                 continue;
             }
@@ -437,8 +447,9 @@ impl Gen<'_> {
                     }
                     dep => {
                         if let Some(f) = self.node(dep) {
+                            let run = f.run(quote!(v), quote!(p));
                             out.extend(quote! {
-                                if o.contains_key(#name) { #f(v, p)?; }
+                                if o.contains_key(#name) { #run }
                             });
                         }
                     }
@@ -455,22 +466,22 @@ impl Gen<'_> {
 
     fn combinators(&mut self, s: &Map<String, Value>) -> TokenStream {
         let mut out = TokenStream::new();
-        let branches = |g: &mut Self, k: &str| -> Option<Vec<Option<Ident>>> {
+        let branches = |g: &mut Self, k: &str| -> Option<Vec<Option<Sub>>> {
             s.get(k)
                 .and_then(Value::as_array)
                 .map(|bs| bs.iter().map(|b| g.node(b)).collect())
         };
         if let Some(all) = branches(self, "allOf") {
             for f in all.into_iter().flatten() {
-                out.extend(quote!(#f(v, p)?;));
+                out.extend(f.run(quote!(v), quote!(p)));
             }
         }
         if let Some(any) = branches(self, "anyOf") {
             // A branch that accepts everything makes the whole `anyOf` accept everything.
             if !any.is_empty() && any.iter().all(Option::is_some) {
-                let fs = any.into_iter().flatten();
+                let fs = any.into_iter().flatten().map(|f| f.test());
                 out.extend(quote! {
-                    if !(#(#fs(v, p).is_ok())||*) {
+                    if !(#(#fs)||*) {
                         return Err(c::fail(p, "anyOf", "matches none of the alternatives"));
                     }
                 });
@@ -480,9 +491,9 @@ impl Gen<'_> {
         }
         if let Some(one) = branches(self, "oneOf") {
             let always = one.iter().filter(|b| b.is_none()).count();
-            let fs = one.into_iter().flatten();
+            let fs = one.into_iter().flatten().map(|f| f.test());
             out.extend(quote! {
-                let matched = #always #(+ usize::from(#fs(v, p).is_ok()))*;
+                let matched = #always #(+ usize::from(#fs))*;
                 if matched != 1 {
                     return Err(c::fail(p, "oneOf", format!("matches {matched} of the alternatives, not exactly one")));
                 }
@@ -490,9 +501,12 @@ impl Gen<'_> {
         }
         if let Some(not) = s.get("not") {
             match self.node(not) {
-                Some(f) => out.extend(quote! {
-                    if #f(v, p).is_ok() {
+                Some(f) => out.extend({
+                    let passes = f.test();
+                    quote! {
+                    if #passes {
                         return Err(c::fail(p, "not", "matches a schema it must not match"));
+                    }
                     }
                 }),
                 None => out.extend(quote! {

@@ -28,7 +28,7 @@ pub struct Loosening {
 pub struct Normalized {
     /// The rewritten schema.
     pub schema: Value,
-    /// Constraints not enforced by the generated type.
+    /// Where the Rust type is looser than the schema (see [`Loosening::checked`]).
     pub loosened: Vec<Loosening>,
 }
 

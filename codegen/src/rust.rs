@@ -35,7 +35,7 @@ pub struct RustOutput {
     pub code: String,
     /// Schemas that produced a type.
     pub types: usize,
-    /// Constraints not enforced by the generated types, per schema.
+    /// Where the Rust types are looser than the schemas, per schema.
     pub loosened: Vec<(SchemaKey, Loosening)>,
     /// Whether the code uses `chrono`, `uuid` or `regress` (the crate must depend on them).
     pub uses: Uses,
@@ -97,7 +97,7 @@ fn version_ident(key: &SchemaKey) -> String {
 fn generate_one(
     file: &SchemaFile,
     uses: &mut Uses,
-) -> Result<(TokenStream, Vec<Loosening>), CodegenError> {
+) -> Result<(syn::ItemMod, Vec<Loosening>), CodegenError> {
     let key = &file.key;
     let normalized = normalize(&file.schema);
     let name = type_name(&key.name);
@@ -187,23 +187,22 @@ fn generate_one(
             .and_then(serde_json::Value::as_str)
             .map(|d| format!(" {d}"))
             .unwrap_or_default();
+        let wrapper: syn::Item = syn::parse_quote! {
+            #[doc = #doc]
+            #[derive(::serde::Serialize, Clone, Debug)]
+            #[serde(transparent)]
+            pub struct #ident(pub #inner);
+        };
+        parsed.items.push(wrapper);
         (
-            quote! {
-                #parsed
-                #[doc = #doc]
-                #[derive(::serde::Serialize, Clone, Debug)]
-                #[serde(transparent)]
-                pub struct #ident(pub #inner);
-            },
+            parsed.items,
             quote!(::serde_json::from_value(value).map(Self)),
         )
     } else {
         let shadow = hook_root(&mut parsed, &name).map_err(schema_error)?;
+        parsed.items.push(shadow);
         let shadow_ident = format_ident!("__{}Deserialize", name);
-        (
-            quote! { #parsed #shadow },
-            quote!(#shadow_ident::deserialize(value)),
-        )
+        (parsed.items, quote!(#shadow_ident::deserialize(value)))
     };
     let self_describing = quote! {
         impl ::eventwire::SelfDescribing for #ident {
@@ -254,17 +253,18 @@ fn generate_one(
         })
         .collect();
     let version = format_ident!("{}", version_ident(key));
-    Ok((
-        quote! {
-            #[doc = #module_doc]
-            #(#[doc = #loosened_doc])*
-            pub mod #version {
-                #tokens
-                #self_describing
-            }
-        },
-        normalized.loosened,
-    ))
+    let mut module: syn::ItemMod = syn::parse_quote! {
+        #[doc = #module_doc]
+        #(#[doc = #loosened_doc])*
+        pub mod #version {}
+    };
+    let ours: syn::File = syn::parse2(self_describing)
+        .map_err(|e| schema_error(format!("generated code does not parse: {e}")))?;
+    if let Some((_, items)) = &mut module.content {
+        *items = tokens;
+        items.extend(ours.items);
+    }
+    Ok((module, normalized.loosened))
 }
 
 /// Makes the root type run its schema check when deserialised and when built.
@@ -273,7 +273,7 @@ fn generate_one(
 /// (`#[serde(remote = "Root")]`, serde's way of deriving for another type) which the
 /// generated `Deserialize` calls after the check. The builder's `TryFrom` checks the value it
 /// built. Returns the shadow type.
-fn hook_root(file: &mut syn::File, name: &str) -> Result<TokenStream, String> {
+fn hook_root(file: &mut syn::File, name: &str) -> Result<syn::Item, String> {
     let shadow_ident = format_ident!("__{}Deserialize", name);
     let remote = name.to_owned();
     let mut shadow = None;
@@ -313,7 +313,7 @@ fn hook_root(file: &mut syn::File, name: &str) -> Result<TokenStream, String> {
             }
             _ => {}
         }
-        shadow = Some(quote!(#copy));
+        shadow = Some(copy);
         break;
     }
     let shadow = shadow.ok_or_else(|| format!("typify did not derive Deserialize for `{name}`"))?;
@@ -379,8 +379,8 @@ fn default_extra(file: &mut syn::File) {
                 for field in &mut init.fields {
                     let named_extra =
                         matches!(&field.member, syn::Member::Named(i) if i == "extra");
-                    let unset = quote!(#field).to_string().contains(UNSET);
-                    if named_extra && unset {
+                    // Only the `extra` field is printed to compare (rarely more than one).
+                    if named_extra && quote!(#field).to_string().contains(UNSET) {
                         field.expr = syn::parse_quote!(Ok(::std::default::Default::default()));
                     }
                 }
@@ -423,7 +423,7 @@ type Names<'a> = BTreeMap<&'a str, Vec<&'a SchemaFile>>;
 /// Generates and formats one vendor's module (runs on a worker thread).
 fn vendor_module(vendor: &str, names: &Names<'_>) -> VendorOut {
     let mut out = VendorOut::default();
-    let mut items = Vec::new();
+    let mut items: Vec<syn::Item> = Vec::new();
     let mut exported: BTreeMap<String, String> = BTreeMap::new();
     for (name, versions) in names {
         let mut version_modules = Vec::new();
@@ -446,10 +446,14 @@ fn vendor_module(vendor: &str, names: &Names<'_>) -> VendorOut {
         }
         let module = format_ident!("{}", module_ident(name));
         let doc = format!(" Versions of `iglu:{vendor}/{name}`.");
-        items.push(quote! {
+        let mut name_module: syn::ItemMod = syn::parse_quote! {
             #[doc = #doc]
-            pub mod #module { #(#version_modules)* }
-        });
+            pub mod #module {}
+        };
+        if let Some((_, inner)) = &mut name_module.content {
+            inner.extend(version_modules.into_iter().map(syn::Item::Mod));
+        }
+        items.push(syn::Item::Mod(name_module));
         // Latest version of each MODEL, re-exported under a stable name.
         let mut latest: BTreeMap<u32, &SchemaKey> = BTreeMap::new();
         for file in versions {
@@ -472,7 +476,7 @@ fn vendor_module(vendor: &str, names: &Names<'_>) -> VendorOut {
                 format_ident!("{}", version_ident(key)),
             );
             let doc = format!(" The latest MODEL-{model} version: `{key}`.");
-            items.push(quote! {
+            items.push(syn::parse_quote! {
                 #[doc = #doc]
                 pub use self::#module::#version::#ty as #alias_ident;
             });
@@ -481,12 +485,20 @@ fn vendor_module(vendor: &str, names: &Names<'_>) -> VendorOut {
     let vendor_ident = format_ident!("{}", module_ident(vendor));
     let doc = format!(" Event types of the vendor `{vendor}`.");
     // typify's regex constructors unwrap patterns it already compiled at generation time.
-    let tokens = quote! {
+    let mut vendor_module: syn::ItemMod = syn::parse_quote! {
         #[doc = #doc]
         #[allow(clippy::all, clippy::unwrap_used, dead_code, missing_docs, unused_imports, irrefutable_let_patterns, non_camel_case_types, unused_comparisons, rustdoc::all)]
-        pub mod #vendor_ident { #(#items)* }
+        pub mod #vendor_ident {}
     };
-    out.code = format_tokens(tokens);
+    if let Some((_, inner)) = &mut vendor_module.content {
+        *inner = items;
+    }
+    // Built as syn items all along: formatted without a round trip through tokens.
+    out.code = prettyplease::unparse(&syn::File {
+        shebang: None,
+        attrs: Vec::new(),
+        items: vec![syn::Item::Mod(vendor_module)],
+    });
     out
 }
 
@@ -519,16 +531,22 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
         .min(vendors.len().max(1));
     let mut results: Vec<Option<VendorOut>> = Vec::new();
     results.resize_with(vendors.len(), || None);
+    // Largest vendors first, each taken by the next free worker: the cores finish together.
+    let mut order: Vec<usize> = (0..vendors.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(vendors[i].1.values().map(Vec::len).sum::<usize>()));
+    let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let vendors = &vendors;
+            .map(|_| {
+                let (vendors, order, next) = (&vendors, &order, &next);
                 scope.spawn(move || {
-                    // Every `workers`-th vendor: big and small vendors spread evenly.
-                    (w..vendors.len())
-                        .step_by(workers)
-                        .map(|i| (i, vendor_module(vendors[i].0, vendors[i].1)))
-                        .collect::<Vec<_>>()
+                    let mut done = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(&i) = order.get(k) else { break };
+                        done.push((i, vendor_module(vendors[i].0, vendors[i].1)));
+                    }
+                    done
                 })
             })
             .collect();

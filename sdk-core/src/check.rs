@@ -126,8 +126,8 @@ pub mod types {
     pub const OBJECT: u8 = 1 << 6;
 }
 
-/// `type`: `allowed` is a mask of [`types`]; `expected` names them for the message.
-pub fn of_type(value: &Value, path: &Path<'_>, allowed: u8, expected: &str) -> Check {
+/// `type`: `allowed` is a mask of [`types`].
+pub fn of_type(value: &Value, path: &Path<'_>, allowed: u8) -> Check {
     let ok = match value {
         Value::Null => allowed & types::NULL != 0,
         Value::Bool(_) => allowed & types::BOOLEAN != 0,
@@ -141,10 +141,24 @@ pub fn of_type(value: &Value, path: &Path<'_>, allowed: u8, expected: &str) -> C
     if ok {
         Ok(())
     } else {
+        let names = [
+            (types::NULL, "null"),
+            (types::BOOLEAN, "a boolean"),
+            (types::INTEGER, "an integer"),
+            (types::NUMBER, "a number"),
+            (types::STRING, "a string"),
+            (types::ARRAY, "an array"),
+            (types::OBJECT, "an object"),
+        ];
+        let expected: Vec<&str> = names
+            .iter()
+            .filter(|(bit, _)| allowed & bit != 0)
+            .map(|(_, name)| *name)
+            .collect();
         Err(fail(
             path,
             "type",
-            format!("{} is not {expected}", type_name(value)),
+            format!("{} is not {}", type_name(value), expected.join(" or ")),
         ))
     }
 }
@@ -262,6 +276,17 @@ pub struct Numbers {
     pub exclusive_maximum: bool,
     /// `multipleOf`
     pub multiple_of: Option<f64>,
+}
+
+impl Numbers {
+    /// No numeric keyword (for `..Numbers::NONE` in generated code).
+    pub const NONE: Self = Self {
+        minimum: None,
+        exclusive_minimum: false,
+        maximum: None,
+        exclusive_maximum: false,
+        multiple_of: None,
+    };
 }
 
 /// `minimum`, `maximum` (exclusive or not) and `multipleOf`; values that are not numbers pass.
@@ -686,10 +711,14 @@ mod tests {
     fn types_numbers_and_equality() {
         let p = Path::Root;
         let int = types::INTEGER;
-        assert!(of_type(&json!(1.0), &p, int, "an integer").is_ok());
-        assert!(of_type(&json!(1.5), &p, int, "an integer").is_err());
-        assert!(of_type(&json!(null), &p, types::STRING, "a string").is_err());
-        assert!(of_type(&json!(null), &p, types::STRING | types::NULL, "x").is_ok());
+        assert!(of_type(&json!(1.0), &p, int).is_ok());
+        assert!(of_type(&json!(1.5), &p, int).is_err());
+        let e = of_type(&json!(null), &p, types::STRING | types::INTEGER).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/: null is not an integer or a string (type)"
+        );
+        assert!(of_type(&json!(null), &p, types::STRING | types::NULL).is_ok());
         assert!(equal(&json!({"a": [1, 2.0]}), &json!({"a": [1.0, 2]})));
         assert!(!equal(&json!("1"), &json!(1)));
         let r = Numbers {

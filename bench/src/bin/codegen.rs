@@ -23,7 +23,7 @@ fn main() {
     times.sort_by(f64::total_cmp);
     let out = out.unwrap();
     println!(
-        "eventwire codegen benchmark (Iglu Central, 5 runs, load + normalise + typify + format)"
+        "eventwire codegen benchmark (Iglu Central, 5 runs, load + normalise + typify + checks + format)"
     );
     println!();
     println!("| measure | value |");

@@ -300,75 +300,65 @@ pub mod com_acme {
                 use ::eventwire::check as c;
                 use ::serde_json::Value;
                 pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::ARRAY, "array")?;
-                        if let Value::Array(a) = v {
-                            for (i, x) in a.iter().enumerate() {
-                                n6(x, &p.index(i))?;
-                            }
-                        }
-                    }
-                    Ok(())
-                }
-                fn n1(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
-                        c::one_of_values(
-                            v,
-                            p,
-                            c::values(&ENUM, "[\"UNKNOWN\",\"Unknown\"]"),
-                        )?;
-                    }
-                    Ok(())
-                }
-                fn n2(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
-                        c::one_of_values(v, p, c::values(&ENUM, "[1,\"one\"]"))?;
-                    }
-                    Ok(())
-                }
-                fn n3(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                    }
-                    Ok(())
-                }
-                fn n4(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::ARRAY, "array")?;
-                        if let Value::Array(a) = v {
-                            if let Some(x) = a.get(0usize) {
-                                n3(x, &p.index(0usize))?;
-                            }
-                        }
-                    }
-                    Ok(())
-                }
-                fn n5(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        if let Value::String(s) = v {
-                            c::format(s, p, c::Format::Uuid)?;
-                        }
-                    }
-                    Ok(())
-                }
-                fn n6(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::OBJECT, "object")?;
-                        if let Value::Object(o) = v {
-                            if let Some(x) = o.get("clash") {
-                                n1(x, &p.key("clash"))?;
-                            }
-                            if let Some(x) = o.get("mixed") {
-                                n2(x, &p.key("mixed"))?;
-                            }
-                            if let Some(x) = o.get("tuple") {
-                                n4(x, &p.key("tuple"))?;
-                            }
-                            if let Some(x) = o.get("u") {
-                                n5(x, &p.key("u"))?;
+                    c::of_type(v, p, c::types::ARRAY)?;
+                    if let Value::Array(a) = v {
+                        for (i, x) in a.iter().enumerate() {
+                            {
+                                let v = x;
+                                let p = &p.index(i);
+                                c::of_type(v, p, c::types::OBJECT)?;
+                                if let Value::Object(o) = v {
+                                    if let Some(x) = o.get("clash") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("clash");
+                                            c::of_type(v, p, c::types::STRING)?;
+                                            static ENUM: ::std::sync::OnceLock<
+                                                ::std::vec::Vec<Value>,
+                                            > = ::std::sync::OnceLock::new();
+                                            c::one_of_values(
+                                                v,
+                                                p,
+                                                c::values(&ENUM, "[\"UNKNOWN\",\"Unknown\"]"),
+                                            )?;
+                                        }
+                                    }
+                                    if let Some(x) = o.get("mixed") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("mixed");
+                                            static ENUM: ::std::sync::OnceLock<
+                                                ::std::vec::Vec<Value>,
+                                            > = ::std::sync::OnceLock::new();
+                                            c::one_of_values(v, p, c::values(&ENUM, "[1,\"one\"]"))?;
+                                        }
+                                    }
+                                    if let Some(x) = o.get("tuple") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("tuple");
+                                            c::of_type(v, p, c::types::ARRAY)?;
+                                            if let Value::Array(a) = v {
+                                                if let Some(x) = a.get(0usize) {
+                                                    {
+                                                        let v = x;
+                                                        let p = &p.index(0usize);
+                                                        c::of_type(v, p, c::types::STRING)?;
+                                                    }
+                                                }
+                                            }
+                                        }
+                                    }
+                                    if let Some(x) = o.get("u") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("u");
+                                            if let Value::String(s) = v {
+                                                c::format(s, p, c::Format::Uuid)?;
+                                            }
+                                        }
+                                    }
+                                }
                             }
                         }
                     }
@@ -1264,254 +1254,213 @@ pub mod com_acme {
                 use ::eventwire::check as c;
                 use ::serde_json::Value;
                 pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::OBJECT, "object")?;
-                        if let Value::Object(o) = v {
-                            c::required(o, p, &["email", "plan"])?;
-                            if let Some(x) = o.get("1h") {
-                                n1(x, &p.key("1h"))?;
-                            }
-                            if let Some(x) = o.get("devices") {
-                                n5(x, &p.key("devices"))?;
-                            }
-                            if let Some(x) = o.get("email") {
-                                n6(x, &p.key("email"))?;
-                            }
-                            if let Some(x) = o.get("plan") {
-                                n7(x, &p.key("plan"))?;
-                            }
-                            if let Some(x) = o.get("referral") {
-                                n10(x, &p.key("referral"))?;
-                            }
-                            if let Some(x) = o.get("score") {
-                                n11(x, &p.key("score"))?;
-                            }
-                            if let Some(x) = o.get("signed_up_at") {
-                                n12(x, &p.key("signed_up_at"))?;
-                            }
-                            if let Some(x) = o.get("smtp-id") {
-                                n13(x, &p.key("smtp-id"))?;
-                            }
-                            if let Some(x) = o.get("type") {
-                                n14(x, &p.key("type"))?;
-                            }
-                            for (k, x) in o {
-                                let known = matches!(
-                                    k.as_str(), "1h" | "devices" | "email" | "plan" | "referral"
-                                    | "score" | "signed_up_at" | "smtp-id" | "type"
-                                );
-                                if !known {
-                                    return Err(
-                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    Ok(())
-                }
-                fn n1(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::INTEGER, "integer")?;
-                        c::numbers(
-                            v,
-                            p,
-                            &c::Numbers {
-                                minimum: ::std::option::Option::Some(c::Bound::Int(0i128)),
-                                exclusive_minimum: false,
-                                maximum: ::std::option::Option::Some(
-                                    c::Bound::Int(3600i128),
-                                ),
-                                exclusive_maximum: false,
-                                multiple_of: ::std::option::Option::None,
-                            },
-                        )?;
-                    }
-                    Ok(())
-                }
-                fn n3(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        if let Value::String(s) = v {
-                            c::format(s, p, c::Format::Uuid)?;
-                        }
-                    }
-                    Ok(())
-                }
-                fn n4(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
-                        c::one_of_values(
-                            v,
-                            p,
-                            c::values(&ENUM, "[\"phone\",\"tablet\",\"desktop\"]"),
-                        )?;
-                    }
-                    Ok(())
-                }
-                fn r2(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::OBJECT, "object")?;
-                        if let Value::Object(o) = v {
-                            c::required(o, p, &["id"])?;
-                            if let Some(x) = o.get("id") {
-                                n3(x, &p.key("id"))?;
-                            }
-                            if let Some(x) = o.get("kind") {
-                                n4(x, &p.key("kind"))?;
-                            }
-                            for (k, x) in o {
-                                let known = matches!(k.as_str(), "id" | "kind");
-                                if !known {
-                                    return Err(
-                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    Ok(())
-                }
-                fn n5(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::ARRAY, "array")?;
-                        if let Value::Array(a) = v {
-                            c::items(
-                                a,
-                                p,
-                                ::std::option::Option::Some(1u64),
-                                ::std::option::Option::Some(5u64),
-                            )?;
-                            for (i, x) in a.iter().enumerate() {
-                                r2(x, &p.index(i))?;
-                            }
-                        }
-                    }
-                    Ok(())
-                }
-                fn n6(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        if let Value::String(s) = v {
-                            c::length(
-                                s,
-                                p,
-                                ::std::option::Option::None,
-                                ::std::option::Option::Some(254u64),
-                            )?;
-                            c::format(s, p, c::Format::Email)?;
-                        }
-                    }
-                    Ok(())
-                }
-                fn n7(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
-                        c::one_of_values(
-                            v,
-                            p,
-                            c::values(&ENUM, "[\"free\",\"pro\",null]"),
-                        )?;
-                    }
-                    Ok(())
-                }
-                fn n8(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        if let Value::String(s) = v {
-                            if !{
-                                static RE: ::std::sync::OnceLock<
-                                    ::std::option::Option<::regress::Regex>,
-                                > = ::std::sync::OnceLock::new();
-                                RE.get_or_init(|| ::regress::Regex::new("^[A-Z]{4}$").ok())
-                            }
-                                .as_ref()
-                                .is_some_and(|re| re.find(s).is_some())
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        c::required(o, p, &["email", "plan"])?;
+                        if let Some(x) = o.get("1h") {
                             {
+                                let v = x;
+                                let p = &p.key("1h");
+                                c::of_type(v, p, c::types::INTEGER)?;
+                                c::numbers(
+                                    v,
+                                    p,
+                                    &c::Numbers {
+                                        minimum: Some(c::Bound::Int(0i128)),
+                                        maximum: Some(c::Bound::Int(3600i128)),
+                                        ..c::Numbers::NONE
+                                    },
+                                )?;
+                            }
+                        }
+                        if let Some(x) = o.get("devices") {
+                            {
+                                let v = x;
+                                let p = &p.key("devices");
+                                c::of_type(v, p, c::types::ARRAY)?;
+                                if let Value::Array(a) = v {
+                                    c::items(a, p, Some(1u64), Some(5u64))?;
+                                    for (i, x) in a.iter().enumerate() {
+                                        r1(x, &p.index(i))?;
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("email") {
+                            {
+                                let v = x;
+                                let p = &p.key("email");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(254u64))?;
+                                    c::format(s, p, c::Format::Email)?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("plan") {
+                            {
+                                let v = x;
+                                let p = &p.key("plan");
+                                static ENUM: ::std::sync::OnceLock<
+                                    ::std::vec::Vec<Value>,
+                                > = ::std::sync::OnceLock::new();
+                                c::one_of_values(
+                                    v,
+                                    p,
+                                    c::values(&ENUM, "[\"free\",\"pro\",null]"),
+                                )?;
+                            }
+                        }
+                        if let Some(x) = o.get("referral") {
+                            {
+                                let v = x;
+                                let p = &p.key("referral");
+                                c::of_type(v, p, c::types::OBJECT)?;
+                                if let Value::Object(o) = v {
+                                    c::required(o, p, &["code"])?;
+                                    if let Some(x) = o.get("code") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("code");
+                                            c::of_type(v, p, c::types::STRING)?;
+                                            if let Value::String(s) = v {
+                                                if !{
+                                                    static RE: ::std::sync::OnceLock<
+                                                        ::std::option::Option<::regress::Regex>,
+                                                    > = ::std::sync::OnceLock::new();
+                                                    RE.get_or_init(|| ::regress::Regex::new("^[A-Z]{4}$").ok())
+                                                }
+                                                    .as_ref()
+                                                    .is_some_and(|re| re.find(s).is_some())
+                                                {
+                                                    return Err(
+                                                        c::fail(
+                                                            p,
+                                                            "pattern",
+                                                            "does not match the pattern ^[A-Z]{4}$",
+                                                        ),
+                                                    );
+                                                }
+                                            }
+                                        }
+                                    }
+                                    if let Some(x) = o.get("source") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("source");
+                                            c::of_type(v, p, c::types::STRING)?;
+                                            static ENUM: ::std::sync::OnceLock<
+                                                ::std::vec::Vec<Value>,
+                                            > = ::std::sync::OnceLock::new();
+                                            c::one_of_values(
+                                                v,
+                                                p,
+                                                c::values(&ENUM, "[\"email\",\"ad\"]"),
+                                            )?;
+                                        }
+                                    }
+                                    for (k, x) in o {
+                                        let known = matches!(k.as_str(), "code" | "source");
+                                        if !known {
+                                            return Err(
+                                                c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("score") {
+                            {
+                                let v = x;
+                                let p = &p.key("score");
+                                c::of_type(v, p, c::types::NUMBER)?;
+                                c::numbers(
+                                    v,
+                                    p,
+                                    &c::Numbers {
+                                        minimum: Some(c::Bound::Int(0i128)),
+                                        exclusive_minimum: true,
+                                        ..c::Numbers::NONE
+                                    },
+                                )?;
+                            }
+                        }
+                        if let Some(x) = o.get("signed_up_at") {
+                            {
+                                let v = x;
+                                let p = &p.key("signed_up_at");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::format(s, p, c::Format::DateTime)?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("smtp-id") {
+                            {
+                                let v = x;
+                                let p = &p.key("smtp-id");
+                                c::of_type(v, p, c::types::STRING | c::types::NULL)?;
+                            }
+                        }
+                        if let Some(x) = o.get("type") {
+                            {
+                                let v = x;
+                                let p = &p.key("type");
+                                c::of_type(v, p, c::types::STRING)?;
+                            }
+                        }
+                        for (k, x) in o {
+                            let known = matches!(
+                                k.as_str(), "1h" | "devices" | "email" | "plan" | "referral"
+                                | "score" | "signed_up_at" | "smtp-id" | "type"
+                            );
+                            if !known {
                                 return Err(
-                                    c::fail(
-                                        p,
-                                        "pattern",
-                                        "does not match the pattern ^[A-Z]{4}$",
-                                    ),
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
                                 );
                             }
                         }
                     }
                     Ok(())
                 }
-                fn n9(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
-                        c::one_of_values(v, p, c::values(&ENUM, "[\"email\",\"ad\"]"))?;
-                    }
-                    Ok(())
-                }
-                fn n10(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::OBJECT, "object")?;
-                        if let Value::Object(o) = v {
-                            c::required(o, p, &["code"])?;
-                            if let Some(x) = o.get("code") {
-                                n8(x, &p.key("code"))?;
-                            }
-                            if let Some(x) = o.get("source") {
-                                n9(x, &p.key("source"))?;
-                            }
-                            for (k, x) in o {
-                                let known = matches!(k.as_str(), "code" | "source");
-                                if !known {
-                                    return Err(
-                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
-                                    );
+                fn r1(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        c::required(o, p, &["id"])?;
+                        if let Some(x) = o.get("id") {
+                            {
+                                let v = x;
+                                let p = &p.key("id");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::format(s, p, c::Format::Uuid)?;
                                 }
                             }
                         }
-                    }
-                    Ok(())
-                }
-                fn n11(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::NUMBER, "number")?;
-                        c::numbers(
-                            v,
-                            p,
-                            &c::Numbers {
-                                minimum: ::std::option::Option::Some(c::Bound::Int(0i128)),
-                                exclusive_minimum: true,
-                                maximum: ::std::option::Option::None,
-                                exclusive_maximum: false,
-                                multiple_of: ::std::option::Option::None,
-                            },
-                        )?;
-                    }
-                    Ok(())
-                }
-                fn n12(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        if let Value::String(s) = v {
-                            c::format(s, p, c::Format::DateTime)?;
+                        if let Some(x) = o.get("kind") {
+                            {
+                                let v = x;
+                                let p = &p.key("kind");
+                                c::of_type(v, p, c::types::STRING)?;
+                                static ENUM: ::std::sync::OnceLock<
+                                    ::std::vec::Vec<Value>,
+                                > = ::std::sync::OnceLock::new();
+                                c::one_of_values(
+                                    v,
+                                    p,
+                                    c::values(&ENUM, "[\"phone\",\"tablet\",\"desktop\"]"),
+                                )?;
+                            }
                         }
-                    }
-                    Ok(())
-                }
-                fn n13(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(
-                            v,
-                            p,
-                            c::types::STRING | c::types::NULL,
-                            "string or null",
-                        )?;
-                    }
-                    Ok(())
-                }
-                fn n14(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
+                        for (k, x) in o {
+                            let known = matches!(k.as_str(), "id" | "kind");
+                            if !known {
+                                return Err(
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                );
+                            }
+                        }
                     }
                     Ok(())
                 }
@@ -2426,264 +2375,221 @@ pub mod com_acme {
                 use ::eventwire::check as c;
                 use ::serde_json::Value;
                 pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::OBJECT, "object")?;
-                        if let Value::Object(o) = v {
-                            c::required(o, p, &["email", "plan"])?;
-                            if let Some(x) = o.get("1h") {
-                                n1(x, &p.key("1h"))?;
-                            }
-                            if let Some(x) = o.get("devices") {
-                                n5(x, &p.key("devices"))?;
-                            }
-                            if let Some(x) = o.get("email") {
-                                n6(x, &p.key("email"))?;
-                            }
-                            if let Some(x) = o.get("newsletter") {
-                                n7(x, &p.key("newsletter"))?;
-                            }
-                            if let Some(x) = o.get("plan") {
-                                n8(x, &p.key("plan"))?;
-                            }
-                            if let Some(x) = o.get("referral") {
-                                n11(x, &p.key("referral"))?;
-                            }
-                            if let Some(x) = o.get("score") {
-                                n12(x, &p.key("score"))?;
-                            }
-                            if let Some(x) = o.get("signed_up_at") {
-                                n13(x, &p.key("signed_up_at"))?;
-                            }
-                            if let Some(x) = o.get("smtp-id") {
-                                n14(x, &p.key("smtp-id"))?;
-                            }
-                            if let Some(x) = o.get("type") {
-                                n15(x, &p.key("type"))?;
-                            }
-                            for (k, x) in o {
-                                let known = matches!(
-                                    k.as_str(), "1h" | "devices" | "email" | "newsletter" |
-                                    "plan" | "referral" | "score" | "signed_up_at" | "smtp-id" |
-                                    "type"
-                                );
-                                if !known {
-                                    return Err(
-                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    Ok(())
-                }
-                fn n1(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::INTEGER, "integer")?;
-                        c::numbers(
-                            v,
-                            p,
-                            &c::Numbers {
-                                minimum: ::std::option::Option::Some(c::Bound::Int(0i128)),
-                                exclusive_minimum: false,
-                                maximum: ::std::option::Option::Some(
-                                    c::Bound::Int(3600i128),
-                                ),
-                                exclusive_maximum: false,
-                                multiple_of: ::std::option::Option::None,
-                            },
-                        )?;
-                    }
-                    Ok(())
-                }
-                fn n3(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        if let Value::String(s) = v {
-                            c::format(s, p, c::Format::Uuid)?;
-                        }
-                    }
-                    Ok(())
-                }
-                fn n4(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
-                        c::one_of_values(
-                            v,
-                            p,
-                            c::values(&ENUM, "[\"phone\",\"tablet\",\"desktop\"]"),
-                        )?;
-                    }
-                    Ok(())
-                }
-                fn r2(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::OBJECT, "object")?;
-                        if let Value::Object(o) = v {
-                            c::required(o, p, &["id"])?;
-                            if let Some(x) = o.get("id") {
-                                n3(x, &p.key("id"))?;
-                            }
-                            if let Some(x) = o.get("kind") {
-                                n4(x, &p.key("kind"))?;
-                            }
-                            for (k, x) in o {
-                                let known = matches!(k.as_str(), "id" | "kind");
-                                if !known {
-                                    return Err(
-                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
-                                    );
-                                }
-                            }
-                        }
-                    }
-                    Ok(())
-                }
-                fn n5(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::ARRAY, "array")?;
-                        if let Value::Array(a) = v {
-                            c::items(
-                                a,
-                                p,
-                                ::std::option::Option::Some(1u64),
-                                ::std::option::Option::Some(5u64),
-                            )?;
-                            for (i, x) in a.iter().enumerate() {
-                                r2(x, &p.index(i))?;
-                            }
-                        }
-                    }
-                    Ok(())
-                }
-                fn n6(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        if let Value::String(s) = v {
-                            c::length(
-                                s,
-                                p,
-                                ::std::option::Option::None,
-                                ::std::option::Option::Some(254u64),
-                            )?;
-                            c::format(s, p, c::Format::Email)?;
-                        }
-                    }
-                    Ok(())
-                }
-                fn n7(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::BOOLEAN, "boolean")?;
-                    }
-                    Ok(())
-                }
-                fn n8(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
-                        c::one_of_values(
-                            v,
-                            p,
-                            c::values(&ENUM, "[\"free\",\"pro\",null]"),
-                        )?;
-                    }
-                    Ok(())
-                }
-                fn n9(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        if let Value::String(s) = v {
-                            if !{
-                                static RE: ::std::sync::OnceLock<
-                                    ::std::option::Option<::regress::Regex>,
-                                > = ::std::sync::OnceLock::new();
-                                RE.get_or_init(|| ::regress::Regex::new("^[A-Z]{4}$").ok())
-                            }
-                                .as_ref()
-                                .is_some_and(|re| re.find(s).is_some())
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        c::required(o, p, &["email", "plan"])?;
+                        if let Some(x) = o.get("1h") {
                             {
+                                let v = x;
+                                let p = &p.key("1h");
+                                c::of_type(v, p, c::types::INTEGER)?;
+                                c::numbers(
+                                    v,
+                                    p,
+                                    &c::Numbers {
+                                        minimum: Some(c::Bound::Int(0i128)),
+                                        maximum: Some(c::Bound::Int(3600i128)),
+                                        ..c::Numbers::NONE
+                                    },
+                                )?;
+                            }
+                        }
+                        if let Some(x) = o.get("devices") {
+                            {
+                                let v = x;
+                                let p = &p.key("devices");
+                                c::of_type(v, p, c::types::ARRAY)?;
+                                if let Value::Array(a) = v {
+                                    c::items(a, p, Some(1u64), Some(5u64))?;
+                                    for (i, x) in a.iter().enumerate() {
+                                        r1(x, &p.index(i))?;
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("email") {
+                            {
+                                let v = x;
+                                let p = &p.key("email");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(254u64))?;
+                                    c::format(s, p, c::Format::Email)?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("newsletter") {
+                            {
+                                let v = x;
+                                let p = &p.key("newsletter");
+                                c::of_type(v, p, c::types::BOOLEAN)?;
+                            }
+                        }
+                        if let Some(x) = o.get("plan") {
+                            {
+                                let v = x;
+                                let p = &p.key("plan");
+                                static ENUM: ::std::sync::OnceLock<
+                                    ::std::vec::Vec<Value>,
+                                > = ::std::sync::OnceLock::new();
+                                c::one_of_values(
+                                    v,
+                                    p,
+                                    c::values(&ENUM, "[\"free\",\"pro\",null]"),
+                                )?;
+                            }
+                        }
+                        if let Some(x) = o.get("referral") {
+                            {
+                                let v = x;
+                                let p = &p.key("referral");
+                                c::of_type(v, p, c::types::OBJECT)?;
+                                if let Value::Object(o) = v {
+                                    c::required(o, p, &["code"])?;
+                                    if let Some(x) = o.get("code") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("code");
+                                            c::of_type(v, p, c::types::STRING)?;
+                                            if let Value::String(s) = v {
+                                                if !{
+                                                    static RE: ::std::sync::OnceLock<
+                                                        ::std::option::Option<::regress::Regex>,
+                                                    > = ::std::sync::OnceLock::new();
+                                                    RE.get_or_init(|| ::regress::Regex::new("^[A-Z]{4}$").ok())
+                                                }
+                                                    .as_ref()
+                                                    .is_some_and(|re| re.find(s).is_some())
+                                                {
+                                                    return Err(
+                                                        c::fail(
+                                                            p,
+                                                            "pattern",
+                                                            "does not match the pattern ^[A-Z]{4}$",
+                                                        ),
+                                                    );
+                                                }
+                                            }
+                                        }
+                                    }
+                                    if let Some(x) = o.get("source") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("source");
+                                            c::of_type(v, p, c::types::STRING)?;
+                                            static ENUM: ::std::sync::OnceLock<
+                                                ::std::vec::Vec<Value>,
+                                            > = ::std::sync::OnceLock::new();
+                                            c::one_of_values(
+                                                v,
+                                                p,
+                                                c::values(&ENUM, "[\"email\",\"ad\"]"),
+                                            )?;
+                                        }
+                                    }
+                                    for (k, x) in o {
+                                        let known = matches!(k.as_str(), "code" | "source");
+                                        if !known {
+                                            return Err(
+                                                c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("score") {
+                            {
+                                let v = x;
+                                let p = &p.key("score");
+                                c::of_type(v, p, c::types::NUMBER)?;
+                                c::numbers(
+                                    v,
+                                    p,
+                                    &c::Numbers {
+                                        minimum: Some(c::Bound::Int(0i128)),
+                                        exclusive_minimum: true,
+                                        ..c::Numbers::NONE
+                                    },
+                                )?;
+                            }
+                        }
+                        if let Some(x) = o.get("signed_up_at") {
+                            {
+                                let v = x;
+                                let p = &p.key("signed_up_at");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::format(s, p, c::Format::DateTime)?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("smtp-id") {
+                            {
+                                let v = x;
+                                let p = &p.key("smtp-id");
+                                c::of_type(v, p, c::types::STRING | c::types::NULL)?;
+                            }
+                        }
+                        if let Some(x) = o.get("type") {
+                            {
+                                let v = x;
+                                let p = &p.key("type");
+                                c::of_type(v, p, c::types::STRING)?;
+                            }
+                        }
+                        for (k, x) in o {
+                            let known = matches!(
+                                k.as_str(), "1h" | "devices" | "email" | "newsletter" |
+                                "plan" | "referral" | "score" | "signed_up_at" | "smtp-id" |
+                                "type"
+                            );
+                            if !known {
                                 return Err(
-                                    c::fail(
-                                        p,
-                                        "pattern",
-                                        "does not match the pattern ^[A-Z]{4}$",
-                                    ),
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
                                 );
                             }
                         }
                     }
                     Ok(())
                 }
-                fn n10(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
-                        c::one_of_values(v, p, c::values(&ENUM, "[\"email\",\"ad\"]"))?;
-                    }
-                    Ok(())
-                }
-                fn n11(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::OBJECT, "object")?;
-                        if let Value::Object(o) = v {
-                            c::required(o, p, &["code"])?;
-                            if let Some(x) = o.get("code") {
-                                n9(x, &p.key("code"))?;
-                            }
-                            if let Some(x) = o.get("source") {
-                                n10(x, &p.key("source"))?;
-                            }
-                            for (k, x) in o {
-                                let known = matches!(k.as_str(), "code" | "source");
-                                if !known {
-                                    return Err(
-                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
-                                    );
+                fn r1(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        c::required(o, p, &["id"])?;
+                        if let Some(x) = o.get("id") {
+                            {
+                                let v = x;
+                                let p = &p.key("id");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::format(s, p, c::Format::Uuid)?;
                                 }
                             }
                         }
-                    }
-                    Ok(())
-                }
-                fn n12(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::NUMBER, "number")?;
-                        c::numbers(
-                            v,
-                            p,
-                            &c::Numbers {
-                                minimum: ::std::option::Option::Some(c::Bound::Int(0i128)),
-                                exclusive_minimum: true,
-                                maximum: ::std::option::Option::None,
-                                exclusive_maximum: false,
-                                multiple_of: ::std::option::Option::None,
-                            },
-                        )?;
-                    }
-                    Ok(())
-                }
-                fn n13(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
-                        if let Value::String(s) = v {
-                            c::format(s, p, c::Format::DateTime)?;
+                        if let Some(x) = o.get("kind") {
+                            {
+                                let v = x;
+                                let p = &p.key("kind");
+                                c::of_type(v, p, c::types::STRING)?;
+                                static ENUM: ::std::sync::OnceLock<
+                                    ::std::vec::Vec<Value>,
+                                > = ::std::sync::OnceLock::new();
+                                c::one_of_values(
+                                    v,
+                                    p,
+                                    c::values(&ENUM, "[\"phone\",\"tablet\",\"desktop\"]"),
+                                )?;
+                            }
                         }
-                    }
-                    Ok(())
-                }
-                fn n14(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(
-                            v,
-                            p,
-                            c::types::STRING | c::types::NULL,
-                            "string or null",
-                        )?;
-                    }
-                    Ok(())
-                }
-                fn n15(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
+                        for (k, x) in o {
+                            let known = matches!(k.as_str(), "id" | "kind");
+                            if !known {
+                                return Err(
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                );
+                            }
+                        }
                     }
                     Ok(())
                 }
@@ -2834,28 +2740,24 @@ pub mod com_acme {
                 use ::eventwire::check as c;
                 use ::serde_json::Value;
                 pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::OBJECT, "object")?;
-                        if let Value::Object(o) = v {
-                            c::required(o, p, &["email"])?;
-                            if let Some(x) = o.get("email") {
-                                n1(x, &p.key("email"))?;
-                            }
-                            for (k, x) in o {
-                                let known = matches!(k.as_str(), "email");
-                                if !known {
-                                    return Err(
-                                        c::fail(&p.key(k), "additionalProperties", "is not allowed"),
-                                    );
-                                }
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        c::required(o, p, &["email"])?;
+                        if let Some(x) = o.get("email") {
+                            {
+                                let v = x;
+                                let p = &p.key("email");
+                                c::of_type(v, p, c::types::STRING)?;
                             }
                         }
-                    }
-                    Ok(())
-                }
-                fn n1(v: &Value, p: &c::Path<'_>) -> c::Check {
-                    {
-                        c::of_type(v, p, c::types::STRING, "string")?;
+                        for (k, x) in o {
+                            let known = matches!(k.as_str(), "email");
+                            if !known {
+                                return Err(
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                );
+                            }
+                        }
                     }
                     Ok(())
                 }

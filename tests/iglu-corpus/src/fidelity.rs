@@ -11,7 +11,47 @@
 
 use std::collections::BTreeMap;
 
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use serde_json::{json, Map, Value};
+
+thread_local! {
+    static RNG: std::cell::RefCell<StdRng> = std::cell::RefCell::new(StdRng::seed_from_u64(0));
+}
+
+fn seed(uri: &str) -> u64 {
+    // FNV-1a: stable across runs and platforms.
+    uri.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A string matching `pattern` (ECMA, checked with `regress`) of `min..=max` characters, if
+/// a few random draws find one.
+fn matching(pattern: &str, min: usize, max: Option<usize>) -> Option<String> {
+    let check = regress::Regex::new(pattern).ok()?;
+    // rand_regex draws whole matches of an unanchored expression.
+    let body = pattern.strip_prefix('^').unwrap_or(pattern);
+    let body = body.strip_suffix('$').unwrap_or(body);
+    let ascii = regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(true)
+        .build()
+        .parse(body);
+    let generator = match ascii {
+        Ok(hir) => rand_regex::Regex::with_hir(hir, 8).ok(),
+        Err(_) => rand_regex::Regex::compile(body, 8).ok(),
+    }?;
+    RNG.with(|rng| {
+        let mut rng = rng.borrow_mut();
+        (0..20).find_map(|_| {
+            let s: String = rng.sample(&generator);
+            let n = s.chars().count();
+            let fits = n >= min && max.is_none_or(|m| n <= m);
+            (fits && check.find(&s).is_some()).then_some(s)
+        })
+    })
+}
 
 /// `round_trip` of a generated crate.
 pub type RoundTrip = fn(&str, &Value) -> Option<Result<Value, String>>;
@@ -56,9 +96,13 @@ impl Report {
         let mut t = format!("fidelity of generated types vs jsonschema (draft 4): {title}\n\n");
         t += "| measure | value |\n|---|---:|\n";
         t += &format!(
-            "| schemas | {} ({} not compilable by the reference, skipped) |\n",
+            "| schemas | {} ({} not compilable by the reference, skipped{}) |\n",
             self.schemas,
-            self.uncompilable.len()
+            self.uncompilable.len(),
+            self.uncompilable
+                .iter()
+                .map(|u| format!(": {u}"))
+                .collect::<String>()
         );
         t += &format!("| instances | {} |\n", self.instances);
         t += &format!(
@@ -130,6 +174,8 @@ pub fn measure(dir: &std::path::Path, round_trip: RoundTrip) -> Report {
             r.uncompilable.push(uri);
             continue;
         };
+        // Strings for patterns are drawn at random, from a seed fixed per schema.
+        RNG.with(|rng| *rng.borrow_mut() = StdRng::seed_from_u64(seed(&uri)));
         for (instance, label) in derive_instances(&document) {
             r.instances += 1;
             let schema_ok = validator.is_valid(&instance);
@@ -374,6 +420,15 @@ fn sample(s: &Value, depth: usize) -> Value {
             Some("ipv4") => json!("192.0.2.1"),
             Some("ipv6") => json!("2001:db8::1"),
             Some("hostname") => json!("example.com"),
+            _ if s.get("pattern").is_some() => {
+                let pattern = s.get("pattern").and_then(Value::as_str).unwrap_or_default();
+                let min = s.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
+                let max = s
+                    .get("maxLength")
+                    .and_then(Value::as_u64)
+                    .map(|m| m as usize);
+                matching(pattern, min, max).map_or_else(|| json!("a"), Value::String)
+            }
             _ => {
                 let n = s
                     .get("minLength")
