@@ -5,14 +5,13 @@
 //! each service does.
 
 use std::convert::Infallible;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -212,19 +211,7 @@ async fn handle(
             .query()
             .is_some_and(|q| q.contains("compression=gzip"));
     let path = req.uri().path().to_owned();
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(http_body_util::Collected::to_bytes)
-        .unwrap_or_default();
-    let plain = if gzip {
-        let mut out = Vec::new();
-        let _ = flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out);
-        Bytes::from(out)
-    } else {
-        body
-    };
+    let plain = eventwire_bench::read_body(req.into_body(), gzip).await;
     let n = record(&state, &plain);
     state.counts.requests.fetch_add(1, Ordering::Relaxed);
     // Each service's success answer.

@@ -172,6 +172,23 @@ impl Sink {
     }
 }
 
+/// A request body, gunzipped when `gzip` (a body that fails to read or inflate is empty or
+/// cut short: the counts then show the loss).
+pub async fn read_body(body: Incoming, gzip: bool) -> Bytes {
+    let body = body
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default();
+    if gzip {
+        let mut out = Vec::new();
+        let _ = flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out);
+        Bytes::from(out)
+    } else {
+        body
+    }
+}
+
 async fn count(
     req: Request<Incoming>,
     events: Arc<AtomicU64>,
@@ -181,19 +198,7 @@ async fn count(
         .headers()
         .get("content-encoding")
         .is_some_and(|v| v == "gzip");
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let plain = if gzip {
-        let mut out = Vec::new();
-        let _ = flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut out);
-        Bytes::from(out)
-    } else {
-        body
-    };
+    let plain = read_body(req.into_body(), gzip).await;
     let n = serde_json::from_slice::<Counted>(&plain).map_or(0, |c| c.events.len() as u64);
     events.fetch_add(n, Ordering::Relaxed);
     requests.fetch_add(1, Ordering::Relaxed);

@@ -64,7 +64,7 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<ExitCode> {
         }
     }
     for (key, l) in &output.loosened {
-        let at = if l.path.is_empty() { "/" } else { &l.path };
+        let at = l.at();
         if l.checked {
             eprintln!(
                 "note: {key}: looser Rust type at {at}: {} (its validate() checks it)",

@@ -23,6 +23,18 @@ pub struct Loosening {
     pub checked: bool,
 }
 
+impl Loosening {
+    /// The JSON pointer, `/` for the root.
+    #[must_use]
+    pub fn at(&self) -> &str {
+        if self.path.is_empty() {
+            "/"
+        } else {
+            &self.path
+        }
+    }
+}
+
 /// A schema ready for typify, and what was relaxed on the way.
 #[derive(Debug, Clone)]
 pub struct Normalized {

@@ -241,7 +241,7 @@ fn generate_one(
         .loosened
         .iter()
         .map(|l| {
-            let at = if l.path.is_empty() { "/" } else { &l.path };
+            let at = l.at();
             if l.checked {
                 format!(
                     " Looser Rust type at `{at}`: {}; `validate()` checks it.",
@@ -318,71 +318,71 @@ fn hook_root(file: &mut syn::File, name: &str) -> Result<syn::Item, String> {
     }
     let shadow = shadow.ok_or_else(|| format!("typify did not derive Deserialize for `{name}`"))?;
     // The builder: `impl TryFrom<builder::Name> for super::Name` checks what it built.
-    for item in &mut file.items {
-        let syn::Item::Mod(m) = item else { continue };
-        if m.ident != "builder" {
+    for imp in builder_impls(file) {
+        let for_root = matches!(&*imp.self_ty, syn::Type::Path(t)
+            if t.path.segments.last().is_some_and(|s| s.ident == name));
+        let is_try_from = imp
+            .trait_
+            .as_ref()
+            .and_then(|(_, path, _)| path.segments.last())
+            .is_some_and(|s| s.ident == "TryFrom");
+        if !(for_root && is_try_from) {
             continue;
         }
-        for item in m.content.iter_mut().flat_map(|(_, items)| items.iter_mut()) {
-            let syn::Item::Impl(imp) = item else { continue };
-            let for_root = matches!(&*imp.self_ty, syn::Type::Path(t)
-                if t.path.segments.last().is_some_and(|s| s.ident == name));
-            let is_try_from = imp
-                .trait_
-                .as_ref()
-                .and_then(|(_, path, _)| path.segments.last())
-                .is_some_and(|s| s.ident == "TryFrom");
-            if !(for_root && is_try_from) {
-                continue;
-            }
-            for f in &mut imp.items {
-                let syn::ImplItem::Fn(f) = f else { continue };
-                let original = &f.block;
-                f.block = syn::parse_quote!({
-                    let built: ::std::result::Result<Self, super::error::ConversionError> =
-                        (move || #original)();
-                    let built = built?;
-                    built.validate().map_err(|e| e.to_string())?;
-                    Ok(built)
-                });
-            }
+        for f in &mut imp.items {
+            let syn::ImplItem::Fn(f) = f else { continue };
+            let original = &f.block;
+            f.block = syn::parse_quote!({
+                let built: ::std::result::Result<Self, super::error::ConversionError> =
+                    (move || #original)();
+                let built = built?;
+                built.validate().map_err(|e| e.to_string())?;
+                Ok(built)
+            });
         }
     }
     Ok(shadow)
+}
+
+/// The `impl` blocks of typify's `builder` module.
+fn builder_impls(file: &mut syn::File) -> impl Iterator<Item = &mut syn::ItemImpl> {
+    file.items
+        .iter_mut()
+        .filter_map(|item| match item {
+            syn::Item::Mod(m) if m.ident == "builder" => m.content.as_mut(),
+            _ => None,
+        })
+        .flat_map(|(_, items)| items.iter_mut())
+        .filter_map(|item| match item {
+            syn::Item::Impl(imp) => Some(imp),
+            _ => None,
+        })
 }
 
 /// Builders start with an empty map of extra properties (typify starts them as "no value
 /// supplied", so every builder of an open object would need `.extra(…)`).
 fn default_extra(file: &mut syn::File) {
     const UNSET: &str = "\"no value supplied for extra\"";
-    for item in &mut file.items {
-        let syn::Item::Mod(m) = item else { continue };
-        if m.ident != "builder" {
+    for imp in builder_impls(file) {
+        let is_default = imp
+            .trait_
+            .as_ref()
+            .and_then(|(_, path, _)| path.segments.last())
+            .is_some_and(|s| s.ident == "Default");
+        if !is_default {
             continue;
         }
-        for item in m.content.iter_mut().flat_map(|(_, items)| items.iter_mut()) {
-            let syn::Item::Impl(imp) = item else { continue };
-            let is_default = imp
-                .trait_
-                .as_ref()
-                .and_then(|(_, path, _)| path.segments.last())
-                .is_some_and(|s| s.ident == "Default");
-            if !is_default {
+        for f in &mut imp.items {
+            let syn::ImplItem::Fn(f) = f else { continue };
+            let Some(syn::Stmt::Expr(syn::Expr::Struct(init), None)) = f.block.stmts.last_mut()
+            else {
                 continue;
-            }
-            for f in &mut imp.items {
-                let syn::ImplItem::Fn(f) = f else { continue };
-                let Some(syn::Stmt::Expr(syn::Expr::Struct(init), None)) = f.block.stmts.last_mut()
-                else {
-                    continue;
-                };
-                for field in &mut init.fields {
-                    let named_extra =
-                        matches!(&field.member, syn::Member::Named(i) if i == "extra");
-                    // Only the `extra` field is printed to compare (rarely more than one).
-                    if named_extra && quote!(#field).to_string().contains(UNSET) {
-                        field.expr = syn::parse_quote!(Ok(::std::default::Default::default()));
-                    }
+            };
+            for field in &mut init.fields {
+                let named_extra = matches!(&field.member, syn::Member::Named(i) if i == "extra");
+                // Only the `extra` field is printed to compare (rarely more than one).
+                if named_extra && quote!(#field).to_string().contains(UNSET) {
+                    field.expr = syn::parse_quote!(Ok(::std::default::Default::default()));
                 }
             }
         }
