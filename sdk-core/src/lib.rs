@@ -78,6 +78,8 @@ pub mod stats;
 pub mod transport;
 
 #[cfg(feature = "native")]
+pub mod spool;
+#[cfg(feature = "native")]
 mod tracker;
 #[cfg(feature = "native")]
 mod worker;

@@ -666,7 +666,7 @@ impl Tracker {
                 // a batch's worth is waiting; otherwise its timer or a later wake covers it.
                 let unsent = inner.shared.unsent.fetch_add(1, Ordering::AcqRel) + 1;
                 let crossed = queued / inner.wake_bytes != (queued + size) / inner.wake_bytes;
-                if unsent == 1 || unsent % inner.wake_events == 0 || crossed {
+                if unsent == 1 || unsent.is_multiple_of(inner.wake_events) || crossed {
                     inner.shared.wake.notify_one();
                 }
                 Ok(id)

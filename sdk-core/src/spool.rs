@@ -1,0 +1,426 @@
+//! The durable spool: an append-only log of events on disk, so that what was tracked
+//! survives a crash or restart until the collector has answered for it.
+//!
+//! This module is the storage engine; the tracker's worker drives it (append on arrival,
+//! [`Spool::commit`] once per group, [`Spool::ack`] when the collector answered).
+//!
+//! ## Format
+//!
+//! A directory holds a `LOCK` file (held with an exclusive OS lock while the spool is open:
+//! a second process gets [`SpoolError::Locked`], never a shared log) and numbered segment
+//! files `00000000000000000001.log`, … Each segment is a sequence of records:
+//!
+//! ```text
+//! len: u32 LE | crc32: u32 LE (of the body) | body: len bytes
+//! body = 1 | event_id: 16 bytes | envelope JSON      (an event)
+//!      | 2 | event_id: 16 bytes × n                  (acknowledgements)
+//! ```
+//!
+//! Nothing is rewritten in place: acknowledgements are records too, and a segment is
+//! deleted once it is no longer the active one and every event in it is acknowledged.
+//!
+//! ## Recovery
+//!
+//! [`Spool::open`] reads every segment in order. A record whose checksum does not match is
+//! skipped and counted; a header that cannot be right (a length past the end of the file or
+//! over [`MAX_RECORD_BYTES`]) ends that segment — the rest of it is counted as corrupt bytes
+//! and the records before it are kept. The active segment is truncated after its last good
+//! record, so new appends never follow garbage. The events left unacknowledged come back,
+//! oldest first, with their original bytes (so their original `event_id` and `created_at`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Largest record accepted (a header claiming more is corruption).
+pub const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
+/// Default cap on the spool's size on disk.
+pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Default size at which the active segment is closed and a new one started.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+
+const HEADER: usize = 8;
+const KIND_EVENT: u8 = 1;
+const KIND_ACK: u8 = 2;
+
+/// What can go wrong with a spool.
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    /// Another process (or another tracker in this one) has the directory open.
+    #[error("spool directory {} is in use by another tracker (its LOCK file is held)", .0.display())]
+    Locked(PathBuf),
+    /// Appending would take the spool over its size cap.
+    #[error("spool is full ({used} of {max} bytes)")]
+    Full {
+        /// Bytes on disk.
+        used: u64,
+        /// The cap.
+        max: u64,
+    },
+    /// An event over [`MAX_RECORD_BYTES`].
+    #[error("event of {0} bytes is too large for the spool")]
+    TooLarge(usize),
+    /// The file system refused.
+    #[error("spool I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Limits of a spool.
+#[derive(Debug, Clone, Copy)]
+pub struct SpoolConfig {
+    /// Cap on bytes on disk (default [`DEFAULT_MAX_BYTES`]).
+    pub max_bytes: u64,
+    /// Segment size (default [`DEFAULT_SEGMENT_BYTES`]).
+    pub segment_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            max_bytes: DEFAULT_MAX_BYTES,
+            segment_bytes: DEFAULT_SEGMENT_BYTES,
+        }
+    }
+}
+
+/// What [`Spool::open`] found.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Events never acknowledged, oldest first: `(event_id, envelope bytes)`.
+    pub pending: Vec<(u128, Vec<u8>)>,
+    /// Records skipped because their checksum did not match.
+    pub corrupt_records: u64,
+    /// Bytes skipped after a header that could not be right (a torn or damaged tail).
+    pub corrupt_bytes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Segment {
+    bytes: u64,
+    live: u64,
+}
+
+/// An open spool (holds the directory's lock until dropped).
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    config: SpoolConfig,
+    _lock: File,
+    active: u64,
+    writer: BufWriter<File>,
+    segments: BTreeMap<u64, Segment>,
+    /// Unacknowledged event → its segment.
+    live: HashMap<u128, u64>,
+    used: u64,
+}
+
+fn segment_path(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:020}.log"))
+}
+
+/// One segment's records, read as far as they can be trusted.
+struct Scan {
+    records: Vec<Vec<u8>>,
+    good_len: u64,
+    corrupt_records: u64,
+    corrupt_bytes: u64,
+}
+
+/// Reads the records of one segment's bytes: the reader the recovery (and its fuzz target)
+/// relies on. Never panics, whatever the input.
+fn scan(data: &[u8]) -> Scan {
+    let mut s = Scan {
+        records: Vec::new(),
+        good_len: 0,
+        corrupt_records: 0,
+        corrupt_bytes: 0,
+    };
+    let mut at = 0usize;
+    while at < data.len() {
+        let Some(header) = data.get(at..at + HEADER) else {
+            break;
+        };
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+        let body_at = at + HEADER;
+        let Some(body) = (len <= MAX_RECORD_BYTES && len > 0)
+            .then(|| data.get(body_at..body_at + len))
+            .flatten()
+        else {
+            break;
+        };
+        if crc32fast::hash(body) == crc {
+            s.records.push(body.to_vec());
+        } else {
+            s.corrupt_records += 1;
+        }
+        at = body_at + len;
+        s.good_len = at as u64;
+    }
+    s.corrupt_bytes = (data.len() as u64).saturating_sub(s.good_len);
+    s
+}
+
+/// Reads a whole segment and applies `scan`; fuzzing entry point.
+#[doc(hidden)]
+#[must_use]
+pub fn scan_for_fuzzing(data: &[u8]) -> (usize, u64, u64) {
+    let s = scan(data);
+    (s.records.len(), s.corrupt_records, s.corrupt_bytes)
+}
+
+fn write_record(w: &mut impl Write, body: &[u8]) -> std::io::Result<()> {
+    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    w.write_all(&len.to_le_bytes())?;
+    w.write_all(&crc32fast::hash(body).to_le_bytes())?;
+    w.write_all(body)
+}
+
+impl Spool {
+    /// Opens (creating if needed) the spool in `dir`, takes its lock and recovers what it
+    /// holds.
+    ///
+    /// # Errors
+    ///
+    /// [`SpoolError::Locked`] when another tracker has it open; [`SpoolError::Io`] when the
+    /// directory cannot be read or written.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        config: SpoolConfig,
+    ) -> Result<(Spool, Recovery), SpoolError> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(SpoolError::Locked(dir)),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+        let mut numbers: Vec<u64> = std::fs::read_dir(&dir)?
+            .filter_map(Result::ok)
+            .filter_map(|e| {
+                let name = e.file_name();
+                let name = name.to_str()?;
+                name.strip_suffix(".log")?.parse().ok()
+            })
+            .collect();
+        numbers.sort_unstable();
+
+        let mut recovery = Recovery::default();
+        let mut events: BTreeMap<u64, Vec<(u128, Vec<u8>)>> = BTreeMap::new();
+        let mut acked: std::collections::HashSet<u128> = std::collections::HashSet::new();
+        let mut segments = BTreeMap::new();
+        let mut last_good = 0;
+        for &n in &numbers {
+            let mut data = Vec::new();
+            File::open(segment_path(&dir, n))?.read_to_end(&mut data)?;
+            let s = scan(&data);
+            recovery.corrupt_records += s.corrupt_records;
+            recovery.corrupt_bytes += s.corrupt_bytes;
+            last_good = s.good_len;
+            let list = events.entry(n).or_default();
+            for body in s.records {
+                match body.first() {
+                    Some(&KIND_EVENT) if body.len() >= 17 => {
+                        let id = u128::from_le_bytes(body[1..17].try_into().unwrap_or([0; 16]));
+                        list.push((id, body[17..].to_vec()));
+                    }
+                    Some(&KIND_ACK) => {
+                        for chunk in body[1..].chunks_exact(16) {
+                            acked.insert(u128::from_le_bytes(chunk.try_into().unwrap_or([0; 16])));
+                        }
+                    }
+                    // A checksummed record of a kind we do not know: a newer format.
+                    _ => recovery.corrupt_records += 1,
+                }
+            }
+            segments.insert(
+                n,
+                Segment {
+                    bytes: s.good_len,
+                    live: 0,
+                },
+            );
+        }
+        let mut live = HashMap::new();
+        for (n, list) in events {
+            for (id, bytes) in list {
+                if acked.contains(&id) || live.contains_key(&id) {
+                    continue;
+                }
+                live.insert(id, n);
+                if let Some(seg) = segments.get_mut(&n) {
+                    seg.live += 1;
+                }
+                recovery.pending.push((id, bytes));
+            }
+        }
+        // Continue in the last segment, cut after its last good record.
+        let active = numbers.last().copied().unwrap_or(1);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(segment_path(&dir, active))?;
+        if numbers.last().is_some() {
+            file.set_len(last_good)?;
+        }
+        segments.entry(active).or_default();
+        let mut file = file;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))?;
+        let used = segments.values().map(|s| s.bytes).sum();
+        let mut spool = Spool {
+            dir,
+            config,
+            _lock: lock,
+            active,
+            writer: BufWriter::with_capacity(256 * 1024, file),
+            segments,
+            live,
+            used,
+        };
+        spool.delete_finished()?;
+        Ok((spool, recovery))
+    }
+
+    /// Bytes on disk (including what is buffered for the next commit).
+    #[must_use]
+    pub fn used_bytes(&self) -> u64 {
+        self.used
+    }
+
+    /// Events written and not yet acknowledged.
+    #[must_use]
+    pub fn pending(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Appends an event (durable after the next [`commit`](Self::commit)).
+    ///
+    /// # Errors
+    ///
+    /// [`SpoolError::Full`] when it would pass the size cap (nothing is written);
+    /// [`SpoolError::TooLarge`]; [`SpoolError::Io`].
+    pub fn append(&mut self, event_id: u128, envelope: &[u8]) -> Result<(), SpoolError> {
+        let body_len = 17 + envelope.len();
+        if body_len > MAX_RECORD_BYTES {
+            return Err(SpoolError::TooLarge(envelope.len()));
+        }
+        let size = (HEADER + body_len) as u64;
+        if self.used + size > self.config.max_bytes {
+            return Err(SpoolError::Full {
+                used: self.used,
+                max: self.config.max_bytes,
+            });
+        }
+        if self
+            .segments
+            .get(&self.active)
+            .is_some_and(|s| s.bytes + size > self.config.segment_bytes && s.bytes > 0)
+        {
+            self.rotate()?;
+        }
+        let mut body = Vec::with_capacity(body_len);
+        body.push(KIND_EVENT);
+        body.extend_from_slice(&event_id.to_le_bytes());
+        body.extend_from_slice(envelope);
+        write_record(&mut self.writer, &body)?;
+        self.used += size;
+        let seg = self.segments.entry(self.active).or_default();
+        seg.bytes += size;
+        seg.live += 1;
+        self.live.insert(event_id, self.active);
+        Ok(())
+    }
+
+    /// Makes everything appended so far durable (one `fsync`).
+    ///
+    /// # Errors
+    ///
+    /// When the file system refuses.
+    pub fn commit(&mut self) -> Result<(), SpoolError> {
+        self.writer.flush()?;
+        self.writer.get_ref().sync_data()?;
+        Ok(())
+    }
+
+    /// Records that the collector answered for these events (they will not come back), and
+    /// deletes segments left with nothing to replay. Durable with the next commit.
+    ///
+    /// # Errors
+    ///
+    /// When the file system refuses.
+    pub fn ack(&mut self, event_ids: &[u128]) -> Result<(), SpoolError> {
+        let known: Vec<u128> = event_ids
+            .iter()
+            .copied()
+            .filter(|id| self.live.contains_key(id))
+            .collect();
+        if known.is_empty() {
+            return Ok(());
+        }
+        let mut body = Vec::with_capacity(1 + 16 * known.len());
+        body.push(KIND_ACK);
+        for id in &known {
+            body.extend_from_slice(&id.to_le_bytes());
+            if let Some(n) = self.live.remove(id) {
+                if let Some(seg) = self.segments.get_mut(&n) {
+                    seg.live = seg.live.saturating_sub(1);
+                }
+            }
+        }
+        let size = (HEADER + body.len()) as u64;
+        write_record(&mut self.writer, &body)?;
+        self.used += size;
+        self.segments.entry(self.active).or_default().bytes += size;
+        if self.live.is_empty() {
+            // Nothing left to replay anywhere: start afresh in a new segment.
+            self.rotate()?;
+        }
+        self.delete_finished()
+    }
+
+    fn rotate(&mut self) -> Result<(), SpoolError> {
+        self.commit()?;
+        self.active += 1;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(segment_path(&self.dir, self.active))?;
+        self.writer = BufWriter::with_capacity(256 * 1024, file);
+        self.segments.insert(self.active, Segment::default());
+        Ok(())
+    }
+
+    /// Deletes closed segments whose events are all acknowledged. An acknowledgement in a
+    /// later segment may name events of an earlier one: earlier segments go first, so a
+    /// replay never sees an event whose acknowledgement was deleted before it.
+    fn delete_finished(&mut self) -> Result<(), SpoolError> {
+        let finished: Vec<u64> = self
+            .segments
+            .iter()
+            .take_while(|(n, s)| **n != self.active && s.live == 0)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in finished {
+            match std::fs::remove_file(segment_path(&self.dir, n)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            if let Some(s) = self.segments.remove(&n) {
+                self.used = self.used.saturating_sub(s.bytes);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
