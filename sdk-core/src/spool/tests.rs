@@ -27,6 +27,19 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// A closed spool of ten committed events, and its one segment.
+fn ten_committed_events() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, _) = Spool::open(dir.path(), SpoolConfig::default()).unwrap();
+    for i in 0..10 {
+        s.append(i, &event(i)).unwrap();
+    }
+    s.commit().unwrap();
+    drop(s);
+    let seg = segments(dir.path()).pop().unwrap();
+    (dir, seg)
+}
+
 impl Spool {
     /// A crash: the lock goes, the buffered bytes reach the disk only up to `keep` of them.
     fn crash(self, keep: usize) {
@@ -69,14 +82,7 @@ fn a_second_tracker_on_the_same_directory_gets_a_clear_error() {
 
 #[test]
 fn a_torn_tail_is_cut_and_counted_and_the_records_before_it_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut s, _) = Spool::open(dir.path(), SpoolConfig::default()).unwrap();
-    for i in 0..10 {
-        s.append(i, &event(i)).unwrap();
-    }
-    s.commit().unwrap();
-    drop(s);
-    let seg = segments(dir.path()).pop().unwrap();
+    let (dir, seg) = ten_committed_events();
     let len = std::fs::metadata(&seg).unwrap().len();
     OpenOptions::new()
         .write(true)
@@ -102,14 +108,7 @@ fn a_torn_tail_is_cut_and_counted_and_the_records_before_it_kept() {
 
 #[test]
 fn a_damaged_record_is_skipped_and_counted_and_the_others_kept() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut s, _) = Spool::open(dir.path(), SpoolConfig::default()).unwrap();
-    for i in 0..10 {
-        s.append(i, &event(i)).unwrap();
-    }
-    s.commit().unwrap();
-    drop(s);
-    let seg = segments(dir.path()).pop().unwrap();
+    let (dir, seg) = ten_committed_events();
     let mut data = std::fs::read(&seg).unwrap();
     // Flip a byte inside the 5th record's body.
     let mut at = 0;
