@@ -384,3 +384,54 @@ async fn cors_preflight_for_configured_origins_only() {
     let other = preflight("https://evil.example.com").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_do_not_starve_others_and_are_closed() {
+    let c = start(|c| c).await;
+    // 300 connections that send their headers a byte at a time and never finish them.
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(c.server.addr())
+            .await
+            .unwrap();
+        s.write_all(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    let started = std::time::Instant::now();
+    let trickle = tokio::spawn(async move {
+        for _ in 0..24 {
+            for s in &mut slow {
+                let _ = s.write_all(b"a").await;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        slow
+    });
+    // Meanwhile everyone else is served, promptly.
+    for i in 0..5 {
+        let t = std::time::Instant::now();
+        let (status, answer) =
+            post_json(&c.url("/v1/batch"), &batch(vec![play(f64::from(i))])).await;
+        assert_eq!((status, answer["accepted"].as_u64()), (200, Some(1)));
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+    // The header timeout (10 s) ends every slow connection, trickle or not.
+    let mut slow = trickle.await.unwrap();
+    let mut closed = 0;
+    for s in &mut slow {
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => closed += 1,
+            Ok(Ok(n)) => {
+                let head = String::from_utf8_lossy(&buf[..n]);
+                assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+                closed += 1;
+            }
+            Err(_) => {}
+        }
+    }
+    assert_eq!(closed, 300, "after {:?}", started.elapsed());
+    c.assert_serving().await;
+}

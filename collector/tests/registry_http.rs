@@ -123,3 +123,56 @@ async fn an_unreachable_registry_answers_503_and_stores_nothing() {
     assert!(response.headers().get("retry-after").is_some());
     assert!(c.good().is_empty() && c.bad().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_uris_cannot_send_the_registry_client_elsewhere() {
+    // The registry, and another server that must never be asked anything.
+    let (base, hits, _task) = bucket(repo().join("schemas")).await;
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let evil = elsewhere.local_addr().unwrap();
+    let contacted = Arc::new(AtomicUsize::new(0));
+    let count = contacted.clone();
+    tokio::spawn(async move {
+        while let Ok((_stream, _)) = elsewhere.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let c = start_with_source(Source::Http(base), |c| c).await;
+    let tricks = [
+        format!("iglu:com.example@{evil}/x/jsonschema/1-0-0"),
+        format!("iglu:{evil}/x/jsonschema/1-0-0"),
+        format!("iglu:http://{evil}/x/jsonschema/1-0-0"),
+        format!("iglu:com.example/x/jsonschema/1-0-0?@{evil}"),
+        format!("iglu:com.example/x/jsonschema/1-0-0#@{evil}"),
+        "iglu:com.example/..%2f..%2fx/jsonschema/1-0-0".to_owned(),
+        "iglu:com.example/%2e%2e/jsonschema/1-0-0".to_owned(),
+        "iglu:com.example/x\\@evil/jsonschema/1-0-0".to_owned(),
+        "iglu:com.example/x/jsonschema/1-0-0/../../../../etc/passwd".to_owned(),
+    ];
+    let mut events: Vec<_> = tricks.iter().map(|u| envelope(u, json!({}))).collect();
+    events.push(envelope(SEARCH, json!({"query": "x", "results_count": 1})));
+    let (status, answer) = post_json(&c.url("/v1/batch"), &batch(events)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["accepted"], 1,
+        "the honest event beside them is kept"
+    );
+    let rejected = answer["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), tricks.len());
+    assert!(
+        rejected.iter().all(|r| r["code"] == "invalid_envelope"),
+        "{answer}"
+    );
+    assert_eq!(c.bad().len(), tricks.len(), "each one dead-lettered");
+    assert_eq!(
+        contacted.load(Ordering::SeqCst),
+        0,
+        "nothing went elsewhere"
+    );
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        1,
+        "only the honest schema was fetched"
+    );
+    c.assert_serving().await;
+}
