@@ -268,12 +268,7 @@ async fn metrics_count_by_code_service_and_version() {
         &batch(vec![play(1.0), play(2.0), play(-1.0)]),
     )
     .await;
-    let text = reqwest::get(c.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = c.metrics().await;
     assert!(
         text.contains(r#"eventwire_events_accepted_total{service="web",version="abc123"} 2"#),
         "{text}"

@@ -84,12 +84,7 @@ async fn gzip_bomb_and_oversized_bodies_are_413_and_cost_little() {
     last_dead_letter(&c, "too_large");
     c.assert_serving().await;
     // Metrics count refusals under their real status.
-    let metrics = reqwest::get(c.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = c.metrics().await;
     assert!(
         metrics.contains(r#"eventwire_requests_total{status="413"} 2"#),
         "{metrics}"

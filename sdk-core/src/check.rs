@@ -329,44 +329,52 @@ pub fn numbers(value: &Value, path: &Path<'_>, rules: &Numbers) -> Check {
     Ok(())
 }
 
-/// `minLength` / `maxLength`, in Unicode code points.
-pub fn length(s: &str, path: &Path<'_>, min: Option<u64>, max: Option<u64>) -> Check {
-    let n = s.chars().count() as u64;
-    if min.is_some_and(|m| n < m) {
+/// A count against its `min*` / `max*` bounds (`noun` names what was counted).
+fn bounded(
+    n: u64,
+    path: &Path<'_>,
+    (min_keyword, max_keyword): (&'static str, &'static str),
+    noun: &str,
+    (min, max): (Option<u64>, Option<u64>),
+) -> Check {
+    if let Some(m) = min.filter(|m| n < *m) {
         return Err(fail(
             path,
-            "minLength",
-            format!("{n} characters, fewer than {}", min.unwrap_or_default()),
+            min_keyword,
+            format!("{n} {noun}, fewer than {m}"),
         ));
     }
-    if max.is_some_and(|m| n > m) {
+    if let Some(m) = max.filter(|m| n > *m) {
         return Err(fail(
             path,
-            "maxLength",
-            format!("{n} characters, more than {}", max.unwrap_or_default()),
+            max_keyword,
+            format!("{n} {noun}, more than {m}"),
         ));
     }
     Ok(())
 }
 
+/// `minLength` / `maxLength`, in Unicode code points.
+pub fn length(s: &str, path: &Path<'_>, min: Option<u64>, max: Option<u64>) -> Check {
+    let n = s.chars().count() as u64;
+    bounded(
+        n,
+        path,
+        ("minLength", "maxLength"),
+        "characters",
+        (min, max),
+    )
+}
+
 /// `minItems` / `maxItems`.
 pub fn items(a: &[Value], path: &Path<'_>, min: Option<u64>, max: Option<u64>) -> Check {
-    let n = a.len() as u64;
-    if min.is_some_and(|m| n < m) {
-        return Err(fail(
-            path,
-            "minItems",
-            format!("{n} items, fewer than {}", min.unwrap_or_default()),
-        ));
-    }
-    if max.is_some_and(|m| n > m) {
-        return Err(fail(
-            path,
-            "maxItems",
-            format!("{n} items, more than {}", max.unwrap_or_default()),
-        ));
-    }
-    Ok(())
+    bounded(
+        a.len() as u64,
+        path,
+        ("minItems", "maxItems"),
+        "items",
+        (min, max),
+    )
 }
 
 /// `uniqueItems: true`.
@@ -391,21 +399,13 @@ pub fn properties(
     max: Option<u64>,
 ) -> Check {
     let n = o.len() as u64;
-    if min.is_some_and(|m| n < m) {
-        return Err(fail(
-            path,
-            "minProperties",
-            format!("{n} properties, fewer than {}", min.unwrap_or_default()),
-        ));
-    }
-    if max.is_some_and(|m| n > m) {
-        return Err(fail(
-            path,
-            "maxProperties",
-            format!("{n} properties, more than {}", max.unwrap_or_default()),
-        ));
-    }
-    Ok(())
+    bounded(
+        n,
+        path,
+        ("minProperties", "maxProperties"),
+        "properties",
+        (min, max),
+    )
 }
 
 /// `required` (and the array form of `dependencies`).
@@ -757,6 +757,16 @@ mod tests {
         assert!(unique(&[json!(1), json!(1.0)], &p).is_err());
         assert!(unique(&[json!(1), json!("1")], &p).is_ok());
         assert!(length("日本", &p, Some(2), Some(2)).is_ok());
+        let e = items(&[json!(1)], &p, Some(2), None).unwrap_err();
+        assert_eq!(
+            (e.keyword, e.message.as_str()),
+            ("minItems", "1 items, fewer than 2")
+        );
+        let e = length("abc", &p, None, Some(2)).unwrap_err();
+        assert_eq!(
+            (e.keyword, e.message.as_str()),
+            ("maxLength", "3 characters, more than 2")
+        );
     }
 
     #[test]

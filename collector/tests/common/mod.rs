@@ -22,6 +22,16 @@ pub struct Running {
 }
 
 impl Running {
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn endpoint(&self) -> String {
         self.server.endpoint()
     }
