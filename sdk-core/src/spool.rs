@@ -26,7 +26,9 @@
 //! over [`MAX_RECORD_BYTES`]) ends that segment — the rest of it is counted as corrupt bytes
 //! and the records before it are kept. The active segment is truncated after its last good
 //! record, so new appends never follow garbage. The events left unacknowledged come back,
-//! oldest first, with their original bytes (so their original `event_id` and `created_at`).
+//! oldest first, as ids: [`Spool::read`] gives their original bytes (so their original
+//! `event_id` and `created_at`) when there is room to send them, so a large spool is never
+//! read into memory at once.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -58,6 +60,9 @@ pub enum SpoolError {
         /// The cap.
         max: u64,
     },
+    /// [`Spool::read`] of an event that is not pending.
+    #[error("event {0:032x} is not in the spool")]
+    Unknown(u128),
     /// An event over [`MAX_RECORD_BYTES`].
     #[error("event of {0} bytes is too large for the spool")]
     TooLarge(usize),
@@ -87,8 +92,10 @@ impl Default for SpoolConfig {
 /// What [`Spool::open`] found.
 #[derive(Debug, Default)]
 pub struct Recovery {
-    /// Events never acknowledged, oldest first: `(event_id, envelope bytes)`.
-    pub pending: Vec<(u128, Vec<u8>)>,
+    /// Events never acknowledged, oldest first (read each with [`Spool::read`]).
+    pub pending: Vec<u128>,
+    /// Bytes of their envelopes.
+    pub pending_bytes: u64,
     /// Records skipped because their checksum did not match.
     pub corrupt_records: u64,
     /// Bytes skipped after a header that could not be right (a torn or damaged tail).
@@ -101,6 +108,14 @@ struct Segment {
     live: u64,
 }
 
+/// Where an event's envelope lies: segment, offset of the envelope in it, length.
+#[derive(Debug, Clone, Copy)]
+struct Loc {
+    segment: u64,
+    offset: u64,
+    len: u32,
+}
+
 /// An open spool (holds the directory's lock until dropped).
 #[derive(Debug)]
 pub struct Spool {
@@ -110,9 +125,11 @@ pub struct Spool {
     active: u64,
     writer: BufWriter<File>,
     segments: BTreeMap<u64, Segment>,
-    /// Unacknowledged event → its segment.
-    live: HashMap<u128, u64>,
+    /// Unacknowledged event → where its envelope is.
+    live: HashMap<u128, Loc>,
     used: u64,
+    /// The segment last read from, kept open for the next read.
+    reader: Option<(u64, File)>,
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
@@ -121,7 +138,8 @@ fn segment_path(dir: &Path, n: u64) -> PathBuf {
 
 /// One segment's records, read as far as they can be trusted.
 struct Scan {
-    records: Vec<Vec<u8>>,
+    /// Offset and length of each good record's body.
+    records: Vec<(usize, usize)>,
     good_len: u64,
     corrupt_records: u64,
     corrupt_bytes: u64,
@@ -151,7 +169,7 @@ fn scan(data: &[u8]) -> Scan {
             break;
         };
         if crc32fast::hash(body) == crc {
-            s.records.push(body.to_vec());
+            s.records.push((body_at, len));
         } else {
             s.corrupt_records += 1;
         }
@@ -212,7 +230,7 @@ impl Spool {
         numbers.sort_unstable();
 
         let mut recovery = Recovery::default();
-        let mut events: BTreeMap<u64, Vec<(u128, Vec<u8>)>> = BTreeMap::new();
+        let mut events: BTreeMap<u64, Vec<(u128, Loc)>> = BTreeMap::new();
         let mut acked: std::collections::HashSet<u128> = std::collections::HashSet::new();
         let mut segments = BTreeMap::new();
         let mut last_good = 0;
@@ -224,11 +242,17 @@ impl Spool {
             recovery.corrupt_bytes += s.corrupt_bytes;
             last_good = s.good_len;
             let list = events.entry(n).or_default();
-            for body in s.records {
+            for (at, len) in s.records {
+                let body = &data[at..at + len];
                 match body.first() {
                     Some(&KIND_EVENT) if body.len() >= 17 => {
                         let id = u128::from_le_bytes(body[1..17].try_into().unwrap_or([0; 16]));
-                        list.push((id, body[17..].to_vec()));
+                        let loc = Loc {
+                            segment: n,
+                            offset: (at + 17) as u64,
+                            len: (len - 17) as u32,
+                        };
+                        list.push((id, loc));
                     }
                     Some(&KIND_ACK) => {
                         for chunk in body[1..].chunks_exact(16) {
@@ -249,15 +273,16 @@ impl Spool {
         }
         let mut live = HashMap::new();
         for (n, list) in events {
-            for (id, bytes) in list {
+            for (id, loc) in list {
                 if acked.contains(&id) || live.contains_key(&id) {
                     continue;
                 }
-                live.insert(id, n);
+                live.insert(id, loc);
                 if let Some(seg) = segments.get_mut(&n) {
                     seg.live += 1;
                 }
-                recovery.pending.push((id, bytes));
+                recovery.pending.push(id);
+                recovery.pending_bytes += u64::from(loc.len);
             }
         }
         // Continue in the last segment, cut after its last good record.
@@ -283,6 +308,7 @@ impl Spool {
             segments,
             live,
             used,
+            reader: None,
         };
         spool.delete_finished()?;
         Ok((spool, recovery))
@@ -332,10 +358,53 @@ impl Spool {
         write_record(&mut self.writer, &body)?;
         self.used += size;
         let seg = self.segments.entry(self.active).or_default();
+        let loc = Loc {
+            segment: self.active,
+            offset: seg.bytes + (HEADER + 17) as u64,
+            len: envelope.len() as u32,
+        };
         seg.bytes += size;
         seg.live += 1;
-        self.live.insert(event_id, self.active);
+        if let Some(old) = self.live.insert(event_id, loc) {
+            // The same id twice (a replayed event appended again): the older copy is dead.
+            if let Some(seg) = self.segments.get_mut(&old.segment) {
+                seg.live = seg.live.saturating_sub(1);
+            }
+        }
         Ok(())
+    }
+
+    /// Whether `event_id` is written and not yet acknowledged.
+    #[must_use]
+    pub fn contains(&self, event_id: u128) -> bool {
+        self.live.contains_key(&event_id)
+    }
+
+    /// The envelope bytes of a pending event, as appended (also before its commit).
+    ///
+    /// # Errors
+    ///
+    /// [`SpoolError::Unknown`] when the event is not pending; [`SpoolError::Io`].
+    pub fn read(&mut self, event_id: u128) -> Result<Vec<u8>, SpoolError> {
+        use std::io::{Seek, SeekFrom};
+        let loc = *self
+            .live
+            .get(&event_id)
+            .ok_or(SpoolError::Unknown(event_id))?;
+        if loc.segment == self.active {
+            self.writer.flush()?;
+        }
+        let file = match &mut self.reader {
+            Some((n, file)) if *n == loc.segment => file,
+            reader => {
+                let file = File::open(segment_path(&self.dir, loc.segment))?;
+                &mut reader.insert((loc.segment, file)).1
+            }
+        };
+        file.seek(SeekFrom::Start(loc.offset))?;
+        let mut bytes = vec![0; loc.len as usize];
+        file.read_exact(&mut bytes)?;
+        Ok(bytes)
     }
 
     /// Makes everything appended so far durable (one `fsync`).
@@ -350,26 +419,29 @@ impl Spool {
     }
 
     /// Records that the collector answered for these events (they will not come back), and
-    /// deletes segments left with nothing to replay. Durable with the next commit.
+    /// deletes segments left with nothing to replay. Durable with the next commit. Returns
+    /// the envelope bytes no longer pending (unknown ids are ignored).
     ///
     /// # Errors
     ///
     /// When the file system refuses.
-    pub fn ack(&mut self, event_ids: &[u128]) -> Result<(), SpoolError> {
+    pub fn ack(&mut self, event_ids: &[u128]) -> Result<u64, SpoolError> {
         let known: Vec<u128> = event_ids
             .iter()
             .copied()
             .filter(|id| self.live.contains_key(id))
             .collect();
         if known.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let mut freed = 0;
         let mut body = Vec::with_capacity(1 + 16 * known.len());
         body.push(KIND_ACK);
         for id in &known {
             body.extend_from_slice(&id.to_le_bytes());
-            if let Some(n) = self.live.remove(id) {
-                if let Some(seg) = self.segments.get_mut(&n) {
+            if let Some(loc) = self.live.remove(id) {
+                freed += u64::from(loc.len);
+                if let Some(seg) = self.segments.get_mut(&loc.segment) {
                     seg.live = seg.live.saturating_sub(1);
                 }
             }
@@ -382,7 +454,8 @@ impl Spool {
             // Nothing left to replay anywhere: start afresh in a new segment.
             self.rotate()?;
         }
-        self.delete_finished()
+        self.delete_finished()?;
+        Ok(freed)
     }
 
     fn rotate(&mut self) -> Result<(), SpoolError> {
@@ -416,6 +489,9 @@ impl Spool {
             }
             if let Some(s) = self.segments.remove(&n) {
                 self.used = self.used.saturating_sub(s.bytes);
+            }
+            if self.reader.as_ref().is_some_and(|(r, _)| *r == n) {
+                self.reader = None;
             }
         }
         Ok(())
