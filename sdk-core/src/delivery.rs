@@ -27,6 +27,9 @@ pub type FailureCallback = dyn Fn(&FailureReason, &[EncodedEvent]) + Send + Sync
 #[cfg(target_arch = "wasm32")]
 pub type FailureCallback = dyn Fn(&FailureReason, &[EncodedEvent]);
 
+/// Told about events once they are answered for (see [`Delivery::on_settled`]).
+pub type SettledCallback<'a> = dyn Fn(&[EncodedEvent]) + 'a;
+
 /// What the delivery loop needs from its environment.
 pub trait Platform {
     /// Wall clock, Unix milliseconds (for `sent_at` and HTTP-date `Retry-After`).
@@ -77,6 +80,9 @@ pub struct Delivery<'a> {
     pub counters: &'a Counters,
     /// Told about every event that is not delivered.
     pub on_failure: Option<&'a FailureCallback>,
+    /// Told about every event once it is answered for (delivered, rejected or dropped), so
+    /// that a spool can forget it.
+    pub on_settled: Option<&'a SettledCallback<'a>>,
 }
 
 impl Delivery<'_> {
@@ -254,6 +260,9 @@ impl Delivery<'_> {
                 *slot = Some(&r.code);
             }
         }
+        if let Some(settled) = self.on_settled {
+            settled(&batch);
+        }
         let mut rejected: BTreeMap<&str, Vec<EncodedEvent>> = BTreeMap::new();
         let mut accepted = 0u64;
         for (event, code) in batch.into_iter().zip(codes) {
@@ -277,6 +286,9 @@ impl Delivery<'_> {
     pub fn fail(&self, reason: FailureReason, events: &[EncodedEvent]) {
         if events.is_empty() {
             return;
+        }
+        if let Some(settled) = self.on_settled {
+            settled(events);
         }
         let n = events.len() as u64;
         match &reason {

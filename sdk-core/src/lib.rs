@@ -80,6 +80,8 @@ pub mod transport;
 #[cfg(feature = "native")]
 pub mod spool;
 #[cfg(feature = "native")]
+mod spooler;
+#[cfg(feature = "native")]
 mod tracker;
 #[cfg(feature = "native")]
 mod worker;
@@ -88,12 +90,14 @@ pub use event::{EncodedEvent, SelfDescribing};
 pub use iglu::{IgluUriError, SchemaKey, SchemaVer};
 pub use policy::RetryPolicy;
 pub use protocol::{Entity, Event, Labels};
+#[cfg(feature = "native")]
+pub use spooler::DEFAULT_SPOOL_COMMIT_INTERVAL;
 pub use stats::{DropReason, FailureReason, Stats};
 #[cfg(feature = "native")]
 pub use tracker::{
     BeforeSend, BuildError, FlushError, ShutdownError, ShutdownGuard, TrackError, Tracker,
     TrackerBuilder, WhenFull, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_QUEUE_BYTES,
-    DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, LIBRARY_NAME,
+    DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SPOOL_MAX_BYTES, LIBRARY_NAME,
 };
 pub use transport::{MemoryTransport, NoopTransport, Transport};
 

@@ -1,9 +1,12 @@
 //! Accounting: every event the tracker is given ends in exactly one final count.
 //!
 //! ```text
-//! given to track() = tracked + refused at track()      (queue_full, too_large, shut_down)
-//! tracked          = sent + rejected + dropped after enqueue + pending
+//! given to track()     = tracked + refused at track()  (queue_full, too_large, shut_down, spool_full)
+//! tracked + recovered  = sent + rejected + dropped after enqueue + kept_in_spool + pending
 //! ```
+//!
+//! `recovered` and `kept_in_spool` are zero without a spool: with one, the events a tracker
+//! leaves on disk at shutdown (`kept_in_spool`) are the next tracker's `recovered`.
 //!
 //! Counters are atomics, so the caller's thread, the worker and `stats()` never take a lock.
 
@@ -27,12 +30,19 @@ pub enum DropReason {
     /// The retry deadline passed while the collector kept failing.
     RetryExpired,
     /// The tracker shut down (or its shutdown timed out) before the event was delivered.
+    /// With a spool, only events that were not on disk: the others are counted in
+    /// [`Stats::kept_in_spool`].
     ShutDown,
+    /// The spool held its byte cap of undelivered events when `track()` was called (the
+    /// collector has been unreachable for long).
+    SpoolFull,
+    /// The disk refused to store an event that the memory queue had no room for either.
+    SpoolError,
 }
 
 impl DropReason {
     /// Every reason, in a stable order.
-    pub const ALL: [DropReason; 7] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::QueueFull,
         DropReason::TooLarge,
         DropReason::Unauthorized,
@@ -40,6 +50,8 @@ impl DropReason {
         DropReason::HttpStatus,
         DropReason::RetryExpired,
         DropReason::ShutDown,
+        DropReason::SpoolFull,
+        DropReason::SpoolError,
     ];
 
     /// A short snake_case name, for logs and summaries.
@@ -52,6 +64,8 @@ impl DropReason {
             DropReason::HttpStatus => "http_status",
             DropReason::RetryExpired => "retry_expired",
             DropReason::ShutDown => "shut_down",
+            DropReason::SpoolFull => "spool_full",
+            DropReason::SpoolError => "spool_error",
         }
     }
 
@@ -102,6 +116,16 @@ pub struct Stats {
     pub throttled: u64,
     /// Body bytes put on the wire (after compression).
     pub bytes_sent: u64,
+    /// Events found undelivered in the spool when the tracker started, and queued again.
+    pub recovered: u64,
+    /// Events still undelivered at shutdown and left in the spool for the next tracker.
+    pub kept_in_spool: u64,
+    /// Spool records skipped at start because their checksum did not match.
+    pub spool_corrupt_records: u64,
+    /// Spool bytes cut at start after a torn or damaged record header.
+    pub spool_corrupt_bytes: u64,
+    /// Events the disk refused to store (still delivered from memory, but not durable).
+    pub spool_write_errors: u64,
 }
 
 impl Stats {
@@ -137,6 +161,11 @@ pub struct Counters {
     retries: AtomicU64,
     throttled: AtomicU64,
     bytes_sent: AtomicU64,
+    recovered: AtomicU64,
+    kept_in_spool: AtomicU64,
+    spool_corrupt_records: AtomicU64,
+    spool_corrupt_bytes: AtomicU64,
+    spool_write_errors: AtomicU64,
 }
 
 impl Counters {
@@ -159,6 +188,11 @@ impl Counters {
             retries: self.retries.load(Relaxed),
             throttled: self.throttled.load(Relaxed),
             bytes_sent: self.bytes_sent.load(Relaxed),
+            recovered: self.recovered.load(Relaxed),
+            kept_in_spool: self.kept_in_spool.load(Relaxed),
+            spool_corrupt_records: self.spool_corrupt_records.load(Relaxed),
+            spool_corrupt_bytes: self.spool_corrupt_bytes.load(Relaxed),
+            spool_write_errors: self.spool_write_errors.load(Relaxed),
         }
     }
 
@@ -211,6 +245,27 @@ impl Counters {
         }
     }
 
+    /// `n` events came back from the spool at start (admitted, like tracked ones), with what
+    /// the recovery skipped.
+    pub fn recovered(&self, n: u64, corrupt_records: u64, corrupt_bytes: u64) {
+        self.recovered.fetch_add(n, Relaxed);
+        self.admitted.fetch_add(n, Relaxed);
+        self.spool_corrupt_records
+            .fetch_add(corrupt_records, Relaxed);
+        self.spool_corrupt_bytes.fetch_add(corrupt_bytes, Relaxed);
+    }
+
+    /// `n` admitted events are left in the spool at shutdown, for the next tracker.
+    pub fn kept_in_spool(&self, n: u64) {
+        self.kept_in_spool.fetch_add(n, Relaxed);
+        self.settled.fetch_add(n, Relaxed);
+    }
+
+    /// The disk refused to store an event.
+    pub fn spool_write_error(&self) {
+        self.spool_write_errors.fetch_add(1, Relaxed);
+    }
+
     /// The collector asked to slow down.
     pub fn throttled(&self) {
         self.throttled.fetch_add(1, Relaxed);
@@ -241,7 +296,11 @@ mod tests {
         c.sent(6, 2);
         c.rejected(1);
         c.dropped(DropReason::RetryExpired, 1);
+        c.recovered(3, 1, 10); // three from a spool: admitted, not tracked
+        c.kept_in_spool(2);
         let s = c.snapshot();
+        assert_eq!((s.recovered, s.kept_in_spool), (3, 2));
+        assert_eq!((s.spool_corrupt_records, s.spool_corrupt_bytes), (1, 10));
         assert_eq!(s.tracked, 10);
         assert_eq!(s.sent, 6);
         assert_eq!(s.duplicates, 2);
@@ -250,7 +309,7 @@ mod tests {
         assert_eq!(s.dropped(DropReason::TooLarge), 1);
         assert_eq!(s.dropped(DropReason::RetryExpired), 1);
         assert_eq!(s.dropped_total(), 3);
-        assert_eq!(s.pending, 2);
+        assert_eq!(s.pending, 3); // 10 + 1 + 3 admitted, 6 + 1 + 2 + 2 settled
         assert_eq!(s.dropped.len(), DropReason::ALL.len());
     }
 

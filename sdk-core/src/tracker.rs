@@ -1,6 +1,7 @@
 //! The tracker handle and its builder.
 
 use std::borrow::Cow;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -20,6 +21,8 @@ use crate::iglu::{IgluUriError, SchemaKey};
 use crate::policy::RetryPolicy;
 use crate::protocol::{Entity, Event, Labels, Library};
 use crate::session::{EventIdentity, Identity, DEFAULT_SESSION_TIMEOUT};
+use crate::spool::{Spool, SpoolConfig, SpoolError};
+use crate::spooler::{SpoolLink, Spooler, DEFAULT_SPOOL_COMMIT_INTERVAL};
 use crate::stats::{DropReason, FailureReason, Stats};
 use crate::transport::Transport;
 use crate::worker::{unix_ms_now, Control, Shared, Worker};
@@ -30,10 +33,14 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
 pub const DEFAULT_MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 /// Default largest accepted event (its whole envelope, serialised).
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
+/// Default cap on bytes of undelivered events kept in the spool.
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = crate::spool::DEFAULT_MAX_BYTES;
 /// Default time the last handle's drop waits for pending events to be delivered.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The library name sent in `context.library.name`.
 pub const LIBRARY_NAME: &str = "eventwire-rust";
+/// Events in transit from `track()` to the spool thread.
+const SPOOL_INBOX_CAPACITY: usize = 10_000;
 /// Extra time a blocking `flush`/`shutdown` waits past its timeout for the worker's answer.
 const REPLY_GRACE: Duration = Duration::from_millis(250);
 
@@ -82,6 +89,10 @@ pub enum TrackError {
     /// The `before_send` hook dropped the event (not a failure: your hook chose to).
     #[error("event dropped by the before_send hook")]
     Filtered,
+    /// The spool holds its byte cap of undelivered events (the collector has been
+    /// unreachable for long): the event was dropped.
+    #[error("spool is full: event dropped")]
+    SpoolFull,
 }
 
 /// Why `flush` did not complete.
@@ -132,6 +143,10 @@ pub enum BuildError {
     /// The worker thread could not be started.
     #[error("could not start the worker thread: {0}")]
     Spawn(#[from] std::io::Error),
+    /// The spool directory could not be opened: in use by another tracker
+    /// ([`SpoolError::Locked`]), or not readable and writable.
+    #[error("spool: {0}")]
+    Spool(#[from] SpoolError),
 }
 
 /// Configures a [`Tracker`]. Every knob has a `DEFAULT_*` constant.
@@ -155,6 +170,9 @@ pub struct TrackerBuilder {
     transport: Option<Arc<dyn Transport>>,
     before_send: Option<Arc<BeforeSend>>,
     on_failure: Option<Arc<FailureCallback>>,
+    spool: Option<PathBuf>,
+    spool_max_bytes: u64,
+    spool_commit_interval: Duration,
 }
 
 impl std::fmt::Debug for TrackerBuilder {
@@ -164,6 +182,7 @@ impl std::fmt::Debug for TrackerBuilder {
             .field("labels", &self.labels)
             .field("limits", &self.limits)
             .field("queue_capacity", &self.queue_capacity)
+            .field("spool", &self.spool)
             .finish_non_exhaustive()
     }
 }
@@ -189,6 +208,9 @@ impl Default for TrackerBuilder {
             transport: None,
             before_send: None,
             on_failure: None,
+            spool: None,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            spool_commit_interval: DEFAULT_SPOOL_COMMIT_INTERVAL,
         }
     }
 }
@@ -345,6 +367,35 @@ impl TrackerBuilder {
         self
     }
 
+    /// Keeps every event in a spool in `dir` until the collector has answered for it: events
+    /// survive a crash or restart and are sent by the next tracker on the same directory
+    /// (with their original `event_id` and `created_at`). While the collector is unreachable
+    /// and the memory queue is full, new events wait on disk instead of being dropped.
+    ///
+    /// An event is durable at the spool's next group commit, at most
+    /// [`spool_commit_interval`](Self::spool_commit_interval) after `track()` returned. One
+    /// tracker per directory: a second one gets [`SpoolError::Locked`] from `build()`.
+    /// `build()` reads the spool's index (not the events) to find what is undelivered.
+    pub fn spool(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool = Some(dir.into());
+        self
+    }
+
+    /// Most bytes of undelivered events the spool keeps (default
+    /// [`DEFAULT_SPOOL_MAX_BYTES`]); past it `track()` drops with
+    /// [`DropReason::SpoolFull`].
+    pub fn spool_max_bytes(mut self, n: u64) -> Self {
+        self.spool_max_bytes = n;
+        self
+    }
+
+    /// Longest time between `track()` and the `fsync` that makes the event durable (default
+    /// [`DEFAULT_SPOOL_COMMIT_INTERVAL`]). Shorter costs more disk flushes.
+    pub fn spool_commit_interval(mut self, interval: Duration) -> Self {
+        self.spool_commit_interval = interval;
+        self
+    }
+
     /// Validates the settings and starts the worker thread.
     pub fn build(self) -> Result<Tracker, BuildError> {
         let invalid = |m: &str| Err(BuildError::InvalidConfig(m.to_owned()));
@@ -402,9 +453,31 @@ impl TrackerBuilder {
         let anonymous_id = self
             .anonymous_id
             .unwrap_or_else(|| Uuid::new_v4().to_string());
+        if self.spool_commit_interval.is_zero() {
+            return invalid("spool_commit_interval must be above zero");
+        }
         let shared = Arc::new(Shared::default());
-        let (data_tx, data_rx) = flume::bounded(self.queue_capacity);
+        let (queue_tx, data_rx) = flume::bounded(self.queue_capacity);
         let (control_tx, control_rx) = flume::unbounded();
+        // With a spool, `track()` hands events to the spool thread, which stores them and
+        // passes them on to the worker's queue.
+        let (data_tx, spool) = match self.spool {
+            None => (queue_tx, None),
+            Some(dir) => {
+                let (inbox_tx, link) = start_spool(
+                    &dir,
+                    self.spool_max_bytes,
+                    self.spool_commit_interval,
+                    queue_tx,
+                    self.queue_capacity,
+                    self.max_queue_bytes,
+                    &shared,
+                    self.on_failure.clone(),
+                )?;
+                (inbox_tx, Some(link))
+            }
+        };
+        let spooled = spool.is_some();
         let worker = Worker {
             shared: shared.clone(),
             data_rx,
@@ -416,6 +489,7 @@ impl TrackerBuilder {
             write_key: self.write_key.map(Into::into),
             write_key_in_body: write_key_json,
             on_failure: self.on_failure,
+            spool,
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -445,9 +519,81 @@ impl TrackerBuilder {
                 when_full: self.when_full,
                 before_send: self.before_send,
                 size_hint: AtomicUsize::new(512),
+                spool_max_bytes: spooled.then_some(self.spool_max_bytes),
             }),
         })
     }
+}
+
+/// Opens the spool (recovering what it holds) and starts its thread; returns the inbox that
+/// `track()` sends to.
+#[allow(clippy::too_many_arguments)] // the builder's settings, passed on once
+fn start_spool(
+    dir: &std::path::Path,
+    max_bytes: u64,
+    commit_interval: Duration,
+    queue: flume::Sender<EncodedEvent>,
+    queue_capacity: usize,
+    max_queue_bytes: usize,
+    shared: &Arc<Shared>,
+    on_failure: Option<Arc<FailureCallback>>,
+) -> Result<(flume::Sender<EncodedEvent>, SpoolLink), BuildError> {
+    let config = SpoolConfig {
+        // The cap is on undelivered events; the files may also hold acknowledgements and
+        // delivered events of segments not yet deleted: room for those, bounded too.
+        max_bytes: max_bytes
+            .saturating_mul(2)
+            .saturating_add(2 * crate::spool::DEFAULT_SEGMENT_BYTES),
+        ..SpoolConfig::default()
+    };
+    let (spool, recovery) = Spool::open(dir, config)?;
+    if recovery.corrupt_records > 0 || recovery.corrupt_bytes > 0 {
+        tracing::warn!(
+            records = recovery.corrupt_records,
+            bytes = recovery.corrupt_bytes,
+            "spool: skipped damaged records (a crash mid-write, or a damaged disk)"
+        );
+    }
+    if !recovery.pending.is_empty() {
+        tracing::info!(
+            events = recovery.pending.len(),
+            "spool: replaying events not delivered before the last stop"
+        );
+    }
+    shared.counters.recovered(
+        recovery.pending.len() as u64,
+        recovery.corrupt_records,
+        recovery.corrupt_bytes,
+    );
+    shared
+        .spool_live_bytes
+        .store(recovery.pending_bytes, Ordering::Relaxed);
+    // The inbox is a hand-off, not a store: sized for bursts whatever the queue's capacity
+    // (its bytes count towards `max_queue_bytes` all the same).
+    let (inbox_tx, inbox) = flume::bounded(SPOOL_INBOX_CAPACITY.max(queue_capacity));
+    let (ctl_tx, ctl) = flume::unbounded();
+    let spooler = Spooler {
+        spool,
+        inbox,
+        ctl,
+        queue,
+        queue_capacity,
+        max_queue_bytes,
+        shared: shared.clone(),
+        commit_interval,
+        on_failure,
+        spilled: recovery.pending.into(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("eventwire-spool".into())
+        .spawn(move || spooler.run())?;
+    Ok((
+        inbox_tx,
+        SpoolLink {
+            ctl: ctl_tx,
+            thread,
+        },
+    ))
 }
 
 impl From<serde_json::Error> for BuildError {
@@ -484,6 +630,8 @@ struct Inner {
     before_send: Option<Arc<BeforeSend>>,
     /// Last envelope size, to allocate the next one's buffer once.
     size_hint: AtomicUsize,
+    /// With a spool: the cap on bytes of undelivered events it keeps.
+    spool_max_bytes: Option<u64>,
 }
 
 /// The identity and its last rendered `context` object.
@@ -631,9 +779,18 @@ impl Tracker {
         let counters = &inner.shared.counters;
         let id = event.event_id();
         let size = event.len();
+        if let Some(max) = inner.spool_max_bytes {
+            let live = &inner.shared.spool_live_bytes;
+            if live.fetch_add(size as u64, Ordering::Relaxed) + size as u64 > max {
+                live.fetch_sub(size as u64, Ordering::Relaxed);
+                counters.refused(DropReason::SpoolFull);
+                return Err(TrackError::SpoolFull);
+            }
+        }
         let queued = inner.shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
         if queued + size > inner.max_queue_bytes {
             inner.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            self.release_spool_bytes(size);
             counters.refused(DropReason::QueueFull);
             return Err(TrackError::QueueFull);
         }
@@ -660,6 +817,11 @@ impl Tracker {
             }
         };
         match result {
+            Ok(()) if inner.spool_max_bytes.is_some() => {
+                // The spool thread passes it on to the worker, and wakes it.
+                counters.enqueued();
+                Ok(id)
+            }
             Ok(()) => {
                 counters.enqueued();
                 // Wake the worker only when a batch opens (it must start the batch's timer) or
@@ -673,12 +835,23 @@ impl Tracker {
             }
             Err(reason) => {
                 inner.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                self.release_spool_bytes(size);
                 counters.dropped(reason, 1);
                 Err(match reason {
                     DropReason::QueueFull => TrackError::QueueFull,
                     _ => TrackError::ShutDown,
                 })
             }
+        }
+    }
+
+    /// Gives back the spool room reserved for an event that did not get in.
+    fn release_spool_bytes(&self, size: usize) {
+        if self.inner.spool_max_bytes.is_some() {
+            self.inner
+                .shared
+                .spool_live_bytes
+                .fetch_sub(size as u64, Ordering::Relaxed);
         }
     }
 

@@ -13,6 +13,7 @@ use crate::batch::Batcher;
 use crate::delivery::{notify, Delivery, FailureCallback, InFlight, Platform};
 use crate::event::EncodedEvent;
 use crate::policy::RetryPolicy;
+use crate::spooler::{SpoolCtl, SpoolLink};
 use crate::stats::{Counters, DropReason, FailureReason};
 use crate::tracker::{FlushError, ShutdownError};
 use crate::transport::{LocalBoxFuture, Transport};
@@ -30,6 +31,9 @@ pub(crate) struct Shared {
     pub queued_bytes: AtomicUsize,
     /// Events not yet handed to delivery.
     pub unsent: AtomicUsize,
+    /// With a spool: bytes of the undelivered events it keeps (its cap is checked by
+    /// `track()`, and acknowledgements give room back).
+    pub spool_live_bytes: std::sync::atomic::AtomicU64,
     /// Wakes the worker. `track()` uses it only when a batch opens or fills, not per event:
     /// a wake-up is a syscall, and most events need none.
     pub wake: tokio::sync::Notify,
@@ -202,6 +206,7 @@ pub(crate) struct Worker {
     pub write_key: Option<Arc<str>>,
     pub write_key_in_body: Option<String>,
     pub on_failure: Option<Arc<FailureCallback>>,
+    pub spool: Option<SpoolLink>,
 }
 
 impl Worker {
@@ -287,7 +292,18 @@ impl Worker {
         inflight: &mut InFlight,
         waiters: &mut Waiters,
     ) -> bool {
+        let ack = |events: &[EncodedEvent]| {
+            if let Some(link) = &self.spool {
+                let ids = events.iter().map(|e| e.event_id().as_u128()).collect();
+                let _ = link.ctl.send(SpoolCtl::Ack(ids));
+            }
+        };
         let delivery = Delivery {
+            on_settled: if self.spool.is_some() {
+                Some(&ack)
+            } else {
+                None
+            },
             transport: &*self.transport,
             platform,
             retry: self.retry,
@@ -319,6 +335,13 @@ impl Worker {
     /// Settles whatever is left as shut down, answers the shutdown request and exits.
     async fn finish(mut self, inflight: &mut InFlight, mut waiters: Waiters) {
         let counters = &self.shared.counters;
+        if let Some(link) = &self.spool {
+            // No more feeding: what is only on disk stays there for the next tracker.
+            let (reply, done) = flume::bounded(1);
+            if link.ctl.send(SpoolCtl::Close(reply)).is_ok() {
+                let _ = done.recv_async().await;
+            }
+        }
         let mut abandoned = inflight.drain();
         let open = self.batcher.take();
         self.hand_off(&open);
@@ -334,6 +357,32 @@ impl Worker {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if let Some(link) = self.spool.take() {
+            let (reply, answer) = flume::bounded(1);
+            let ids = abandoned.iter().map(|e| e.event_id().as_u128()).collect();
+            let finish = SpoolCtl::Finish {
+                abandoned: ids,
+                reply,
+            };
+            let durable = match link.ctl.send(finish) {
+                Ok(()) => answer.recv_async().await.unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            if link.thread.join().is_err() {
+                tracing::error!("the eventwire spool thread panicked");
+            }
+            let mut flags = durable.into_iter();
+            let before = abandoned.len();
+            abandoned.retain(|_| !flags.next().unwrap_or(false));
+            let kept = (before - abandoned.len()) as u64;
+            if kept > 0 {
+                tracing::info!(
+                    events = kept,
+                    "undelivered events left in the spool for the next start"
+                );
+                counters.kept_in_spool(kept);
+            }
         }
         let lost = abandoned.len() as u64;
         if lost > 0 {

@@ -1,0 +1,276 @@
+//! The spool thread: between `track()` and the worker when the tracker has a spool.
+//!
+//! ```text
+//! track() ──inbox──▶ spool thread ──queue──▶ worker ──▶ collector
+//!                      │  append, group commit (fsync)     │
+//!                      │  ◀──────────── acks ──────────────┘
+//!                      └─ queue full: the event stays on disk only (spilled) and is read
+//!                         back when the queue has room; so are the events recovered at start
+//! ```
+//!
+//! Every event is appended before the worker can see it, so an acknowledgement always follows
+//! its append. The thread owns the [`Spool`]; nothing else touches the files.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::delivery::{notify, FailureCallback};
+use crate::event::EncodedEvent;
+use crate::spool::Spool;
+use crate::stats::{DropReason, FailureReason};
+use crate::worker::Shared;
+
+/// Default longest time between an event's `track()` and the `fsync` that makes it durable.
+pub const DEFAULT_SPOOL_COMMIT_INTERVAL: Duration = Duration::from_millis(50);
+/// How often spilled events are offered to the queue while they wait for room.
+const FEED_TICK: Duration = Duration::from_millis(5);
+/// Events taken from the inbox per turn before the thread looks at acknowledgements again.
+const INBOX_TURN: usize = 4096;
+
+/// What the worker tells the spool thread.
+pub(crate) enum SpoolCtl {
+    /// The collector answered for these events (accepted, duplicate, or rejected), or they
+    /// were dropped with a reason: they must not come back.
+    Ack(Vec<u128>),
+    /// Shutdown begins: stop feeding the worker; events only on disk, and any that still
+    /// arrive, are left there (counted as kept).
+    Close(flume::Sender<()>),
+    /// Shutdown ends: which of these events the worker gave up are on disk (each `true` is
+    /// kept for the next tracker); then commit and exit.
+    Finish {
+        abandoned: Vec<u128>,
+        reply: flume::Sender<Vec<bool>>,
+    },
+}
+
+/// The worker's end of the link.
+pub(crate) struct SpoolLink {
+    pub ctl: flume::Sender<SpoolCtl>,
+    pub thread: std::thread::JoinHandle<()>,
+}
+
+pub(crate) struct Spooler {
+    pub spool: Spool,
+    pub inbox: flume::Receiver<EncodedEvent>,
+    pub ctl: flume::Receiver<SpoolCtl>,
+    pub queue: flume::Sender<EncodedEvent>,
+    pub queue_capacity: usize,
+    pub max_queue_bytes: usize,
+    pub shared: Arc<Shared>,
+    pub commit_interval: Duration,
+    pub on_failure: Option<Arc<FailureCallback>>,
+    /// On disk and not in memory, oldest first: read back when the queue has room.
+    pub spilled: VecDeque<u128>,
+}
+
+enum Msg {
+    Event(EncodedEvent),
+    Ctl(SpoolCtl),
+    Idle,
+}
+
+impl Spooler {
+    /// Runs until [`SpoolCtl::Finish`] (or until both channels are closed).
+    pub fn run(mut self) {
+        let mut closing = false;
+        let mut dirty = false;
+        let mut last_commit = Instant::now();
+        loop {
+            if self.ctl.is_disconnected() {
+                // The worker is gone (it always says Finish first; this is a safety net).
+                self.commit();
+                return;
+            }
+            // Wake for the next commit, and every few ms while spilled events wait for room.
+            let wait = if self.spilled.is_empty() || closing {
+                self.commit_interval
+            } else {
+                FEED_TICK
+            };
+            let mut deadline = Instant::now() + wait;
+            if dirty {
+                deadline = deadline.min(last_commit + self.commit_interval);
+            }
+            let mut select =
+                flume::Selector::new().recv(&self.ctl, |m| m.map_or(Msg::Idle, Msg::Ctl));
+            if !self.inbox.is_disconnected() {
+                select = select.recv(&self.inbox, |m| m.map_or(Msg::Idle, Msg::Event));
+            }
+            let msg = select.wait_deadline(deadline).unwrap_or(Msg::Idle);
+            let mut forwarded = 0;
+            match msg {
+                Msg::Idle => {}
+                Msg::Ctl(SpoolCtl::Ack(ids)) => {
+                    self.ack(&ids);
+                    dirty = true;
+                }
+                Msg::Ctl(SpoolCtl::Close(reply)) => {
+                    closing = true;
+                    let kept = self.spilled.len() as u64;
+                    self.spilled.clear();
+                    self.shared.counters.kept_in_spool(kept);
+                    let _ = reply.send(());
+                }
+                Msg::Ctl(SpoolCtl::Finish { abandoned, reply }) => {
+                    while let Ok(event) = self.inbox.try_recv() {
+                        self.take(event, true);
+                    }
+                    let durable = abandoned.iter().map(|id| self.spool.contains(*id));
+                    let _ = reply.send(durable.collect());
+                    self.commit();
+                    return;
+                }
+                Msg::Event(event) => {
+                    dirty = true;
+                    forwarded += self.take(event, closing);
+                    for _ in 1..INBOX_TURN {
+                        let Ok(event) = self.inbox.try_recv() else {
+                            break;
+                        };
+                        forwarded += self.take(event, closing);
+                    }
+                }
+            }
+            if !closing {
+                forwarded += self.feed();
+            }
+            if forwarded > 0 {
+                self.shared.unsent.fetch_add(forwarded, Ordering::AcqRel);
+                self.shared.wake.notify_one();
+            }
+            if dirty && last_commit.elapsed() >= self.commit_interval {
+                self.commit();
+                dirty = false;
+                last_commit = Instant::now();
+            }
+        }
+    }
+
+    /// Appends a tracked event, then hands it to the worker, or leaves it on disk when the
+    /// queue is full (or the tracker is closing). Returns how many events the worker got.
+    fn take(&mut self, event: EncodedEvent, closing: bool) -> usize {
+        let id = event.event_id().as_u128();
+        let size = event.len();
+        let stored = match self.spool.append(id, event.json()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(error = %e, "spool: could not store an event; it is delivered from memory but would not survive a crash");
+                self.shared.counters.spool_write_error();
+                self.shared
+                    .spool_live_bytes
+                    .fetch_sub(size as u64, Ordering::Relaxed);
+                false
+            }
+        };
+        if closing {
+            self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+            if stored {
+                self.shared.counters.kept_in_spool(1);
+            } else {
+                self.give_up(DropReason::ShutDown, &event);
+            }
+            return 0;
+        }
+        // Spilled events go first: while some wait, newer ones wait behind them on disk.
+        if stored && !self.spilled.is_empty() {
+            self.spill(id, size);
+            return 0;
+        }
+        match self.queue.try_send(event) {
+            Ok(()) => 1,
+            Err(flume::TrySendError::Full(event) | flume::TrySendError::Disconnected(event)) => {
+                if stored {
+                    self.spill(id, size);
+                } else {
+                    self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                    self.give_up(DropReason::SpoolError, &event);
+                }
+                0
+            }
+        }
+    }
+
+    /// The event leaves memory: it waits on disk for queue room.
+    fn spill(&mut self, id: u128, size: usize) {
+        self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+        self.spilled.push_back(id);
+    }
+
+    /// Reads spilled events back into the queue while it has room. Returns how many.
+    fn feed(&mut self) -> usize {
+        let mut fed = 0;
+        while let Some(&id) = self.spilled.front() {
+            if self.queue.len() >= self.queue_capacity {
+                break;
+            }
+            let json = match self.spool.read(id) {
+                Ok(json) => json,
+                Err(e) => {
+                    // Unreadable now (the disk failed under us): it cannot be delivered.
+                    tracing::error!(error = %e, "spool: could not read an event back");
+                    self.spilled.pop_front();
+                    self.shared.counters.dropped(DropReason::SpoolError, 1);
+                    continue;
+                }
+            };
+            let size = json.len();
+            let queued = self.shared.queued_bytes.load(Ordering::Relaxed);
+            if queued + size > self.max_queue_bytes && queued > 0 {
+                break;
+            }
+            let schema = schema_of(&json);
+            let event = EncodedEvent::new(Uuid::from_u128(id), schema, json);
+            self.shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
+            if self.queue.try_send(event).is_err() {
+                self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
+                break;
+            }
+            self.spilled.pop_front();
+            fed += 1;
+        }
+        fed
+    }
+
+    fn ack(&mut self, ids: &[u128]) {
+        match self.spool.ack(ids) {
+            Ok(freed) => {
+                self.shared
+                    .spool_live_bytes
+                    .fetch_sub(freed, Ordering::Relaxed);
+            }
+            // The events were answered for; the worst case is that they are sent again after
+            // a restart, and the collector deduplicates them.
+            Err(e) => tracing::error!(error = %e, "spool: could not record acknowledgements"),
+        }
+    }
+
+    fn commit(&mut self) {
+        if let Err(e) = self.spool.commit() {
+            tracing::error!(error = %e, "spool: commit (fsync) failed");
+        }
+    }
+
+    fn give_up(&self, reason: DropReason, event: &EncodedEvent) {
+        self.shared.counters.dropped(reason, 1);
+        notify(
+            self.on_failure.as_deref(),
+            &FailureReason::Dropped(reason),
+            std::slice::from_ref(event),
+        );
+    }
+}
+
+/// The `schema` of a stored envelope (for the failure callback; empty if unreadable).
+fn schema_of(json: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Head<'a> {
+        #[serde(borrow)]
+        schema: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_slice::<Head<'_>>(json)
+        .map_or_else(|_| String::new(), |h| h.schema.into_owned())
+}

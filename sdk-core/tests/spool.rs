@@ -1,0 +1,283 @@
+//! The tracker with a spool: events survive a restart with their ids and `created_at`, a full
+//! memory queue waits on disk instead of dropping, answered events never come back, the cap
+//! and damaged files are counted, one tracker per directory.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use eventwire::protocol::{BatchResponse, Rejection};
+use eventwire::spool::SpoolError;
+use eventwire::transport::Response;
+use eventwire::{
+    BuildError, DropReason, MemoryTransport, RetryPolicy, TrackError, Tracker, TrackerBuilder, Uuid,
+};
+use serde_json::json;
+
+const T: Duration = Duration::from_secs(20);
+const SCHEMA: &str = "iglu:com.example.media/play/jsonschema/1-0-0";
+
+/// A collector that is down (503) until `up` is set, then accepts everything.
+fn switchable() -> (MemoryTransport, Arc<AtomicBool>) {
+    let up = Arc::new(AtomicBool::new(false));
+    let flag = up.clone();
+    let transport = MemoryTransport::respond_with(move |batch| {
+        if flag.load(Ordering::SeqCst) {
+            let answer = BatchResponse {
+                accepted: batch.events.len() as u64,
+                ..BatchResponse::default()
+            };
+            Ok(Response::json(200, &answer))
+        } else {
+            Ok(Response::status(503))
+        }
+    });
+    (transport, up)
+}
+
+fn builder(transport: &MemoryTransport, dir: &std::path::Path) -> TrackerBuilder {
+    Tracker::builder()
+        .transport(transport.clone())
+        .spool(dir)
+        .max_batch_delay(Duration::from_millis(10))
+        .retry(RetryPolicy {
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            deadline: Duration::from_secs(3600),
+            ..RetryPolicy::default()
+        })
+}
+
+fn track(tracker: &Tracker, i: usize) -> Uuid {
+    tracker
+        .track_json(
+            SCHEMA,
+            &json!({ "media_id": format!("m{i}"), "position_s": i }),
+        )
+        .unwrap()
+}
+
+/// Accepted arrivals per id: `(id → times)`, counting only attempts that were answered 200.
+fn arrivals(transport: &MemoryTransport, accepted_from: usize) -> HashMap<Uuid, usize> {
+    let mut seen = HashMap::new();
+    for batch in transport.batches().into_iter().skip(accepted_from) {
+        for e in batch.events {
+            *seen.entry(e.event_id).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+#[test]
+fn undelivered_events_survive_a_restart_with_their_ids_and_created_at() {
+    let dir = tempfile::tempdir().unwrap();
+    let (down, _) = switchable();
+    let tracker = builder(&down, dir.path()).build().unwrap();
+    let ids: Vec<Uuid> = (0..50).map(|i| track(&tracker, i)).collect();
+    // Let a few attempts fail, so the events are in flight when the tracker stops.
+    std::thread::sleep(Duration::from_millis(100));
+    let first_attempts = down.batches();
+    assert!(!first_attempts.is_empty());
+    tracker.shutdown(Duration::from_millis(100)).unwrap();
+    let s = tracker.stats();
+    assert_eq!((s.tracked, s.sent, s.kept_in_spool), (50, 0, 50));
+    assert_eq!((s.dropped_total(), s.pending), (0, 0));
+    let created: HashMap<Uuid, String> = first_attempts
+        .iter()
+        .flat_map(|b| b.events.iter())
+        .map(|e| (e.event_id, e.created_at.clone()))
+        .collect();
+    drop(tracker);
+
+    let restarted_at = eventwire::event::UnixMillis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
+    )
+    .to_string();
+    let up = MemoryTransport::new();
+    let tracker = builder(&up, dir.path()).build().unwrap();
+    tracker.flush(T).unwrap();
+    let s = tracker.stats();
+    assert_eq!((s.recovered, s.tracked, s.sent, s.pending), (50, 0, 50, 0));
+    let batches = up.batches();
+    let replayed: Vec<Uuid> = batches
+        .iter()
+        .flat_map(|b| b.events.iter().map(|e| e.event_id))
+        .collect();
+    assert_eq!(replayed, ids, "every event once, in tracking order");
+    for b in &batches {
+        assert!(b.sent_at >= restarted_at, "fresh sent_at: {}", b.sent_at);
+        for e in &b.events {
+            if let Some(original) = created.get(&e.event_id) {
+                assert_eq!(&e.created_at, original, "created_at kept");
+            }
+            assert_eq!(e.schema, SCHEMA);
+        }
+    }
+    assert!(!created.is_empty());
+    tracker.shutdown(T).unwrap();
+    drop(tracker);
+
+    // Delivered means gone: a third tracker has nothing to replay.
+    let third = MemoryTransport::new();
+    let tracker = builder(&third, dir.path()).build().unwrap();
+    tracker.flush(T).unwrap();
+    assert_eq!(tracker.stats().recovered, 0);
+    assert!(third.batches().is_empty());
+}
+
+#[test]
+fn a_full_memory_queue_waits_on_disk_instead_of_dropping() {
+    let dir = tempfile::tempdir().unwrap();
+    let (transport, up) = switchable();
+    let tracker = builder(&transport, dir.path())
+        .queue_capacity(20)
+        .max_batch_events(10)
+        .build()
+        .unwrap();
+    let ids: Vec<Uuid> = (0..3_000).map(|i| track(&tracker, i)).collect();
+    let s = tracker.stats();
+    assert_eq!((s.tracked, s.dropped_total()), (3_000, 0));
+    let failed_attempts = transport.batches().len();
+    up.store(true, Ordering::SeqCst);
+    tracker.flush(T).unwrap();
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.dropped_total(), s.pending), (3_000, 0, 0));
+    // Attempts made while the collector was down may have been answered 503 after the flag
+    // flipped; count only from the first accepted attempt on.
+    let seen = arrivals(&transport, failed_attempts);
+    for id in &ids {
+        assert!(seen.contains_key(id), "{id} never arrived");
+    }
+    let extra: usize = seen.values().map(|n| n - 1).sum();
+    assert!(
+        extra <= 20,
+        "{extra} events sent twice after the collector came back"
+    );
+}
+
+#[test]
+fn answered_events_are_not_replayed_rejected_ones_included() {
+    let dir = tempfile::tempdir().unwrap();
+    // The collector dead-letters every other event.
+    let transport = MemoryTransport::respond_with(|batch| {
+        let rejected: Vec<Rejection> = (0..batch.events.len())
+            .step_by(2)
+            .map(|index| Rejection {
+                index,
+                event_id: Some(batch.events[index].event_id.to_string()),
+                code: "schema_invalid".into(),
+            })
+            .collect();
+        let answer = BatchResponse {
+            accepted: (batch.events.len() - rejected.len()) as u64,
+            rejected,
+            ..BatchResponse::default()
+        };
+        Ok(Response::json(200, &answer))
+    });
+    let tracker = builder(&transport, dir.path()).build().unwrap();
+    for i in 0..100 {
+        track(&tracker, i);
+    }
+    tracker.flush(T).unwrap();
+    tracker.shutdown(T).unwrap();
+    let s = tracker.stats();
+    assert_eq!((s.sent + s.rejected, s.kept_in_spool), (100, 0));
+    drop(tracker);
+    let tracker = builder(&MemoryTransport::new(), dir.path())
+        .build()
+        .unwrap();
+    assert_eq!(tracker.stats().recovered, 0);
+}
+
+#[test]
+fn a_second_tracker_on_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let transport = MemoryTransport::new();
+    let first = builder(&transport, dir.path()).build().unwrap();
+    let err = builder(&transport, dir.path()).build().unwrap_err();
+    assert!(
+        matches!(err, BuildError::Spool(SpoolError::Locked(_))),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("in use by another tracker"),
+        "{err}"
+    );
+    // The first one is unaffected.
+    track(&first, 1);
+    first.flush(T).unwrap();
+    assert_eq!(first.stats().sent, 1);
+}
+
+#[test]
+fn the_spool_cap_drops_new_events_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (transport, up) = switchable();
+    let tracker = builder(&transport, dir.path())
+        .spool_max_bytes(20_000)
+        .build()
+        .unwrap();
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for i in 0..200 {
+        match tracker.track_json(
+            SCHEMA,
+            &json!({ "media_id": format!("m{i}"), "pad": "x".repeat(300) }),
+        ) {
+            Ok(id) => accepted.push(id),
+            Err(TrackError::SpoolFull) => refused += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(refused > 100 && !accepted.is_empty(), "refused {refused}");
+    let s = tracker.stats();
+    assert_eq!(s.dropped(DropReason::SpoolFull), refused);
+    assert_eq!(s.tracked, accepted.len() as u64);
+    // Room comes back as events are delivered (once the spool has read the answers).
+    up.store(true, Ordering::SeqCst);
+    tracker.flush(T).unwrap();
+    assert_eq!(tracker.stats().sent, accepted.len() as u64);
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while tracker.track_json(SCHEMA, &json!({})).is_err() {
+        assert!(std::time::Instant::now() < deadline, "no room came back");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    tracker.flush(T).unwrap();
+    assert_eq!(tracker.stats().sent, accepted.len() as u64 + 1);
+}
+
+#[test]
+fn a_torn_tail_is_counted_and_the_events_before_it_are_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (down, _) = switchable();
+    let tracker = builder(&down, dir.path()).build().unwrap();
+    let ids: Vec<Uuid> = (0..20).map(|i| track(&tracker, i)).collect();
+    tracker.shutdown(Duration::from_millis(50)).unwrap();
+    drop(tracker);
+    // Power loss mid-write: half a record at the end of the active segment.
+    let mut segments: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    let last = segments.pop().unwrap();
+    let mut data = std::fs::read(&last).unwrap();
+    data.extend_from_slice(&[200, 1, 0, 0, 1, 2, 3, 4, b'{', b'"']);
+    std::fs::write(&last, data).unwrap();
+
+    let up = MemoryTransport::new();
+    let tracker = builder(&up, dir.path()).build().unwrap();
+    tracker.flush(T).unwrap();
+    let s = tracker.stats();
+    assert_eq!((s.recovered, s.sent), (20, 20));
+    assert_eq!(s.spool_corrupt_bytes, 10);
+    assert_eq!(up.event_ids(), ids);
+}
