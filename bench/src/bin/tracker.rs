@@ -101,7 +101,19 @@ fn main() {
         .max_queue_bytes(usize::MAX / 2)
         .build()
         .unwrap();
-    let [to_vec, envelope, track, clone] = interleaved(&mut [
+    // The same with a spool: every event also appended to disk by the spool thread, with a
+    // group commit (fsync) every 50 ms.
+    let spool_dir = tempfile::tempdir().unwrap();
+    let spooled = Tracker::builder()
+        .transport(NoopTransport)
+        .environment("bench")
+        .service("tracker-bench")
+        .queue_capacity(CALLS as usize)
+        .max_queue_bytes(usize::MAX / 2)
+        .spool(spool_dir.path())
+        .build()
+        .unwrap();
+    let [to_vec, envelope, track, clone, track_spooled] = interleaved(&mut [
         &mut |i| {
             black_box(serde_json::to_vec(black_box(&events[i as usize])).unwrap());
         },
@@ -114,16 +126,24 @@ fn main() {
         &mut |i| {
             black_box(events[i as usize].clone());
         },
+        &mut |i| {
+            black_box(spooled.track(events[i as usize].clone()).unwrap());
+        },
     ]);
-    let (to_vec, envelope, track, clone) = (
+    let (to_vec, envelope, track, clone, track_spooled) = (
         summary(to_vec),
         summary(envelope),
         summary(track),
         summary(clone),
+        summary(track_spooled),
     );
     tracker.flush(Duration::from_secs(30)).unwrap();
     let s = tracker.stats();
     assert_eq!(s.sent, CALLS, "every event delivered");
+    spooled.flush(Duration::from_secs(60)).unwrap();
+    let s = spooled.stats();
+    assert_eq!((s.sent, s.dropped_total()), (CALLS, 0), "spool: every event delivered");
+    spooled.shutdown(Duration::from_secs(30)).unwrap();
 
     let entity = [player_entity()];
     let [track_with] = interleaved(&mut [&mut |i| {
@@ -136,25 +156,10 @@ fn main() {
     let track_with = summary(track_with);
     tracker.shutdown(Duration::from_secs(30)).unwrap();
 
-    // End to end into a loopback HTTP sink.
-    let sink = Sink::start();
-    let tracker = Tracker::builder()
-        .endpoint(sink.endpoint())
-        .environment("bench")
-        .service("tracker-bench")
-        .when_full(WhenFull::Block(Duration::from_secs(30)))
-        .build()
-        .unwrap();
-    let entity = [player_entity()];
-    let start = Instant::now();
-    for i in 0..E2E_EVENTS {
-        tracker.track_with(MediaPlay::sample(i), &entity).unwrap();
-    }
-    tracker.flush(Duration::from_secs(120)).unwrap();
-    let e2e = start.elapsed();
-    let counted = sink.events.load(Ordering::Relaxed);
-    let stats = tracker.stats();
-    tracker.shutdown(Duration::from_secs(10)).unwrap();
+    // End to end into a loopback HTTP sink, without and with a spool.
+    let (e2e, counted, stats) = end_to_end(None);
+    let spool_dir = tempfile::tempdir().unwrap();
+    let (e2e_spooled, counted_spooled, _) = end_to_end(Some(spool_dir.path()));
 
     let track_net = track.0 - clone.0;
     println!("eventwire tracker benchmark ({CALLS} calls, rounds of {ROUND}; event JSON {json_len} bytes)");
@@ -190,6 +195,16 @@ fn main() {
         track_with.0 / to_vec.0
     );
     println!(
+        "| tracker.track(event) with a spool | {:.0} | {:.0} | {:.2} |",
+        track_spooled.0,
+        track_spooled.1,
+        track_spooled.0 / to_vec.0
+    );
+    println!(
+        "track() with a spool vs without, same run: {:.2}x",
+        track_spooled.0 / track.0
+    );
+    println!(
         "track() vs one to_vec of the envelope: {:.2}x (clone excluded: {:.2}x)",
         track.0 / envelope.0,
         track_net / envelope.0
@@ -208,5 +223,37 @@ fn main() {
         "| events per second | {:.0} |",
         E2E_EVENTS as f64 / e2e.as_secs_f64()
     );
+    println!(
+        "| events per second with a spool | {:.0} ({:.2}x of without) |",
+        E2E_EVENTS as f64 / e2e_spooled.as_secs_f64(),
+        e2e.as_secs_f64() / e2e_spooled.as_secs_f64()
+    );
     assert_eq!(counted, E2E_EVENTS, "the sink counted every event");
+    assert!(counted_spooled >= E2E_EVENTS, "the sink counted every event (spool)");
+}
+
+/// Tracks `E2E_EVENTS` into a fresh loopback sink; returns the time to deliver them all, what
+/// the sink counted and the tracker's stats.
+fn end_to_end(spool: Option<&std::path::Path>) -> (Duration, u64, eventwire::Stats) {
+    let sink = Sink::start();
+    let mut builder = Tracker::builder()
+        .endpoint(sink.endpoint())
+        .environment("bench")
+        .service("tracker-bench")
+        .when_full(WhenFull::Block(Duration::from_secs(30)));
+    if let Some(dir) = spool {
+        builder = builder.spool(dir);
+    }
+    let tracker = builder.build().unwrap();
+    let entity = [player_entity()];
+    let start = Instant::now();
+    for i in 0..E2E_EVENTS {
+        tracker.track_with(MediaPlay::sample(i), &entity).unwrap();
+    }
+    tracker.flush(Duration::from_secs(120)).unwrap();
+    let elapsed = start.elapsed();
+    let counted = sink.events.load(Ordering::Relaxed);
+    let stats = tracker.stats();
+    tracker.shutdown(Duration::from_secs(10)).unwrap();
+    (elapsed, counted, stats)
 }
