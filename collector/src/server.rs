@@ -231,13 +231,23 @@ impl Collector {
         let registry = Registry::new(config.source.clone())?.with_negative_ttl(config.negative_ttl);
         let pipeline = Pipeline::new(config.limits).map_err(CollectorError::Internal)?;
         let metrics = Metrics::new().map_err(|e| CollectorError::Internal(e.to_string()))?;
+        // A restart must not forget what was just stored: resends of batches whose answer
+        // was lost with the old process are still duplicates.
+        let mut dedup = DedupWindow::new(config.dedup_generation);
+        let seeded = good.recent_keys();
+        if !seeded.is_empty() {
+            tracing::info!(ids = seeded.len(), sink = %good.describe(), "deduplication seeded from the good sink");
+        }
+        for id in &seeded {
+            dedup.insert(id);
+        }
         Ok(Collector {
             shared: Arc::new(Shared {
                 pipeline,
                 registry,
                 good,
                 bad,
-                commit: tokio::sync::Mutex::new(DedupWindow::new(config.dedup_generation)),
+                commit: tokio::sync::Mutex::new(dedup),
                 metrics,
                 recent: config.dev.then(|| Mutex::new(Recent::default())),
                 dev_capacity: config.dev_capacity.max(1),

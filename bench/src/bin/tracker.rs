@@ -142,7 +142,11 @@ fn main() {
     assert_eq!(s.sent, CALLS, "every event delivered");
     spooled.flush(Duration::from_secs(60)).unwrap();
     let s = spooled.stats();
-    assert_eq!((s.sent, s.dropped_total()), (CALLS, 0), "spool: every event delivered");
+    assert_eq!(
+        (s.sent, s.dropped_total()),
+        (CALLS, 0),
+        "spool: every event delivered"
+    );
     spooled.shutdown(Duration::from_secs(30)).unwrap();
 
     let entity = [player_entity()];
@@ -229,7 +233,10 @@ fn main() {
         e2e.as_secs_f64() / e2e_spooled.as_secs_f64()
     );
     assert_eq!(counted, E2E_EVENTS, "the sink counted every event");
-    assert!(counted_spooled >= E2E_EVENTS, "the sink counted every event (spool)");
+    assert!(
+        counted_spooled >= E2E_EVENTS,
+        "the sink counted every event (spool)"
+    );
 }
 
 /// Tracks `E2E_EVENTS` into a fresh loopback sink; returns the time to deliver them all, what

@@ -53,6 +53,12 @@ pub trait Sink: Send + Sync + 'static {
     fn write<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<(), SinkError>>;
     /// A short description (`file:/tmp/good.jsonl`).
     fn describe(&self) -> String;
+    /// Event ids this sink already holds from before the collector started, most recent
+    /// last, to seed deduplication across a restart (a file sink reads its tail; others have
+    /// none).
+    fn recent_keys(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Appends JSON lines to a file.
@@ -65,7 +71,12 @@ pub struct FileSink {
     path: PathBuf,
     file: Mutex<tokio::fs::File>,
     fsync: bool,
+    recent: std::sync::Mutex<Vec<String>>,
 }
+
+/// How much of an existing file sink's tail is read at start for the ids to deduplicate
+/// against (≈ 50,000 events of 1.3 KB: far more than the resends a restart causes).
+pub const DEDUP_SEED_BYTES: u64 = 64 * 1024 * 1024;
 
 impl FileSink {
     /// Opens (creating) `path` for appending; cuts a torn last line if there is one.
@@ -80,10 +91,12 @@ impl FileSink {
             .append(true)
             .open(&path)?;
         repair_tail(&file)?;
+        let recent = tail_ids(&file, DEDUP_SEED_BYTES)?;
         Ok(FileSink {
             path,
             file: Mutex::new(tokio::fs::File::from_std(file)),
             fsync,
+            recent: std::sync::Mutex::new(recent),
         })
     }
 
@@ -94,6 +107,30 @@ impl FileSink {
 }
 
 /// Truncates the file after its last newline (a torn write from a crash).
+/// The `event_id`s of the complete lines in the last `window` bytes of `file`, in order.
+fn tail_ids(file: &std::fs::File, window: u64) -> std::io::Result<Vec<String>> {
+    use std::io::{BufRead, Read, Seek, SeekFrom};
+    #[derive(serde::Deserialize)]
+    struct Line {
+        event_id: Option<String>,
+    }
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(window);
+    let mut reader = std::io::BufReader::new(file);
+    reader.seek(SeekFrom::Start(start))?;
+    let mut lines = reader.take(len - start).split(b'\n');
+    if start > 0 {
+        lines.next(); // a partial first line
+    }
+    let mut ids = Vec::new();
+    for line in lines {
+        if let Ok(Line { event_id: Some(id) }) = serde_json::from_slice(&line?) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
 fn repair_tail(file: &std::fs::File) -> std::io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let len = file.metadata()?.len();
@@ -151,6 +188,15 @@ impl Sink for FileSink {
 
     fn describe(&self) -> String {
         format!("file:{}", self.path.display())
+    }
+
+    fn recent_keys(&self) -> Vec<String> {
+        std::mem::take(
+            &mut *self
+                .recent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 }
 
@@ -305,6 +351,36 @@ mod tests {
         sink.write(&[rec(r#"{"a":4}"#)]).await.unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "{\"a\":1}\n{\"a\":2}\n{\"a\":4}\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_reopened_file_sink_names_the_ids_it_holds_for_deduplication() {
+        let dir = std::env::temp_dir().join(format!("eventwire-seed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("good.jsonl");
+        let sink = FileSink::open(&path, false).await.unwrap();
+        assert!(sink.recent_keys().is_empty());
+        let lines: Vec<SinkRecord> = (0..100)
+            .map(|i| {
+                rec(&format!(
+                    r#"{{"event_id":"id-{i}","data":{{"pad":"{}"}}}}"#,
+                    "x".repeat(i)
+                ))
+            })
+            .collect();
+        sink.write(&lines).await.unwrap();
+        sink.write(&[rec(r#"{"no_id":true}"#)]).await.unwrap();
+        drop(sink);
+        let sink = FileSink::open(&path, false).await.unwrap();
+        let ids = sink.recent_keys();
+        assert_eq!(ids, (0..100).map(|i| format!("id-{i}")).collect::<Vec<_>>());
+        assert!(sink.recent_keys().is_empty(), "handed over once");
+        // Only the tail is read: a window cutting a line skips that line.
+        let file = std::fs::File::open(&path).unwrap();
+        let tail = tail_ids(&file, 300).unwrap();
+        assert!(!tail.is_empty() && tail.len() < 10, "{tail:?}");
+        assert_eq!(tail.last().map(String::as_str), Some("id-99"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
