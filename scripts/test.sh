@@ -35,6 +35,14 @@ if [ ! -x tests/ts/node_modules/.bin/tsc ] || [ tests/ts/package-lock.json -nt t
   npm ci --prefix tests/ts --no-audit --no-fund
 fi
 
+# cargo-fuzz and the nightly toolchain it builds with, for the short fuzz runs below.
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+CARGO_FUZZ_VERSION=0.13.2
+if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
+  step "installing cargo-fuzz $CARGO_FUZZ_VERSION"
+  cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
+fi
+
 step "format"
 cargo fmt --all -- --check
 
@@ -50,8 +58,25 @@ cargo build -p eventwire-wasm --target wasm32-unknown-unknown --locked
 
 step "tests"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "${fuzz_log:-}"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
+
+# The game days (tests/game-days) ran above, inside `cargo test --workspace`: real
+# collector and tracker processes, a fault-injecting proxy, 2 minutes of collector outage.
+
+step "fuzz: ${FUZZ_SECONDS:=30} s per target (longer runs: docs/reliability.md)"
+fuzz_log=$(mktemp)
+for target in collector_batch spool_reader; do
+  mkdir -p "fuzz/corpus/$target"
+  if ! (cd fuzz && cargo +nightly fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
+      -max_total_time="$FUZZ_SECONDS" >"$fuzz_log" 2>&1); then
+    cat "$fuzz_log"
+    echo "fuzz target $target failed: the crashing input is in fuzz/artifacts/$target/"
+    exit 1
+  fi
+  echo "$target: $(grep -E '^Done' "$fuzz_log")"
+done
+rm -f "$fuzz_log"
 
 step "docs build without warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet --exclude eventwire-iglu-corpus

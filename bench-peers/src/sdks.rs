@@ -18,6 +18,8 @@ pub const ALL: &[&str] = &[
     "eventwire",
     "eventwire-block",
     "eventwire-block-q1k",
+    "eventwire-spool",
+    "eventwire-spool-block",
     "posthog-rs",
     "segment",
     "rudderanalytics",
@@ -32,6 +34,8 @@ pub fn configuration(name: &str) -> &'static str {
         "eventwire" => "defaults (queue 10,000 events, drop and count when full; batches of 500 / 1 MiB / 200 ms; gzip)",
         "eventwire-block" => "defaults + `when_full(Block(30 s))`: the caller waits for room instead of dropping",
         "eventwire-block-q1k" => "as `eventwire-block` with `queue_capacity(1_000)`: memory traded for back-pressure sooner",
+        "eventwire-spool" => "defaults + `spool(dir)`: every event written to disk (group commit every 50 ms) and kept until answered; a full queue waits on disk instead of dropping; a burst faster than the spool thread appends is dropped and counted (`queue_full`)",
+        "eventwire-spool-block" => "as `eventwire-spool` with `when_full(Block(30 s))`: the caller waits for the spool thread instead of dropping",
         "posthog-rs" => "background batching on; `flush_at` and `max_batch_size` 1,000 (default 100); queue 10,000 events (its default, as ours), drops when full; gzip",
         "segment" => "`AutoBatcher` (its batching: 500 KB batches, sent by `push` when full, awaited by the caller)",
         "rudderanalytics" => "no batching (its batcher is private): `send` is one blocking HTTP request per event, as its docs show",
@@ -61,17 +65,30 @@ pub trait Driver {
 #[must_use]
 pub fn driver(name: &str, url: &str) -> Box<dyn Driver> {
     match name {
-        "eventwire" | "eventwire-block" | "eventwire-block-q1k" => {
+        "eventwire"
+        | "eventwire-block"
+        | "eventwire-block-q1k"
+        | "eventwire-spool"
+        | "eventwire-spool-block" => {
             let mut b = Tracker::builder().endpoint(url).write_key("bench");
-            if name != "eventwire" {
+            if name.ends_with("-block") || name == "eventwire-block-q1k" {
                 b = b.when_full(WhenFull::Block(Duration::from_secs(30)));
             }
             if name == "eventwire-block-q1k" {
                 b = b.queue_capacity(1_000);
             }
+            let spool = name.starts_with("eventwire-spool").then(|| {
+                // A fresh spool per run (the process is this SDK's alone).
+                std::env::temp_dir().join(format!("eventwire-bench-spool-{}", std::process::id()))
+            });
+            if let Some(dir) = &spool {
+                let _ = std::fs::remove_dir_all(dir);
+                b = b.spool(dir);
+            }
             Box::new(Ours {
                 tracker: b.build().expect("tracker"),
                 entity: [player_entity()],
+                spool,
             })
         }
         "posthog-rs" => Box::new(PostHog::new(url)),
@@ -86,6 +103,16 @@ pub fn driver(name: &str, url: &str) -> Box<dyn Driver> {
 struct Ours {
     tracker: Tracker,
     entity: [eventwire::Entity; 1],
+    spool: Option<std::path::PathBuf>,
+}
+
+impl Drop for Ours {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.spool {
+            let _ = self.tracker.shutdown(Duration::from_secs(5));
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl Driver for Ours {

@@ -65,6 +65,11 @@ impl EncodedEvent {
 
     /// The event's Iglu schema URI.
     pub fn schema(&self) -> &str {
+        if self.schema.is_empty() {
+            // Read back from a spool: the URI is in the envelope (an Iglu URI has no quote
+            // or escape in it), found only when someone asks.
+            return schema_in(&self.json).unwrap_or_default();
+        }
         &self.schema
     }
 
@@ -82,6 +87,14 @@ impl EncodedEvent {
     pub fn is_empty(&self) -> bool {
         self.json.is_empty()
     }
+}
+
+/// The value of the first `"schema":"…"` member of an envelope.
+fn schema_in(json: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = br#""schema":""#;
+    let start = json.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let len = json[start..].iter().position(|b| *b == b'"')?;
+    std::str::from_utf8(&json[start..start + len]).ok()
 }
 
 /// A Unix time in milliseconds that serialises as RFC 3339 with milliseconds
@@ -152,6 +165,19 @@ pub(crate) struct ContextRef<'a> {
 mod tests {
     use super::*;
     use crate::protocol::{Context, Event, Labels, Library};
+
+    #[test]
+    fn an_event_read_back_without_its_schema_finds_it_in_its_bytes() {
+        let json = br#"{"event_id":"x","schema":"iglu:com.example/a_b-c/jsonschema/1-0-0","data":{"schema":"no"}}"#;
+        let e = EncodedEvent::new(Uuid::nil(), "", json.to_vec());
+        assert_eq!(e.schema(), "iglu:com.example/a_b-c/jsonschema/1-0-0");
+        let named = EncodedEvent::new(Uuid::nil(), "iglu:x/y/jsonschema/1-0-0", json.to_vec());
+        assert_eq!(named.schema(), "iglu:x/y/jsonschema/1-0-0");
+        assert_eq!(
+            EncodedEvent::new(Uuid::nil(), "", b"{}".to_vec()).schema(),
+            ""
+        );
+    }
 
     #[test]
     fn timestamps_are_rfc3339_millis() {

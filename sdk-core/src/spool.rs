@@ -126,7 +126,11 @@ pub struct Spool {
     writer: BufWriter<File>,
     segments: BTreeMap<u64, Segment>,
     /// Unacknowledged event → where its envelope is.
-    live: HashMap<u128, Loc>,
+    live: HashMap<u128, Loc, BuildIdHasher>,
+    /// Closed segments written to the OS but not yet fsynced (the next commit syncs them).
+    unsynced: Vec<File>,
+    /// A segment was created since the last commit: the directory needs an fsync too.
+    dir_dirty: bool,
     used: u64,
     /// The segment last read from, kept open for the next read.
     reader: Option<(u64, File)>,
@@ -186,6 +190,75 @@ fn scan(data: &[u8]) -> Scan {
 pub fn scan_for_fuzzing(data: &[u8]) -> (usize, u64, u64) {
     let s = scan(data);
     (s.records.len(), s.corrupt_records, s.corrupt_bytes)
+}
+
+/// Event ids are UUIDs (v7: 74 random bits) chosen by this process: hashed by folding, not
+/// SipHash — the index is on the spool thread's per-event path.
+#[derive(Default, Clone, Copy)]
+struct BuildIdHasher;
+
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::BuildHasher for BuildIdHasher {
+    type Hasher = IdHasher;
+    fn build_hasher(&self) -> IdHasher {
+        IdHasher(0)
+    }
+}
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u128(&mut self, id: u128) {
+        let folded = (id as u64) ^ ((id >> 64) as u64);
+        self.0 = folded.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Files to fsync to make what was appended durable; see [`Spool::prepare_commit`].
+#[derive(Debug)]
+pub struct Commit {
+    files: Vec<File>,
+    dir: Option<File>,
+}
+
+impl Commit {
+    /// Syncs the files (and the directory, when segments were created): the durability
+    /// point. Can run on another thread than the spool's.
+    ///
+    /// # Errors
+    ///
+    /// When the file system refuses.
+    pub fn sync(self) -> std::io::Result<()> {
+        for f in &self.files {
+            f.sync_data()?;
+        }
+        if let Some(dir) = &self.dir {
+            dir.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// One positioned read (`pread` where there is one).
+fn read_exact_at(file: &mut File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Seek, SeekFrom};
+        file.seek(SeekFrom::Start(offset))?;
+        file.read_exact(buf)
+    }
 }
 
 fn write_record(w: &mut impl Write, body: &[u8]) -> std::io::Result<()> {
@@ -271,7 +344,7 @@ impl Spool {
                 },
             );
         }
-        let mut live = HashMap::new();
+        let mut live = HashMap::with_hasher(BuildIdHasher);
         for (n, list) in events {
             for (id, loc) in list {
                 if acked.contains(&id) || live.contains_key(&id) {
@@ -309,6 +382,8 @@ impl Spool {
             live,
             used,
             reader: None,
+            unsynced: Vec::new(),
+            dir_dirty: numbers.is_empty(),
         };
         spool.delete_finished()?;
         Ok((spool, recovery))
@@ -351,11 +426,18 @@ impl Spool {
         {
             self.rotate()?;
         }
-        let mut body = Vec::with_capacity(body_len);
-        body.push(KIND_EVENT);
-        body.extend_from_slice(&event_id.to_le_bytes());
-        body.extend_from_slice(envelope);
-        write_record(&mut self.writer, &body)?;
+        // The record, written piece by piece: no copy of the envelope on the way.
+        let id = event_id.to_le_bytes();
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&[KIND_EVENT]);
+        crc.update(&id);
+        crc.update(envelope);
+        let w = &mut self.writer;
+        w.write_all(&(body_len as u32).to_le_bytes())?;
+        w.write_all(&crc.finalize().to_le_bytes())?;
+        w.write_all(&[KIND_EVENT])?;
+        w.write_all(&id)?;
+        w.write_all(envelope)?;
         self.used += size;
         let seg = self.segments.entry(self.active).or_default();
         let loc = Loc {
@@ -386,13 +468,20 @@ impl Spool {
     ///
     /// [`SpoolError::Unknown`] when the event is not pending; [`SpoolError::Io`].
     pub fn read(&mut self, event_id: u128) -> Result<Vec<u8>, SpoolError> {
-        use std::io::{Seek, SeekFrom};
         let loc = *self
             .live
             .get(&event_id)
             .ok_or(SpoolError::Unknown(event_id))?;
         if loc.segment == self.active {
-            self.writer.flush()?;
+            // Hand buffered bytes to the OS only when the event is among them.
+            let in_file = self
+                .segments
+                .get(&self.active)
+                .map_or(0, |s| s.bytes)
+                .saturating_sub(self.writer.buffer().len() as u64);
+            if loc.offset + u64::from(loc.len) > in_file {
+                self.writer.flush()?;
+            }
         }
         let file = match &mut self.reader {
             Some((n, file)) if *n == loc.segment => file,
@@ -401,9 +490,8 @@ impl Spool {
                 &mut reader.insert((loc.segment, file)).1
             }
         };
-        file.seek(SeekFrom::Start(loc.offset))?;
         let mut bytes = vec![0; loc.len as usize];
-        file.read_exact(&mut bytes)?;
+        read_exact_at(file, &mut bytes, loc.offset)?;
         Ok(bytes)
     }
 
@@ -413,9 +501,28 @@ impl Spool {
     ///
     /// When the file system refuses.
     pub fn commit(&mut self) -> Result<(), SpoolError> {
-        self.writer.flush()?;
-        self.writer.get_ref().sync_data()?;
+        self.prepare_commit()?.sync()?;
         Ok(())
+    }
+
+    /// Hands what was appended to the OS and returns the files whose fsync makes it durable,
+    /// so that the fsync can run on another thread while appends go on. Everything appended
+    /// before this call is durable once [`Commit::sync`] returns.
+    ///
+    /// # Errors
+    ///
+    /// When the file system refuses.
+    pub fn prepare_commit(&mut self) -> Result<Commit, SpoolError> {
+        self.writer.flush()?;
+        let mut files = std::mem::take(&mut self.unsynced);
+        files.push(self.writer.get_ref().try_clone()?);
+        let dir = if self.dir_dirty {
+            self.dir_dirty = false;
+            Some(File::open(&self.dir)?)
+        } else {
+            None
+        };
+        Ok(Commit { files, dir })
     }
 
     /// Records that the collector answered for these events (they will not come back), and
@@ -458,15 +565,24 @@ impl Spool {
         Ok(freed)
     }
 
+    /// Starts the next segment. The closed one is handed to the OS now and fsynced by the
+    /// next commit (a rotation never waits for the disk).
     fn rotate(&mut self) -> Result<(), SpoolError> {
-        self.commit()?;
+        self.writer.flush()?;
         self.active += 1;
         let file = OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
             .open(segment_path(&self.dir, self.active))?;
-        self.writer = BufWriter::with_capacity(256 * 1024, file);
+        let closed =
+            std::mem::replace(&mut self.writer, BufWriter::with_capacity(256 * 1024, file));
+        self.unsynced.push(
+            closed
+                .into_inner()
+                .map_err(std::io::IntoInnerError::into_error)?,
+        );
+        self.dir_dirty = true;
         self.segments.insert(self.active, Segment::default());
         Ok(())
     }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::delivery::{notify, FailureCallback};
 use crate::event::EncodedEvent;
-use crate::spool::Spool;
+use crate::spool::{Commit, Spool};
 use crate::stats::{DropReason, FailureReason};
 use crate::worker::Shared;
 
@@ -76,13 +76,31 @@ enum Msg {
 impl Spooler {
     /// Runs until [`SpoolCtl::Finish`] (or until both channels are closed).
     pub fn run(mut self) {
+        // The fsyncs run on their own thread, so appends never wait for the disk.
+        let (sync_tx, sync_rx) = flume::bounded::<Commit>(1);
+        let syncer = std::thread::Builder::new()
+            .name("eventwire-fsync".into())
+            .spawn(move || {
+                for commit in sync_rx {
+                    if let Err(e) = commit.sync() {
+                        tracing::error!(error = %e, "spool: fsync failed");
+                    }
+                }
+            });
+        let sync_tx = match syncer {
+            Ok(_) => Some(sync_tx),
+            Err(e) => {
+                tracing::warn!(error = %e, "spool: no fsync thread; committing inline");
+                None
+            }
+        };
         let mut closing = false;
         let mut dirty = false;
         let mut last_commit = Instant::now();
         loop {
             if self.ctl.is_disconnected() {
                 // The worker is gone (it always says Finish first; this is a safety net).
-                self.commit();
+                self.commit_now();
                 return;
             }
             // Wake for the next commit, and every few ms while spilled events wait for room.
@@ -119,9 +137,9 @@ impl Spooler {
                     while let Ok(event) = self.inbox.try_recv() {
                         self.take(event, true);
                     }
+                    self.commit_now();
                     let durable = abandoned.iter().map(|id| self.spool.contains(*id));
                     let _ = reply.send(durable.collect());
-                    self.commit();
                     return;
                 }
                 Msg::Event(event) => {
@@ -142,8 +160,10 @@ impl Spooler {
                 self.shared.unsent.fetch_add(forwarded, Ordering::AcqRel);
                 self.shared.wake.notify_one();
             }
-            if dirty && last_commit.elapsed() >= self.commit_interval {
-                self.commit();
+            if dirty
+                && last_commit.elapsed() >= self.commit_interval
+                && self.start_commit(sync_tx.as_ref())
+            {
                 dirty = false;
                 last_commit = Instant::now();
             }
@@ -222,8 +242,8 @@ impl Spooler {
             if queued + size > self.max_queue_bytes && queued > 0 {
                 break;
             }
-            let schema = schema_of(&json);
-            let event = EncodedEvent::new(Uuid::from_u128(id), schema, json);
+            // The schema stays in the bytes until someone asks (`EncodedEvent::schema`).
+            let event = EncodedEvent::new(Uuid::from_u128(id), "", json);
             self.shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
             if self.queue.try_send(event).is_err() {
                 self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
@@ -248,7 +268,27 @@ impl Spooler {
         }
     }
 
-    fn commit(&mut self) {
+    /// Hands a group commit to the fsync thread; false while the previous one still runs
+    /// (this one then waits for the next turn, gathering more).
+    fn start_commit(&mut self, sync: Option<&flume::Sender<Commit>>) -> bool {
+        let Some(sync) = sync else {
+            self.commit_now();
+            return true;
+        };
+        if sync.is_full() {
+            return false;
+        }
+        match self.spool.prepare_commit() {
+            Ok(commit) => {
+                let _ = sync.try_send(commit);
+            }
+            Err(e) => tracing::error!(error = %e, "spool: commit failed"),
+        }
+        true
+    }
+
+    /// Commits on this thread (at the end).
+    fn commit_now(&mut self) {
         if let Err(e) = self.spool.commit() {
             tracing::error!(error = %e, "spool: commit (fsync) failed");
         }
@@ -262,15 +302,4 @@ impl Spooler {
             std::slice::from_ref(event),
         );
     }
-}
-
-/// The `schema` of a stored envelope (for the failure callback; empty if unreadable).
-fn schema_of(json: &[u8]) -> String {
-    #[derive(serde::Deserialize)]
-    struct Head<'a> {
-        #[serde(borrow)]
-        schema: std::borrow::Cow<'a, str>,
-    }
-    serde_json::from_slice::<Head<'_>>(json)
-        .map_or_else(|_| String::new(), |h| h.schema.into_owned())
 }

@@ -39,8 +39,6 @@ pub const DEFAULT_SPOOL_MAX_BYTES: u64 = crate::spool::DEFAULT_MAX_BYTES;
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 /// The library name sent in `context.library.name`.
 pub const LIBRARY_NAME: &str = "eventwire-rust";
-/// Events in transit from `track()` to the spool thread.
-const SPOOL_INBOX_CAPACITY: usize = 10_000;
 /// Extra time a blocking `flush`/`shutdown` waits past its timeout for the worker's answer.
 const REPLY_GRACE: Duration = Duration::from_millis(250);
 
@@ -457,7 +455,14 @@ impl TrackerBuilder {
             return invalid("spool_commit_interval must be above zero");
         }
         let shared = Arc::new(Shared::default());
-        let (queue_tx, data_rx) = flume::bounded(self.queue_capacity);
+        // With a spool, the capacity is shared between the spool's inbox and the worker's
+        // queue: the same number of events in memory either way.
+        let worker_capacity = if self.spool.is_some() {
+            (self.queue_capacity / 2).max(1)
+        } else {
+            self.queue_capacity
+        };
+        let (queue_tx, data_rx) = flume::bounded(worker_capacity);
         let (control_tx, control_rx) = flume::unbounded();
         // With a spool, `track()` hands events to the spool thread, which stores them and
         // passes them on to the worker's queue.
@@ -469,7 +474,8 @@ impl TrackerBuilder {
                     self.spool_max_bytes,
                     self.spool_commit_interval,
                     queue_tx,
-                    self.queue_capacity,
+                    worker_capacity,
+                    (self.queue_capacity - worker_capacity).max(1),
                     self.max_queue_bytes,
                     &shared,
                     self.on_failure.clone(),
@@ -534,6 +540,7 @@ fn start_spool(
     commit_interval: Duration,
     queue: flume::Sender<EncodedEvent>,
     queue_capacity: usize,
+    inbox_capacity: usize,
     max_queue_bytes: usize,
     shared: &Arc<Shared>,
     on_failure: Option<Arc<FailureCallback>>,
@@ -568,9 +575,7 @@ fn start_spool(
     shared
         .spool_live_bytes
         .store(recovery.pending_bytes, Ordering::Relaxed);
-    // The inbox is a hand-off, not a store: sized for bursts whatever the queue's capacity
-    // (its bytes count towards `max_queue_bytes` all the same).
-    let (inbox_tx, inbox) = flume::bounded(SPOOL_INBOX_CAPACITY.max(queue_capacity));
+    let (inbox_tx, inbox) = flume::bounded(inbox_capacity);
     let (ctl_tx, ctl) = flume::unbounded();
     let spooler = Spooler {
         spool,

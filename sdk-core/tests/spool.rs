@@ -135,9 +135,12 @@ fn undelivered_events_survive_a_restart_with_their_ids_and_created_at() {
 fn a_full_memory_queue_waits_on_disk_instead_of_dropping() {
     let dir = tempfile::tempdir().unwrap();
     let (transport, up) = switchable();
+    // Twenty events in memory (ten in the spool's inbox, ten in the worker's queue); the
+    // caller waits for the inbox, never for the collector.
     let tracker = builder(&transport, dir.path())
         .queue_capacity(20)
         .max_batch_events(10)
+        .when_full(eventwire::WhenFull::Block(Duration::from_secs(5)))
         .build()
         .unwrap();
     let ids: Vec<Uuid> = (0..3_000).map(|i| track(&tracker, i)).collect();

@@ -1,0 +1,138 @@
+//! The tracker side of a game day, as its own process (so it can be killed with SIGKILL).
+//!
+//! Tracks `--events` media events at `--rate` per second and reports on stdout, one line each:
+//! `tracked SEQ UUID` for every event `track()` accepted, `refused SEQ REASON` for every
+//! refusal, `durable SEQ` once every event up to SEQ has had time for its group commit
+//! (three commit intervals), then flushes and prints `stats JSON` and `done`.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // a test harness: fail loudly, talk on stdout
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use eventwire::{RetryPolicy, Tracker};
+
+#[derive(Parser)]
+struct Args {
+    /// The collector (or the proxy in front of it).
+    #[arg(long)]
+    endpoint: String,
+    /// Spool directory (none: memory only).
+    #[arg(long)]
+    spool: Option<std::path::PathBuf>,
+    /// Events to track.
+    #[arg(long)]
+    events: u64,
+    /// Events per second.
+    #[arg(long, default_value_t = 2_000)]
+    rate: u64,
+    /// First sequence number (a restarted tracker continues the numbering).
+    #[arg(long, default_value_t = 0)]
+    first: u64,
+    /// Time allowed for one request, in milliseconds.
+    #[arg(long, default_value_t = 2_000)]
+    request_timeout_ms: u64,
+    /// Spool group-commit interval, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    commit_ms: u64,
+    /// How long the final flush may take, in seconds.
+    #[arg(long, default_value_t = 120)]
+    flush_s: u64,
+}
+
+fn main() {
+    let args = Args::parse();
+    let mut builder = Tracker::builder()
+        .endpoint(&args.endpoint)
+        .environment("gameday")
+        .service("gameday-tracker")
+        .team("reliability")
+        .version("1")
+        .request_timeout(Duration::from_millis(args.request_timeout_ms))
+        .spool_commit_interval(Duration::from_millis(args.commit_ms))
+        .retry(RetryPolicy {
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(1_000),
+            deadline: Duration::from_secs(3_600),
+            ..RetryPolicy::default()
+        });
+    if let Some(dir) = &args.spool {
+        builder = builder.spool(dir);
+    }
+    let tracker = builder.build().unwrap();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Track in ticks of 10 ms, at the rate asked.
+    let tick = Duration::from_millis(10);
+    let per_tick = (args.rate / 100).max(1);
+    let start = Instant::now();
+    let mut seq = args.first;
+    let end = args.first + args.events;
+    let mut ticks = 0u32;
+    let mut durable_after: Vec<(Instant, u64)> = Vec::new();
+    while seq < end {
+        for _ in 0..per_tick.min(end - seq) {
+            let data = serde_json::json!({
+                "media_id": format!("{:08}", seq % 100_000_000),
+                "position_s": (seq % 86_400) as f64,
+                "playback_rate": 1.0,
+                "autoplay": seq % 2 == 0,
+            });
+            match tracker.track_json("iglu:com.example.media/play/jsonschema/1-0-0", &data) {
+                Ok(id) => writeln!(out, "tracked {seq} {id}").unwrap(),
+                Err(e) => writeln!(out, "refused {seq} {e}").unwrap(),
+            }
+            seq += 1;
+        }
+        durable_after.push((
+            Instant::now() + 3 * Duration::from_millis(args.commit_ms),
+            seq - 1,
+        ));
+        report_durable(&mut out, &mut durable_after);
+        out.flush().unwrap();
+        ticks += 1;
+        let next = start + tick * ticks;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    std::thread::sleep(3 * Duration::from_millis(args.commit_ms));
+    durable_after.iter_mut().for_each(|d| d.0 = Instant::now());
+    report_durable(&mut out, &mut durable_after);
+    writeln!(out, "tracking_done").unwrap();
+    out.flush().unwrap();
+    let flushed = tracker.flush(Duration::from_secs(args.flush_s));
+    let stats = tracker.stats();
+    tracker.shutdown(Duration::from_secs(5)).ok();
+    writeln!(
+        out,
+        "stats {}",
+        serde_json::json!({
+            "flushed": flushed.is_ok(),
+            "tracked": stats.tracked,
+            "recovered": stats.recovered,
+            "sent": stats.sent,
+            "duplicates": stats.duplicates,
+            "rejected": stats.rejected,
+            "dropped": stats.dropped_total(),
+            "dropped_queue_full": stats.dropped(eventwire::DropReason::QueueFull),
+            "kept_in_spool": stats.kept_in_spool,
+            "pending": stats.pending,
+            "requests": stats.requests,
+            "retries": stats.retries,
+            "throttled": stats.throttled,
+        })
+    )
+    .unwrap();
+    writeln!(out, "done").unwrap();
+    out.flush().unwrap();
+}
+
+/// Reports the newest sequence number whose commit time has passed.
+fn report_durable(out: &mut impl Write, pending: &mut Vec<(Instant, u64)>) {
+    let now = Instant::now();
+    let ready = pending.iter().take_while(|(at, _)| *at <= now).count();
+    if let Some((_, seq)) = pending.drain(..ready).next_back() {
+        writeln!(out, "durable {seq}").unwrap();
+    }
+}
