@@ -53,6 +53,16 @@
 //! never waits for the network; with [`WhenFull::Block`] it may wait for queue room, up to a
 //! timeout. The full account is in `docs/delivery.md`.
 //!
+//! ## Durable spool
+//!
+//! With [`TrackerBuilder::spool`], every event is also written to a log in a directory
+//! (durable at the next group commit, started at most [`DEFAULT_SPOOL_COMMIT_INTERVAL`]
+//! after `track()` returned) and removed
+//! only once the collector has answered for it. Events left undelivered by a crash, a kill
+//! or a shutdown that timed out are sent by the next tracker on the same directory, with
+//! their original `event_id` and `created_at`; while the collector is unreachable, a full
+//! memory queue overflows to disk instead of dropping. See [`spool`] for the format.
+//!
 //! ## Feature flags
 //!
 //! | feature | default | what it adds |

@@ -24,7 +24,8 @@ use crate::spool::{Commit, Spool};
 use crate::stats::{DropReason, FailureReason};
 use crate::worker::Shared;
 
-/// Default longest time between an event's `track()` and the `fsync` that makes it durable.
+/// Default longest time between an event's `track()` and the start of the group commit (fsync)
+/// that makes it durable.
 pub const DEFAULT_SPOOL_COMMIT_INTERVAL: Duration = Duration::from_millis(50);
 /// How often spilled events are offered to the queue while they wait for room.
 const FEED_TICK: Duration = Duration::from_millis(5);

@@ -370,8 +370,9 @@ impl TrackerBuilder {
     /// (with their original `event_id` and `created_at`). While the collector is unreachable
     /// and the memory queue is full, new events wait on disk instead of being dropped.
     ///
-    /// An event is durable at the spool's next group commit, at most
-    /// [`spool_commit_interval`](Self::spool_commit_interval) after `track()` returned. One
+    /// An event is durable at the spool's next group commit, which starts at most
+    /// [`spool_commit_interval`](Self::spool_commit_interval) after `track()` returned and
+    /// ends when its fsync does (on a thread of its own: appends never wait for it). One
     /// tracker per directory: a second one gets [`SpoolError::Locked`] from `build()`.
     /// `build()` reads the spool's index (not the events) to find what is undelivered.
     pub fn spool(mut self, dir: impl Into<PathBuf>) -> Self {

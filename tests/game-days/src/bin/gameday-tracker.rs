@@ -3,7 +3,7 @@
 //! Tracks `--events` media events at `--rate` per second and reports on stdout, one line each:
 //! `tracked SEQ UUID` for every event `track()` accepted, `refused SEQ REASON` for every
 //! refusal, `durable SEQ` once every event up to SEQ has had time for its group commit
-//! (three commit intervals), then flushes and prints `stats JSON` and `done`.
+//! (three commit intervals and 200 ms for the fsync), then flushes and prints `stats JSON` and `done`.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a test harness: fail loudly, talk on stdout
 
@@ -85,7 +85,7 @@ fn main() {
             seq += 1;
         }
         durable_after.push((
-            Instant::now() + 3 * Duration::from_millis(args.commit_ms),
+            Instant::now() + durable_after_ms(args.commit_ms),
             seq - 1,
         ));
         report_durable(&mut out, &mut durable_after);
@@ -96,7 +96,7 @@ fn main() {
             std::thread::sleep(wait);
         }
     }
-    std::thread::sleep(3 * Duration::from_millis(args.commit_ms));
+    std::thread::sleep(durable_after_ms(args.commit_ms));
     durable_after.iter_mut().for_each(|d| d.0 = Instant::now());
     report_durable(&mut out, &mut durable_after);
     writeln!(out, "tracking_done").unwrap();
@@ -126,6 +126,12 @@ fn main() {
     .unwrap();
     writeln!(out, "done").unwrap();
     out.flush().unwrap();
+}
+
+/// How long after `track()` an event is taken as durable: the commit interval (when its
+/// group commit starts) three times over, plus time for the fsync itself.
+fn durable_after_ms(commit_ms: u64) -> Duration {
+    Duration::from_millis(3 * commit_ms + 200)
 }
 
 /// Reports the newest sequence number whose commit time has passed.
