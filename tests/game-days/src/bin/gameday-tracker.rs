@@ -84,10 +84,7 @@ fn main() {
             }
             seq += 1;
         }
-        durable_after.push((
-            Instant::now() + durable_after_ms(args.commit_ms),
-            seq - 1,
-        ));
+        durable_after.push((Instant::now() + durable_after_ms(args.commit_ms), seq - 1));
         report_durable(&mut out, &mut durable_after);
         out.flush().unwrap();
         ticks += 1;
