@@ -5,7 +5,6 @@
 //! `track()` is the size on the wire.
 
 use std::borrow::Cow;
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Serialize, Serializer};
 #[cfg(feature = "native")]
@@ -102,25 +101,54 @@ fn schema_in(json: &[u8]) -> Option<&str> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct UnixMillis(pub u64);
 
+impl UnixMillis {
+    /// `YYYY-MM-DDThh:mm:ss.mmmZ`, formatted without `core::fmt` (the browser build counts
+    /// its bytes). Years past 9999 are clamped to 9999-12-31T23:59:59.999Z.
+    #[must_use]
+    pub fn to_rfc3339(self) -> [u8; 24] {
+        const MAX: u64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        let ms = self.0.min(MAX);
+        let days = ms / 86_400_000;
+        let rem = ms % 86_400_000;
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, rem / 3_600_000);
+        put(14, 2, rem / 60_000 % 60);
+        put(17, 2, rem / 1_000 % 60);
+        put(20, 3, rem % 1_000);
+        out
+    }
+}
+
 impl std::fmt::Display for UnixMillis {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let t = UNIX_EPOCH + Duration::from_millis(self.0);
-        write!(f, "{}", humantime::format_rfc3339_millis(t))
+        let text = self.to_rfc3339();
+        f.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
     }
 }
 
 impl Serialize for UnixMillis {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // Format on the stack and hand over one string: `collect_str` would escape-check
-        // every fragment the formatter writes.
-        use std::io::Write;
-        let mut buf = [0u8; 40];
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        if write!(cursor, "{self}").is_err() {
-            return s.collect_str(self);
-        }
-        let len = usize::try_from(cursor.position()).unwrap_or(0);
-        match std::str::from_utf8(&buf[..len]) {
+        let text = self.to_rfc3339();
+        match std::str::from_utf8(&text) {
             Ok(text) => s.serialize_str(text),
             Err(_) => s.collect_str(self),
         }
@@ -165,6 +193,7 @@ pub(crate) struct ContextRef<'a> {
 mod tests {
     use super::*;
     use crate::protocol::{Context, Event, Labels, Library};
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn an_event_read_back_without_its_schema_finds_it_in_its_bytes() {
@@ -176,6 +205,32 @@ mod tests {
         assert_eq!(
             EncodedEvent::new(Uuid::nil(), "", b"{}".to_vec()).schema(),
             ""
+        );
+    }
+
+    #[test]
+    fn the_formatter_agrees_with_humantime_across_four_centuries() {
+        let mut ms: u64 = 0;
+        while ms < 13_000_000_000_000 {
+            let ours = UnixMillis(ms).to_string();
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            assert_eq!(
+                ours,
+                humantime::format_rfc3339_millis(t).to_string(),
+                "{ms}"
+            );
+            ms += 86_400_000 * 37 + 3_600_000 * 5 + 61_001;
+        }
+        for ms in [0, 951_782_400_000, 4_107_542_399_999, 253_402_300_799_999] {
+            let t = UNIX_EPOCH + Duration::from_millis(ms);
+            assert_eq!(
+                UnixMillis(ms).to_string(),
+                humantime::format_rfc3339_millis(t).to_string()
+            );
+        }
+        assert_eq!(
+            &UnixMillis(u64::MAX).to_rfc3339(),
+            b"9999-12-31T23:59:59.999Z"
         );
     }
 

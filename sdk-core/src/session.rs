@@ -42,6 +42,20 @@ impl Identity {
         }
     }
 
+    /// Continues a session kept from before (the browser package keeps it in storage, shared
+    /// by the tabs): it stays open if `last_activity_ms` is within the timeout of the next event.
+    pub fn resume(&mut self, session_id: impl Into<Arc<str>>, last_activity_ms: u64) {
+        self.session_id = Some(session_id.into());
+        self.last_activity_ms = last_activity_ms;
+    }
+
+    /// When the last event was tracked (Unix ms), and the open session, if any.
+    pub fn session(&self) -> Option<(&str, u64)> {
+        self.session_id
+            .as_deref()
+            .map(|id| (id, self.last_activity_ms))
+    }
+
     /// The ids for an event tracked at `now_ms`; starts a new session (with an id from
     /// `new_session_id`) when none is open or the last event is older than the timeout.
     pub fn touch(&mut self, now_ms: u64, new_session_id: impl FnOnce() -> String) -> EventIdentity {
@@ -109,6 +123,16 @@ mod tests {
         for &(now, expected) in steps {
             assert_eq!(&*id.touch(now, &mut mint).session_id, expected, "at {now}");
         }
+    }
+
+    #[test]
+    fn a_resumed_session_continues_until_the_timeout() {
+        let mut id = Identity::new("anon", Duration::from_secs(60));
+        assert_eq!(id.session(), None);
+        id.resume("kept", 10_000);
+        assert_eq!(id.session(), Some(("kept", 10_000)));
+        assert_eq!(&*id.touch(69_999, || "new".into()).session_id, "kept");
+        assert_eq!(&*id.touch(130_000, || "new".into()).session_id, "new");
     }
 
     #[test]

@@ -38,11 +38,13 @@ pub enum DropReason {
     SpoolFull,
     /// The disk refused to store an event that the memory queue had no room for either.
     SpoolError,
+    /// The user opted out (browser package): the queue was cleared.
+    OptedOut,
 }
 
 impl DropReason {
     /// Every reason, in a stable order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::QueueFull,
         DropReason::TooLarge,
         DropReason::Unauthorized,
@@ -52,6 +54,7 @@ impl DropReason {
         DropReason::ShutDown,
         DropReason::SpoolFull,
         DropReason::SpoolError,
+        DropReason::OptedOut,
     ];
 
     /// A short snake_case name, for logs and summaries.
@@ -66,6 +69,7 @@ impl DropReason {
             DropReason::ShutDown => "shut_down",
             DropReason::SpoolFull => "spool_full",
             DropReason::SpoolError => "spool_error",
+            DropReason::OptedOut => "opted_out",
         }
     }
 
