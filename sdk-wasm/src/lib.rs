@@ -1,82 +1,619 @@
 //! # eventwire-wasm
 //!
-//! The wasm-bindgen facade over the `eventwire` core for the npm package `eventwire`. The
-//! tracker logic (Iglu URIs, retry policy, batching, accounting) is the Rust core compiled to
-//! wasm; only what only a browser can do (fetch with keepalive, `sendBeacon` on page hide,
-//! storage) is JavaScript.
+//! The tracker core of the npm package `eventwire`, compiled to wasm. The decisions are the
+//! Rust core's, shared with the native tracker: Iglu URIs ([`eventwire::SchemaKey`]), event
+//! ids (UUID v7) and timestamps, identity and sessions ([`eventwire::session`]), batching by
+//! count, bytes and time ([`eventwire::batch`]), the retry policy
+//! ([`eventwire::RetryPolicy`]) and the accounting ([`eventwire::stats`]). Only what only a
+//! browser can do is JavaScript (`npm/src/index.js`): `JSON.stringify` of the data, `fetch`
+//! and `sendBeacon`, page-hide events, storage and the tab locks.
 //!
-//! This crate exports the core's pure decisions; the browser tracker is built on them.
+//! The interface is narrow and string-based on purpose: every exported function costs glue
+//! code in the package, whose whole budget is 18 KB gzipped. Events cross from JavaScript in
+//! groups (one string per group, fields separated by NUL, which `JSON.stringify` never
+//! emits), not one call per event.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
+use eventwire::batch::{body_overhead, encode_body, BatchLimits};
+use eventwire::event::UnixMillis;
 use eventwire::policy::{Attempt, RetryPolicy, Verdict};
-use eventwire::SchemaKey;
+use eventwire::session::Identity;
+use eventwire::stats::{Counters, DropReason};
+use eventwire::{IgluUriError, SchemaKey};
 use wasm_bindgen::prelude::*;
 
-/// The version of the core compiled into this module.
-#[wasm_bindgen(js_name = coreVersion)]
-pub fn core_version() -> String {
-    env!("CARGO_PKG_VERSION").to_owned()
+mod text;
+use text::{push_json_str, push_u64, Fields};
+
+/// An event waiting for delivery: its id (for restoring without duplicates) and envelope.
+struct Queued {
+    id: [u8; 36],
+    json: Box<str>,
 }
 
-/// Throws a JS `Error` explaining why `uri` is not a valid Iglu schema URI.
-#[wasm_bindgen(js_name = checkSchemaUri)]
-pub fn check_schema_uri(uri: &str) -> Result<(), JsError> {
-    SchemaKey::validate(uri).map_err(|e| JsError::new(&format!("invalid schema URI `{uri}`: {e}")))
-}
-
-/// What to do after a send attempt, per the wire protocol's status table.
-///
-/// `status` is the HTTP status, or 0 when the request failed without one. Returns a number of
-/// milliseconds to wait before resending (`>= 0`), or a negative code: -1 delivered,
-/// -2 split the batch, -3 give up (deadline), -4 do not resend (refused).
-#[wasm_bindgen(js_name = retryDecision)]
-pub fn retry_decision(
-    status: u16,
-    retry_after: Option<String>,
+/// A batch handed to JavaScript to send, waiting for its answer.
+struct Sending {
+    id: u32,
+    events: Vec<Queued>,
     attempt: u32,
-    elapsed_ms: f64,
-    now_unix_ms: f64,
-    jitter: f64,
-) -> f64 {
-    let outcome = if status == 0 {
-        Attempt::Network
-    } else {
-        Attempt::Status {
-            code: status,
-            retry_after: retry_after.as_deref(),
+    first_ms: f64,
+    /// Sent on page hide: not retried by this page (it is going away); if the page stays,
+    /// the answer still settles it.
+    beacon: bool,
+}
+
+/// The browser tracker's state. JavaScript owns one per `init()`.
+#[wasm_bindgen]
+pub struct Core {
+    context_head: String,
+    write_key_json: Option<String>,
+    identity: Identity,
+    /// `,"context":{…}}` for the identity it was rendered for.
+    context_tail: Option<(String, String)>,
+    limits: BatchLimits,
+    overhead: usize,
+    max_queue_events: usize,
+    max_queue_bytes: usize,
+    max_event_bytes: usize,
+    queue: VecDeque<Queued>,
+    queued_bytes: usize,
+    /// When the oldest queued event arrived (monotonic ms), for the batch delay.
+    oldest_ms: Option<f64>,
+    sending: Vec<Sending>,
+    /// Batches to send again (after a failure, a `Retry-After` or a 413 split), first first.
+    again: VecDeque<Sending>,
+    /// Not before this time (monotonic ms): the backoff or the collector's `Retry-After`.
+    retry_at: f64,
+    next_batch_id: u32,
+    retry: RetryPolicy,
+    counters: Counters,
+    rng: fastrand::Rng,
+    /// The last attempt failed (the collector is down or the page offline).
+    failing: bool,
+}
+
+#[wasm_bindgen]
+impl Core {
+    /// A tracker core. `labels` and `library` are JSON objects (from `JSON.stringify`),
+    /// `anonymous_id` and `session_id` plain strings (`session_id` empty: none kept), `seed`
+    /// 16 hex digits of `crypto.getRandomValues` for the event ids' random bits.
+    #[wasm_bindgen(constructor)]
+    #[allow(clippy::too_many_arguments)] // one call at init; strings and numbers cost no glue
+    pub fn new(
+        labels: &str,
+        library: &str,
+        write_key: &str,
+        anonymous_id: &str,
+        session_id: &str,
+        last_activity_ms: f64,
+        session_timeout_ms: f64,
+        max_batch_events: u32,
+        max_batch_bytes: u32,
+        max_batch_delay_ms: f64,
+        max_queue_events: u32,
+        max_queue_bytes: u32,
+        seed: &str,
+    ) -> Core {
+        let mut context_head = String::with_capacity(labels.len() + library.len() + 32);
+        context_head.push_str(r#","context":{"labels":"#);
+        context_head.push_str(labels);
+        context_head.push_str(r#","library":"#);
+        context_head.push_str(library);
+        let write_key_json = (!write_key.is_empty()).then(|| {
+            let mut s = String::new();
+            push_json_str(&mut s, write_key);
+            s
+        });
+        let mut identity = Identity::new(
+            anonymous_id,
+            Duration::from_millis(session_timeout_ms.max(1.0) as u64),
+        );
+        if !session_id.is_empty() {
+            identity.resume(session_id, last_activity_ms.max(0.0) as u64);
         }
-    };
-    let elapsed = Duration::from_millis(elapsed_ms.max(0.0) as u64);
-    match RetryPolicy::default().decide(
-        outcome,
-        attempt,
-        elapsed,
-        now_unix_ms.max(0.0) as u64,
-        jitter,
-    ) {
-        Verdict::Retry(d) | Verdict::Throttle(d) => d.as_millis() as f64,
-        Verdict::Delivered => -1.0,
-        Verdict::Split => -2.0,
-        Verdict::GiveUp => -3.0,
-        Verdict::Refuse(_) => -4.0,
+        let limits = BatchLimits {
+            max_events: (max_batch_events as usize).max(1),
+            max_bytes: (max_batch_bytes as usize).max(1024),
+            max_delay: Duration::from_millis(max_batch_delay_ms.max(1.0) as u64),
+        };
+        let overhead = body_overhead(write_key_json.as_ref().map(String::len));
+        Core {
+            context_head,
+            write_key_json,
+            identity,
+            context_tail: None,
+            limits,
+            overhead,
+            max_queue_events: (max_queue_events as usize).max(1),
+            max_queue_bytes: (max_queue_bytes as usize).max(1024),
+            max_event_bytes: limits.max_bytes - overhead,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            oldest_ms: None,
+            sending: Vec::new(),
+            again: VecDeque::new(),
+            retry_at: 0.0,
+            next_batch_id: 1,
+            retry: RetryPolicy::default(),
+            counters: Counters::default(),
+            rng: fastrand::Rng::with_seed(u64::from_str_radix(seed, 16).unwrap_or(0x5eed)),
+            failing: false,
+        }
     }
+
+    /// Checks an Iglu schema URI: empty when valid, otherwise why not.
+    pub fn check(&self, uri: &str) -> String {
+        // Short reasons, put together without `core::fmt` (the Rust tracker's messages are
+        // longer; the package's size budget is not).
+        let mut why = String::new();
+        match SchemaKey::validate(uri) {
+            Ok(_) => {}
+            Err(IgluUriError::Prefix) => why.push_str("must start with iglu:"),
+            Err(IgluUriError::Parts) => why.push_str("must be iglu:vendor/name/format/M-R-A"),
+            Err(IgluUriError::Part(part)) => {
+                why.push_str("invalid ");
+                why.push_str(part);
+            }
+            Err(IgluUriError::Version(v)) => {
+                why.push_str("invalid SchemaVer ");
+                why.push_str(v);
+            }
+        }
+        if !why.is_empty() {
+            why.insert_str(0, ": ");
+            why.insert_str(0, uri);
+        }
+        why
+    }
+
+    /// Takes a group of tracked events: `schema NUL data NUL entities NUL time NUL …` (data
+    /// and entities as JSON text, entities empty when none, time in Unix ms). Returns how many
+    /// were queued; the others were counted as dropped (queue full, too large).
+    pub fn add(&mut self, group: &str, now_ms: f64) -> u32 {
+        let mut fields = Fields::new(group);
+        let mut queued = 0;
+        while let (Some(schema), Some(data), Some(entities), Some(time)) =
+            (fields.next(), fields.next(), fields.next(), fields.next())
+        {
+            let created = time.parse::<u64>().unwrap_or(0);
+            if self.push(schema, data, entities, created, now_ms) {
+                queued += 1;
+            }
+        }
+        queued
+    }
+
+    fn push(
+        &mut self,
+        schema: &str,
+        data: &str,
+        entities: &str,
+        created: u64,
+        now_ms: f64,
+    ) -> bool {
+        self.counters.admit();
+        if self.queue.len() >= self.max_queue_events {
+            self.counters.dropped(DropReason::QueueFull, 1);
+            return false;
+        }
+        let id = self.event_id(created);
+        let rng = &mut self.rng;
+        let who = self.identity.touch(created, || new_v4(rng));
+        let tail = match &self.context_tail {
+            Some((key, tail)) if *key == who_key(&who) => tail.clone(),
+            _ => {
+                let mut tail = self.context_head.clone();
+                tail.push_str(r#","anonymous_id":"#);
+                push_json_str(&mut tail, &who.anonymous_id);
+                if let Some(user) = &who.user_id {
+                    tail.push_str(r#","user_id":"#);
+                    push_json_str(&mut tail, user);
+                }
+                tail.push_str(r#","session_id":"#);
+                push_json_str(&mut tail, &who.session_id);
+                tail.push_str("}}");
+                self.context_tail = Some((who_key(&who), tail.clone()));
+                tail
+            }
+        };
+        let mut json =
+            String::with_capacity(120 + schema.len() + data.len() + entities.len() + tail.len());
+        json.push_str(r#"{"event_id":""#);
+        json.push_str(as_str(&id));
+        json.push_str(r#"","schema":""#);
+        json.push_str(schema);
+        json.push_str(r#"","data":"#);
+        json.push_str(data);
+        json.push_str(r#","created_at":""#);
+        json.push_str(as_str(&UnixMillis(created).to_rfc3339()));
+        json.push('"');
+        if !entities.is_empty() && entities != "[]" {
+            json.push_str(r#","entities":"#);
+            json.push_str(entities);
+        }
+        json.push_str(&tail);
+        if json.len() > self.max_event_bytes {
+            self.counters.dropped(DropReason::TooLarge, 1);
+            return false;
+        }
+        if self.queued_bytes + json.len() > self.max_queue_bytes {
+            self.counters.dropped(DropReason::QueueFull, 1);
+            return false;
+        }
+        self.counters.enqueued();
+        self.enqueue(
+            Queued {
+                id,
+                json: json.into(),
+            },
+            now_ms,
+        );
+        true
+    }
+
+    fn enqueue(&mut self, event: Queued, now_ms: f64) {
+        self.queued_bytes += event.json.len() + 1;
+        self.oldest_ms.get_or_insert(now_ms);
+        self.queue.push_back(event);
+    }
+
+    fn event_id(&mut self, unix_ms: u64) -> [u8; 36] {
+        let mut random = [0u8; 10];
+        self.rng.fill(&mut random);
+        let id = uuid::Builder::from_unix_timestamp_millis(unix_ms, &random).into_uuid();
+        let mut out = [0u8; 36];
+        id.hyphenated().encode_lower(&mut out);
+        out
+    }
+
+    /// Queues events kept from an earlier page (newline-separated envelopes, as
+    /// [`Core::pending`] gave them), skipping ids already queued. Returns how many.
+    pub fn restore(&mut self, kept: &str, now_ms: f64) -> u32 {
+        let mut n = 0;
+        for json in kept.split('\n') {
+            let Some(id) = envelope_id(json) else {
+                continue;
+            };
+            let known = self.events().any(|e| e.id == id);
+            if known || self.queue.len() >= self.max_queue_events {
+                continue;
+            }
+            self.counters.recovered(1, 0, 0);
+            self.enqueue(
+                Queued {
+                    id,
+                    json: json.into(),
+                },
+                now_ms,
+            );
+            n += 1;
+        }
+        n
+    }
+
+    /// Milliseconds until [`Core::take`] has something to send (0: now), or -1 for nothing.
+    pub fn due(&self, now_ms: f64) -> f64 {
+        let due = if !self.again.is_empty() {
+            0.0
+        } else if self.queue.is_empty() {
+            return -1.0;
+        } else if self.queue.len() >= self.limits.max_events
+            || self.queued_bytes + self.overhead >= self.limits.max_bytes
+        {
+            0.0
+        } else {
+            let oldest = self.oldest_ms.unwrap_or(now_ms);
+            oldest + self.limits.max_delay.as_millis() as f64 - now_ms
+        };
+        due.max(self.retry_at - now_ms).max(0.0)
+    }
+
+    /// The next request body to send, or empty when none is due. `force` sends what is
+    /// queued now (flush); `max_bytes` caps the body (0: the batch limit; page hide passes
+    /// what the keepalive quota allows); `beacon` marks it as sent on page hide.
+    pub fn take(
+        &mut self,
+        now_ms: f64,
+        unix_ms: f64,
+        force: bool,
+        max_bytes: u32,
+        beacon: bool,
+    ) -> String {
+        if !force && self.due(now_ms) != 0.0 {
+            return String::new();
+        }
+        let id = self.next_batch_id;
+        let batch = match self.again.pop_front() {
+            Some(mut batch) => {
+                batch.attempt += 1;
+                batch.id = id;
+                batch.beacon = beacon;
+                batch
+            }
+            None => {
+                let cap = match max_bytes as usize {
+                    0 => self.limits.max_bytes,
+                    n => n.min(self.limits.max_bytes),
+                };
+                let mut events = Vec::new();
+                let mut bytes = self.overhead;
+                while let Some(next) = self.queue.front() {
+                    // An event over a page-hide cap is left for the next page.
+                    if events.len() >= self.limits.max_events
+                        || bytes + next.json.len() + usize::from(!events.is_empty()) > cap
+                    {
+                        break;
+                    }
+                    bytes += next.json.len() + usize::from(!events.is_empty());
+                    let Some(event) = self.queue.pop_front() else {
+                        break;
+                    };
+                    self.queued_bytes -= event.json.len() + 1;
+                    events.push(event);
+                }
+                if events.is_empty() {
+                    return String::new();
+                }
+                self.oldest_ms = (!self.queue.is_empty()).then_some(now_ms);
+                Sending {
+                    id,
+                    events,
+                    attempt: 0,
+                    first_ms: now_ms,
+                    beacon,
+                }
+            }
+        };
+        self.next_batch_id = id.wrapping_add(1).max(1);
+        let body = self.body(&batch.events, unix_ms);
+        self.counters.request(body.len(), batch.attempt > 0);
+        self.sending.push(batch);
+        body
+    }
+
+    /// The id of the batch [`Core::take`] last returned.
+    pub fn batch(&self) -> u32 {
+        self.next_batch_id.wrapping_sub(1)
+    }
+
+    fn body(&self, events: &[Queued], unix_ms: f64) -> String {
+        let sent_at = UnixMillis(unix_ms.max(0.0) as u64).to_rfc3339();
+        let mut body = Vec::with_capacity(
+            self.overhead + events.iter().map(|e| e.json.len() + 1).sum::<usize>(),
+        );
+        encode_body(
+            as_str(&sent_at),
+            self.write_key_json.as_deref(),
+            events.iter().map(|e| e.json.as_bytes()),
+            &mut body,
+        );
+        String::from_utf8(body).unwrap_or_default()
+    }
+
+    /// Settles the answer to batch `id`: `status` (0 when the request failed without one),
+    /// the `Retry-After` header, the indices the collector dead-lettered (comma-separated)
+    /// and its `duplicates` count. Returns milliseconds after which to send again (the batch
+    /// is queued again, first), or -1 when the batch is settled.
+    #[allow(clippy::too_many_arguments)]
+    pub fn settle(
+        &mut self,
+        id: u32,
+        status: u16,
+        retry_after: &str,
+        rejected: &str,
+        duplicates: u32,
+        now_ms: f64,
+        unix_ms: f64,
+        jitter: f64,
+    ) -> f64 {
+        let Some(at) = self.sending.iter().position(|s| s.id == id) else {
+            return -1.0;
+        };
+        let batch = self.sending.swap_remove(at);
+        let outcome = if status == 0 {
+            Attempt::Network
+        } else {
+            Attempt::Status {
+                code: status,
+                retry_after: (!retry_after.is_empty()).then_some(retry_after),
+            }
+        };
+        let elapsed = Duration::from_millis((now_ms - batch.first_ms).max(0.0) as u64);
+        let verdict = self.retry.decide(
+            outcome,
+            batch.attempt,
+            elapsed,
+            unix_ms.max(0.0) as u64,
+            jitter,
+        );
+        self.failing = !matches!(verdict, Verdict::Delivered | Verdict::Refuse(_));
+        let n = batch.events.len() as u64;
+        match verdict {
+            Verdict::Delivered => {
+                let rejected: Vec<usize> =
+                    rejected.split(',').filter_map(|i| i.parse().ok()).collect();
+                let bad = batch.events.len().min(rejected.len()) as u64;
+                self.counters.sent(n - bad, u64::from(duplicates));
+                self.counters.rejected(bad);
+                -1.0
+            }
+            Verdict::Refuse(_) if status == 400 => {
+                self.counters.rejected(n);
+                -1.0
+            }
+            Verdict::Refuse(_) => {
+                let reason = match status {
+                    401 | 403 => DropReason::Unauthorized,
+                    415 => DropReason::Unsupported,
+                    _ => DropReason::HttpStatus,
+                };
+                self.counters.dropped(reason, n);
+                -1.0
+            }
+            Verdict::GiveUp => {
+                self.counters.dropped(DropReason::RetryExpired, n);
+                -1.0
+            }
+            Verdict::Split if batch.events.len() == 1 => {
+                self.counters.dropped(DropReason::TooLarge, n);
+                -1.0
+            }
+            Verdict::Split => {
+                // Both halves go first, each on its own.
+                let mut first = batch;
+                let second = first.events.split_off(first.events.len() / 2);
+                let second = Sending {
+                    id: 0,
+                    events: second,
+                    attempt: first.attempt,
+                    first_ms: first.first_ms,
+                    beacon: first.beacon,
+                };
+                self.again.push_front(second);
+                self.again.push_front(first);
+                0.0
+            }
+            Verdict::Retry(wait) | Verdict::Throttle(wait) => {
+                if matches!(verdict, Verdict::Throttle(_)) {
+                    self.counters.throttled();
+                }
+                let wait = wait.as_millis() as f64;
+                self.retry_at = now_ms + wait;
+                self.again.push_front(batch);
+                wait
+            }
+        }
+    }
+
+    /// Every event not yet answered for, newline-separated envelopes (queued first, then
+    /// those being sent, page-hide batches last), for storage.
+    pub fn pending(&self, include_beacons: bool) -> String {
+        let mut out = String::new();
+        let sending = self.sending.iter().filter(|s| include_beacons || !s.beacon);
+        let again = self.again.iter().flat_map(|s| &s.events);
+        for e in again
+            .chain(&self.queue)
+            .chain(sending.flat_map(|s| &s.events))
+        {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&e.json);
+        }
+        out
+    }
+
+    fn events(&self) -> impl Iterator<Item = &Queued> {
+        let again = self.again.iter().flat_map(|s| &s.events);
+        let sending = self.sending.iter().flat_map(|s| &s.events);
+        again.chain(&self.queue).chain(sending)
+    }
+
+    /// True while the collector answers (the last attempt did not fail).
+    pub fn healthy(&self) -> bool {
+        !self.failing
+    }
+
+    /// Drops everything queued (opt-out), counted as `dropped_opted_out`.
+    pub fn clear(&mut self) {
+        let n =
+            (self.queue.len() + self.again.iter().map(|s| s.events.len()).sum::<usize>()) as u64;
+        self.queue.clear();
+        self.again.clear();
+        self.queued_bytes = 0;
+        self.oldest_ms = None;
+        self.counters.dropped(DropReason::OptedOut, n);
+    }
+
+    /// Sets the signed-in user (empty: none).
+    #[wasm_bindgen(js_name = setUser)]
+    pub fn set_user(&mut self, user_id: &str) {
+        self.identity
+            .set_user_id((!user_id.is_empty()).then(|| user_id.to_owned()));
+    }
+
+    /// Forgets the user: this anonymous id from now on, no user, a new session.
+    pub fn reset(&mut self, anonymous_id: &str) {
+        self.identity.reset(anonymous_id);
+    }
+
+    /// The session to keep for the other tabs and the next page: `id NUL last activity ms`.
+    pub fn session(&self) -> String {
+        let mut out = String::new();
+        if let Some((id, last)) = self.identity.session() {
+            out.push_str(id);
+            out.push('\0');
+            push_u64(&mut out, last);
+        }
+        out
+    }
+
+    /// The counters as a JSON object (the same names as the Rust tracker's `Stats`).
+    pub fn stats(&self) -> String {
+        let s = self.counters.snapshot();
+        let mut out = String::from("{");
+        let mut field = |name: &str, v: u64| {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":");
+            push_u64(&mut out, v);
+        };
+        field("tracked", s.tracked);
+        field("sent", s.sent);
+        field("duplicates", s.duplicates);
+        field("rejected", s.rejected);
+        field("filtered", s.filtered);
+        field("pending", s.pending);
+        field("requests", s.requests);
+        field("retries", s.retries);
+        field("throttled", s.throttled);
+        field("bytes_sent", s.bytes_sent);
+        field("recovered", s.recovered);
+        for (reason, n) in &s.dropped {
+            let mut name = String::from("dropped_");
+            name.push_str(reason.as_str());
+            field(&name, *n);
+        }
+        out.push('}');
+        out
+    }
+}
+
+fn who_key(who: &eventwire::session::EventIdentity) -> String {
+    let mut key = String::new();
+    key.push_str(&who.anonymous_id);
+    key.push('\0');
+    key.push_str(who.user_id.as_deref().unwrap_or(""));
+    key.push('\0');
+    key.push_str(&who.session_id);
+    key
+}
+
+fn new_v4(rng: &mut fastrand::Rng) -> String {
+    let mut bytes = [0u8; 16];
+    rng.fill(&mut bytes);
+    let mut out = [0u8; 36];
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(&mut out);
+    as_str(&out).to_owned()
+}
+
+/// The `event_id` at the start of an envelope this package wrote.
+fn envelope_id(json: &str) -> Option<[u8; 36]> {
+    let rest = json.strip_prefix(r#"{"event_id":""#)?;
+    rest.as_bytes().get(..36)?.try_into().ok()
+}
+
+fn as_str(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decisions_follow_the_core_policy() {
-        assert_eq!(retry_decision(200, None, 0, 0.0, 0.0, 0.5), -1.0);
-        assert_eq!(retry_decision(413, None, 0, 0.0, 0.0, 0.5), -2.0);
-        assert_eq!(retry_decision(400, None, 0, 0.0, 0.0, 0.5), -4.0);
-        assert_eq!(
-            retry_decision(429, Some("3".into()), 0, 0.0, 0.0, 0.5),
-            3000.0
-        );
-        assert_eq!(retry_decision(500, None, 0, 0.0, 0.0, 0.5), 50.0);
-        assert_eq!(retry_decision(0, None, 0, 1e9, 0.0, 0.5), -3.0);
-    }
-}
+mod tests;

@@ -1,0 +1,281 @@
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use super::*;
+use serde_json::Value;
+
+const PLAY: &str = "iglu:com.example.media/play/jsonschema/1-0-0";
+
+fn core() -> Core {
+    Core::new(
+        r#"{"environment":"test"}"#,
+        r#"{"name":"eventwire-js","version":"0.1.0"}"#,
+        "key-1",
+        "anon-1",
+        "",
+        0.0,
+        1_800_000.0,
+        3,
+        1_048_576,
+        1_000.0,
+        100,
+        1_000_000,
+        "00000000c0ffee00",
+    )
+}
+
+fn group(events: &[(&str, &str, &str, u64)]) -> String {
+    let mut out = String::new();
+    for (schema, data, entities, t) in events {
+        if !out.is_empty() {
+            out.push('\0');
+        }
+        out.push_str(&format!("{schema}\0{data}\0{entities}\0{t}"));
+    }
+    out
+}
+
+fn body(text: &str) -> Value {
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn events_become_envelopes_in_batches_by_count_and_time() {
+    let mut c = core();
+    let t = 1_764_000_000_000;
+    let n = c.add(
+        &group(&[
+            (PLAY, r#"{"media_id":"b0074dlv"}"#, "", t),
+            (
+                PLAY,
+                "{}",
+                r#"[{"schema":"iglu:a/b/jsonschema/1-0-0","data":{}}]"#,
+                t + 1,
+            ),
+        ]),
+        0.0,
+    );
+    assert_eq!(n, 2);
+    // Two of three: not due until the delay has passed.
+    assert_eq!(c.due(0.0), 1_000.0);
+    assert_eq!(c.take(10.0, 0.0, false, 0, false), "");
+    let text = c.take(1_000.0, t as f64 + 5.0, false, 0, false);
+    let b = body(&text);
+    assert_eq!(b["write_key"], "key-1");
+    assert_eq!(b["sent_at"], "2025-11-24T16:00:00.005Z");
+    let events = b["events"].as_array().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["schema"], PLAY);
+    assert_eq!(events[0]["data"]["media_id"], "b0074dlv");
+    assert_eq!(events[0]["created_at"], "2025-11-24T16:00:00.000Z");
+    assert!(events[0].get("entities").is_none());
+    assert_eq!(
+        events[1]["entities"][0]["schema"],
+        "iglu:a/b/jsonschema/1-0-0"
+    );
+    let ctx = &events[0]["context"];
+    assert_eq!(ctx["labels"]["environment"], "test");
+    assert_eq!(ctx["anonymous_id"], "anon-1");
+    assert_eq!(ctx["session_id"], events[1]["context"]["session_id"]);
+    let id0 = uuid::Uuid::parse_str(events[0]["event_id"].as_str().unwrap()).unwrap();
+    assert_eq!(id0.get_version_num(), 7);
+    assert_ne!(events[0]["event_id"], events[1]["event_id"]);
+    // Three make a full batch: due at once.
+    c.add(
+        &group(&[
+            (PLAY, "{}", "", t),
+            (PLAY, "{}", "", t),
+            (PLAY, "{}", "", t),
+        ]),
+        2_000.0,
+    );
+    assert_eq!(c.due(2_000.0), 0.0);
+    let id = c.batch();
+    assert_eq!(c.settle(id, 200, "", "", 0, 2_001.0, 0.0, 0.5), -1.0);
+    let s: Value = serde_json::from_str(&c.stats()).unwrap();
+    assert_eq!(
+        (
+            s["tracked"].as_u64(),
+            s["sent"].as_u64(),
+            s["pending"].as_u64()
+        ),
+        (Some(5), Some(2), Some(3))
+    );
+}
+
+#[test]
+fn failures_retry_with_backoff_and_keep_their_events() {
+    let mut c = core();
+    c.add(
+        &group(&[
+            (PLAY, "{}", "", 1),
+            (PLAY, "{}", "", 2),
+            (PLAY, "{}", "", 3),
+        ]),
+        0.0,
+    );
+    let first = c.take(0.0, 0.0, false, 0, false);
+    let ids: Vec<Value> = body(&first)["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].clone())
+        .collect();
+    let wait = c.settle(c.batch(), 503, "2", "", 0, 10.0, 0.0, 0.5);
+    assert_eq!(wait, 2_000.0, "Retry-After is obeyed");
+    assert!(!c.healthy());
+    assert_eq!(
+        c.take(500.0, 0.0, false, 0, false),
+        "",
+        "not before the wait"
+    );
+    let again = c.take(2_010.0, 99_000.0, false, 0, false);
+    let b = body(&again);
+    let same: Vec<Value> = b["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event_id"].clone())
+        .collect();
+    assert_eq!(same, ids);
+    assert_eq!(b["sent_at"], "1970-01-01T00:01:39.000Z", "fresh sent_at");
+    assert!(
+        c.settle(c.batch(), 0, "", "", 0, 2_020.0, 0.0, 0.5) > 0.0,
+        "network error: retry"
+    );
+    let _ = c.take(10_000.0, 0.0, false, 0, false);
+    assert_eq!(
+        c.settle(c.batch(), 200, "", "1", 0, 10_001.0, 0.0, 0.5),
+        -1.0
+    );
+    assert!(c.healthy());
+    let s: Value = serde_json::from_str(&c.stats()).unwrap();
+    assert_eq!(
+        (s["sent"].as_u64(), s["rejected"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(
+        (
+            s["requests"].as_u64(),
+            s["retries"].as_u64(),
+            s["throttled"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1))
+    );
+}
+
+#[test]
+fn a_413_splits_and_a_lone_event_over_the_limit_is_dropped() {
+    let mut c = core();
+    c.add(
+        &group(&[
+            (PLAY, "{}", "", 1),
+            (PLAY, "{}", "", 2),
+            (PLAY, "{}", "", 3),
+        ]),
+        0.0,
+    );
+    let _ = c.take(0.0, 0.0, false, 0, false);
+    assert_eq!(c.settle(c.batch(), 413, "", "", 0, 1.0, 0.0, 0.5), 0.0);
+    let one = body(&c.take(1.0, 0.0, false, 0, false));
+    assert_eq!(one["events"].as_array().unwrap().len(), 1);
+    assert_eq!(c.settle(c.batch(), 413, "", "", 0, 2.0, 0.0, 0.5), -1.0);
+    let two = body(&c.take(2.0, 0.0, false, 0, false));
+    assert_eq!(two["events"].as_array().unwrap().len(), 2);
+    c.settle(c.batch(), 200, "", "", 0, 3.0, 0.0, 0.5);
+    let s: Value = serde_json::from_str(&c.stats()).unwrap();
+    assert_eq!(
+        (
+            s["sent"].as_u64(),
+            s["dropped_too_large"].as_u64(),
+            s["pending"].as_u64()
+        ),
+        (Some(2), Some(1), Some(0))
+    );
+}
+
+#[test]
+fn pending_events_restore_once_and_page_hide_bodies_respect_the_cap() {
+    let mut c = core();
+    c.add(&group(&[(PLAY, "{}", "", 1), (PLAY, "{}", "", 2)]), 0.0);
+    let kept = c.pending(true);
+    assert_eq!(kept.lines().count(), 2);
+    let mut next = core();
+    assert_eq!(next.restore(&kept, 0.0), 2);
+    assert_eq!(
+        next.restore(&kept, 0.0),
+        0,
+        "known ids are not queued twice"
+    );
+    assert_eq!(next.pending(true), kept);
+    // A 600-byte cap fits one envelope (≈ 300 bytes) per body.
+    let one = next.take(0.0, 0.0, true, 600, true);
+    assert_eq!(body(&one)["events"].as_array().unwrap().len(), 1);
+    assert!(one.len() <= 600);
+    assert_eq!(
+        next.pending(false).lines().count(),
+        1,
+        "the page-hide batch is not kept"
+    );
+    assert_eq!(next.pending(true).lines().count(), 2);
+    let s: Value = serde_json::from_str(&next.stats()).unwrap();
+    assert_eq!(s["recovered"].as_u64(), Some(2));
+}
+
+#[test]
+fn bounds_are_counted_and_opt_out_clears() {
+    let mut c = Core::new(
+        "{}", "{}", "", "a", "", 0.0, 1_000.0, 500, 1_048_576, 1_000.0, 2, 1_000_000, "1",
+    );
+    let n = c.add(
+        &group(&[
+            (PLAY, "{}", "", 1),
+            (PLAY, "{}", "", 2),
+            (PLAY, "{}", "", 3),
+        ]),
+        0.0,
+    );
+    assert_eq!(n, 2);
+    c.clear();
+    let s: Value = serde_json::from_str(&c.stats()).unwrap();
+    assert_eq!(
+        (
+            s["dropped_queue_full"].as_u64(),
+            s["dropped_opted_out"].as_u64(),
+            s["pending"].as_u64()
+        ),
+        (Some(1), Some(2), Some(0))
+    );
+    assert_eq!(c.check(PLAY), "");
+    assert!(!c.check("iglu:nope").is_empty());
+}
+
+#[test]
+fn sessions_continue_across_pages_and_users_are_named() {
+    let mut c = Core::new(
+        "{}",
+        "{}",
+        "",
+        "a",
+        "kept-session",
+        1_000.0,
+        60_000.0,
+        500,
+        1_048_576,
+        1_000.0,
+        10,
+        1_000_000,
+        "1",
+    );
+    c.set_user("u \"42\"");
+    c.add(&group(&[(PLAY, "{}", "", 30_000)]), 0.0);
+    let b = body(&c.take(0.0, 0.0, true, 0, false));
+    assert_eq!(b["events"][0]["context"]["session_id"], "kept-session");
+    assert_eq!(b["events"][0]["context"]["user_id"], "u \"42\"");
+    assert_eq!(c.session(), "kept-session\u{0}30000");
+    c.reset("b");
+    c.add(&group(&[(PLAY, "{}", "", 31_000)]), 0.0);
+    let b = body(&c.take(0.0, 0.0, true, 0, false));
+    assert_eq!(b["events"][0]["context"]["anonymous_id"], "b");
+    assert!(b["events"][0]["context"].get("user_id").is_none());
+    assert_ne!(b["events"][0]["context"]["session_id"], "kept-session");
+}
