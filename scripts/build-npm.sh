@@ -23,7 +23,7 @@ out=sdk-wasm/npm/dist
 rm -rf "$out"
 wasm-bindgen --target web --no-typescript --out-dir "$out" --out-name core \
   "$target/wasm32-unknown-unknown/wasm-release/eventwire_wasm.wasm"
-wasm-opt -Oz --strip-debug --strip-producers \
+wasm-opt -Oz --converge --strip-debug --strip-producers \
   --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
   --enable-mutable-globals --enable-reference-types --enable-multivalue \
   "$out/core_bg.wasm" -o "$out/core_bg.wasm"

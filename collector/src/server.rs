@@ -401,6 +401,8 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::AUTHORIZATION,
                 header::CONTENT_ENCODING,
             ])
+            // The browser package reads `Retry-After` on 429/503 to pause as asked.
+            .expose_headers([header::RETRY_AFTER])
             .max_age(Duration::from_secs(3600)),
     )
 }

@@ -378,6 +378,25 @@ async fn cors_preflight_for_configured_origins_only() {
     );
     let other = preflight("https://evil.example.com").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    // A simple (text/plain) POST from the browser package: allowed, and `Retry-After` is
+    // readable by the page.
+    let post = client
+        .post(c.url("/v1/batch"))
+        .header("origin", "https://app.example.com")
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(batch(vec![play(1.0)]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 200);
+    assert_eq!(
+        post.headers()["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(
+        post.headers()["access-control-expose-headers"],
+        "retry-after"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -145,15 +145,31 @@ impl RetryPolicy {
 
 /// Reads a `Retry-After` value: delay-seconds or an HTTP date (relative to `now_unix_ms`).
 /// A date in the past means "now". Returns `None` for anything else.
+///
+/// Without the `http-date` feature only delay-seconds are read (the browser package turns a
+/// date into seconds with `Date.parse` before it gets here).
 pub fn parse_retry_after(value: &str, now_unix_ms: u64) -> Option<Duration> {
-    let value = value.trim();
+    let value = value.trim_ascii();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         // Saturate absurdly long numbers; the caller caps the result anyway.
-        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
+        let secs = value.bytes().fold(0u64, |n, b| {
+            n.saturating_mul(10).saturating_add(u64::from(b - b'0'))
+        });
+        return Some(Duration::from_secs(secs));
     }
+    http_date(value, now_unix_ms)
+}
+
+#[cfg(feature = "http-date")]
+fn http_date(value: &str, now_unix_ms: u64) -> Option<Duration> {
     let date = httpdate::parse_http_date(value).ok()?;
     let now = std::time::UNIX_EPOCH + Duration::from_millis(now_unix_ms);
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(not(feature = "http-date"))]
+fn http_date(_value: &str, _now_unix_ms: u64) -> Option<Duration> {
+    None
 }
 
 #[cfg(test)]

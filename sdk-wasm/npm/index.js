@@ -65,7 +65,7 @@ class Tracker {
       o.maxBatchDelayMs || 1000,
       o.maxQueueEvents || 100000,
       o.maxQueueBytes || 50000000,
-      seed[0].toString(16) + seed[1].toString(16).padStart(8, "0"),
+      String(seed[0] * 4294967296 + seed[1]),
     );
     this.persistMax = o.maxStoredBytes || 2000000;
     this.buf = [];
@@ -131,7 +131,7 @@ class Tracker {
     if (this.busy) return;
     const due = wait >= 0 ? wait : this.core.due(performance.now());
     clearTimeout(this.timer);
-    this.timer = due >= 0 ? setTimeout(() => this.send(), due) : 0;
+    this.timer = due >= 0 ? setTimeout(() => this.send(), Math.ceil(due)) : 0;
   }
 
   async send() {
@@ -139,7 +139,8 @@ class Tracker {
     if (this.busy) return;
     const flushing = this.waiters.length > 0;
     const body = this.core.take(performance.now(), Date.now(), flushing, 0, false);
-    if (!body) return this.settled();
+    // A timer may fire a little early: then nothing is due yet, and it is set again.
+    if (!body) return this.settled(), this.kick();
     const id = this.core.batch();
     this.busy = 1;
     const wait = await this.post(id, body, body.length < HIDE_BUDGET);

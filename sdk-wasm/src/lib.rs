@@ -16,20 +16,23 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use eventwire::batch::{body_overhead, encode_body, BatchLimits};
+use eventwire::batch::{body_overhead, BatchLimits};
 use eventwire::event::UnixMillis;
 use eventwire::policy::{Attempt, RetryPolicy, Verdict};
-use eventwire::session::Identity;
+use eventwire::session::{EventIdentity, Identity};
 use eventwire::stats::{Counters, DropReason};
-use eventwire::{IgluUriError, SchemaKey};
 use wasm_bindgen::prelude::*;
 
 mod text;
-use text::{push_json_str, push_u64, Fields};
+use text::{hyphenated, parse_u64, push_ascii, push_json_str, push_u64, split, Fields};
 
-/// An event waiting for delivery: its id (for restoring without duplicates) and envelope.
+// Talc: a smaller and faster allocator than the default dlmalloc for wasm.
+#[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
+/// An event waiting for delivery: its envelope.
 struct Queued {
-    id: [u8; 36],
     json: Box<str>,
 }
 
@@ -50,8 +53,8 @@ pub struct Core {
     context_head: String,
     write_key_json: Option<String>,
     identity: Identity,
-    /// `,"context":{…}}` for the identity it was rendered for.
-    context_tail: Option<(String, String)>,
+    /// `,"context":{…}}` and the identity it was rendered for.
+    context_tail: Option<(EventIdentity, String)>,
     limits: BatchLimits,
     overhead: usize,
     max_queue_events: usize,
@@ -78,7 +81,7 @@ pub struct Core {
 impl Core {
     /// A tracker core. `labels` and `library` are JSON objects (from `JSON.stringify`),
     /// `anonymous_id` and `session_id` plain strings (`session_id` empty: none kept), `seed`
-    /// 16 hex digits of `crypto.getRandomValues` for the event ids' random bits.
+    /// a decimal number from `crypto.getRandomValues`, for the event ids' random bits.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)] // one call at init; strings and numbers cost no glue
     pub fn new(
@@ -138,32 +141,19 @@ impl Core {
             next_batch_id: 1,
             retry: RetryPolicy::default(),
             counters: Counters::default(),
-            rng: fastrand::Rng::with_seed(u64::from_str_radix(seed, 16).unwrap_or(0x5eed)),
+            rng: fastrand::Rng::with_seed(parse_u64(seed).unwrap_or(0x5eed)),
             failing: false,
         }
     }
 
     /// Checks an Iglu schema URI: empty when valid, otherwise why not.
     pub fn check(&self, uri: &str) -> String {
-        // Short reasons, put together without `core::fmt` (the Rust tracker's messages are
-        // longer; the package's size budget is not).
+        // The scanner only (the parser that explains a failure in detail is left out of the
+        // browser build: every byte counts).
         let mut why = String::new();
-        match SchemaKey::validate(uri) {
-            Ok(_) => {}
-            Err(IgluUriError::Prefix) => why.push_str("must start with iglu:"),
-            Err(IgluUriError::Parts) => why.push_str("must be iglu:vendor/name/format/M-R-A"),
-            Err(IgluUriError::Part(part)) => {
-                why.push_str("invalid ");
-                why.push_str(part);
-            }
-            Err(IgluUriError::Version(v)) => {
-                why.push_str("invalid SchemaVer ");
-                why.push_str(v);
-            }
-        }
-        if !why.is_empty() {
-            why.insert_str(0, ": ");
-            why.insert_str(0, uri);
+        if !eventwire::iglu::is_valid_uri(uri) {
+            why.push_str(uri);
+            why.push_str(" is not an Iglu URI: iglu:vendor/name/format/M-R-A");
         }
         why
     }
@@ -177,7 +167,7 @@ impl Core {
         while let (Some(schema), Some(data), Some(entities), Some(time)) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         {
-            let created = time.parse::<u64>().unwrap_or(0);
+            let created = parse_u64(time).unwrap_or(0);
             if self.push(schema, data, entities, created, now_ms) {
                 queued += 1;
             }
@@ -202,7 +192,7 @@ impl Core {
         let rng = &mut self.rng;
         let who = self.identity.touch(created, || new_v4(rng));
         let tail = match &self.context_tail {
-            Some((key, tail)) if *key == who_key(&who) => tail.clone(),
+            Some((rendered, tail)) if *rendered == who => tail.clone(),
             _ => {
                 let mut tail = self.context_head.clone();
                 tail.push_str(r#","anonymous_id":"#);
@@ -214,20 +204,20 @@ impl Core {
                 tail.push_str(r#","session_id":"#);
                 push_json_str(&mut tail, &who.session_id);
                 tail.push_str("}}");
-                self.context_tail = Some((who_key(&who), tail.clone()));
+                self.context_tail = Some((who, tail.clone()));
                 tail
             }
         };
         let mut json =
             String::with_capacity(120 + schema.len() + data.len() + entities.len() + tail.len());
         json.push_str(r#"{"event_id":""#);
-        json.push_str(as_str(&id));
+        push_ascii(&mut json, &id);
         json.push_str(r#"","schema":""#);
         json.push_str(schema);
         json.push_str(r#"","data":"#);
         json.push_str(data);
         json.push_str(r#","created_at":""#);
-        json.push_str(as_str(&UnixMillis(created).to_rfc3339()));
+        push_ascii(&mut json, &UnixMillis(created).to_rfc3339());
         json.push('"');
         if !entities.is_empty() && entities != "[]" {
             json.push_str(r#","entities":"#);
@@ -243,13 +233,7 @@ impl Core {
             return false;
         }
         self.counters.enqueued();
-        self.enqueue(
-            Queued {
-                id,
-                json: json.into(),
-            },
-            now_ms,
-        );
+        self.enqueue(Queued { json: json.into() }, now_ms);
         true
     }
 
@@ -263,31 +247,26 @@ impl Core {
         let mut random = [0u8; 10];
         self.rng.fill(&mut random);
         let id = uuid::Builder::from_unix_timestamp_millis(unix_ms, &random).into_uuid();
-        let mut out = [0u8; 36];
-        id.hyphenated().encode_lower(&mut out);
-        out
+        hyphenated(id.as_bytes())
     }
 
-    /// Queues events kept from an earlier page (newline-separated envelopes, as
-    /// [`Core::pending`] gave them), skipping ids already queued. Returns how many.
+    /// Queues events kept by a page that is gone (newline-separated envelopes, as
+    /// [`Core::pending`] gave them). Each stored slot is adopted once, under its tab's lock,
+    /// so its events cannot already be here. Returns how many.
     pub fn restore(&mut self, kept: &str, now_ms: f64) -> u32 {
         let mut n = 0;
-        for json in kept.split('\n') {
-            let Some(id) = envelope_id(json) else {
+        for json in split(kept, b'\n') {
+            // Only lines this package wrote (a damaged or foreign value is skipped).
+            if envelope_id(json).is_none() {
                 continue;
-            };
-            let known = self.events().any(|e| e.id == id);
-            if known || self.queue.len() >= self.max_queue_events {
+            }
+            if self.queue.len() >= self.max_queue_events {
+                self.counters.recovered(1, 0, 0);
+                self.counters.dropped(DropReason::QueueFull, 1);
                 continue;
             }
             self.counters.recovered(1, 0, 0);
-            self.enqueue(
-                Queued {
-                    id,
-                    json: json.into(),
-                },
-                now_ms,
-            );
+            self.enqueue(Queued { json: json.into() }, now_ms);
             n += 1;
         }
         n
@@ -305,7 +284,7 @@ impl Core {
             0.0
         } else {
             let oldest = self.oldest_ms.unwrap_or(now_ms);
-            oldest + self.limits.max_delay.as_millis() as f64 - now_ms
+            oldest + self.limits.max_delay.as_secs_f64() * 1000.0 - now_ms
         };
         due.max(self.retry_at - now_ms).max(0.0)
     }
@@ -378,18 +357,27 @@ impl Core {
         self.next_batch_id.wrapping_sub(1)
     }
 
+    /// The request body: `batch::encode_body`'s format, written as a `String` (a test
+    /// checks the two agree byte for byte).
     fn body(&self, events: &[Queued], unix_ms: f64) -> String {
-        let sent_at = UnixMillis(unix_ms.max(0.0) as u64).to_rfc3339();
-        let mut body = Vec::with_capacity(
-            self.overhead + events.iter().map(|e| e.json.len() + 1).sum::<usize>(),
-        );
-        encode_body(
-            as_str(&sent_at),
-            self.write_key_json.as_deref(),
-            events.iter().map(|e| e.json.as_bytes()),
-            &mut body,
-        );
-        String::from_utf8(body).unwrap_or_default()
+        let size = self.overhead + events.iter().map(|e| e.json.len() + 1).sum::<usize>();
+        let mut body = String::with_capacity(size);
+        body.push_str(r#"{"sent_at":""#);
+        push_ascii(&mut body, &UnixMillis(unix_ms.max(0.0) as u64).to_rfc3339());
+        body.push('"');
+        if let Some(key) = &self.write_key_json {
+            body.push_str(r#","write_key":"#);
+            body.push_str(key);
+        }
+        body.push_str(r#","events":["#);
+        for (i, e) in events.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&e.json);
+        }
+        body.push_str("]}");
+        body
     }
 
     /// Settles the answer to batch `id`: `status` (0 when the request failed without one),
@@ -432,9 +420,8 @@ impl Core {
         let n = batch.events.len() as u64;
         match verdict {
             Verdict::Delivered => {
-                let rejected: Vec<usize> =
-                    rejected.split(',').filter_map(|i| i.parse().ok()).collect();
-                let bad = batch.events.len().min(rejected.len()) as u64;
+                let rejected = split(rejected, b',').filter_map(parse_u64).count();
+                let bad = batch.events.len().min(rejected) as u64;
                 self.counters.sent(n - bad, u64::from(duplicates));
                 self.counters.rejected(bad);
                 -1.0
@@ -479,7 +466,7 @@ impl Core {
                 if matches!(verdict, Verdict::Throttle(_)) {
                     self.counters.throttled();
                 }
-                let wait = wait.as_millis() as f64;
+                let wait = wait.as_secs_f64() * 1000.0;
                 self.retry_at = now_ms + wait;
                 self.again.push_front(batch);
                 wait
@@ -503,12 +490,6 @@ impl Core {
             out.push_str(&e.json);
         }
         out
-    }
-
-    fn events(&self) -> impl Iterator<Item = &Queued> {
-        let again = self.again.iter().flat_map(|s| &s.events);
-        let sending = self.sending.iter().flat_map(|s| &s.events);
-        again.chain(&self.queue).chain(sending)
     }
 
     /// True while the collector answers (the last attempt did not fail).
@@ -584,35 +565,23 @@ impl Core {
     }
 }
 
-fn who_key(who: &eventwire::session::EventIdentity) -> String {
-    let mut key = String::new();
-    key.push_str(&who.anonymous_id);
-    key.push('\0');
-    key.push_str(who.user_id.as_deref().unwrap_or(""));
-    key.push('\0');
-    key.push_str(&who.session_id);
-    key
-}
-
 fn new_v4(rng: &mut fastrand::Rng) -> String {
     let mut bytes = [0u8; 16];
     rng.fill(&mut bytes);
-    let mut out = [0u8; 36];
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .hyphenated()
-        .encode_lower(&mut out);
-    as_str(&out).to_owned()
+    let out = hyphenated(
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .as_bytes(),
+    );
+    let mut id = String::with_capacity(36);
+    push_ascii(&mut id, &out);
+    id
 }
 
 /// The `event_id` at the start of an envelope this package wrote.
 fn envelope_id(json: &str) -> Option<[u8; 36]> {
     let rest = json.strip_prefix(r#"{"event_id":""#)?;
     rest.as_bytes().get(..36)?.try_into().ok()
-}
-
-fn as_str(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ fn core() -> Core {
         1_000.0,
         100,
         1_000_000,
-        "00000000c0ffee00",
+        "12648430",
     )
 }
 
@@ -194,19 +194,14 @@ fn a_413_splits_and_a_lone_event_over_the_limit_is_dropped() {
 }
 
 #[test]
-fn pending_events_restore_once_and_page_hide_bodies_respect_the_cap() {
+fn pending_events_restore_and_page_hide_bodies_respect_the_cap() {
     let mut c = core();
     c.add(&group(&[(PLAY, "{}", "", 1), (PLAY, "{}", "", 2)]), 0.0);
     let kept = c.pending(true);
     assert_eq!(kept.lines().count(), 2);
     let mut next = core();
     assert_eq!(next.restore(&kept, 0.0), 2);
-    assert_eq!(
-        next.restore(&kept, 0.0),
-        0,
-        "known ids are not queued twice"
-    );
-    assert_eq!(next.pending(true), kept);
+    assert_eq!(next.pending(true), kept, "the same bytes, in order");
     // A 600-byte cap fits one envelope (≈ 300 bytes) per body.
     let one = next.take(0.0, 0.0, true, 600, true);
     assert_eq!(body(&one)["events"].as_array().unwrap().len(), 1);
@@ -278,4 +273,39 @@ fn sessions_continue_across_pages_and_users_are_named() {
     assert_eq!(b["events"][0]["context"]["anonymous_id"], "b");
     assert!(b["events"][0]["context"].get("user_id").is_none());
     assert_ne!(b["events"][0]["context"]["session_id"], "kept-session");
+}
+
+#[test]
+fn bodies_match_the_cores_encoder() {
+    let mut c = core();
+    c.add(
+        &group(&[(PLAY, "{}", "", 1), (PLAY, r#"{"q":"é\"\u0000"}"#, "", 2)]),
+        0.0,
+    );
+    let text = c.take(0.0, 1_764_000_000_000.0, true, 0, false);
+    let events: Vec<String> = c.pending(true).split('\n').map(str::to_owned).collect();
+    let mut expected = Vec::new();
+    eventwire::batch::encode_body(
+        "2025-11-24T16:00:00.000Z",
+        Some(r#""key-1""#),
+        events.iter().map(|e| e.as_bytes()),
+        &mut expected,
+    );
+    assert_eq!(text.as_bytes(), expected.as_slice());
+    assert_eq!(
+        text.len(),
+        c.overhead + events.iter().map(|e| e.len()).sum::<usize>() + 1
+    );
+}
+
+#[test]
+fn ids_are_hyphenated_like_uuid_does_it() {
+    for seed in 0..50u64 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut bytes = [0u8; 16];
+        rng.fill(&mut bytes);
+        let ours = text::hyphenated(&bytes);
+        let theirs = uuid::Uuid::from_bytes(bytes).hyphenated().to_string();
+        assert_eq!(std::str::from_utf8(&ours).unwrap(), theirs);
+    }
 }
