@@ -21,7 +21,7 @@ RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zf
   --locked --target-dir "$target" -Zbuild-std=std,panic_abort
 out=sdk-wasm/npm/dist
 rm -rf "$out"
-wasm-bindgen --target web --no-typescript --out-dir "$out" --out-name core \
+wasm-bindgen --target web --no-typescript --encode-into always --out-dir "$out" --out-name core \
   "$target/wasm32-unknown-unknown/wasm-release/eventwire_wasm.wasm"
 wasm-opt -Oz --converge --strip-debug --strip-producers \
   --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \

@@ -43,6 +43,30 @@ if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
   cargo install cargo-fuzz --locked --version "$CARGO_FUZZ_VERSION"
 fi
 
+# The browser package: wasm-bindgen-cli at the exact version of the wasm-bindgen crate
+# (without --locked: its lockfile names a webpki-roots release the registry mirror may not
+# have yet), std's source for the size-tuned nightly build, binaryen's wasm-opt and Debian's
+# Chromium for the tests.
+WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print }' Cargo.lock)
+if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION\$"; then
+  step "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
+  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
+fi
+rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
+  rustup component add rust-src --toolchain nightly
+missing=""
+command -v wasm-opt >/dev/null || missing="$missing binaryen"
+command -v chromium >/dev/null || missing="$missing chromium"
+if [ -n "$missing" ]; then
+  step "installing$missing (Debian)"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+fi
+if [ ! -x tests/browser/node_modules/.bin/playwright-core ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+  step "installing the browser tests' packages (npm ci in tests/browser)"
+  npm ci --prefix tests/browser --no-audit --no-fund
+fi
+
 step "format"
 cargo fmt --all -- --check
 
@@ -60,6 +84,11 @@ step "tests"
 log=$(mktemp)
 trap 'rm -f "$log" "${fuzz_log:-}"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
+
+step "browser package: build (scripts/build-npm.sh) and test in Chromium (tests/browser)"
+./scripts/build-npm.sh
+cargo build -p eventwire-cli --locked
+EVENTWIRE_BIN=target/debug/eventwire node tests/browser/run.mjs 2>&1 | tee -a "$log"
 
 # The game days (tests/game-days) ran above, inside `cargo test --workspace`: real
 # collector and tracker processes, a fault-injecting proxy, 2 minutes of collector outage.

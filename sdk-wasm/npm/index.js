@@ -53,11 +53,8 @@ class Tracker {
     const session = (this.get("s") || "").split("\0");
     const seed = crypto.getRandomValues(new Uint32Array(2));
     this.core = new Core(
-      JSON.stringify(o.labels || {}),
-      JSON.stringify({ name: "eventwire-js", version: VERSION }),
-      o.writeKey || "",
-      this.aid,
-      session[0] || "",
+      [JSON.stringify(o.labels || {}), JSON.stringify({ name: "eventwire-js", version: VERSION }),
+        o.writeKey || "", this.aid, session[0] || "", String(seed[0] * 4294967296 + seed[1])].join("\0"),
       +session[1] || 0,
       o.sessionTimeoutMs || 1800000,
       o.maxBatchEvents || 500,
@@ -65,7 +62,6 @@ class Tracker {
       o.maxBatchDelayMs || 1000,
       o.maxQueueEvents || 100000,
       o.maxQueueBytes || 50000000,
-      String(seed[0] * 4294967296 + seed[1]),
     );
     this.persistMax = o.maxStoredBytes || 2000000;
     this.buf = [];
@@ -113,8 +109,9 @@ class Tracker {
 
   check(schema) {
     if (this.valid.has(schema)) return;
-    const why = typeof schema === "string" ? this.core.check(schema) : "schema must be a string";
-    if (why) throw new Error("eventwire: " + why);
+    if (typeof schema !== "string" || !this.core.check(schema)) {
+      throw new Error("eventwire: " + schema + " is not an Iglu URI: iglu:vendor/name/format/M-R-A");
+    }
     this.valid.add(schema);
   }
 
@@ -160,6 +157,11 @@ class Tracker {
       });
       status = r.status;
       retryAfter = r.headers.get("retry-after") || "";
+      // An HTTP-date becomes seconds here: the browser parses dates, the core need not.
+      if (/\D/.test(retryAfter.trim())) {
+        const at = Date.parse(retryAfter);
+        retryAfter = at ? String(Math.max(0, Math.ceil((at - Date.now()) / 1000))) : "";
+      }
       if (status === 200) {
         const a = await r.json();
         rejected = (a.rejected || []).map((x) => x.index).join(",");

@@ -79,17 +79,14 @@ pub struct Core {
 
 #[wasm_bindgen]
 impl Core {
-    /// A tracker core. `labels` and `library` are JSON objects (from `JSON.stringify`),
-    /// `anonymous_id` and `session_id` plain strings (`session_id` empty: none kept), `seed`
-    /// a decimal number from `crypto.getRandomValues`, for the event ids' random bits.
+    /// A tracker core. `strings` holds, separated by NUL (one string: less glue than six):
+    /// the labels and the library as JSON objects (from `JSON.stringify`), the write key,
+    /// the anonymous id, the session id kept from before (empty: none), and a decimal seed
+    /// from `crypto.getRandomValues` for the event ids' random bits.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)] // one call at init; strings and numbers cost no glue
     pub fn new(
-        labels: &str,
-        library: &str,
-        write_key: &str,
-        anonymous_id: &str,
-        session_id: &str,
+        strings: &str,
         last_activity_ms: f64,
         session_timeout_ms: f64,
         max_batch_events: u32,
@@ -97,8 +94,11 @@ impl Core {
         max_batch_delay_ms: f64,
         max_queue_events: u32,
         max_queue_bytes: u32,
-        seed: &str,
     ) -> Core {
+        let mut parts = Fields::new(strings);
+        let mut next = || parts.next().unwrap_or_default();
+        let (labels, library, write_key, anonymous_id, session_id, seed) =
+            (next(), next(), next(), next(), next(), next());
         let mut context_head = String::with_capacity(labels.len() + library.len() + 32);
         context_head.push_str(r#","context":{"labels":"#);
         context_head.push_str(labels);
@@ -146,16 +146,10 @@ impl Core {
         }
     }
 
-    /// Checks an Iglu schema URI: empty when valid, otherwise why not.
-    pub fn check(&self, uri: &str) -> String {
-        // The scanner only (the parser that explains a failure in detail is left out of the
-        // browser build: every byte counts).
-        let mut why = String::new();
-        if !eventwire::iglu::is_valid_uri(uri) {
-            why.push_str(uri);
-            why.push_str(" is not an Iglu URI: iglu:vendor/name/format/M-R-A");
-        }
-        why
+    /// Whether `uri` is a valid Iglu schema URI (the core's scanner; the parser that explains
+    /// a failure in detail is left out of the browser build: every byte counts).
+    pub fn check(&self, uri: &str) -> bool {
+        eventwire::iglu::is_valid_uri(uri)
     }
 
     /// Takes a group of tracked events: `schema NUL data NUL entities NUL time NUL …` (data

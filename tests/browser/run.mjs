@@ -121,6 +121,20 @@ await test("two tabs with the same key: every event arrives, no tab sends anothe
   await context.close();
 });
 
+await test("offline, then online: delivery resumes", async () => {
+  const context = await chrome.newContext();
+  const page = await open(context, 100);
+  await context.setOffline(true);
+  await page.evaluate(() => trackMany("offline", 0, 50));
+  await sleep(1500);
+  const during = await page.evaluate(() => tracker.stats());
+  check(during.sent === 0 && during.pending === 50 && during.requests > 0, JSON.stringify(during));
+  await context.setOffline(false);
+  await until("the events tracked offline", () => arrived("offline").counts.size === 50, 20000);
+  exactlyOnce("offline", 50);
+  await context.close();
+});
+
 await test("opt-out stops collection and clears the queue", async () => {
   const context = await chrome.newContext();
   const page = await open(context, 60000);
@@ -149,6 +163,11 @@ await test("the package loads in a bundler (esbuild)", async () => {
   await page.waitForFunction(() => window.done === true, null, { timeout: 10000 });
   await until("the bundled page's event", () => arrived("bundled").counts.size === 1, 10000);
   await context.close();
+});
+
+await test("types: a wrong `data` for a `schema` is a TypeScript error (tsc, @ts-expect-error)", async () => {
+  execFileSync(bin, ["codegen", "--schemas", join(ROOT, "schemas"), "--lang", "ts", "--out", join(HERE, "types/events.ts")], { stdio: "ignore" });
+  execFileSync(join(HERE, "node_modules/.bin/tsc"), ["-p", join(HERE, "types/tsconfig.json")], { stdio: "inherit" });
 });
 
 await test("size: wasm + JS of a minimal init + track, gzipped, within the budget", async () => {

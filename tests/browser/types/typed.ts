@@ -1,0 +1,41 @@
+// The typed API: with the union generated from the app's schemas (`eventwire codegen --lang
+// ts`, written to types/events.ts by run.mjs), a wrong `data` for a `schema` does not compile.
+import { init, type Tracker } from "eventwire";
+import type { SelfDescribing } from "./events";
+
+const tracker: Tracker<SelfDescribing> = await init<SelfDescribing>({
+  endpoint: "https://collector.example.com",
+  writeKey: "k",
+  labels: { environment: "prod", service: "web", team: "media", version: "3f2c1aa" },
+});
+
+tracker.track({ schema: "iglu:com.example.media/play/jsonschema/1-0-0", data: { media_id: "b0074dlv", position_s: 0 } });
+tracker.track({
+  schema: "iglu:com.example.media/play/jsonschema/1-0-0",
+  data: { media_id: "b0074dlv", position_s: 12.5, autoplay: true },
+  entities: [{ schema: "iglu:com.example.media/player/jsonschema/1-0-0", data: { kind: "video", player_name: "html5" } }],
+});
+tracker.track({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: "weather", results_count: 3 } });
+const flushed: boolean = await tracker.flush(2000);
+const sent: number = tracker.stats().sent;
+tracker.setUserId("u-42");
+tracker.setUserId(null);
+
+// @ts-expect-error position_s must be a number
+tracker.track({ schema: "iglu:com.example.media/play/jsonschema/1-0-0", data: { media_id: "b0074dlv", position_s: "0" } });
+// @ts-expect-error position_s is required
+tracker.track({ schema: "iglu:com.example.media/play/jsonschema/1-0-0", data: { media_id: "b0074dlv" } });
+// @ts-expect-error search data under the play schema
+tracker.track({ schema: "iglu:com.example.media/play/jsonschema/1-0-0", data: { query: "weather", results_count: 3 } });
+// @ts-expect-error not a known schema
+tracker.track({ schema: "iglu:com.example.media/rewind/jsonschema/1-0-0", data: {} });
+// @ts-expect-error additionalProperties: false
+tracker.track({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: "w", results_count: 1, extra: true } });
+// @ts-expect-error an entity with the wrong data
+tracker.track({ schema: "iglu:com.example.media/play/jsonschema/1-0-0", data: { media_id: "b0074dlv", position_s: 0 }, entities: [{ schema: "iglu:com.example.media/player/jsonschema/1-0-0", data: { media_id: 1 } }] });
+// @ts-expect-error the endpoint is required
+await init({ writeKey: "k" });
+// @ts-expect-error stats are numbers
+const wrong: string = tracker.stats().pending;
+
+export { flushed, sent, wrong };
