@@ -115,11 +115,15 @@ class Tracker {
     this.valid.add(schema);
   }
 
-  drain() {
-    if (!this.buf.length) return;
-    const group = this.buf.join("\0");
-    this.buf = [];
-    this.core.add(group, performance.now());
+  // Hands queued calls to the core: 2,000 events per task at most, so that a burst never
+  // holds the main thread for long (`all`: everything now, for flush and page hide).
+  drain(all) {
+    const buf = this.buf;
+    if (!buf.length) return;
+    const n = all ? buf.length : Math.min(buf.length, 8000);
+    this.buf = buf.splice(n);
+    this.core.add(buf.join("\0"), performance.now());
+    if (this.buf.length) setTimeout(() => this.drain(), 0);
     this.dirty();
     this.kick();
   }
@@ -183,7 +187,7 @@ class Tracker {
 
   /** Sends everything queued now; resolves true when all is answered for, false at `timeoutMs`. */
   flush(timeoutMs = 10000) {
-    this.drain();
+    this.drain(true);
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== done);
@@ -199,7 +203,7 @@ class Tracker {
   // Page hide: what is queued leaves now with keepalive requests (they outlive the page),
   // within the keepalive quota; the rest stays in storage for the next page.
   hide() {
-    this.drain();
+    this.drain(true);
     let budget = HIDE_BUDGET;
     while (budget > 1000 && navigator.onLine !== false && !this.out) {
       const body = this.core.take(performance.now(), Date.now(), true, budget, true);
@@ -260,13 +264,13 @@ class Tracker {
 
   /** Sets (or clears, with null) the signed-in user for the next events. */
   setUserId(id) {
-    this.drain();
+    this.drain(true);
     this.core.setUser(id || "");
   }
 
   /** Sign-out: a new anonymous id, no user, a new session. */
   reset() {
-    this.drain();
+    this.drain(true);
     this.aid = uuid();
     this.put("aid", this.aid);
     this.core.reset(this.aid);

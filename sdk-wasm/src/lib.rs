@@ -33,7 +33,7 @@ static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_all
 
 /// An event waiting for delivery: its envelope.
 struct Queued {
-    json: Box<str>,
+    json: String,
 }
 
 /// A batch handed to JavaScript to send, waiting for its answer.
@@ -185,9 +185,8 @@ impl Core {
         let id = self.event_id(created);
         let rng = &mut self.rng;
         let who = self.identity.touch(created, || new_v4(rng));
-        let tail = match &self.context_tail {
-            Some((rendered, tail)) if *rendered == who => tail.clone(),
-            _ => {
+        if !matches!(&self.context_tail, Some((rendered, _)) if *rendered == who) {
+            {
                 let mut tail = self.context_head.clone();
                 tail.push_str(r#","anonymous_id":"#);
                 push_json_str(&mut tail, &who.anonymous_id);
@@ -198,10 +197,11 @@ impl Core {
                 tail.push_str(r#","session_id":"#);
                 push_json_str(&mut tail, &who.session_id);
                 tail.push_str("}}");
-                self.context_tail = Some((who, tail.clone()));
-                tail
+                self.context_tail = Some((who, tail));
             }
-        };
+        }
+        // Rendered once per identity, spliced into every envelope.
+        let tail = self.context_tail.as_ref().map_or("", |(_, t)| t.as_str());
         let mut json =
             String::with_capacity(120 + schema.len() + data.len() + entities.len() + tail.len());
         json.push_str(r#"{"event_id":""#);
@@ -217,7 +217,7 @@ impl Core {
             json.push_str(r#","entities":"#);
             json.push_str(entities);
         }
-        json.push_str(&tail);
+        json.push_str(tail);
         if json.len() > self.max_event_bytes {
             self.counters.dropped(DropReason::TooLarge, 1);
             return false;
@@ -227,7 +227,7 @@ impl Core {
             return false;
         }
         self.counters.enqueued();
-        self.enqueue(Queued { json: json.into() }, now_ms);
+        self.enqueue(Queued { json }, now_ms);
         true
     }
 
@@ -260,7 +260,12 @@ impl Core {
                 continue;
             }
             self.counters.recovered(1, 0, 0);
-            self.enqueue(Queued { json: json.into() }, now_ms);
+            self.enqueue(
+                Queued {
+                    json: json.to_owned(),
+                },
+                now_ms,
+            );
             n += 1;
         }
         n
