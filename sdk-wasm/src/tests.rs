@@ -33,6 +33,18 @@ fn body(text: &str) -> Value {
     serde_json::from_str(text).unwrap()
 }
 
+/// Tracks `n` empty play events at times 1, 2, …; returns how many were queued.
+fn add_plays(core: &mut Core, n: u64) -> u32 {
+    let events: Vec<(&str, &str, &str, u64)> = (1..=n).map(|t| (PLAY, "{}", "", t)).collect();
+    core.add(&group(&events), 0.0)
+}
+
+/// The named counters of `core.stats()`.
+fn stats(core: &Core, names: &[&str]) -> Vec<u64> {
+    let s = body(&core.stats());
+    names.iter().map(|n| s[*n].as_u64().unwrap()).collect()
+}
+
 #[test]
 fn events_become_envelopes_in_batches_by_count_and_time() {
     let mut c = core();
@@ -86,28 +98,13 @@ fn events_become_envelopes_in_batches_by_count_and_time() {
     assert_eq!(c.due(2_000.0), 0.0);
     let id = c.batch();
     assert_eq!(c.settle(id, 200, "", "", 0, 2_001.0, 0.0, 0.5), -1.0);
-    let s: Value = serde_json::from_str(&c.stats()).unwrap();
-    assert_eq!(
-        (
-            s["tracked"].as_u64(),
-            s["sent"].as_u64(),
-            s["pending"].as_u64()
-        ),
-        (Some(5), Some(2), Some(3))
-    );
+    assert_eq!(stats(&c, &["tracked", "sent", "pending"]), [5, 2, 3]);
 }
 
 #[test]
 fn failures_retry_with_backoff_and_keep_their_events() {
     let mut c = core();
-    c.add(
-        &group(&[
-            (PLAY, "{}", "", 1),
-            (PLAY, "{}", "", 2),
-            (PLAY, "{}", "", 3),
-        ]),
-        0.0,
-    );
+    add_plays(&mut c, 3);
     let first = c.take(0.0, 0.0, false, 0, false);
     let ids: Vec<Value> = body(&first)["events"]
         .as_array()
@@ -143,32 +140,14 @@ fn failures_retry_with_backoff_and_keep_their_events() {
         -1.0
     );
     assert!(c.healthy());
-    let s: Value = serde_json::from_str(&c.stats()).unwrap();
-    assert_eq!(
-        (s["sent"].as_u64(), s["rejected"].as_u64()),
-        (Some(2), Some(1))
-    );
-    assert_eq!(
-        (
-            s["requests"].as_u64(),
-            s["retries"].as_u64(),
-            s["throttled"].as_u64()
-        ),
-        (Some(3), Some(2), Some(1))
-    );
+    assert_eq!(stats(&c, &["sent", "rejected"]), [2, 1]);
+    assert_eq!(stats(&c, &["requests", "retries", "throttled"]), [3, 2, 1]);
 }
 
 #[test]
 fn a_413_splits_and_a_lone_event_over_the_limit_is_dropped() {
     let mut c = core();
-    c.add(
-        &group(&[
-            (PLAY, "{}", "", 1),
-            (PLAY, "{}", "", 2),
-            (PLAY, "{}", "", 3),
-        ]),
-        0.0,
-    );
+    add_plays(&mut c, 3);
     let _ = c.take(0.0, 0.0, false, 0, false);
     assert_eq!(c.settle(c.batch(), 413, "", "", 0, 1.0, 0.0, 0.5), 0.0);
     let one = body(&c.take(1.0, 0.0, false, 0, false));
@@ -177,21 +156,16 @@ fn a_413_splits_and_a_lone_event_over_the_limit_is_dropped() {
     let two = body(&c.take(2.0, 0.0, false, 0, false));
     assert_eq!(two["events"].as_array().unwrap().len(), 2);
     c.settle(c.batch(), 200, "", "", 0, 3.0, 0.0, 0.5);
-    let s: Value = serde_json::from_str(&c.stats()).unwrap();
     assert_eq!(
-        (
-            s["sent"].as_u64(),
-            s["dropped_too_large"].as_u64(),
-            s["pending"].as_u64()
-        ),
-        (Some(2), Some(1), Some(0))
+        stats(&c, &["sent", "dropped_too_large", "pending"]),
+        [2, 1, 0]
     );
 }
 
 #[test]
 fn pending_events_restore_and_page_hide_bodies_respect_the_cap() {
     let mut c = core();
-    c.add(&group(&[(PLAY, "{}", "", 1), (PLAY, "{}", "", 2)]), 0.0);
+    add_plays(&mut c, 2);
     let kept = c.pending(true);
     assert_eq!(kept.lines().count(), 2);
     let mut next = core();
@@ -207,8 +181,7 @@ fn pending_events_restore_and_page_hide_bodies_respect_the_cap() {
         "the page-hide batch is not kept"
     );
     assert_eq!(next.pending(true).lines().count(), 2);
-    let s: Value = serde_json::from_str(&next.stats()).unwrap();
-    assert_eq!(s["recovered"].as_u64(), Some(2));
+    assert_eq!(stats(&next, &["recovered"]), [2]);
 }
 
 #[test]
@@ -223,24 +196,12 @@ fn bounds_are_counted_and_opt_out_clears() {
         2,
         1_000_000,
     );
-    let n = c.add(
-        &group(&[
-            (PLAY, "{}", "", 1),
-            (PLAY, "{}", "", 2),
-            (PLAY, "{}", "", 3),
-        ]),
-        0.0,
-    );
+    let n = add_plays(&mut c, 3);
     assert_eq!(n, 2);
     c.clear();
-    let s: Value = serde_json::from_str(&c.stats()).unwrap();
     assert_eq!(
-        (
-            s["dropped_queue_full"].as_u64(),
-            s["dropped_opted_out"].as_u64(),
-            s["pending"].as_u64()
-        ),
-        (Some(1), Some(2), Some(0))
+        stats(&c, &["dropped_queue_full", "dropped_opted_out", "pending"]),
+        [1, 2, 0]
     );
     assert!(c.check(PLAY));
     assert!(!c.check("iglu:nope"));

@@ -153,17 +153,35 @@ fn timeline(
     }
     world.proxy.set(Fault::Pass);
     let fault_end = Instant::now();
+    let faulted = || {
+        world
+            .proxy
+            .counts
+            .faulted
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let (row, _) = settle(name, &world, &mut tracker, fault_end, String::new());
+    assert!(faulted() > 0, "the faults never met a request");
+    Row {
+        note: format!("{} requests met a fault", faulted()),
+        ..row
+    }
+}
+
+/// Waits for the tracker to deliver everything, checks the sink and the tracker's account,
+/// and makes the scenario's row; `fault_end` starts the drain time.
+fn settle(
+    scenario: &'static str,
+    world: &World,
+    tracker: &mut TrackerProc,
+    fault_end: Instant,
+    note: String,
+) -> (Row, Report) {
     let r = tracker.finish(Duration::from_secs(180));
     check_stats(&r);
-    let (delivered, lost) = check(&world, &ids(&r), &HashSet::new());
-    let faulted = world
-        .proxy
-        .counts
-        .faulted
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(faulted > 0, "the faults never met a request");
-    Row {
-        scenario: name,
+    let (delivered, lost) = check(world, &ids(&r), &HashSet::new());
+    let row = Row {
+        scenario,
         sent: r.tracked.len() as u64,
         delivered,
         duplicates: r.stat("duplicates"),
@@ -171,8 +189,9 @@ fn timeline(
         dropped: r.stat("dropped"),
         retries: r.stat("retries"),
         drain: drain_time(&r, fault_end),
-        note: format!("{faulted} requests met a fault"),
-    }
+        note,
+    };
+    (row, r)
 }
 
 /// From the later of the fault's end and the end of tracking, to everything answered for.
@@ -189,21 +208,10 @@ fn collector_down_then_up() -> Row {
     std::thread::sleep(Duration::from_secs(5));
     world.collector.start();
     let up = Instant::now();
-    let r = tracker.finish(Duration::from_secs(180));
-    check_stats(&r);
-    let (delivered, lost) = check(&world, &ids(&r), &HashSet::new());
+    let note = "connections refused while down".to_owned();
+    let (row, r) = settle(name, &world, &mut tracker, up, note);
     assert!(r.stat("retries") > 0, "the outage was never seen");
-    Row {
-        scenario: name,
-        sent: r.tracked.len() as u64,
-        delivered,
-        duplicates: r.stat("duplicates"),
-        lost,
-        dropped: r.stat("dropped"),
-        retries: r.stat("retries"),
-        drain: drain_time(&r, up),
-        note: "connections refused while down".into(),
-    }
+    row
 }
 
 fn slow_collector() -> Row {
@@ -313,20 +321,8 @@ fn collector_sigkill() -> Row {
     std::thread::sleep(Duration::from_millis(1_000));
     world.collector.kill();
     world.collector.start();
-    let r = tracker.finish(Duration::from_secs(180));
-    check_stats(&r);
-    let (delivered, lost) = check(&world, &ids(&r), &HashSet::new());
-    Row {
-        scenario: name,
-        sent: r.tracked.len() as u64,
-        delivered,
-        duplicates: r.stat("duplicates"),
-        lost,
-        dropped: r.stat("dropped"),
-        retries: r.stat("retries"),
-        drain: drain_time(&r, up),
-        note: "killed twice; good.jsonl parsed line by line".into(),
-    }
+    let note = "killed twice; good.jsonl parsed line by line".to_owned();
+    settle(name, &world, &mut tracker, up, note).0
 }
 
 /// The collector dead for `outage` under steady tracking: memory must stay flat.
