@@ -135,6 +135,21 @@ await test("offline, then online: delivery resumes", async () => {
   await context.close();
 });
 
+await test("storage unavailable (private mode) or full: events are still delivered", async () => {
+  for (const [run, script] of [
+    ["nostorage", () => Object.defineProperty(window, "localStorage", { get() { throw new DOMException("denied", "SecurityError"); } })],
+    ["fullstorage", () => { Storage.prototype.setItem = () => { throw new DOMException("full", "QuotaExceededError"); }; }],
+  ]) {
+    const context = await chrome.newContext();
+    await context.addInitScript(script);
+    const page = await open(context);
+    const flushed = await page.evaluate((r) => (trackMany(r, 0, 30), tracker.flush(10000)), run);
+    check(flushed === true, `${run}: flush did not complete`);
+    exactlyOnce(run, 30);
+    await context.close();
+  }
+});
+
 await test("opt-out stops collection and clears the queue", async () => {
   const context = await chrome.newContext();
   const page = await open(context, 60000);
