@@ -181,6 +181,15 @@ fn the_reader_never_panics_on_garbage() {
     }
 }
 
+/// Appended events not acknowledged, in order.
+fn unacked(order: &[u128], acks: &std::collections::HashSet<u128>) -> Vec<u128> {
+    order
+        .iter()
+        .copied()
+        .filter(|id| !acks.contains(id))
+        .collect()
+}
+
 /// The storage-engine test: random appends, acknowledgements, commits, clean reopens and
 /// crashes (buffered bytes reaching the disk only in part), checked against an in-memory
 /// reference after every reopen.
@@ -218,11 +227,7 @@ fn matches_a_reference_model_through_crashes() {
                     next += 1;
                 }
                 50..=64 => {
-                    let candidates: Vec<u128> = order
-                        .iter()
-                        .copied()
-                        .filter(|id| !acks.contains(id))
-                        .collect();
+                    let candidates = unacked(&order, &acks);
                     if !candidates.is_empty() {
                         let k = 1 + rand(candidates.len() as u64) as usize;
                         let chosen: Vec<u128> = candidates.into_iter().take(k).collect();
@@ -233,11 +238,7 @@ fn matches_a_reference_model_through_crashes() {
                 }
                 65..=69 => {
                     // Reads see what was appended, committed or not.
-                    let candidates: Vec<u128> = order
-                        .iter()
-                        .copied()
-                        .filter(|id| !acks.contains(id))
-                        .collect();
+                    let candidates = unacked(&order, &acks);
                     if let Some(id) = candidates.get(rand(candidates.len().max(1) as u64) as usize)
                     {
                         assert_eq!(s.read(*id).unwrap(), event(*id));

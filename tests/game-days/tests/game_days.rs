@@ -57,8 +57,13 @@ impl World {
         }
     }
 
-    fn spool(&self) -> PathBuf {
-        self.dir.join("spool")
+    /// A tracker with a spool in this world's directory (the same one for every tracker of
+    /// the world, as a restarted process would use).
+    fn spooled_tracker(&self, events: u64, rate: u64, extra: &[&str]) -> TrackerProc {
+        let spool = self.dir.join("spool").display().to_string();
+        let mut args = vec!["--spool", spool.as_str()];
+        args.extend_from_slice(extra);
+        self.tracker(events, rate, &args)
     }
 
     fn tracker(&self, events: u64, rate: u64, extra: &[&str]) -> TrackerProc {
@@ -142,10 +147,7 @@ fn timeline(
 ) -> Row {
     let mut world = World::new(name);
     world.collector.start();
-    let spool = world.spool().display().to_string();
-    let mut args = vec!["--spool", spool.as_str()];
-    args.extend_from_slice(tracker_args);
-    let mut tracker = world.tracker(events, rate, &args);
+    let mut tracker = world.spooled_tracker(events, rate, tracker_args);
     std::thread::sleep(Duration::from_millis(300));
     for (fault, hold) in steps {
         world.proxy.set(fault.clone());
@@ -203,8 +205,7 @@ fn drain_time(r: &Report, fault_end: Instant) -> Duration {
 fn collector_down_then_up() -> Row {
     let name = "1. collector down 5 s, then up";
     let mut world = World::new("down");
-    let spool = world.spool().display().to_string();
-    let mut tracker = world.tracker(12_000, 2_000, &["--spool", &spool]);
+    let mut tracker = world.spooled_tracker(12_000, 2_000, &[]);
     std::thread::sleep(Duration::from_secs(5));
     world.collector.start();
     let up = Instant::now();
@@ -265,10 +266,9 @@ fn tracker_sigkill() -> Row {
     let name = "5. tracker SIGKILLed mid-stream, restarted on its spool";
     let mut world = World::new("kill-tracker");
     world.collector.start();
-    let spool = world.spool().display().to_string();
     // The collector is unreachable for part of the run, so that the spool holds a backlog
     // when the process dies.
-    let mut first = world.tracker(40_000, 4_000, &["--spool", &spool]);
+    let mut first = world.spooled_tracker(40_000, 4_000, &[]);
     std::thread::sleep(Duration::from_millis(1_500));
     world.proxy.set(Fault::Refuse);
     std::thread::sleep(Duration::from_millis(1_500));
@@ -283,7 +283,7 @@ fn tracker_sigkill() -> Row {
     let maybe: HashSet<String> = maybe.into_iter().map(|(_, id)| id.clone()).collect();
     let first_seq = killed.tracked.last().map_or(0, |(s, _)| s + 1).to_string();
     let restart = Instant::now();
-    let mut second = world.tracker(4_000, 4_000, &["--spool", &spool, "--first", &first_seq]);
+    let mut second = world.spooled_tracker(4_000, 4_000, &["--first", &first_seq]);
     let r = second.finish(Duration::from_secs(180));
     check_stats(&r);
     assert!(r.stat("recovered") > 0, "nothing came back from the spool");
@@ -311,8 +311,7 @@ fn collector_sigkill() -> Row {
     let name = "6. collector SIGKILLed mid-stream, restarted";
     let mut world = World::new("kill-collector");
     world.collector.start();
-    let spool = world.spool().display().to_string();
-    let mut tracker = world.tracker(16_000, 4_000, &["--spool", &spool]);
+    let mut tracker = world.spooled_tracker(16_000, 4_000, &[]);
     std::thread::sleep(Duration::from_millis(1_500));
     world.collector.kill();
     std::thread::sleep(Duration::from_secs(1));
@@ -335,13 +334,11 @@ fn memory(spooled: bool, outage: Duration) -> Row {
     let mut world = World::new(if spooled { "memory-spool" } else { "memory" });
     let rate = 1_000;
     let events = rate * outage.as_secs();
-    let spool = world.spool().display().to_string();
-    let args: Vec<&str> = if spooled {
-        vec!["--spool", &spool]
+    let mut tracker = if spooled {
+        world.spooled_tracker(events, rate, &[])
     } else {
-        vec![]
+        world.tracker(events, rate, &[])
     };
-    let mut tracker = world.tracker(events, rate, &args);
     let start = Instant::now();
     let mut samples = Vec::new();
     while start.elapsed() < outage {
