@@ -176,6 +176,13 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     if let Err(e) = flushed {
         eprintln!("warning: {e}");
     }
+    if stats.dropped(DropReason::NotACollector) > 0 {
+        eprintln!(
+            "error: {}{} did not answer as an eventwire collector (a redirect, or another service's answer): nothing it answered counts as sent; check --endpoint (the collector's base URL)",
+            args.endpoint.trim_end_matches('/'),
+            eventwire::protocol::BATCH_PATH,
+        );
+    }
     let clean = bad == 0 && stats.rejected == 0 && stats.dropped_total() == 0;
     Ok(if clean {
         ExitCode::SUCCESS

@@ -149,3 +149,90 @@ fn a_missing_file_is_a_clear_error_with_status_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open /nonexistent/events.jsonl"));
 }
+
+/// A web server where the collector should be: `/v1/batch` answers `status` with a
+/// `Location` to `/welcome`, which (like anything else) answers 200 with a page. Returns the
+/// endpoint and the number of requests that reached another path than `/v1/batch`.
+fn start_redirector(status: u16) -> (String, Arc<Mutex<u32>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let strays: Arc<Mutex<u32>> = Arc::default();
+    let count = strays.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            for _ in 0..100 {
+                let Ok((stream, _)) = listener.accept().await else {
+                    break;
+                };
+                let count = count.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                        let count = count.clone();
+                        async move {
+                            let response = if req.uri().path() == "/v1/batch" {
+                                Response::builder()
+                                    .status(status)
+                                    .header("location", "/welcome")
+                                    .body(Full::new(Bytes::new()))
+                                    .unwrap()
+                            } else {
+                                *count.lock().unwrap() += 1;
+                                Response::new(Full::new(Bytes::from("<html>Welcome</html>")))
+                            };
+                            Ok::<_, Infallible>(response)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+    });
+    (format!("http://{addr}"), strays)
+}
+
+/// An endpoint that redirects (an `http://` URL behind an https redirect, a mistyped URL
+/// landing on a web site) is not a collector: nothing counts as sent, every event is
+/// reported dropped as `not_a_collector`, the endpoint is named, and the exit status is 1.
+#[test]
+fn a_redirecting_endpoint_is_not_delivery() {
+    let dir = std::env::temp_dir().join(format!("eventwire-send-redirect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("events.jsonl");
+    let line = json!({"schema": "iglu:com.example/click/jsonschema/1-0-0", "data": {"n": 1}});
+    std::fs::write(&file, format!("{line}\n{line}\n{line}\n")).unwrap();
+    for status in [301u16, 302, 307, 308] {
+        let (endpoint, strays) = start_redirector(status);
+        let out = Command::new(env!("CARGO_BIN_EXE_eventwire"))
+            .args(["send", "--endpoint", &endpoint])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{status}\n{stdout}\n{stderr}");
+        assert!(stdout.contains("sent:         0 "), "{status}: {stdout}");
+        assert!(
+            stdout.contains("dropped:      3\n  not_a_collector: 3"),
+            "{status}: {stdout}"
+        );
+        assert!(
+            stderr.contains(&format!("{endpoint}/v1/batch"))
+                && stderr.contains("did not answer as an eventwire collector"),
+            "{status}: the endpoint is named: {stderr}"
+        );
+        assert_eq!(
+            *strays.lock().unwrap(),
+            0,
+            "{status}: the redirect was followed"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

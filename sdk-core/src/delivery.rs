@@ -98,7 +98,7 @@ impl Delivery<'_> {
                 break;
             };
             match verdict {
-                Final::Answered(body) => self.settle_answer(batch, &body),
+                Final::Answered(answer) => self.settle_answer(batch, &answer),
                 Final::Split if batch.len() > 1 => {
                     let mut first = batch;
                     let second = first.split_off(first.len() / 2);
@@ -111,7 +111,7 @@ impl Delivery<'_> {
                     inflight.stack.push(first);
                 }
                 Final::Split => self.fail(FailureReason::Dropped(DropReason::TooLarge), &batch),
-                Final::Refused(refusal) => {
+                Final::Refused(refusal, answer) => {
                     let reason = match refusal {
                         Refusal::Malformed => FailureReason::Rejected("malformed".into()),
                         Refusal::Unauthorized => {
@@ -122,6 +122,15 @@ impl Delivery<'_> {
                             FailureReason::Dropped(DropReason::Unauthorized)
                         }
                         Refusal::Unsupported => FailureReason::Dropped(DropReason::Unsupported),
+                        Refusal::NotACollector => {
+                            tracing::error!(
+                                endpoint = self.transport.endpoint().unwrap_or("(custom transport)"),
+                                answer = %answer,
+                                events = batch.len(),
+                                "the endpoint did not answer as an eventwire collector: events dropped (not_a_collector); check the tracker's endpoint (the collector's base URL, no redirect)"
+                            );
+                            FailureReason::Dropped(DropReason::NotACollector)
+                        }
                         Refusal::Status(code) => {
                             tracing::error!(status = code, events = batch.len(), "collector answered with a status that retrying cannot fix: events dropped");
                             FailureReason::Dropped(DropReason::HttpStatus)
@@ -152,6 +161,9 @@ impl Delivery<'_> {
             let elapsed =
                 Duration::from_millis(self.platform.monotonic_ms().saturating_sub(started));
             let outcome = match &result {
+                Ok(r) if r.location.is_some() && !(300..400).contains(&r.status) => {
+                    Attempt::Redirected
+                }
                 Ok(r) => Attempt::Status {
                     code: r.status,
                     retry_after: r.retry_after.as_deref(),
@@ -164,14 +176,33 @@ impl Delivery<'_> {
                 .decide(outcome, attempt, elapsed, now, self.platform.jitter());
             let wait = match verdict {
                 Verdict::Delivered => {
-                    let body = match result {
-                        Ok(r) if r.status == 200 => r.body,
-                        _ => Vec::new(),
+                    let body = result.map(|r| r.body).unwrap_or_default();
+                    return match BatchResponse::for_batch(&body, batch.len()) {
+                        Some(answer) => Final::Answered(answer),
+                        None => Final::Refused(
+                            Refusal::NotACollector,
+                            format!(
+                                "200 with a body that is not a batch answer for {} events: {}",
+                                batch.len(),
+                                excerpt(&body)
+                            ),
+                        ),
                     };
-                    return Final::Answered(body);
                 }
                 Verdict::Split => return Final::Split,
-                Verdict::Refuse(r) => return Final::Refused(r),
+                Verdict::Refuse(r) => {
+                    let answer = match &result {
+                        Ok(r) => match &r.location {
+                            Some(to) if (300..400).contains(&r.status) => {
+                                format!("{} redirect to {to:?}", r.status)
+                            }
+                            Some(from) => format!("{} from {from:?} after a redirect", r.status),
+                            None => format!("{}: {}", r.status, excerpt(&r.body)),
+                        },
+                        Err(e) => e.to_string(),
+                    };
+                    return Final::Refused(r, answer);
+                }
                 Verdict::GiveUp => return Final::GaveUp,
                 Verdict::Retry(wait) => {
                     match &result {
@@ -241,37 +272,28 @@ impl Delivery<'_> {
         (body, false)
     }
 
-    /// Reads a 2xx answer and settles the batch: rejected events are reported, the rest sent.
-    fn settle_answer(&self, batch: Vec<EncodedEvent>, body: &[u8]) {
-        let answer: BatchResponse = if body.is_empty() {
-            BatchResponse::default()
-        } else {
-            match serde_json::from_slice(body) {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "collector's 200 answer is not a batch response; counting every event as accepted");
-                    BatchResponse::default()
-                }
-            }
-        };
+    /// Settles a batch by the collector's answer: rejected events are reported, the rest sent.
+    fn settle_answer(&self, batch: Vec<EncodedEvent>, answer: &BatchResponse) {
+        let seqs: Vec<u64> = batch.iter().map(|e| e.seq).collect();
         let mut codes: Vec<Option<&str>> = vec![None; batch.len()];
         for r in &answer.rejected {
             if let Some(slot) = codes.get_mut(r.index) {
                 *slot = Some(&r.code);
             }
         }
-        if let Some(settled) = self.on_settled {
-            settled(&batch);
-        }
         let mut rejected: BTreeMap<&str, Vec<EncodedEvent>> = BTreeMap::new();
-        let mut accepted = 0u64;
+        let mut accepted = Vec::with_capacity(batch.len());
         for (event, code) in batch.into_iter().zip(codes) {
             match code {
                 Some(code) => rejected.entry(code).or_default().push(event),
-                None => accepted += 1,
+                None => accepted.push(event),
             }
         }
-        self.counters.sent(accepted, answer.duplicates);
+        // Each event is told settled once: the accepted here, the rejected by `fail`.
+        if let Some(settled) = self.on_settled {
+            settled(&accepted);
+        }
+        self.counters.sent(accepted.len() as u64, answer.duplicates);
         for (code, events) in rejected {
             tracing::warn!(
                 code,
@@ -280,6 +302,7 @@ impl Delivery<'_> {
             );
             self.fail(FailureReason::Rejected(code.to_owned()), &events);
         }
+        self.counters.ledger.settle(seqs);
     }
 
     /// Settles `events` as not delivered and tells the callback.
@@ -295,7 +318,26 @@ impl Delivery<'_> {
             FailureReason::Dropped(r) => self.counters.dropped(*r, n),
             FailureReason::Rejected(_) => self.counters.rejected(n),
         }
+        self.counters.mark_settled(events);
         notify(self.on_failure, &reason, events);
+    }
+}
+
+/// The start of an answer's body, for a log line (a web page can be long).
+fn excerpt(body: &[u8]) -> String {
+    const MAX: usize = 120;
+    if body.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if body.len() > MAX {
+        format!("{text:?}…")
+    } else {
+        format!("{text:?}")
     }
 }
 
@@ -309,8 +351,9 @@ pub fn notify(callback: Option<&FailureCallback>, reason: &FailureReason, events
 }
 
 enum Final {
-    Answered(Vec<u8>),
+    Answered(BatchResponse),
     Split,
-    Refused(Refusal),
+    /// Refused, with what the answer was (for the log).
+    Refused(Refusal, String),
     GaveUp,
 }

@@ -45,6 +45,8 @@ pub struct EncodedEvent {
     pub(crate) id: Uuid,
     pub(crate) schema: Cow<'static, str>,
     pub(crate) json: Vec<u8>,
+    /// Admission sequence number (see `ledger`), set when the tracker admits the event.
+    pub(crate) seq: u64,
 }
 
 impl EncodedEvent {
@@ -54,6 +56,7 @@ impl EncodedEvent {
             id,
             schema: schema.into(),
             json,
+            seq: 0,
         }
     }
 

@@ -45,11 +45,14 @@
 //! ## Delivery guarantees
 //!
 //! At least once: an event leaves the tracker only when the collector has answered for it
-//! (accepted, or rejected into its dead-letter sink). Its `event_id` never changes across
-//! retries, so the collector deduplicates resends. Every event that is not delivered is
-//! counted in [`Stats`] with a [`DropReason`] and passed to the
+//! (accepted, or rejected into its dead-letter sink) — the collector's own batch answer, not a
+//! redirect or another service's 2xx ([`DropReason::NotACollector`]). Its `event_id` never
+//! changes across retries, so the collector deduplicates resends. Every event that is not
+//! delivered is counted in [`Stats`] with a [`DropReason`] and passed to the
 //! [`on_failure`](TrackerBuilder::on_failure) callback: a full queue, an event over the size
-//! limit, a refused write key, a retry deadline passed, a shutdown that timed out. `track()`
+//! limit, a refused write key, a retry deadline passed (never with a spool), a shutdown that
+//! timed out. [`Tracker::flush`] returns `Ok` only once every event tracked before it is
+//! settled. `track()`
 //! never waits for the network; with [`WhenFull::Block`] it may wait for queue room, up to a
 //! timeout. The full account is in `docs/delivery.md`.
 //!
@@ -81,6 +84,7 @@ pub mod check;
 pub mod delivery;
 pub mod event;
 pub mod iglu;
+mod ledger;
 pub mod policy;
 pub mod protocol;
 pub mod session;

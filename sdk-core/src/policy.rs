@@ -49,6 +49,9 @@ pub enum Attempt<'a> {
         /// Raw `Retry-After` header value.
         retry_after: Option<&'a str>,
     },
+    /// The answer came from another URL than the batch endpoint: the HTTP client followed a
+    /// redirect itself (a client passed to `HttpTransport::with_client` may). Never delivery.
+    Redirected,
     /// No answer within the request timeout.
     Timeout,
     /// The connection could not be made, or broke before an answer.
@@ -64,6 +67,10 @@ pub enum Refusal {
     Unauthorized,
     /// 415: the collector does not accept the encoding.
     Unsupported,
+    /// The answer is not an eventwire collector's: a redirect (3xx, or an answer from
+    /// another URL), a 2xx other than 200, or a 200 whose body is not a batch answer that
+    /// accounts for every event sent. Only a collector's answer settles an event as sent.
+    NotACollector,
     /// Another 3xx or 4xx status that retrying will not change.
     Status(u16),
 }
@@ -71,7 +78,8 @@ pub enum Refusal {
 /// What the delivery loop does next with a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// 2xx: the collector answered for every event (read the per-event answer).
+    /// 200: the collector answered for every event, if the body is its batch answer (the
+    /// caller checks that, e.g. with `BatchResponse::for_batch`).
     Delivered,
     /// Transient failure: wait this long, then send the same batch again.
     Retry(Duration),
@@ -113,22 +121,32 @@ impl RetryPolicy {
         jitter: f64,
     ) -> Verdict {
         let wait = match outcome {
-            Attempt::Status { code, retry_after } => match code {
-                200..=299 => return Verdict::Delivered,
-                400 => return Verdict::Refuse(Refusal::Malformed),
-                401 | 403 => return Verdict::Refuse(Refusal::Unauthorized),
-                413 => return Verdict::Split,
-                415 => return Verdict::Refuse(Refusal::Unsupported),
-                429 | 503 => {
-                    let pause = retry_after
-                        .and_then(|v| parse_retry_after(v, now_unix_ms))
-                        .map(|d| d.min(self.max_retry_after))
-                        .unwrap_or_else(|| self.backoff(attempt, jitter));
-                    return self.within_deadline(elapsed, pause, Verdict::Throttle(pause));
+            Attempt::Status { code, retry_after } => {
+                // A server's `Retry-After`, capped; a garbled one counts as none.
+                let asked = retry_after
+                    .and_then(|v| parse_retry_after(v, now_unix_ms))
+                    .map(|d| d.min(self.max_retry_after));
+                match code {
+                    200 => return Verdict::Delivered,
+                    // Only the collector's 200 batch answer is delivery: a 202 from a proxy,
+                    // a 204, or a redirect (the POST would reach a page or another service).
+                    201..=399 => return Verdict::Refuse(Refusal::NotACollector),
+                    400 => return Verdict::Refuse(Refusal::Malformed),
+                    401 | 403 => return Verdict::Refuse(Refusal::Unauthorized),
+                    413 => return Verdict::Split,
+                    415 => return Verdict::Refuse(Refusal::Unsupported),
+                    429 | 503 => {
+                        let pause = asked.unwrap_or_else(|| self.backoff(attempt, jitter));
+                        return self.within_deadline(elapsed, pause, Verdict::Throttle(pause));
+                    }
+                    // RFC 9110 allows `Retry-After` on any 5xx (gateways send it with 500,
+                    // 502, 529): honoured when present, else backoff with full jitter.
+                    500..=599 => asked.unwrap_or_else(|| self.backoff(attempt, jitter)),
+                    408 => self.backoff(attempt, jitter),
+                    _ => return Verdict::Refuse(Refusal::Status(code)),
                 }
-                408 | 500..=599 => self.backoff(attempt, jitter),
-                _ => return Verdict::Refuse(Refusal::Status(code)),
-            },
+            }
+            Attempt::Redirected => return Verdict::Refuse(Refusal::NotACollector),
             Attempt::Timeout | Attempt::Network => self.backoff(attempt, jitter),
         };
         self.within_deadline(elapsed, wait, Verdict::Retry(wait))
@@ -199,13 +217,24 @@ mod tests {
         let retry0 = Retry(Duration::from_millis(50)); // jitter 0.5 of 100 ms
         let table: &[(Attempt<'_>, Verdict)] = &[
             (s(200), Delivered),
-            (s(202), Delivered),
-            (s(204), Delivered),
+            (s(201), Refuse(NotACollector)),
+            (s(202), Refuse(NotACollector)),
+            (s(204), Refuse(NotACollector)),
+            (s(299), Refuse(NotACollector)),
+            (s(300), Refuse(NotACollector)),
+            (s(301), Refuse(NotACollector)),
+            (s(302), Refuse(NotACollector)),
+            (s(303), Refuse(NotACollector)),
+            (s(304), Refuse(NotACollector)),
+            (s(307), Refuse(NotACollector)),
+            (s(308), Refuse(NotACollector)),
+            (Attempt::Redirected, Refuse(NotACollector)),
             (s(400), Refuse(Malformed)),
             (s(401), Refuse(Unauthorized)),
             (s(403), Refuse(Unauthorized)),
             (s(404), Refuse(Status(404))),
-            (s(301), Refuse(Status(301))),
+            (s(100), Refuse(Status(100))),
+            (s(600), Refuse(Status(600))),
             (s(408), retry0),
             (s(413), Split),
             (s(415), Refuse(Unsupported)),
@@ -275,6 +304,43 @@ mod tests {
             p.decide(s503, 4, Duration::ZERO, NOW, 0.9),
             Verdict::Throttle(Duration::from_secs(2))
         );
+    }
+
+    /// Any 5xx with a `Retry-After` waits that long (capped); without one, or with a garbled
+    /// one, backoff with full jitter.
+    #[test]
+    fn retry_after_on_other_server_errors() {
+        let p = policy();
+        let cases: &[(u16, Option<&str>, Verdict)] = &[
+            (500, Some("3"), Verdict::Retry(Duration::from_secs(3))),
+            (502, Some("3"), Verdict::Retry(Duration::from_secs(3))),
+            (504, Some("0"), Verdict::Retry(Duration::ZERO)),
+            (529, Some("3600"), Verdict::Retry(Duration::from_secs(30))),
+            (
+                500,
+                Some("Wed, 26 Nov 2025 03:10:31 GMT"),
+                Verdict::Retry(Duration::from_secs(5)),
+            ),
+            (500, Some("soon"), Verdict::Retry(Duration::from_millis(50))),
+            (500, None, Verdict::Retry(Duration::from_millis(50))),
+            // Not on 408 (a client timeout is not the server asking for a pause).
+            (408, Some("3"), Verdict::Retry(Duration::from_millis(50))),
+            // Past the deadline, a server's pause is given up like a backoff.
+            (500, Some("30"), Verdict::GiveUp),
+        ];
+        for &(code, retry_after, expected) in cases {
+            let elapsed = if expected == Verdict::GiveUp {
+                Duration::from_secs(45)
+            } else {
+                Duration::ZERO
+            };
+            let outcome = Attempt::Status { code, retry_after };
+            assert_eq!(
+                p.decide(outcome, 0, elapsed, NOW, 0.5),
+                expected,
+                "{code} {retry_after:?}"
+            );
+        }
     }
 
     #[test]

@@ -155,6 +155,34 @@ pub struct BatchResponse {
     pub rejected: Vec<Rejection>,
 }
 
+impl BatchResponse {
+    /// Reads a collector's 200 answer to a batch of `events` events. `None` when the body is
+    /// not a batch answer, or one that does not account for exactly these events: `accepted +
+    /// duplicates + rejected` must equal `events`, and every rejection must name a distinct
+    /// index below `events`. Such an answer did not come from an eventwire collector (a web
+    /// page, another service's JSON), so no event of the batch counts as sent.
+    #[must_use]
+    pub fn for_batch(body: &[u8], events: usize) -> Option<BatchResponse> {
+        let answer: BatchResponse = serde_json::from_slice(body).ok()?;
+        let rejected = answer.rejected.len() as u64;
+        let total = answer
+            .accepted
+            .checked_add(answer.duplicates)?
+            .checked_add(rejected)?;
+        if total != events as u64 {
+            return None;
+        }
+        let mut seen = vec![false; events];
+        for r in &answer.rejected {
+            let slot = seen.get_mut(r.index)?;
+            if std::mem::replace(slot, true) {
+                return None;
+            }
+        }
+        Some(answer)
+    }
+}
+
 /// One event the collector dead-lettered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rejection {
@@ -284,6 +312,54 @@ mod tests {
         for code in ErrorCode::ALL {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn only_an_answer_that_accounts_for_the_batch_is_a_batch_answer() {
+        let rejection = |i| format!(r#"{{"index":{i},"code":"schema_invalid"}}"#);
+        let table: &[(String, usize, bool)] = &[
+            (r#"{"accepted":3}"#.into(), 3, true),
+            (r#"{"accepted":1,"duplicates":2}"#.into(), 3, true),
+            (
+                format!(r#"{{"accepted":2,"rejected":[{}]}}"#, rejection(2)),
+                3,
+                true,
+            ),
+            // A newer collector may add fields.
+            (r#"{"accepted":3,"took_ms":2}"#.into(), 3, true),
+            (r#"{"accepted":2}"#.into(), 3, false),
+            (r#"{"accepted":4}"#.into(), 3, false),
+            (
+                format!(r#"{{"accepted":2,"rejected":[{}]}}"#, rejection(3)),
+                3,
+                false,
+            ),
+            (
+                format!(
+                    r#"{{"accepted":1,"rejected":[{},{}]}}"#,
+                    rejection(0),
+                    rejection(0)
+                ),
+                3,
+                false,
+            ),
+            (
+                r#"{"accepted":18446744073709551615,"duplicates":4}"#.into(),
+                3,
+                false,
+            ),
+            (r#"{"status":"ok"}"#.into(), 3, false),
+            ("".into(), 3, false),
+            ("<html>Welcome</html>".into(), 3, false),
+            ("[]".into(), 0, false),
+        ];
+        for (body, events, ok) in table {
+            assert_eq!(
+                BatchResponse::for_batch(body.as_bytes(), *events).is_some(),
+                *ok,
+                "{body} for {events}"
+            );
         }
     }
 

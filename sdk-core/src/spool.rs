@@ -29,11 +29,28 @@
 //! oldest first, as ids: [`Spool::read`] gives their original bytes (so their original
 //! `event_id` and `created_at`) when there is room to send them, so a large spool is never
 //! read into memory at once.
+//!
+//! ## When the disk fails
+//!
+//! The index never points at bytes the spool cannot vouch for. Appends go to a buffer in
+//! memory, written to the active segment with positioned writes at each commit (or when the
+//! buffer is full); the spool knows how many bytes of the active segment were written
+//! without error (`flushed`), and records past that point are read from the buffer. When a
+//! write fails or is short (a full disk, an I/O error), the buffer is kept and the file is
+//! cut back to `flushed` before the next write; if it cannot be cut, the buffered records
+//! move to a fresh segment. A new segment is made the active one only once its file exists.
+//! Every read checks the record's length, checksum and id, so a damaged file gives
+//! [`SpoolError::Corrupt`], never wrong bytes. Acknowledgements change the index first and
+//! cannot fail; deleting a finished segment that the file system refuses to delete is
+//! retried at the next acknowledgement.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+mod fs;
+pub use fs::{OsFs, SegmentFile, SpoolFs};
 
 /// Largest record accepted (a header claiming more is corruption).
 pub const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
@@ -41,10 +58,19 @@ pub const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// Default size at which the active segment is closed and a new one started.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+/// Appended bytes kept in memory before they are written to the active segment.
+const BUFFER_BYTES: usize = 256 * 1024;
+/// While the disk refuses writes, appends go on into memory up to this much; past it they
+/// are refused (the caller keeps the event in memory only, and counts it).
+const MAX_BUFFER_BYTES: usize = 4 * BUFFER_BYTES;
 
 const HEADER: usize = 8;
+/// Kind byte and event id, before the envelope in an event record's body.
+const EVENT_PREFIX: usize = 17;
 const KIND_EVENT: u8 = 1;
 const KIND_ACK: u8 = 2;
+/// Acknowledgements per ack record (a record stays far under [`MAX_RECORD_BYTES`]).
+const ACKS_PER_RECORD: usize = 65_536;
 
 /// What can go wrong with a spool.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +89,10 @@ pub enum SpoolError {
     /// [`Spool::read`] of an event that is not pending.
     #[error("event {0:032x} is not in the spool")]
     Unknown(u128),
+    /// The bytes where an event should be are not its record (the file was damaged or cut
+    /// under the spool): the event cannot be read back.
+    #[error("event {0:032x} is damaged in the spool (length, checksum or id do not match)")]
+    Corrupt(u128),
     /// An event over [`MAX_RECORD_BYTES`].
     #[error("event of {0} bytes is too large for the spool")]
     TooLarge(usize),
@@ -102,18 +132,36 @@ pub struct Recovery {
     pub corrupt_bytes: u64,
 }
 
+/// What [`Spool::ack`] did.
+#[derive(Debug, Default)]
+#[must_use]
+pub struct Acked {
+    /// Envelope bytes no longer pending (give them back to any cap on undelivered events).
+    pub freed: u64,
+    /// A file operation that failed on the way (deleting a finished segment, starting a
+    /// fresh one): the acknowledgements still count, the spool's files stay consistent, and
+    /// the operation is retried later.
+    pub error: Option<SpoolError>,
+}
+
 #[derive(Debug, Default)]
 struct Segment {
     bytes: u64,
     live: u64,
 }
 
-/// Where an event's envelope lies: segment, offset of the envelope in it, length.
+/// Where an event's record lies: segment, offset of the record, envelope length.
 #[derive(Debug, Clone, Copy)]
 struct Loc {
     segment: u64,
-    offset: u64,
+    at: u64,
     len: u32,
+}
+
+impl Loc {
+    fn record_len(self) -> usize {
+        HEADER + EVENT_PREFIX + self.len as usize
+    }
 }
 
 /// An open spool (holds the directory's lock until dropped).
@@ -121,19 +169,31 @@ struct Loc {
 pub struct Spool {
     dir: PathBuf,
     config: SpoolConfig,
+    fs: Arc<dyn SpoolFs>,
     _lock: File,
     active: u64,
-    writer: BufWriter<File>,
+    /// The active segment's file.
+    file: Box<dyn SegmentFile>,
+    /// Bytes of the active segment written to its file without error. The index points into
+    /// the file only below this; records past it are in `buffer`.
+    flushed: u64,
+    /// Records appended after `flushed`, not yet written.
+    buffer: Vec<u8>,
+    /// A write to the active segment failed part-way: the file may hold bytes past
+    /// `flushed` that nothing points to. They are cut before the next write.
+    dirty_tail: bool,
+    /// A rotation failed: the next is tried once the active segment has grown this big.
+    next_rotation: u64,
     segments: BTreeMap<u64, Segment>,
-    /// Unacknowledged event → where its envelope is.
+    /// Unacknowledged event → where its record is.
     live: HashMap<u128, Loc, BuildIdHasher>,
     /// Closed segments written to the OS but not yet fsynced (the next commit syncs them).
-    unsynced: Vec<File>,
+    unsynced: Vec<Box<dyn SegmentFile>>,
     /// A segment was created since the last commit: the directory needs an fsync too.
     dir_dirty: bool,
     used: u64,
-    /// The segment last read from, kept open for the next read.
-    reader: Option<(u64, File)>,
+    /// The closed segment last read from, kept open for the next read.
+    reader: Option<(u64, Box<dyn SegmentFile>)>,
 }
 
 fn segment_path(dir: &Path, n: u64) -> PathBuf {
@@ -192,6 +252,19 @@ pub fn scan_for_fuzzing(data: &[u8]) -> (usize, u64, u64) {
     (s.records.len(), s.corrupt_records, s.corrupt_bytes)
 }
 
+/// The envelope of event `id` if `record` is exactly its intact record.
+fn verified_envelope(record: &[u8], id: u128) -> Option<&[u8]> {
+    let header = record.get(..HEADER)?;
+    let body = record.get(HEADER..)?;
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
+    let intact = len == body.len()
+        && crc32fast::hash(body) == crc
+        && body.first() == Some(&KIND_EVENT)
+        && body.get(1..EVENT_PREFIX)? == id.to_le_bytes();
+    intact.then(|| &body[EVENT_PREFIX..])
+}
+
 /// Event ids are UUIDs (v7: 74 random bits) chosen by this process: hashed by folding, not
 /// SipHash — the index is on the spool thread's per-event path.
 #[derive(Default, Clone, Copy)]
@@ -222,11 +295,17 @@ impl std::hash::Hasher for IdHasher {
     }
 }
 
+impl std::fmt::Debug for BuildIdHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BuildIdHasher")
+    }
+}
+
 /// Files to fsync to make what was appended durable; see [`Spool::prepare_commit`].
 #[derive(Debug)]
 pub struct Commit {
-    files: Vec<File>,
-    dir: Option<File>,
+    files: Vec<Box<dyn SegmentFile>>,
+    dir: Option<(Arc<dyn SpoolFs>, PathBuf)>,
 }
 
 impl Commit {
@@ -235,37 +314,30 @@ impl Commit {
     ///
     /// # Errors
     ///
-    /// When the file system refuses.
+    /// When the file system refuses: what this commit covers may not be durable (the
+    /// events are still pending in the spool, and delivered from memory).
     pub fn sync(self) -> std::io::Result<()> {
         for f in &self.files {
             f.sync_data()?;
         }
-        if let Some(dir) = &self.dir {
-            dir.sync_all()?;
+        if let Some((fs, dir)) = &self.dir {
+            fs.sync_dir(dir)?;
         }
         Ok(())
     }
 }
 
-/// One positioned read (`pread` where there is one).
-fn read_exact_at(file: &mut File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+fn put_record(buffer: &mut Vec<u8>, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut crc = crc32fast::Hasher::new();
+    for p in parts {
+        crc.update(p);
     }
-    #[cfg(not(unix))]
-    {
-        use std::io::{Seek, SeekFrom};
-        file.seek(SeekFrom::Start(offset))?;
-        file.read_exact(buf)
+    buffer.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
+    buffer.extend_from_slice(&crc.finalize().to_le_bytes());
+    for p in parts {
+        buffer.extend_from_slice(p);
     }
-}
-
-fn write_record(w: &mut impl Write, body: &[u8]) -> std::io::Result<()> {
-    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
-    w.write_all(&len.to_le_bytes())?;
-    w.write_all(&crc32fast::hash(body).to_le_bytes())?;
-    w.write_all(body)
 }
 
 impl Spool {
@@ -280,8 +352,21 @@ impl Spool {
         dir: impl AsRef<Path>,
         config: SpoolConfig,
     ) -> Result<(Spool, Recovery), SpoolError> {
+        Self::open_on(Arc::new(OsFs), dir, config)
+    }
+
+    /// [`Spool::open`] on other file operations than the OS's (tests inject faults here).
+    ///
+    /// # Errors
+    ///
+    /// As [`Spool::open`].
+    pub fn open_on(
+        fs: Arc<dyn SpoolFs>,
+        dir: impl AsRef<Path>,
+        config: SpoolConfig,
+    ) -> Result<(Spool, Recovery), SpoolError> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir)?;
+        fs.create_dir_all(&dir)?;
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -292,14 +377,7 @@ impl Spool {
             Err(std::fs::TryLockError::WouldBlock) => return Err(SpoolError::Locked(dir)),
             Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
         }
-        let mut numbers: Vec<u64> = std::fs::read_dir(&dir)?
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name();
-                let name = name.to_str()?;
-                name.strip_suffix(".log")?.parse().ok()
-            })
-            .collect();
+        let mut numbers = fs.segments(&dir)?;
         numbers.sort_unstable();
 
         let mut recovery = Recovery::default();
@@ -308,8 +386,7 @@ impl Spool {
         let mut segments = BTreeMap::new();
         let mut last_good = 0;
         for &n in &numbers {
-            let mut data = Vec::new();
-            File::open(segment_path(&dir, n))?.read_to_end(&mut data)?;
+            let data = fs.read(&segment_path(&dir, n))?;
             let s = scan(&data);
             recovery.corrupt_records += s.corrupt_records;
             recovery.corrupt_bytes += s.corrupt_bytes;
@@ -318,12 +395,14 @@ impl Spool {
             for (at, len) in s.records {
                 let body = &data[at..at + len];
                 match body.first() {
-                    Some(&KIND_EVENT) if body.len() >= 17 => {
-                        let id = u128::from_le_bytes(body[1..17].try_into().unwrap_or([0; 16]));
+                    Some(&KIND_EVENT) if body.len() >= EVENT_PREFIX => {
+                        let id = u128::from_le_bytes(
+                            body[1..EVENT_PREFIX].try_into().unwrap_or([0; 16]),
+                        );
                         let loc = Loc {
                             segment: n,
-                            offset: (at + 17) as u64,
-                            len: (len - 17) as u32,
+                            at: (at - HEADER) as u64,
+                            len: (len - EVENT_PREFIX) as u32,
                         };
                         list.push((id, loc));
                     }
@@ -360,24 +439,23 @@ impl Spool {
         }
         // Continue in the last segment, cut after its last good record.
         let active = numbers.last().copied().unwrap_or(1);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(segment_path(&dir, active))?;
-        if numbers.last().is_some() {
+        let file = fs.open_segment(&segment_path(&dir, active), numbers.is_empty())?;
+        if !numbers.is_empty() {
             file.set_len(last_good)?;
         }
         segments.entry(active).or_default();
-        let mut file = file;
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0))?;
         let used = segments.values().map(|s| s.bytes).sum();
         let mut spool = Spool {
             dir,
             config,
+            fs,
             _lock: lock,
             active,
-            writer: BufWriter::with_capacity(256 * 1024, file),
+            file,
+            flushed: last_good,
+            buffer: Vec::new(),
+            dirty_tail: false,
+            next_rotation: 0,
             segments,
             live,
             used,
@@ -385,7 +463,8 @@ impl Spool {
             unsynced: Vec::new(),
             dir_dirty: numbers.is_empty(),
         };
-        spool.delete_finished()?;
+        // A finished segment that cannot be deleted now is retried at the next ack.
+        let _ = spool.delete_finished();
         Ok((spool, recovery))
     }
 
@@ -401,14 +480,19 @@ impl Spool {
         self.live.len()
     }
 
+    fn active_bytes(&self) -> u64 {
+        self.flushed + self.buffer.len() as u64
+    }
+
     /// Appends an event (durable after the next [`commit`](Self::commit)).
     ///
     /// # Errors
     ///
-    /// [`SpoolError::Full`] when it would pass the size cap (nothing is written);
-    /// [`SpoolError::TooLarge`]; [`SpoolError::Io`].
+    /// [`SpoolError::Full`] when it would pass the size cap; [`SpoolError::TooLarge`];
+    /// [`SpoolError::Io`] when the disk has refused writes for so long that the bytes waiting
+    /// for it fill the spool's memory buffer. Nothing is stored on an error.
     pub fn append(&mut self, event_id: u128, envelope: &[u8]) -> Result<(), SpoolError> {
-        let body_len = 17 + envelope.len();
+        let body_len = EVENT_PREFIX + envelope.len();
         if body_len > MAX_RECORD_BYTES {
             return Err(SpoolError::TooLarge(envelope.len()));
         }
@@ -419,34 +503,36 @@ impl Spool {
                 max: self.config.max_bytes,
             });
         }
-        if self
-            .segments
-            .get(&self.active)
-            .is_some_and(|s| s.bytes + size > self.config.segment_bytes && s.bytes > 0)
+        let active = self.active_bytes();
+        if active > 0
+            && active + size > self.config.segment_bytes
+            && active >= self.next_rotation
+            && self.rotate().is_err()
         {
-            self.rotate()?;
+            // Stay in this segment (it grows past its size); try again a segment later.
+            self.next_rotation = active + self.config.segment_bytes;
         }
-        // The record, written piece by piece: no copy of the envelope on the way.
-        let id = event_id.to_le_bytes();
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&[KIND_EVENT]);
-        crc.update(&id);
-        crc.update(envelope);
-        let w = &mut self.writer;
-        w.write_all(&(body_len as u32).to_le_bytes())?;
-        w.write_all(&crc.finalize().to_le_bytes())?;
-        w.write_all(&[KIND_EVENT])?;
-        w.write_all(&id)?;
-        w.write_all(envelope)?;
+        if self.buffer.len() + size as usize > BUFFER_BYTES {
+            if let Err(e) = self.write_buffer() {
+                if self.buffer.len() + size as usize > MAX_BUFFER_BYTES {
+                    return Err(e);
+                }
+            }
+        }
+        let at = self.active_bytes();
+        put_record(
+            &mut self.buffer,
+            &[&[KIND_EVENT], &event_id.to_le_bytes(), envelope],
+        );
         self.used += size;
         let seg = self.segments.entry(self.active).or_default();
-        let loc = Loc {
-            segment: self.active,
-            offset: seg.bytes + (HEADER + 17) as u64,
-            len: envelope.len() as u32,
-        };
         seg.bytes += size;
         seg.live += 1;
+        let loc = Loc {
+            segment: self.active,
+            at,
+            len: envelope.len() as u32,
+        };
         if let Some(old) = self.live.insert(event_id, loc) {
             // The same id twice (a replayed event appended again): the older copy is dead.
             if let Some(seg) = self.segments.get_mut(&old.segment) {
@@ -462,37 +548,53 @@ impl Spool {
         self.live.contains_key(&event_id)
     }
 
-    /// The envelope bytes of a pending event, as appended (also before its commit).
+    /// The envelope bytes of a pending event, as appended (also before its commit), checked
+    /// against the record's length, checksum and id.
     ///
     /// # Errors
     ///
-    /// [`SpoolError::Unknown`] when the event is not pending; [`SpoolError::Io`].
+    /// [`SpoolError::Unknown`] when the event is not pending; [`SpoolError::Corrupt`] when
+    /// its bytes on disk are not its record; [`SpoolError::Io`].
     pub fn read(&mut self, event_id: u128) -> Result<Vec<u8>, SpoolError> {
         let loc = *self
             .live
             .get(&event_id)
             .ok_or(SpoolError::Unknown(event_id))?;
-        if loc.segment == self.active {
-            // Hand buffered bytes to the OS only when the event is among them.
-            let in_file = self
-                .segments
-                .get(&self.active)
-                .map_or(0, |s| s.bytes)
-                .saturating_sub(self.writer.buffer().len() as u64);
-            if loc.offset + u64::from(loc.len) > in_file {
-                self.writer.flush()?;
+        let mut record = vec![0; loc.record_len()];
+        if loc.segment == self.active && loc.at >= self.flushed {
+            let from = (loc.at - self.flushed) as usize;
+            let bytes = self
+                .buffer
+                .get(from..from + record.len())
+                .ok_or(SpoolError::Corrupt(event_id))?;
+            record.copy_from_slice(bytes);
+        } else {
+            let file = if loc.segment == self.active {
+                &mut self.file
+            } else {
+                match &mut self.reader {
+                    Some((n, file)) if *n == loc.segment => file,
+                    reader => {
+                        let file = self
+                            .fs
+                            .open_segment(&segment_path(&self.dir, loc.segment), false)?;
+                        &mut reader.insert((loc.segment, file)).1
+                    }
+                }
+            };
+            match file.read_exact_at(&mut record, loc.at) {
+                Ok(()) => {}
+                // The file is shorter than the index says: it was cut under the spool.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return Err(SpoolError::Corrupt(event_id))
+                }
+                Err(e) => return Err(e.into()),
             }
         }
-        let file = match &mut self.reader {
-            Some((n, file)) if *n == loc.segment => file,
-            reader => {
-                let file = File::open(segment_path(&self.dir, loc.segment))?;
-                &mut reader.insert((loc.segment, file)).1
-            }
-        };
-        let mut bytes = vec![0; loc.len as usize];
-        read_exact_at(file, &mut bytes, loc.offset)?;
-        Ok(bytes)
+        let envelope = verified_envelope(&record, event_id).ok_or(SpoolError::Corrupt(event_id))?;
+        let skip = record.len() - envelope.len();
+        record.drain(..skip);
+        Ok(record)
     }
 
     /// Makes everything appended so far durable (one `fsync`).
@@ -505,91 +607,205 @@ impl Spool {
         Ok(())
     }
 
-    /// Hands what was appended to the OS and returns the files whose fsync makes it durable,
-    /// so that the fsync can run on another thread while appends go on. Everything appended
-    /// before this call is durable once [`Commit::sync`] returns.
+    /// Writes what was appended to the active segment and returns the files whose fsync makes
+    /// it durable, so that the fsync can run on another thread while appends go on.
+    /// Everything appended before this call is durable once [`Commit::sync`] returns.
     ///
     /// # Errors
     ///
-    /// When the file system refuses.
+    /// When the file system refuses: nothing is lost from the spool (what was not written
+    /// stays buffered for the next commit), but it is not durable yet.
     pub fn prepare_commit(&mut self) -> Result<Commit, SpoolError> {
-        self.writer.flush()?;
+        self.write_buffer()?;
+        let active = self.file.try_clone()?;
+        let dir = self.dir_dirty.then(|| (self.fs.clone(), self.dir.clone()));
+        self.dir_dirty = false;
         let mut files = std::mem::take(&mut self.unsynced);
-        files.push(self.writer.get_ref().try_clone()?);
-        let dir = if self.dir_dirty {
-            self.dir_dirty = false;
-            Some(File::open(&self.dir)?)
-        } else {
-            None
-        };
+        files.push(active);
         Ok(Commit { files, dir })
     }
 
-    /// Records that the collector answered for these events (they will not come back), and
-    /// deletes segments left with nothing to replay. Durable with the next commit. Returns
-    /// the envelope bytes no longer pending (unknown ids are ignored).
-    ///
-    /// # Errors
-    ///
-    /// When the file system refuses.
-    pub fn ack(&mut self, event_ids: &[u128]) -> Result<u64, SpoolError> {
-        let known: Vec<u128> = event_ids
-            .iter()
-            .copied()
-            .filter(|id| self.live.contains_key(id))
-            .collect();
-        if known.is_empty() {
-            return Ok(0);
+    /// Writes the buffer to the active segment at `flushed`. On failure the buffer is kept
+    /// and the segment's tail marked for cutting; nothing the index points to moves.
+    fn write_buffer(&mut self) -> Result<(), SpoolError> {
+        if self.dirty_tail {
+            self.cut_tail()?;
         }
-        let mut freed = 0;
-        let mut body = Vec::with_capacity(1 + 16 * known.len());
-        body.push(KIND_ACK);
-        for id in &known {
-            body.extend_from_slice(&id.to_le_bytes());
-            if let Some(loc) = self.live.remove(id) {
-                freed += u64::from(loc.len);
-                if let Some(seg) = self.segments.get_mut(&loc.segment) {
-                    seg.live = seg.live.saturating_sub(1);
+        let mut done = 0;
+        while done < self.buffer.len() {
+            match self
+                .file
+                .write_at(&self.buffer[done..], self.flushed + done as u64)
+            {
+                Ok(0) => {
+                    self.dirty_tail = true;
+                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.dirty_tail = true;
+                    return Err(e.into());
                 }
             }
         }
-        let size = (HEADER + body.len()) as u64;
-        write_record(&mut self.writer, &body)?;
-        self.used += size;
-        self.segments.entry(self.active).or_default().bytes += size;
-        if self.live.is_empty() {
-            // Nothing left to replay anywhere: start afresh in a new segment.
-            self.rotate()?;
-        }
-        self.delete_finished()?;
-        Ok(freed)
+        self.flushed += self.buffer.len() as u64;
+        self.buffer.clear();
+        Ok(())
     }
 
-    /// Starts the next segment. The closed one is handed to the OS now and fsynced by the
-    /// next commit (a rotation never waits for the disk).
-    fn rotate(&mut self) -> Result<(), SpoolError> {
-        self.writer.flush()?;
-        self.active += 1;
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .open(segment_path(&self.dir, self.active))?;
-        let closed =
-            std::mem::replace(&mut self.writer, BufWriter::with_capacity(256 * 1024, file));
-        self.unsynced.push(
-            closed
-                .into_inner()
-                .map_err(std::io::IntoInnerError::into_error)?,
+    /// Removes what a failed write may have left past `flushed`: the file is cut back, or,
+    /// if it cannot be, the buffered records move to a fresh segment and the old one keeps
+    /// only what the index knows (recovery skips the rest by checksum).
+    fn cut_tail(&mut self) -> Result<(), SpoolError> {
+        if self.file.set_len(self.flushed).is_ok() {
+            self.dirty_tail = false;
+            return Ok(());
+        }
+        let (old, flushed) = (self.active, self.flushed);
+        self.open_next_segment()?;
+        let next = self.active;
+        let mut moved = 0;
+        for loc in self.live.values_mut() {
+            if loc.segment == old && loc.at >= flushed {
+                loc.segment = next;
+                loc.at -= flushed;
+                moved += 1;
+            }
+        }
+        if let Some(seg) = self.segments.get_mut(&old) {
+            seg.live -= moved;
+            seg.bytes = flushed;
+        }
+        self.segments.insert(
+            next,
+            Segment {
+                bytes: self.buffer.len() as u64,
+                live: moved,
+            },
         );
+        self.dirty_tail = false;
+        Ok(())
+    }
+
+    /// Records that the collector answered for these events (they will not come back), and
+    /// deletes segments left with nothing to replay. The index changes at once, whatever
+    /// the disk does; the acknowledgement record is durable with the next commit (if it is
+    /// lost, the events are sent again after a restart and the collector deduplicates them).
+    /// Unknown ids are ignored.
+    pub fn ack(&mut self, event_ids: &[u128]) -> Acked {
+        let mut acked = Acked::default();
+        let mut known = Vec::with_capacity(event_ids.len());
+        for id in event_ids {
+            if let Some(loc) = self.live.remove(id) {
+                acked.freed += u64::from(loc.len);
+                if let Some(seg) = self.segments.get_mut(&loc.segment) {
+                    seg.live = seg.live.saturating_sub(1);
+                }
+                known.push(*id);
+            }
+        }
+        if known.is_empty() {
+            return acked;
+        }
+        for ids in known.chunks(ACKS_PER_RECORD) {
+            let mut body = Vec::with_capacity(1 + 16 * ids.len());
+            body.push(KIND_ACK);
+            for id in ids {
+                body.extend_from_slice(&id.to_le_bytes());
+            }
+            let size = HEADER + body.len();
+            if self.buffer.len() + size > BUFFER_BYTES {
+                if let Err(e) = self.write_buffer() {
+                    acked.error.get_or_insert(e);
+                }
+            }
+            // With the disk refusing writes for long, the record stays in memory only up to
+            // the buffer's bound: past it, it is lost (a resend after a restart, deduplicated
+            // by the collector), never the index.
+            if self.buffer.len() + size <= MAX_BUFFER_BYTES {
+                put_record(&mut self.buffer, &[&body]);
+                self.used += size as u64;
+                self.segments.entry(self.active).or_default().bytes += size as u64;
+            }
+        }
+        // Nothing left to replay anywhere: start afresh in a new segment.
+        let afresh = self.live.is_empty()
+            && match self.start_afresh() {
+                Ok(()) => true,
+                Err(e) => {
+                    acked.error.get_or_insert(e);
+                    false
+                }
+            };
+        match self.delete_finished() {
+            Err(e) => {
+                acked.error.get_or_insert(e);
+            }
+            Ok(()) if afresh && self.segments.len() == 1 => {
+                // Every older segment is gone, and with it what the carried acks named.
+                let carried = self.buffer.len() as u64;
+                self.buffer.clear();
+                self.segments.entry(self.active).or_default().bytes = 0;
+                self.used = self.used.saturating_sub(carried);
+            }
+            Ok(()) => {}
+        }
+        acked
+    }
+
+    /// Starts the next segment: the current one is written out first, and the new file must
+    /// exist before it becomes the active one. The closed segment is fsynced by the next
+    /// commit (a rotation never waits for the disk). On error nothing changed.
+    fn rotate(&mut self) -> Result<(), SpoolError> {
+        self.write_buffer()?;
+        self.open_next_segment()
+    }
+
+    /// Makes a new, empty segment file the active one, once it exists; the closed one is
+    /// fsynced by the next commit. On error nothing changed.
+    fn open_next_segment(&mut self) -> Result<(), SpoolError> {
+        let next = self.active + 1;
+        let file = self.fs.open_segment(&segment_path(&self.dir, next), true)?;
+        let closed = std::mem::replace(&mut self.file, file);
+        self.unsynced.push(closed);
+        self.active = next;
+        self.flushed = 0;
+        self.next_rotation = 0;
         self.dir_dirty = true;
-        self.segments.insert(self.active, Segment::default());
+        self.segments.insert(next, Segment::default());
+        Ok(())
+    }
+
+    /// With nothing pending, starts a new segment without writing the buffer's events (all
+    /// acknowledged): on a full disk this is how the spool gets its space back, since the old
+    /// segments can then all be deleted. The buffer's acknowledgements move to the new
+    /// segment, in case an old segment cannot be deleted.
+    fn start_afresh(&mut self) -> Result<(), SpoolError> {
+        debug_assert!(self.live.is_empty());
+        let (old, buffered) = (self.active, self.buffer.len() as u64);
+        let acks: Vec<u8> = scan(&self.buffer)
+            .records
+            .into_iter()
+            .filter(|&(at, _)| self.buffer[at] == KIND_ACK)
+            .flat_map(|(at, len)| self.buffer[at - HEADER..at + len].iter().copied())
+            .collect();
+        self.open_next_segment()?;
+        self.buffer = acks;
+        self.dirty_tail = false;
+        if let Some(seg) = self.segments.get_mut(&old) {
+            seg.bytes = seg.bytes.saturating_sub(buffered);
+        }
+        let carried = self.buffer.len() as u64;
+        self.segments.entry(self.active).or_default().bytes = carried;
+        self.used = self.used.saturating_sub(buffered) + carried;
         Ok(())
     }
 
     /// Deletes closed segments whose events are all acknowledged. An acknowledgement in a
     /// later segment may name events of an earlier one: earlier segments go first, so a
-    /// replay never sees an event whose acknowledgement was deleted before it.
+    /// replay never sees an event whose acknowledgement was deleted before it. A segment the
+    /// file system refuses to delete stays (and so do the ones after it) until the next try.
     fn delete_finished(&mut self) -> Result<(), SpoolError> {
         let finished: Vec<u64> = self
             .segments
@@ -598,7 +814,7 @@ impl Spool {
             .map(|(n, _)| *n)
             .collect();
         for n in finished {
-            match std::fs::remove_file(segment_path(&self.dir, n)) {
+            match self.fs.remove(&segment_path(&self.dir, n)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
@@ -611,6 +827,16 @@ impl Spool {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for Spool {
+    /// A clean close hands what is buffered to the OS (no fsync: as a process exit would);
+    /// durability is [`Spool::commit`]'s job.
+    fn drop(&mut self) {
+        if let Err(e) = self.write_buffer() {
+            tracing::warn!(error = %e, "spool: could not write its last records at close");
+        }
     }
 }
 

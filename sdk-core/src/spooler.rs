@@ -31,6 +31,34 @@ pub const DEFAULT_SPOOL_COMMIT_INTERVAL: Duration = Duration::from_millis(50);
 const FEED_TICK: Duration = Duration::from_millis(5);
 /// Events taken from the inbox per turn before the thread looks at acknowledgements again.
 const INBOX_TURN: usize = 4096;
+/// A failure that repeats (a full disk refuses every append) is logged at most this often,
+/// with how many were not logged; the counters in `Stats` count every one.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Rate limit for the log lines of a failure that repeats.
+#[derive(Debug, Default)]
+pub(crate) struct Repeats {
+    next: Option<Instant>,
+    quiet: u64,
+}
+
+impl Repeats {
+    /// `Some(n)` when this occurrence should be logged (`n`: occurrences not logged since the
+    /// last line), `None` to stay quiet.
+    fn log(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        match self.next {
+            Some(next) if now < next => {
+                self.quiet += 1;
+                None
+            }
+            _ => {
+                self.next = Some(now + LOG_EVERY);
+                Some(std::mem::take(&mut self.quiet))
+            }
+        }
+    }
+}
 
 /// What the worker tells the spool thread.
 pub(crate) enum SpoolCtl {
@@ -64,8 +92,11 @@ pub(crate) struct Spooler {
     pub shared: Arc<Shared>,
     pub commit_interval: Duration,
     pub on_failure: Option<Arc<FailureCallback>>,
-    /// On disk and not in memory, oldest first: read back when the queue has room.
-    pub spilled: VecDeque<u128>,
+    /// On disk and not in memory, oldest first, with their admission numbers: read back
+    /// when the queue has room.
+    pub spilled: VecDeque<(u128, u64)>,
+    /// Log rate limits: appends refused, commits failed, events unreadable.
+    pub quiet: [Repeats; 3],
 }
 
 enum Msg {
@@ -79,12 +110,17 @@ impl Spooler {
     pub fn run(mut self) {
         // The fsyncs run on their own thread, so appends never wait for the disk.
         let (sync_tx, sync_rx) = flume::bounded::<Commit>(1);
+        let shared = self.shared.clone();
         let syncer = std::thread::Builder::new()
             .name("eventwire-fsync".into())
             .spawn(move || {
+                let mut quiet = Repeats::default();
                 for commit in sync_rx {
                     if let Err(e) = commit.sync() {
-                        tracing::error!(error = %e, "spool: fsync failed");
+                        shared.counters.spool_commit_error();
+                        if let Some(unlogged) = quiet.log() {
+                            tracing::error!(error = %e, unlogged, "spool: fsync failed; the events of this commit are still delivered from memory but may not survive a crash");
+                        }
                     }
                 }
             });
@@ -124,14 +160,16 @@ impl Spooler {
             match msg {
                 Msg::Idle => {}
                 Msg::Ctl(SpoolCtl::Ack(ids)) => {
-                    self.ack(&ids);
+                    let _ = self.ack(&ids);
                     dirty = true;
                 }
                 Msg::Ctl(SpoolCtl::Close(reply)) => {
                     closing = true;
-                    let kept = self.spilled.len() as u64;
-                    self.spilled.clear();
-                    self.shared.counters.kept_in_spool(kept);
+                    let counters = &self.shared.counters;
+                    counters.kept_in_spool(self.spilled.len() as u64);
+                    counters
+                        .ledger
+                        .settle(self.spilled.drain(..).map(|(_, seq)| seq));
                     let _ = reply.send(());
                 }
                 Msg::Ctl(SpoolCtl::Finish { abandoned, reply }) => {
@@ -179,11 +217,12 @@ impl Spooler {
         let stored = match self.spool.append(id, event.json()) {
             Ok(()) => true,
             Err(e) => {
-                tracing::error!(error = %e, "spool: could not store an event; it is delivered from memory but would not survive a crash");
+                // Its room under the cap stays taken until it is settled, like any event
+                // not yet delivered.
                 self.shared.counters.spool_write_error();
-                self.shared
-                    .spool_live_bytes
-                    .fetch_sub(size as u64, Ordering::Relaxed);
+                if let Some(unlogged) = self.quiet[0].log() {
+                    tracing::error!(error = %e, unlogged, "spool: could not store an event; it is delivered from memory but would not survive a crash");
+                }
                 false
             }
         };
@@ -191,6 +230,7 @@ impl Spooler {
             self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
             if stored {
                 self.shared.counters.kept_in_spool(1);
+                self.shared.counters.ledger.settle([event.seq]);
             } else {
                 self.give_up(DropReason::ShutDown, &event);
             }
@@ -198,14 +238,14 @@ impl Spooler {
         }
         // Spilled events go first: while some wait, newer ones wait behind them on disk.
         if stored && !self.spilled.is_empty() {
-            self.spill(id, size);
+            self.spill(id, event.seq, size);
             return 0;
         }
         match self.queue.try_send(event) {
             Ok(()) => 1,
             Err(flume::TrySendError::Full(event) | flume::TrySendError::Disconnected(event)) => {
                 if stored {
-                    self.spill(id, size);
+                    self.spill(id, event.seq, size);
                 } else {
                     self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
                     self.give_up(DropReason::SpoolError, &event);
@@ -216,25 +256,35 @@ impl Spooler {
     }
 
     /// The event leaves memory: it waits on disk for queue room.
-    fn spill(&mut self, id: u128, size: usize) {
+    fn spill(&mut self, id: u128, seq: u64, size: usize) {
         self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
-        self.spilled.push_back(id);
+        self.spilled.push_back((id, seq));
     }
 
     /// Reads spilled events back into the queue while it has room. Returns how many.
     fn feed(&mut self) -> usize {
         let mut fed = 0;
-        while let Some(&id) = self.spilled.front() {
+        while let Some(&(id, seq)) = self.spilled.front() {
             if self.queue.len() >= self.queue_capacity {
                 break;
             }
             let json = match self.spool.read(id) {
                 Ok(json) => json,
                 Err(e) => {
-                    // Unreadable now (the disk failed under us): it cannot be delivered.
-                    tracing::error!(error = %e, "spool: could not read an event back");
+                    // Damaged or unreadable (the disk failed under us): it cannot be
+                    // delivered. It is settled like any other loss — counted, reported, and
+                    // acknowledged, so that its segment (and the ones after it) can go.
+                    if let Some(unlogged) = self.quiet[2].log() {
+                        tracing::error!(error = %e, unlogged, "spool: could not read an event back; dropped (spool_error)");
+                    }
                     self.spilled.pop_front();
-                    self.shared.counters.dropped(DropReason::SpoolError, 1);
+                    let freed = self.ack(&[id]);
+                    self.shared
+                        .spool_live_bytes
+                        .fetch_sub(freed, Ordering::Relaxed);
+                    let mut lost = EncodedEvent::new(Uuid::from_u128(id), "", Vec::new());
+                    lost.seq = seq;
+                    self.give_up(DropReason::SpoolError, &lost);
                     continue;
                 }
             };
@@ -244,7 +294,8 @@ impl Spooler {
                 break;
             }
             // The schema stays in the bytes until someone asks (`EncodedEvent::schema`).
-            let event = EncodedEvent::new(Uuid::from_u128(id), "", json);
+            let mut event = EncodedEvent::new(Uuid::from_u128(id), "", json);
+            event.seq = seq;
             self.shared.queued_bytes.fetch_add(size, Ordering::Relaxed);
             if self.queue.try_send(event).is_err() {
                 self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
@@ -256,17 +307,16 @@ impl Spooler {
         fed
     }
 
-    fn ack(&mut self, ids: &[u128]) {
-        match self.spool.ack(ids) {
-            Ok(freed) => {
-                self.shared
-                    .spool_live_bytes
-                    .fetch_sub(freed, Ordering::Relaxed);
-            }
-            // The events were answered for; the worst case is that they are sent again after
-            // a restart, and the collector deduplicates them.
-            Err(e) => tracing::error!(error = %e, "spool: could not record acknowledgements"),
+    /// Forgets these events in the spool; returns the envelope bytes it no longer holds.
+    /// (The worker gives their room under the cap back when it settles them.)
+    fn ack(&mut self, ids: &[u128]) -> u64 {
+        let acked = self.spool.ack(ids);
+        if let Some(e) = acked.error {
+            // Deleting a finished segment, or starting a fresh one, failed: retried at the
+            // next acknowledgement; the spool's index and files still agree.
+            tracing::warn!(error = %e, "spool: file operation after an acknowledgement failed; will retry");
         }
+        acked.freed
     }
 
     /// Hands a group commit to the fsync thread; false while the previous one still runs
@@ -283,7 +333,7 @@ impl Spooler {
             Ok(commit) => {
                 let _ = sync.try_send(commit);
             }
-            Err(e) => tracing::error!(error = %e, "spool: commit failed"),
+            Err(e) => self.commit_failed(&e),
         }
         true
     }
@@ -291,12 +341,27 @@ impl Spooler {
     /// Commits on this thread (at the end).
     fn commit_now(&mut self) {
         if let Err(e) = self.spool.commit() {
-            tracing::error!(error = %e, "spool: commit (fsync) failed");
+            self.commit_failed(&e);
+        }
+    }
+
+    fn commit_failed(&mut self, e: &crate::spool::SpoolError) {
+        self.shared.counters.spool_commit_error();
+        if let Some(unlogged) = self.quiet[1].log() {
+            tracing::error!(error = %e, unlogged, "spool: commit failed; what it covers stays pending (delivered from memory, written again at the next commit) but is not durable yet");
         }
     }
 
     fn give_up(&self, reason: DropReason, event: &EncodedEvent) {
+        self.shared
+            .spool_live_bytes
+            .fetch_sub(event.len() as u64, Ordering::Relaxed);
         self.shared.counters.dropped(reason, 1);
+        self.shared
+            .counters
+            .mark_settled(std::slice::from_ref(event));
+        // A flush may be waiting for exactly this event.
+        self.shared.wake.notify_one();
         notify(
             self.on_failure.as_deref(),
             &FailureReason::Dropped(reason),

@@ -12,6 +12,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use crate::event::EncodedEvent;
+use crate::ledger::Ledger;
+
 /// Why an event was not delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
@@ -27,7 +30,8 @@ pub enum DropReason {
     Unsupported,
     /// The collector answered another status that retrying will not change (404, 422, …).
     HttpStatus,
-    /// The retry deadline passed while the collector kept failing.
+    /// The retry deadline passed while the collector kept failing (never with a spool: the
+    /// events wait on disk instead).
     RetryExpired,
     /// The tracker shut down (or its shutdown timed out) before the event was delivered.
     /// With a spool, only events that were not on disk: the others are counted in
@@ -36,15 +40,20 @@ pub enum DropReason {
     /// The spool held its byte cap of undelivered events when `track()` was called (the
     /// collector has been unreachable for long).
     SpoolFull,
-    /// The disk refused to store an event that the memory queue had no room for either.
+    /// The disk refused to store an event that the memory queue had no room for either, or
+    /// an event waiting on disk could not be read back (its bytes were damaged).
     SpoolError,
     /// The user opted out (browser package): the queue was cleared.
     OptedOut,
+    /// The endpoint did not answer as an eventwire collector: a redirect, a 2xx other than
+    /// 200, or a 200 that is not a batch answer for the events sent (a mistyped URL landing
+    /// on a web site, a proxy). Logged at error level with the endpoint.
+    NotACollector,
 }
 
 impl DropReason {
     /// Every reason, in a stable order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::QueueFull,
         DropReason::TooLarge,
         DropReason::Unauthorized,
@@ -55,6 +64,7 @@ impl DropReason {
         DropReason::SpoolFull,
         DropReason::SpoolError,
         DropReason::OptedOut,
+        DropReason::NotACollector,
     ];
 
     /// A short snake_case name, for logs and summaries.
@@ -70,6 +80,7 @@ impl DropReason {
             DropReason::SpoolFull => "spool_full",
             DropReason::SpoolError => "spool_error",
             DropReason::OptedOut => "opted_out",
+            DropReason::NotACollector => "not_a_collector",
         }
     }
 
@@ -130,6 +141,9 @@ pub struct Stats {
     pub spool_corrupt_bytes: u64,
     /// Events the disk refused to store (still delivered from memory, but not durable).
     pub spool_write_errors: u64,
+    /// Group commits the disk refused (a failed write or fsync): the events they covered are
+    /// still pending and delivered from memory, but were not durable at that commit.
+    pub spool_commit_errors: u64,
 }
 
 impl Stats {
@@ -150,9 +164,9 @@ impl Stats {
 /// The live counters behind [`Stats`].
 #[derive(Debug, Default)]
 pub struct Counters {
-    /// Events handed to the queue, counted *before* the hand-off so that a flush never misses
-    /// one (each is later settled exactly once).
-    pub(crate) admitted: AtomicU64,
+    /// Events handed to the queue, numbered *before* the hand-off so that a flush never misses
+    /// one (each is later settled exactly once), and which of them are settled.
+    pub(crate) ledger: Ledger,
     /// Admitted events that reached a final state.
     pub(crate) settled: AtomicU64,
     tracked: AtomicU64,
@@ -170,12 +184,13 @@ pub struct Counters {
     spool_corrupt_records: AtomicU64,
     spool_corrupt_bytes: AtomicU64,
     spool_write_errors: AtomicU64,
+    spool_commit_errors: AtomicU64,
 }
 
 impl Counters {
     /// A snapshot.
     pub fn snapshot(&self) -> Stats {
-        let admitted = self.admitted.load(Relaxed);
+        let admitted = self.ledger.admitted();
         let settled = self.settled.load(Relaxed);
         Stats {
             tracked: self.tracked.load(Relaxed),
@@ -197,6 +212,7 @@ impl Counters {
             spool_corrupt_records: self.spool_corrupt_records.load(Relaxed),
             spool_corrupt_bytes: self.spool_corrupt_bytes.load(Relaxed),
             spool_write_errors: self.spool_write_errors.load(Relaxed),
+            spool_commit_errors: self.spool_commit_errors.load(Relaxed),
         }
     }
 
@@ -211,9 +227,16 @@ impl Counters {
     }
 
     /// Counts an event admitted to the queue; pair with [`Counters::enqueued`] or
-    /// [`Counters::dropped`].
-    pub fn admit(&self) {
-        self.admitted.fetch_add(1, Relaxed);
+    /// [`Counters::dropped`]. Returns its admission sequence number.
+    pub fn admit(&self) -> u64 {
+        self.ledger.admit()
+    }
+
+    /// Marks these admitted events settled (after counting them with [`Counters::sent`],
+    /// [`Counters::rejected`], [`Counters::dropped`] or [`Counters::kept_in_spool`]), so
+    /// that a flush waiting for them can answer.
+    pub(crate) fn mark_settled(&self, events: &[EncodedEvent]) {
+        self.ledger.settle(events.iter().map(|e| e.seq));
     }
 
     /// The admitted event is in the queue.
@@ -250,13 +273,14 @@ impl Counters {
     }
 
     /// `n` events came back from the spool at start (admitted, like tracked ones), with what
-    /// the recovery skipped.
-    pub fn recovered(&self, n: u64, corrupt_records: u64, corrupt_bytes: u64) {
+    /// the recovery skipped. Returns the first of their admission sequence numbers.
+    pub fn recovered(&self, n: u64, corrupt_records: u64, corrupt_bytes: u64) -> u64 {
         self.recovered.fetch_add(n, Relaxed);
-        self.admitted.fetch_add(n, Relaxed);
+        let first = self.ledger.admit_many(n);
         self.spool_corrupt_records
             .fetch_add(corrupt_records, Relaxed);
         self.spool_corrupt_bytes.fetch_add(corrupt_bytes, Relaxed);
+        first
     }
 
     /// `n` admitted events are left in the spool at shutdown, for the next tracker.
@@ -270,6 +294,11 @@ impl Counters {
         self.spool_write_errors.fetch_add(1, Relaxed);
     }
 
+    /// A group commit of the spool failed.
+    pub fn spool_commit_error(&self) {
+        self.spool_commit_errors.fetch_add(1, Relaxed);
+    }
+
     /// The collector asked to slow down.
     pub fn throttled(&self) {
         self.throttled.fetch_add(1, Relaxed);
@@ -277,8 +306,8 @@ impl Counters {
 
     /// Admitted events not yet settled.
     pub fn pending(&self) -> u64 {
-        self.admitted
-            .load(Relaxed)
+        self.ledger
+            .admitted()
             .saturating_sub(self.settled.load(Relaxed))
     }
 }

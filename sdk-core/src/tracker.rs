@@ -318,7 +318,8 @@ impl TrackerBuilder {
         self
     }
 
-    /// Retry settings (see [`RetryPolicy`]).
+    /// Retry settings (see [`RetryPolicy`]). With a [`spool`](Self::spool), the retry
+    /// deadline does not apply: events wait on disk until the collector answers.
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
@@ -375,6 +376,10 @@ impl TrackerBuilder {
     /// ends when its fsync does (on a thread of its own: appends never wait for it). One
     /// tracker per directory: a second one gets [`SpoolError::Locked`] from `build()`.
     /// `build()` reads the spool's index (not the events) to find what is undelivered.
+    ///
+    /// With a spool, transient failures (5xx, timeouts, connection errors) never expire an
+    /// event: the retry deadline does not apply, and the backlog waits on disk for as long as
+    /// the collector is away, up to [`spool_max_bytes`](Self::spool_max_bytes).
     pub fn spool(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spool = Some(dir.into());
         self
@@ -485,13 +490,23 @@ impl TrackerBuilder {
             }
         };
         let spooled = spool.is_some();
+        // With a spool, a collector that keeps failing never expires an event: it waits on
+        // disk until delivered, and only the spool's cap refuses new ones (`spool_full`).
+        let retry = if spooled {
+            RetryPolicy {
+                deadline: Duration::MAX,
+                ..self.retry
+            }
+        } else {
+            self.retry
+        };
         let worker = Worker {
             shared: shared.clone(),
             data_rx,
             control_rx,
             batcher,
             transport,
-            retry: self.retry,
+            retry,
             gzip_min_bytes: self.gzip_min_bytes,
             write_key: self.write_key.map(Into::into),
             write_key_in_body: write_key_json,
@@ -568,7 +583,7 @@ fn start_spool(
             "spool: replaying events not delivered before the last stop"
         );
     }
-    shared.counters.recovered(
+    let first_seq = shared.counters.recovered(
         recovery.pending.len() as u64,
         recovery.corrupt_records,
         recovery.corrupt_bytes,
@@ -588,7 +603,8 @@ fn start_spool(
         shared: shared.clone(),
         commit_interval,
         on_failure,
-        spilled: recovery.pending.into(),
+        spilled: recovery.pending.into_iter().zip(first_seq..).collect(),
+        quiet: Default::default(),
     };
     let thread = std::thread::Builder::new()
         .name("eventwire-spool".into())
@@ -780,7 +796,7 @@ impl Tracker {
         Ok(raw)
     }
 
-    fn enqueue(&self, event: EncodedEvent) -> Result<Uuid, TrackError> {
+    fn enqueue(&self, mut event: EncodedEvent) -> Result<Uuid, TrackError> {
         let inner = &*self.inner;
         let counters = &inner.shared.counters;
         let id = event.event_id();
@@ -802,7 +818,8 @@ impl Tracker {
         }
         // Admit before the closed check and before the hand-off: a flush or shutdown that
         // starts now counts this event and waits for it (see `shutdown`).
-        counters.admitted.fetch_add(1, Ordering::SeqCst);
+        let seq = counters.admit();
+        event.seq = seq;
         let result = if inner.closed.load(Ordering::SeqCst) {
             Err(DropReason::ShutDown)
         } else {
@@ -832,7 +849,13 @@ impl Tracker {
                 counters.enqueued();
                 // Wake the worker only when a batch opens (it must start the batch's timer) or
                 // a batch's worth is waiting; otherwise its timer or a later wake covers it.
-                let unsent = inner.shared.unsent.fetch_add(1, Ordering::AcqRel) + 1;
+                // The worker may have taken (and uncounted) the event already: the counter
+                // can be below zero for a moment, so wrap rather than overflow.
+                let unsent = inner
+                    .shared
+                    .unsent
+                    .fetch_add(1, Ordering::AcqRel)
+                    .wrapping_add(1);
                 let crossed = queued / inner.wake_bytes != (queued + size) / inner.wake_bytes;
                 if unsent == 1 || unsent.is_multiple_of(inner.wake_events) || crossed {
                     inner.shared.wake.notify_one();
@@ -843,6 +866,11 @@ impl Tracker {
                 inner.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
                 self.release_spool_bytes(size);
                 counters.dropped(reason, 1);
+                // Settled out of order (older events may be in flight): a flush waiting for
+                // the older ones is not answered by this one (see `ledger`), but one waiting
+                // for this very event is, and the worker may be asleep.
+                counters.ledger.settle([seq]);
+                inner.shared.wake.notify_one();
                 Err(match reason {
                     DropReason::QueueFull => TrackError::QueueFull,
                     _ => TrackError::ShutDown,
@@ -926,7 +954,7 @@ impl Tracker {
             return Err(FlushError::AlreadyShutdown);
         }
         let (reply, rx) = flume::bounded(1);
-        let target = self.inner.shared.counters.admitted.load(Ordering::SeqCst);
+        let target = self.inner.shared.counters.ledger.admitted();
         let control = Control::Flush {
             target,
             deadline: Instant::now() + timeout,
@@ -1011,7 +1039,7 @@ impl Inner {
         let (reply, rx) = flume::bounded(1);
         // SeqCst with `enqueue`: every event that saw `closed == false` was admitted before
         // this load, so the target covers it.
-        let target = self.shared.counters.admitted.load(Ordering::SeqCst);
+        let target = self.shared.counters.ledger.admitted();
         let control = Control::Shutdown {
             target,
             deadline: Instant::now() + timeout,

@@ -121,7 +121,7 @@ impl Waiters {
                 self.control_open = false;
                 let (reply, _) = flume::bounded(1);
                 self.register(Control::Shutdown {
-                    target: counters.admitted.load(Ordering::SeqCst),
+                    target: counters.ledger.admitted(),
                     deadline: Instant::now() + crate::tracker::DEFAULT_SHUTDOWN_TIMEOUT,
                     reply,
                 });
@@ -143,14 +143,15 @@ impl Waiters {
 
     /// Answers the flushes whose events are all settled, and those past their deadline.
     fn resolve_flushes(&mut self, counters: &Counters) {
-        let settled = counters.settled.load(Ordering::SeqCst);
+        // The low-water mark, not a count: events settle out of order (see `ledger`).
+        let low = counters.ledger.low_water();
         let now = TokioInstant::now();
         self.flushes.retain(|w| {
-            if settled >= w.target {
+            if low >= w.target {
                 let _ = w.reply.send(Ok(()));
                 false
             } else if now >= w.deadline {
-                let pending = w.target - settled;
+                let pending = counters.pending();
                 let _ = w.reply.send(Err(FlushError::Timeout { pending }));
                 false
             } else {
@@ -238,8 +239,8 @@ impl Worker {
                 continue;
             }
             if let Some(shutdown) = &waiters.shutdown {
-                let settled = self.shared.counters.settled.load(Ordering::SeqCst);
-                if settled >= shutdown.target && self.batcher.is_empty() {
+                let ledger = &self.shared.counters.ledger;
+                if ledger.settled_up_to(shutdown.target) && self.batcher.is_empty() {
                     break;
                 }
             }
@@ -294,6 +295,12 @@ impl Worker {
     ) -> bool {
         let ack = |events: &[EncodedEvent]| {
             if let Some(link) = &self.spool {
+                // Room under the spool's cap comes back now, before the flush that waits for
+                // these events can answer (the spool thread forgets them a moment later).
+                let bytes: usize = events.iter().map(EncodedEvent::len).sum();
+                self.shared
+                    .spool_live_bytes
+                    .fetch_sub(bytes as u64, Ordering::Relaxed);
                 let ids = events.iter().map(|e| e.event_id().as_u128()).collect();
                 let _ = link.ctl.send(SpoolCtl::Ack(ids));
             }
@@ -335,6 +342,10 @@ impl Worker {
     /// Settles whatever is left as shut down, answers the shutdown request and exits.
     async fn finish(mut self, inflight: &mut InFlight, mut waiters: Waiters) {
         let counters = &self.shared.counters;
+        // Flushes whose events are all answered get `Ok`; the others end with the shutdown
+        // (`AlreadyShutdown`, below): what they waited for is left on disk or given up now,
+        // and neither is delivery.
+        waiters.resolve_flushes(counters);
         if let Some(link) = &self.spool {
             // No more feeding: what is only on disk stays there for the next tracker.
             let (reply, done) = flume::bounded(1);
@@ -352,8 +363,9 @@ impl Worker {
             let stragglers: Vec<EncodedEvent> = self.data_rx.drain().collect();
             self.hand_off(&stragglers);
             abandoned.extend(stragglers);
+            // Every admitted event is settled or abandoned (each is exactly one of them).
             let settled = counters.settled.load(Ordering::SeqCst) + abandoned.len() as u64;
-            if settled >= counters.admitted.load(Ordering::SeqCst) || Instant::now() >= grace_end {
+            if settled >= counters.ledger.admitted() || Instant::now() >= grace_end {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -373,15 +385,17 @@ impl Worker {
                 tracing::error!("the eventwire spool thread panicked");
             }
             let mut flags = durable.into_iter();
-            let before = abandoned.len();
-            abandoned.retain(|_| !flags.next().unwrap_or(false));
-            let kept = (before - abandoned.len()) as u64;
-            if kept > 0 {
+            let (kept, lost): (Vec<EncodedEvent>, Vec<EncodedEvent>) = abandoned
+                .into_iter()
+                .partition(|_| flags.next().unwrap_or(false));
+            abandoned = lost;
+            if !kept.is_empty() {
                 tracing::info!(
-                    events = kept,
+                    events = kept.len(),
                     "undelivered events left in the spool for the next start"
                 );
-                counters.kept_in_spool(kept);
+                counters.kept_in_spool(kept.len() as u64);
+                counters.mark_settled(&kept);
             }
         }
         let lost = abandoned.len() as u64;
@@ -391,13 +405,13 @@ impl Worker {
                 "tracker shut down before these events were delivered"
             );
             counters.dropped(DropReason::ShutDown, lost);
+            counters.mark_settled(&abandoned);
             notify(
                 self.on_failure.as_deref(),
                 &FailureReason::Dropped(DropReason::ShutDown),
                 &abandoned,
             );
         }
-        waiters.resolve_flushes(counters);
         for w in waiters.flushes.drain(..) {
             let _ = w.reply.send(Err(FlushError::AlreadyShutdown));
         }

@@ -38,6 +38,8 @@ enum Step {
     Answer(u16, Vec<(&'static str, String)>, Option<BatchResponse>),
     /// Wait this long, then answer 200 (the client should have timed out).
     Hang(Duration),
+    /// Answer with this status, headers and raw body (not a batch answer).
+    Raw(u16, Vec<(&'static str, String)>, &'static str),
 }
 
 /// A request as the server saw it.
@@ -51,6 +53,10 @@ struct Seen {
 }
 
 type Failures = Arc<Mutex<Vec<(FailureReason, Vec<Uuid>)>>>;
+
+/// Requests that reached another path than `/v1/batch` (method, path, body bytes): only a
+/// redirect followed by the client gets there.
+static STRAYS: Mutex<Vec<(String, String, usize)>> = Mutex::new(Vec::new());
 
 type Script = dyn Fn(usize, &Batch) -> Step + Send + Sync;
 
@@ -171,7 +177,19 @@ async fn handle(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    assert_eq!(req.uri().path(), "/v1/batch");
+    if req.uri().path() != "/v1/batch" {
+        // Where a redirect leads: a web page that answers anything with 200.
+        let method = req.method().to_string();
+        let path = req.uri().path().to_owned();
+        let body = req.into_body().collect().await.unwrap().to_bytes();
+        STRAYS.lock().unwrap().push((method, path, body.len()));
+        let page = "<!doctype html><title>Welcome</title><p>Our new site";
+        return Ok(Response::builder()
+            .status(200)
+            .header("content-type", "text/html")
+            .body(Full::new(Bytes::from(page)))
+            .unwrap());
+    }
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let batch: Batch = eventwire::transport::decode_request(&eventwire::transport::Request {
         body: body.to_vec(),
@@ -184,9 +202,10 @@ async fn handle(
     let n = arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let step = script(n, &batch);
     // Logged on arrival; a hung request is logged with status 0 (the client never got one).
-    let (status, headers, answer, hang) = match step {
-        Step::Answer(status, headers, answer) => (status, headers, answer, None),
-        Step::Hang(d) => (200, vec![], None, Some(d)),
+    let (status, headers, answer, hang, raw) = match step {
+        Step::Answer(status, headers, answer) => (status, headers, answer, None, None),
+        Step::Hang(d) => (200, vec![], None, Some(d), None),
+        Step::Raw(status, headers, body) => (status, headers, None, None, Some(body)),
     };
     log.lock().unwrap().push(Seen {
         batch: batch.clone(),
@@ -206,7 +225,9 @@ async fn handle(
     for (k, v) in headers {
         response = response.header(k, v);
     }
-    let body = if status == 200 {
+    let body = if let Some(raw) = raw {
+        raw.as_bytes().to_vec()
+    } else if status == 200 {
         serde_json::to_vec(&answer).unwrap()
     } else {
         Vec::new()
@@ -414,7 +435,7 @@ fn per_event_rejections_in_a_200_are_counted_and_not_resent() {
             200,
             vec![],
             Some(BatchResponse {
-                accepted: batch.events.len() as u64 - 2,
+                accepted: batch.events.len() as u64 - 3,
                 duplicates: 1,
                 rejected,
             }),
@@ -508,4 +529,141 @@ fn large_bodies_are_gzipped_small_ones_are_not() {
         "compressed: {} bytes",
         s.bytes_sent
     );
+}
+
+/// An endpoint that is not a collector's, or not only: a redirect to a web page (the POST
+/// turned into a GET), a redirect that re-posts the body elsewhere, a 2xx that is not a batch
+/// answer, a 200 whose answer does not account for the batch. None of them is delivery: each
+/// event ends `dropped(not_a_collector)`, through the failure callback, and is not resent.
+#[test]
+fn an_answer_that_is_not_a_collectors_is_never_counted_as_sent() {
+    let location =
+        |code: u16, to: &str| Step::Answer(code, vec![("location", to.to_owned())], None);
+    let answer = |n: usize| BatchResponse {
+        accepted: n as u64,
+        ..Default::default()
+    };
+    type Answer = Box<dyn Fn(usize) -> Step + Send + Sync>;
+    let cases: Vec<(&str, Answer)> = vec![
+        (
+            "301 to a page",
+            Box::new(move |_| location(301, "/welcome")),
+        ),
+        (
+            "302 to a page",
+            Box::new(move |_| location(302, "/welcome")),
+        ),
+        (
+            "303 to a page",
+            Box::new(move |_| location(303, "/welcome")),
+        ),
+        (
+            "307 re-posts elsewhere",
+            Box::new(move |_| location(307, "/elsewhere")),
+        ),
+        (
+            "308 re-posts elsewhere",
+            Box::new(move |_| location(308, "/elsewhere")),
+        ),
+        ("204 no content", Box::new(|_| Step::Raw(204, vec![], ""))),
+        (
+            "202 from a proxy",
+            Box::new(|_| Step::Raw(202, vec![], "queued")),
+        ),
+        (
+            "200 web page",
+            Box::new(|_| {
+                Step::Raw(
+                    200,
+                    vec![("content-type", "text/html".into())],
+                    "<html>hi</html>",
+                )
+            }),
+        ),
+        ("200 empty body", Box::new(|_| Step::Raw(200, vec![], ""))),
+        (
+            "200 other JSON",
+            Box::new(|_| Step::Raw(200, vec![], r#"{"status":"ok"}"#)),
+        ),
+        (
+            "200 answer for fewer events",
+            Box::new(move |n| Step::Answer(200, vec![], Some(answer(n - 1)))),
+        ),
+        (
+            "200 rejection out of range",
+            Box::new(move |n| {
+                Step::Answer(
+                    200,
+                    vec![],
+                    Some(BatchResponse {
+                        accepted: n as u64 - 1,
+                        duplicates: 0,
+                        rejected: vec![Rejection {
+                            index: n + 5,
+                            event_id: None,
+                            code: "schema_invalid".into(),
+                        }],
+                    }),
+                )
+            }),
+        ),
+    ];
+    for (name, step) in cases {
+        let events = 4;
+        let server = Server::start(move |_, batch| step(batch.events.len()));
+        let failures: Failures = Arc::default();
+        let sink = failures.clone();
+        let tracker = tracker_for(&server.endpoint())
+            .max_batch_delay(Duration::from_secs(3600))
+            .on_failure(move |r, events| {
+                sink.lock()
+                    .unwrap()
+                    .push((r.clone(), events.iter().map(|e| e.event_id()).collect()))
+            })
+            .build()
+            .unwrap();
+        let ids = track_n(&tracker, events);
+        tracker.flush(T).unwrap();
+        let s = tracker.stats();
+        assert_eq!(s.sent, 0, "{name}: counted as sent: {s:?}");
+        assert_eq!(
+            s.dropped(DropReason::NotACollector),
+            events as u64,
+            "{name}: {s:?}"
+        );
+        assert_eq!((s.pending, s.rejected), (0, 0), "{name}");
+        assert_eq!(server.seen().len(), 1, "{name}: not resent");
+        assert_eq!(
+            *failures.lock().unwrap(),
+            vec![(FailureReason::Dropped(DropReason::NotACollector), ids)],
+            "{name}"
+        );
+    }
+    // The redirects were not followed: nothing reached the page or the other path.
+    assert_eq!(*STRAYS.lock().unwrap(), vec![]);
+}
+
+/// `Retry-After` is honoured on any 5xx that carries it (gateways send it with 500, 502 and
+/// 529 too), not only on 503.
+#[test]
+fn retry_after_on_any_server_error_pauses_the_pipeline() {
+    for code in [500u16, 502, 504, 529] {
+        let server = Server::start(move |n, _| {
+            if n == 0 {
+                Step::Answer(code, vec![("retry-after", "1".into())], None)
+            } else {
+                ok()
+            }
+        });
+        let tracker = tracker_for(&server.endpoint()).build().unwrap();
+        let ids = track_n(&tracker, 3);
+        tracker.flush(T).unwrap();
+        let seen = server.seen();
+        let pause = seen[1].at - seen[0].at;
+        assert!(
+            pause >= Duration::from_millis(950),
+            "{code}: paused only {pause:?}"
+        );
+        assert_each_once(&server.accepted(), &ids);
+    }
 }

@@ -284,3 +284,147 @@ fn a_torn_tail_is_counted_and_the_events_before_it_are_replayed() {
     assert_eq!(s.spool_corrupt_bytes, 10);
     assert_eq!(up.event_ids(), ids);
 }
+
+/// With a spool, a collector that keeps failing past the retry deadline does not expire any
+/// event: the backlog waits on disk and is delivered once the collector is back.
+#[test]
+fn an_outage_longer_than_the_retry_deadline_expires_nothing_with_a_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let (transport, up) = switchable();
+    let tracker = builder(&transport, dir.path())
+        .retry(RetryPolicy {
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            deadline: Duration::from_millis(200),
+            ..RetryPolicy::default()
+        })
+        .build()
+        .unwrap();
+    let ids: Vec<Uuid> = (0..300).map(|i| track(&tracker, i)).collect();
+    // Five deadlines' worth of outage.
+    std::thread::sleep(Duration::from_secs(1));
+    let s = tracker.stats();
+    assert_eq!(s.dropped(DropReason::RetryExpired), 0, "{s:?}");
+    assert_eq!(s.pending, 300, "{s:?}");
+    let failed_attempts = transport.batches().len();
+    assert!(failed_attempts > 10, "the outage was seen");
+    up.store(true, Ordering::SeqCst);
+    tracker.flush(T).unwrap();
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.dropped_total(), s.pending), (300, 0, 0), "{s:?}");
+    let seen = arrivals(&transport, failed_attempts);
+    assert!(ids.iter().all(|id| seen.contains_key(id)));
+}
+
+/// Spool segment files, oldest first.
+fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Events waiting on disk whose bytes are damaged under the spool (the file cut short) are
+/// settled like any other loss: counted `spool_error`, passed to the failure callback, and
+/// acknowledged — so their segment can be deleted and nothing stays pending for ever.
+#[test]
+fn spilled_events_that_cannot_be_read_back_are_reported_and_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (transport, up) = switchable();
+    let failures: Arc<std::sync::Mutex<Vec<(eventwire::FailureReason, Uuid)>>> = Arc::default();
+    let sink = failures.clone();
+    let tracker = builder(&transport, dir.path())
+        .queue_capacity(20)
+        .max_batch_events(10)
+        .when_full(eventwire::WhenFull::Block(T))
+        .spool_commit_interval(Duration::from_millis(5))
+        .on_failure(move |reason, events| {
+            let mut f = sink.lock().unwrap();
+            f.extend(events.iter().map(|e| (reason.clone(), e.event_id())));
+        })
+        .build()
+        .unwrap();
+    let ids: Vec<Uuid> = (0..2_000).map(|i| track(&tracker, i)).collect();
+    // Let every event reach the file (commits every 5 ms), then cut the file to a tenth.
+    std::thread::sleep(Duration::from_millis(300));
+    let segment = segment_files(dir.path()).pop().unwrap();
+    let len = std::fs::metadata(&segment).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&segment)
+        .unwrap()
+        .set_len(len / 10)
+        .unwrap();
+    up.store(true, Ordering::SeqCst);
+    tracker.flush(T).unwrap();
+    let s = tracker.stats();
+    let lost = s.dropped(DropReason::SpoolError);
+    assert!(lost > 1_000, "most spilled events were cut: {s:?}");
+    assert_eq!(s.sent + lost, 2_000, "{s:?}");
+    assert_eq!(s.pending, 0);
+    // Each loss reached the callback, with its id.
+    let failures = failures.lock().unwrap();
+    assert_eq!(failures.len() as u64, lost);
+    assert!(failures.iter().all(|(r, id)| *r
+        == eventwire::FailureReason::Dropped(DropReason::SpoolError)
+        && ids.contains(id)));
+    drop(failures);
+    tracker.shutdown(T).unwrap();
+    drop(tracker);
+    // Everything was acknowledged: nothing comes back, and the damaged segment is gone.
+    let tracker = builder(&MemoryTransport::new(), dir.path())
+        .build()
+        .unwrap();
+    assert_eq!(tracker.stats().recovered, 0);
+    assert!(!segment.exists(), "the damaged segment was not deleted");
+}
+
+/// The file system refusing to start a new segment (here: something else already has the
+/// next segment's name) loses nothing, keeps the spool's index true, and does not leak the
+/// room that acknowledgements give back: rounds of fully delivered events never end in
+/// `spool_full`, and nothing is replayed after a restart.
+#[test]
+fn a_failed_rotation_loses_nothing_and_leaks_no_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let transport = MemoryTransport::new();
+    let tracker = builder(&transport, dir.path())
+        .spool_max_bytes(64 * 1024)
+        .build()
+        .unwrap();
+    // Directories where segments 2…40 would go: every `open` of a new segment fails (and a
+    // later start must not take them for segments).
+    for n in 2..=40u64 {
+        std::fs::create_dir_all(dir.path().join(format!("{n:020}.log"))).unwrap();
+    }
+    let mut ids = Vec::new();
+    for round in 0..20 {
+        for i in 0..50 {
+            ids.push(
+                tracker
+                    .track_json(
+                        SCHEMA,
+                        &json!({ "round": round, "i": i, "pad": "x".repeat(200) }),
+                    )
+                    .unwrap_or_else(|e| panic!("round {round}: {e}")),
+            );
+        }
+        tracker.flush(T).unwrap();
+    }
+    let s = tracker.stats();
+    assert_eq!(
+        (s.sent, s.dropped_total(), s.pending),
+        (1_000, 0, 0),
+        "{s:?}"
+    );
+    tracker.shutdown(T).unwrap();
+    drop(tracker);
+    let again = MemoryTransport::new();
+    let tracker = builder(&again, dir.path()).build().unwrap();
+    tracker.flush(T).unwrap();
+    assert_eq!(tracker.stats().recovered, 0, "delivered events came back");
+    assert!(again.batches().is_empty());
+    assert_eq!(transport.event_ids(), ids);
+}

@@ -621,3 +621,68 @@ async fn async_flush_timeout_is_enforced_without_the_callers_timer() {
     assert_eq!(r, Err(ShutdownError::Timeout { dropped: 1 }));
     assert_eq!(tracker.stats().throttled, 1);
 }
+
+/// A flush waits for the events tracked before it, whatever happens to events tracked after
+/// it: here the first batch is held by a 503 with `Retry-After` while a second batch waits in
+/// the queue, and ten `track()` calls made while the flush waits are refused (`queue_full`).
+/// Those refusals settle later events, not the waiting ones, so the flush must not answer
+/// `Ok` before both batches tracked before it are answered.
+#[test]
+fn a_flush_waits_for_earlier_events_while_later_ones_are_refused() {
+    type Answered = Arc<Mutex<HashMap<Uuid, std::time::Instant>>>;
+    let answered: Answered = Arc::default();
+    let mark = answered.clone();
+    let mut attempts = 0;
+    let transport = MemoryTransport::respond_with(move |batch| {
+        attempts += 1;
+        if attempts == 1 {
+            return Ok(Response::status(503).with_retry_after("1"));
+        }
+        let now = std::time::Instant::now();
+        let mut answered = mark.lock().unwrap();
+        for e in &batch.events {
+            answered.insert(e.event_id, now);
+        }
+        Ok(Response::json(
+            200,
+            &BatchResponse {
+                accepted: batch.events.len() as u64,
+                ..Default::default()
+            },
+        ))
+    });
+    let tracker = builder(&transport)
+        .queue_capacity(5)
+        .max_batch_events(5)
+        .build()
+        .unwrap();
+    let held: Vec<Uuid> = (0..5).map(|i| tracker.track(play(i)).unwrap()).collect();
+    // The first batch leaves the queue and meets the 503; five more fill the queue.
+    while transport.requests().is_empty() {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let queued: Vec<Uuid> = (5..10).map(|i| tracker.track(play(i)).unwrap()).collect();
+    let flusher = {
+        let tracker = tracker.clone();
+        std::thread::spawn(move || {
+            let result = tracker.flush(T);
+            (result, std::time::Instant::now())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 0..10 {
+        match tracker.track(play(100 + i)) {
+            Err(TrackError::QueueFull) => {}
+            other => panic!("the queue (5 slots) is full: {other:?}"),
+        }
+    }
+    let (result, flushed_at) = flusher.join().unwrap();
+    result.unwrap();
+    let answered = answered.lock().unwrap();
+    for id in held.iter().chain(&queued) {
+        let at = answered
+            .get(id)
+            .unwrap_or_else(|| panic!("flush returned Ok before {id} was answered"));
+        assert!(*at <= flushed_at, "flush returned before {id} was answered");
+    }
+}

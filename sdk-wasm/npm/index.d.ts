@@ -62,6 +62,7 @@ export interface Stats {
   dropped_spool_full: number;
   dropped_spool_error: number;
   dropped_opted_out: number;
+  dropped_not_a_collector: number;
 }
 
 export interface Tracker<E extends AnyEvent = AnyEvent> {

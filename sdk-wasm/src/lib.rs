@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use eventwire::batch::{body_overhead, BatchLimits};
 use eventwire::event::UnixMillis;
-use eventwire::policy::{Attempt, RetryPolicy, Verdict};
+use eventwire::policy::{Attempt, Refusal, RetryPolicy, Verdict};
 use eventwire::session::{EventIdentity, Identity};
 use eventwire::stats::{Counters, DropReason};
 use wasm_bindgen::prelude::*;
@@ -429,11 +429,12 @@ impl Core {
                 self.counters.rejected(n);
                 -1.0
             }
-            Verdict::Refuse(_) => {
-                let reason = match status {
-                    401 | 403 => DropReason::Unauthorized,
-                    415 => DropReason::Unsupported,
-                    _ => DropReason::HttpStatus,
+            Verdict::Refuse(refusal) => {
+                let reason = match refusal {
+                    Refusal::Unauthorized => DropReason::Unauthorized,
+                    Refusal::Unsupported => DropReason::Unsupported,
+                    Refusal::NotACollector => DropReason::NotACollector,
+                    Refusal::Malformed | Refusal::Status(_) => DropReason::HttpStatus,
                 };
                 self.counters.dropped(reason, n);
                 -1.0

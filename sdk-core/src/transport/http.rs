@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use reqwest::header::{
+    HeaderValue, CONTENT_ENCODING, CONTENT_TYPE, LOCATION, RETRY_AFTER, USER_AGENT,
+};
 
 use super::{LocalBoxFuture, Request, Response, Transport, TransportError};
 use crate::protocol::BATCH_PATH;
@@ -20,23 +22,35 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 pub struct HttpTransport {
     client: reqwest::Client,
     url: Arc<str>,
+    /// `url` as the client normalises it (default ports, case), to tell an answer from
+    /// another URL.
+    parsed: Option<reqwest::Url>,
 }
 
 impl HttpTransport {
     /// A transport for the collector at `endpoint` (its base URL, e.g. `http://127.0.0.1:8080`).
+    ///
+    /// Redirects are not followed: a POST that a 301/302/303 turns into a GET, or that a
+    /// 307/308 re-posts elsewhere, never reaches the collector's batch endpoint, so its
+    /// answer is not delivery (the events are dropped as `not_a_collector`, loudly).
     pub fn new(endpoint: &str, request_timeout: Duration) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(request_timeout)
             .connect_timeout(DEFAULT_CONNECT_TIMEOUT.min(request_timeout))
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self::with_client(client, endpoint))
     }
 
-    /// A transport on a client you configured (proxies, TLS roots, …).
+    /// A transport on a client you configured (proxies, TLS roots, …). Build it with
+    /// `.redirect(reqwest::redirect::Policy::none())`: if it follows a redirect anyway, the
+    /// answer comes from another URL and is reported as one ([`Response::location`]), never
+    /// as delivery.
     pub fn with_client(client: reqwest::Client, endpoint: &str) -> Self {
         let url = format!("{}{BATCH_PATH}", endpoint.trim_end_matches('/'));
         HttpTransport {
             client,
+            parsed: reqwest::Url::parse(&url).ok(),
             url: url.into(),
         }
     }
@@ -55,11 +69,21 @@ impl HttpTransport {
         }
         let mut response = builder.body(request.body).send().await.map_err(classify)?;
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let retry_after = header(RETRY_AFTER);
+        // A redirect's target, or the URL that answered if the client followed one itself.
+        let location = if response.status().is_redirection() {
+            Some(header(LOCATION).unwrap_or_default())
+        } else if self.parsed.as_ref() != Some(response.url()) {
+            Some(response.url().to_string())
+        } else {
+            None
+        };
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
             let room = MAX_RESPONSE_BYTES.saturating_sub(body.len());
@@ -72,6 +96,7 @@ impl HttpTransport {
             status,
             retry_after,
             body,
+            location,
         })
     }
 }
@@ -95,5 +120,9 @@ fn classify(e: reqwest::Error) -> TransportError {
 impl Transport for HttpTransport {
     fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>> {
         Box::pin(self.post(request))
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        Some(&self.url)
     }
 }

@@ -48,6 +48,7 @@ pub struct Request {
 
 /// The collector's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Response {
     /// HTTP status.
     pub status: u16,
@@ -55,6 +56,10 @@ pub struct Response {
     pub retry_after: Option<String>,
     /// The body (JSON per-event answer on 200).
     pub body: Vec<u8>,
+    /// Where a redirect points (the `Location` of a 3xx), or the URL that answered when the
+    /// HTTP client followed redirects itself. An answer with a location is never delivery:
+    /// only the collector's own answer at the batch endpoint settles events as sent.
+    pub location: Option<String>,
 }
 
 impl Response {
@@ -64,6 +69,7 @@ impl Response {
             status,
             retry_after: None,
             body: serde_json::to_vec(body).unwrap_or_default(),
+            location: None,
         }
     }
 
@@ -73,7 +79,23 @@ impl Response {
             status,
             retry_after: None,
             body: Vec::new(),
+            location: None,
         }
+    }
+
+    /// A response with this status and raw body (anything: a web page, another service's
+    /// JSON).
+    pub fn raw(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Response {
+            body: body.into(),
+            ..Response::status(status)
+        }
+    }
+
+    /// Adds where a redirect points (or which URL answered after one).
+    pub fn with_location(mut self, location: impl Into<String>) -> Self {
+        self.location = Some(location.into());
+        self
     }
 
     /// Adds a `Retry-After` header.
@@ -101,18 +123,35 @@ pub enum TransportError {
 /// [`crate::TrackerBuilder::transport`].
 pub trait Transport: MaybeSendSync + 'static {
     /// Sends `request`; resolves to the answer, or to a [`TransportError`] when none came.
+    ///
+    /// Must not follow redirects: a 3xx is returned as it is (with its `Location` in
+    /// [`Response::location`]), and so is an answer from another URL than the one posted to.
     fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>>;
+
+    /// Where batches go (e.g. `http://127.0.0.1:8080/v1/batch`), for error messages; `None`
+    /// when the transport has no URL.
+    fn endpoint(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Arc<T> {
     fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>> {
         (**self).send(request)
     }
+
+    fn endpoint(&self) -> Option<&str> {
+        (**self).endpoint()
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
     fn send(&self, request: Request) -> LocalBoxFuture<'_, Result<Response, TransportError>> {
         (**self).send(request)
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        (**self).endpoint()
     }
 }
 

@@ -112,6 +112,8 @@ pub struct Report {
     pub tracked: Vec<(u64, String)>,
     /// Events `track()` refused.
     pub refused: u64,
+    /// `(event_id, reason)` of every event the failure callback was given.
+    pub failed: Vec<(String, String)>,
     /// Every event up to this sequence number had time for its group commit.
     pub durable: Option<u64>,
     /// When it finished tracking.
@@ -162,6 +164,9 @@ impl TrackerProc {
                         r.tracked.push((seq.parse().unwrap(), id.to_owned()));
                     }
                     (Some("refused"), _, _) => r.refused += 1,
+                    (Some("failed"), Some(id), Some(reason)) => {
+                        r.failed.push((id.to_owned(), reason.to_owned()));
+                    }
                     (Some("durable"), Some(seq), _) => r.durable = Some(seq.parse().unwrap()),
                     (Some("tracking_done"), _, _) => r.tracking_done = Some(Instant::now()),
                     (Some("stats"), Some(_), _) => {

@@ -392,6 +392,130 @@ fn memory(spooled: bool, outage: Duration) -> Row {
     }
 }
 
+/// The collector dead for 20 s while a batch's retry deadline is 3 s: with a spool nothing
+/// expires — the backlog waits on disk and is delivered when the collector is back.
+fn outage_past_the_retry_deadline() -> Row {
+    let name = "9. collector dead 20 s, retry deadline 3 s, spool";
+    let mut world = World::new("past-deadline");
+    let mut tracker = world.spooled_tracker(12_000, 1_000, &["--retry-deadline-ms", "3000"]);
+    std::thread::sleep(Duration::from_secs(20));
+    world.collector.start();
+    let up = Instant::now();
+    let (row, r) = settle(name, &world, &mut tracker, up, String::new());
+    assert_eq!(r.stat("dropped_retry_expired"), 0);
+    assert!(r.stat("retries") > 20, "the outage was seen");
+    Row {
+        note: "no event expired; 0 dropped".into(),
+        ..row
+    }
+}
+
+/// A tmpfs of `bytes` mounted at `dir` for the life of the value (a real full disk: ENOSPC
+/// from the kernel). Needs root, as CI runs.
+struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(dir: &Path, bytes: u64) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "the full-disk game day mounts a small tmpfs at {} and needs root (CI runs as root)",
+            dir.display()
+        );
+        SmallDisk { dir: dir.into() }
+    }
+
+    fn used(&self) -> u64 {
+        std::fs::read_dir(&self.dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// The spool on a 2 MiB disk that fills while the collector is away: appends fail with
+/// ENOSPC. Nothing is lost uncounted: every event `track()` accepted is in the good sink
+/// exactly once or was given to the failure callback with its reason (and is not in the
+/// sink); the identity holds; once delivered, the spool gives its space back.
+fn full_disk() -> Row {
+    let name = "10. spool on a 2 MiB disk that fills, collector away 6 s";
+    let mut world = World::new("full-disk");
+    let disk = SmallDisk::mount(&world.dir.join("spool"), 2 * 1024 * 1024);
+    let mut tracker = world.spooled_tracker(24_000, 3_000, &[]);
+    std::thread::sleep(Duration::from_secs(6));
+    world.collector.start();
+    let up = Instant::now();
+    let r = tracker.finish(Duration::from_secs(180));
+    let s = r.stats.as_ref().unwrap();
+    assert_eq!(s["flushed"], true, "{s}");
+    assert_eq!(r.stat("pending"), 0, "{s}");
+    assert!(
+        r.stat("spool_write_errors") > 0,
+        "the disk never filled: {s}"
+    );
+    assert_eq!(r.stat("rejected"), 0, "{s}");
+    // Refusals at `track()` (a full queue) are drops too, each returned as an error.
+    assert_eq!(
+        r.stat("sent") + r.stat("dropped"),
+        r.stat("tracked") + r.stat("recovered") + r.refused,
+        "{s}"
+    );
+    assert_eq!(
+        r.stat("dropped"),
+        r.stat("dropped_spool_error") + r.stat("dropped_queue_full"),
+        "only the disk and the full queue drop: {s}"
+    );
+    // Each drop after `track()` accepted the event reached the callback with its reason.
+    let failed: HashSet<String> = r.failed.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(failed.len() as u64, r.stat("dropped_spool_error"), "{s}");
+    assert!(r.failed.iter().all(|(_, why)| why.contains("SpoolError")));
+    let expected: HashSet<String> = ids(&r).difference(&failed).cloned().collect();
+    let good = world.collector.good_ids();
+    assert!(
+        failed.iter().all(|id| !good.contains_key(id)),
+        "an event reported as dropped was delivered"
+    );
+    let (delivered, lost) = check(&world, &expected, &HashSet::new());
+    let used = disk.used();
+    assert!(
+        used < 512 * 1024,
+        "the spool kept {used} bytes after delivering everything"
+    );
+    Row {
+        scenario: name,
+        sent: r.tracked.len() as u64 + r.refused,
+        delivered,
+        duplicates: r.stat("duplicates"),
+        lost,
+        dropped: r.stat("dropped") ,
+        retries: r.stat("retries"),
+        drain: drain_time(&r, up),
+        note: format!(
+            "{} appends refused (ENOSPC); dropped: {} spool_error, {} queue_full, each reported; spool {} KB after",
+            r.stat("spool_write_errors"),
+            r.stat("dropped_spool_error"),
+            r.stat("dropped_queue_full"),
+            used / 1024
+        ),
+    }
+}
+
 fn main() {
     let outage = Duration::from_secs(
         std::env::var("GAMEDAY_OUTAGE_S")
@@ -409,6 +533,8 @@ fn main() {
         ("kill-collector", Box::new(collector_sigkill)),
         ("memory-spool", Box::new(move || memory(true, outage))),
         ("memory", Box::new(move || memory(false, outage / 2))),
+        ("past-deadline", Box::new(outage_past_the_retry_deadline)),
+        ("full-disk", Box::new(full_disk)),
     ];
     let mut rows = Vec::new();
     for (key, run) in &scenarios {

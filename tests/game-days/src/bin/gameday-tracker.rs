@@ -3,11 +3,13 @@
 //! Tracks `--events` media events at `--rate` per second and reports on stdout, one line each:
 //! `tracked SEQ UUID` for every event `track()` accepted, `refused SEQ REASON` for every
 //! refusal, `durable SEQ` once every event up to SEQ has had time for its group commit
-//! (three commit intervals and 200 ms for the fsync), then flushes and prints `stats JSON` and `done`.
+//! (three commit intervals and 200 ms for the fsync), then flushes and prints `failed UUID REASON`
+//! for every event the failure callback was given, `stats JSON` and `done`.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)] // a test harness: fail loudly, talk on stdout
 
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -39,10 +41,16 @@ struct Args {
     /// How long the final flush may take, in seconds.
     #[arg(long, default_value_t = 120)]
     flush_s: u64,
+    /// The retry deadline of a batch, in milliseconds (with a spool it does not apply).
+    #[arg(long, default_value_t = 3_600_000)]
+    retry_deadline_ms: u64,
 }
 
 fn main() {
     let args = Args::parse();
+    // The callback runs on the worker while stdout is locked here: collect, print at the end.
+    let failed: Arc<Mutex<Vec<(eventwire::Uuid, String)>>> = Arc::default();
+    let sink = failed.clone();
     let mut builder = Tracker::builder()
         .endpoint(&args.endpoint)
         .environment("gameday")
@@ -54,8 +62,12 @@ fn main() {
         .retry(RetryPolicy {
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_millis(1_000),
-            deadline: Duration::from_secs(3_600),
+            deadline: Duration::from_millis(args.retry_deadline_ms),
             ..RetryPolicy::default()
+        })
+        .on_failure(move |reason, events| {
+            let mut f = sink.lock().unwrap();
+            f.extend(events.iter().map(|e| (e.event_id(), format!("{reason:?}"))));
         });
     if let Some(dir) = &args.spool {
         builder = builder.spool(dir);
@@ -99,8 +111,11 @@ fn main() {
     writeln!(out, "tracking_done").unwrap();
     out.flush().unwrap();
     let flushed = tracker.flush(Duration::from_secs(args.flush_s));
-    let stats = tracker.stats();
     tracker.shutdown(Duration::from_secs(5)).ok();
+    let stats = tracker.stats();
+    for (id, reason) in failed.lock().unwrap().iter() {
+        writeln!(out, "failed {id} {reason}").unwrap();
+    }
     writeln!(
         out,
         "stats {}",
@@ -113,6 +128,10 @@ fn main() {
             "rejected": stats.rejected,
             "dropped": stats.dropped_total(),
             "dropped_queue_full": stats.dropped(eventwire::DropReason::QueueFull),
+            "dropped_spool_error": stats.dropped(eventwire::DropReason::SpoolError),
+            "dropped_retry_expired": stats.dropped(eventwire::DropReason::RetryExpired),
+            "spool_write_errors": stats.spool_write_errors,
+            "spool_commit_errors": stats.spool_commit_errors,
             "kept_in_spool": stats.kept_in_spool,
             "pending": stats.pending,
             "requests": stats.requests,
