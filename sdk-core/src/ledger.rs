@@ -9,10 +9,17 @@
 //!
 //! Settled numbers above the mark are kept as ranges (`start..end`), merged as they touch, so
 //! the common case (a whole batch of consecutive numbers) costs one range.
+//!
+//! Only the native worker waits on the mark (flush, shutdown); without the `native` feature
+//! (the browser core) the ledger only numbers admissions, so that none of this is in the
+//! wasm build.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+#[cfg(feature = "native")]
+use std::{
+    collections::BTreeMap,
+    sync::{Mutex, PoisonError},
+};
 
 /// Admission numbers and the low-water mark of what is settled. Shared by the caller's
 /// threads (admission, refusal), the spool thread and the worker.
@@ -20,10 +27,12 @@ use std::sync::{Mutex, PoisonError};
 pub(crate) struct Ledger {
     /// The next sequence number: also the number of events admitted so far.
     next: AtomicU64,
+    #[cfg(feature = "native")]
     marks: Mutex<Marks>,
 }
 
 /// Settled sequence numbers: all below `low`, and the ranges in `above`.
+#[cfg(feature = "native")]
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Marks {
     low: u64,
@@ -31,6 +40,7 @@ struct Marks {
     above: BTreeMap<u64, u64>,
 }
 
+#[cfg(feature = "native")]
 impl Marks {
     /// Marks `start..end` settled.
     fn insert(&mut self, start: u64, end: u64) {
@@ -80,6 +90,7 @@ impl Ledger {
     }
 
     /// Marks these sequence numbers settled (in any order; each exactly once).
+    #[cfg(feature = "native")]
     pub fn settle(&self, seqs: impl IntoIterator<Item = u64>) {
         let mut seqs: Vec<u64> = seqs.into_iter().collect();
         if seqs.is_empty() {
@@ -101,8 +112,12 @@ impl Ledger {
         marks.insert(run.start, run.end);
     }
 
+    /// Nothing waits on the mark without the native worker.
+    #[cfg(not(feature = "native"))]
+    pub fn settle(&self, _seqs: impl IntoIterator<Item = u64>) {}
+
     /// The low-water mark: every event admitted with a number below it is settled.
-    #[cfg_attr(not(feature = "native"), allow(dead_code))] // flushes wait on the native worker
+    #[cfg(feature = "native")]
     pub fn low_water(&self) -> u64 {
         self.marks
             .lock()
@@ -112,13 +127,13 @@ impl Ledger {
 
     /// Whether every event admitted before `target` was read from [`Ledger::admitted`] is
     /// settled.
-    #[cfg_attr(not(feature = "native"), allow(dead_code))]
+    #[cfg(feature = "native")]
     pub fn settled_up_to(&self, target: u64) -> bool {
         self.low_water() >= target
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "native"))]
 mod tests {
     use super::*;
 
