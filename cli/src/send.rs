@@ -179,7 +179,7 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     if stats.dropped(DropReason::NotACollector) > 0 {
         eprintln!(
             "error: {}{} did not answer as an eventwire collector (a redirect, or another service's answer): nothing it answered counts as sent; check --endpoint (the collector's base URL)",
-            args.endpoint.trim_end_matches('/'),
+            without_password(args.endpoint.trim_end_matches('/')),
             eventwire::protocol::BATCH_PATH,
         );
     }
@@ -191,8 +191,42 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The URL with any `user:password@` (or token) hidden, for messages.
+fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[authority_end..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Consumes the rest of an unreadable line.
 fn skip_line(reader: &mut impl BufRead) -> io::Result<()> {
     let mut sink = Vec::new();
     reader.read_until(b'\n', &mut sink).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn passwords_are_hidden_in_messages() {
+        let table = [
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            ("https://u:secret@c.example/x", "https://***@c.example/x"),
+            ("https://token@c.example", "https://***@c.example"),
+            (
+                "https://u:p@ss@c.example?q=a@b",
+                "https://***@c.example?q=a@b",
+            ),
+            ("not a url", "not a url"),
+        ];
+        for (url, shown) in table {
+            assert_eq!(without_password(url), shown, "{url}");
+        }
+    }
 }

@@ -176,8 +176,12 @@ impl Delivery<'_> {
                 .decide(outcome, attempt, elapsed, now, self.platform.jitter());
             let wait = match verdict {
                 Verdict::Delivered => {
-                    let body = result.map(|r| r.body).unwrap_or_default();
-                    return match BatchResponse::for_batch(&body, batch.len()) {
+                    let (body, truncated) =
+                        result.map(|r| (r.body, r.truncated)).unwrap_or_default();
+                    let answer = (!truncated)
+                        .then(|| BatchResponse::for_batch(&body, batch.len()))
+                        .flatten();
+                    return match answer {
                         Some(answer) => Final::Answered(answer),
                         None => Final::Refused(
                             Refusal::NotACollector,
@@ -318,8 +322,9 @@ impl Delivery<'_> {
             FailureReason::Dropped(r) => self.counters.dropped(*r, n),
             FailureReason::Rejected(_) => self.counters.rejected(n),
         }
-        self.counters.mark_settled(events);
+        // Reported before it counts as settled: a flush that returns has seen its callbacks.
         notify(self.on_failure, &reason, events);
+        self.counters.mark_settled(events);
     }
 }
 

@@ -135,13 +135,21 @@ impl RetryPolicy {
                     401 | 403 => return Verdict::Refuse(Refusal::Unauthorized),
                     413 => return Verdict::Split,
                     415 => return Verdict::Refuse(Refusal::Unsupported),
+                    // The server's pause, but never none: a server answering `Retry-After: 0`
+                    // again and again would otherwise be called in a tight loop.
                     429 | 503 => {
-                        let pause = asked.unwrap_or_else(|| self.backoff(attempt, jitter));
+                        let pause = asked.map_or_else(
+                            || self.backoff(attempt, jitter),
+                            |d| d.max(self.initial_backoff),
+                        );
                         return self.within_deadline(elapsed, pause, Verdict::Throttle(pause));
                     }
                     // RFC 9110 allows `Retry-After` on any 5xx (gateways send it with 500,
-                    // 502, 529): honoured when present, else backoff with full jitter.
-                    500..=599 => asked.unwrap_or_else(|| self.backoff(attempt, jitter)),
+                    // 502, 529): a failing server's hint, so at least the backoff.
+                    500..=599 => {
+                        let backoff = self.backoff(attempt, jitter);
+                        asked.map_or(backoff, |d| d.max(backoff))
+                    }
                     408 => self.backoff(attempt, jitter),
                     _ => return Verdict::Refuse(Refusal::Status(code)),
                 }
@@ -267,7 +275,8 @@ mod tests {
         let cases: &[(Attempt<'_>, Verdict)] = &[
             (t("3"), Verdict::Throttle(Duration::from_secs(3))),
             (t(" 7 "), Verdict::Throttle(Duration::from_secs(7))),
-            (t("0"), Verdict::Throttle(Duration::ZERO)),
+            // never no pause at all: at least the initial backoff
+            (t("0"), Verdict::Throttle(Duration::from_millis(100))),
             // capped at max_retry_after
             (t("3600"), Verdict::Throttle(Duration::from_secs(30))),
             (
@@ -279,10 +288,10 @@ mod tests {
                 t("Wed, 26 Nov 2025 03:10:31 GMT"),
                 Verdict::Throttle(Duration::from_secs(5)),
             ),
-            // HTTP date in the past: go now
+            // HTTP date in the past: go now (after the initial backoff)
             (
                 t("Wed, 26 Nov 2025 03:00:00 GMT"),
-                Verdict::Throttle(Duration::ZERO),
+                Verdict::Throttle(Duration::from_millis(100)),
             ),
             // garbage falls back to backoff (jitter 0.5 of 100 ms)
             (t("soon"), Verdict::Throttle(Duration::from_millis(50))),
@@ -306,15 +315,17 @@ mod tests {
         );
     }
 
-    /// Any 5xx with a `Retry-After` waits that long (capped); without one, or with a garbled
-    /// one, backoff with full jitter.
+    /// Any 5xx with a `Retry-After` waits that long (capped), and at least the backoff (a
+    /// failing server's `0` is not a tight loop); without one, or with a garbled one, backoff
+    /// with full jitter.
     #[test]
     fn retry_after_on_other_server_errors() {
         let p = policy();
         let cases: &[(u16, Option<&str>, Verdict)] = &[
             (500, Some("3"), Verdict::Retry(Duration::from_secs(3))),
             (502, Some("3"), Verdict::Retry(Duration::from_secs(3))),
-            (504, Some("0"), Verdict::Retry(Duration::ZERO)),
+            (504, Some("0"), Verdict::Retry(Duration::from_millis(50))),
+            (500, Some("0"), Verdict::Retry(Duration::from_millis(50))),
             (529, Some("3600"), Verdict::Retry(Duration::from_secs(30))),
             (
                 500,
@@ -328,6 +339,15 @@ mod tests {
             // Past the deadline, a server's pause is given up like a backoff.
             (500, Some("30"), Verdict::GiveUp),
         ];
+        // A `0` from a server that keeps failing backs off like no header at all.
+        let again = Attempt::Status {
+            code: 500,
+            retry_after: Some("0"),
+        };
+        assert_eq!(
+            p.decide(again, 5, Duration::ZERO, NOW, 1.0),
+            Verdict::Retry(Duration::from_millis(3_200))
+        );
         for &(code, retry_after, expected) in cases {
             let elapsed = if expected == Verdict::GiveUp {
                 Duration::from_secs(45)

@@ -69,8 +69,9 @@ const HEADER: usize = 8;
 const EVENT_PREFIX: usize = 17;
 const KIND_EVENT: u8 = 1;
 const KIND_ACK: u8 = 2;
-/// Acknowledgements per ack record (a record stays far under [`MAX_RECORD_BYTES`]).
-const ACKS_PER_RECORD: usize = 65_536;
+/// Acknowledgements per ack record: a record (256 KiB) fits the memory buffer's bound even
+/// when the disk refuses writes.
+const ACKS_PER_RECORD: usize = 16_384;
 
 /// What can go wrong with a spool.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +149,8 @@ pub struct Acked {
 struct Segment {
     bytes: u64,
     live: u64,
+    /// Bytes known durable: covered by an fsync that succeeded.
+    synced: u64,
 }
 
 /// Where an event's record lies: segment, offset of the record, envelope length.
@@ -187,8 +190,9 @@ pub struct Spool {
     segments: BTreeMap<u64, Segment>,
     /// Unacknowledged event → where its record is.
     live: HashMap<u128, Loc, BuildIdHasher>,
-    /// Closed segments written to the OS but not yet fsynced (the next commit syncs them).
-    unsynced: Vec<Box<dyn SegmentFile>>,
+    /// Closed segments written to the OS but not yet fsynced, by number (the next commit
+    /// syncs them; one whose sync failed is opened again by the next).
+    unsynced: Vec<(u64, Box<dyn SegmentFile>)>,
     /// A segment was created since the last commit: the directory needs an fsync too.
     dir_dirty: bool,
     used: u64,
@@ -306,7 +310,13 @@ impl std::fmt::Debug for BuildIdHasher {
 pub struct Commit {
     files: Vec<Box<dyn SegmentFile>>,
     dir: Option<(Arc<dyn SpoolFs>, PathBuf)>,
+    synced: Synced,
 }
+
+/// What a commit that succeeded made durable: give it back to [`Spool::mark_synced`].
+#[derive(Debug, Default, Clone)]
+#[must_use]
+pub struct Synced(Vec<(u64, u64)>);
 
 impl Commit {
     /// Syncs the files (and the directory, when segments were created): the durability
@@ -315,15 +325,16 @@ impl Commit {
     /// # Errors
     ///
     /// When the file system refuses: what this commit covers may not be durable (the
-    /// events are still pending in the spool, and delivered from memory).
-    pub fn sync(self) -> std::io::Result<()> {
+    /// events are still pending in the spool, and delivered from memory; the next commit
+    /// syncs them again).
+    pub fn sync(self) -> std::io::Result<Synced> {
         for f in &self.files {
             f.sync_data()?;
         }
         if let Some((fs, dir)) = &self.dir {
             fs.sync_dir(dir)?;
         }
-        Ok(())
+        Ok(self.synced)
     }
 }
 
@@ -420,6 +431,7 @@ impl Spool {
                 Segment {
                     bytes: s.good_len,
                     live: 0,
+                    synced: s.good_len,
                 },
             );
         }
@@ -542,10 +554,63 @@ impl Spool {
         Ok(())
     }
 
-    /// Whether `event_id` is written and not yet acknowledged.
+    /// Whether `event_id` is appended and not yet acknowledged.
     #[must_use]
     pub fn contains(&self, event_id: u128) -> bool {
         self.live.contains_key(&event_id)
+    }
+
+    /// Whether `event_id` is pending and durable: its record was covered by an fsync that
+    /// succeeded (a commit whose [`Synced`] came back, or [`Spool::sync_all`]).
+    #[must_use]
+    pub fn is_durable(&self, event_id: u128) -> bool {
+        self.live.get(&event_id).is_some_and(|l| {
+            self.segments
+                .get(&l.segment)
+                .is_some_and(|s| l.at + l.record_len() as u64 <= s.synced)
+        })
+    }
+
+    /// Records what a commit made durable, once its [`Commit::sync`] succeeded.
+    pub fn mark_synced(&mut self, synced: &Synced) {
+        for &(n, bytes) in &synced.0 {
+            if let Some(seg) = self.segments.get_mut(&n) {
+                seg.synced = seg.synced.max(bytes.min(seg.bytes));
+            }
+        }
+    }
+
+    /// Writes what is buffered and fsyncs every segment that holds a pending event (and the
+    /// closed ones not yet synced, and the directory), whatever earlier commits did: after
+    /// `Ok`, every event [`Spool::is_written`] is durable. For shutdown, where an event left
+    /// in the spool must really be there.
+    ///
+    /// # Errors
+    ///
+    /// When the file system refuses: then nothing can be called durable.
+    pub fn sync_all(&mut self) -> Result<(), SpoolError> {
+        self.write_buffer()?;
+        self.file.sync_data()?;
+        for (_, f) in &self.unsynced {
+            f.sync_data()?;
+        }
+        self.unsynced.clear();
+        for (&n, seg) in &self.segments {
+            if n != self.active && seg.live > 0 && seg.synced < seg.bytes {
+                self.fs
+                    .open_segment(&segment_path(&self.dir, n), false)?
+                    .sync_data()?;
+            }
+        }
+        self.fs.sync_dir(&self.dir)?;
+        self.dir_dirty = false;
+        for seg in self.segments.values_mut() {
+            seg.synced = seg.bytes;
+        }
+        if let Some(active) = self.segments.get_mut(&self.active) {
+            active.synced = self.flushed;
+        }
+        Ok(())
     }
 
     /// The envelope bytes of a pending event, as appended (also before its commit), checked
@@ -603,7 +668,8 @@ impl Spool {
     ///
     /// When the file system refuses.
     pub fn commit(&mut self) -> Result<(), SpoolError> {
-        self.prepare_commit()?.sync()?;
+        let synced = self.prepare_commit()?.sync()?;
+        self.mark_synced(&synced);
         Ok(())
     }
 
@@ -618,11 +684,34 @@ impl Spool {
     pub fn prepare_commit(&mut self) -> Result<Commit, SpoolError> {
         self.write_buffer()?;
         let active = self.file.try_clone()?;
+        let mut files = Vec::new();
+        let mut marks = Vec::new();
+        // Closed segments not known durable: just closed, or their last sync failed.
+        let stale: Vec<(u64, u64, bool)> = self
+            .segments
+            .iter()
+            .filter(|(n, s)| **n != self.active && s.synced < s.bytes)
+            .map(|(n, s)| (*n, s.bytes, s.live > 0))
+            .collect();
+        for (n, bytes, live) in stale {
+            let file = match self.unsynced.iter().position(|(u, _)| *u == n) {
+                Some(at) => self.unsynced.swap_remove(at).1,
+                // Nothing pending in it: its acknowledgements only save a resend.
+                None if !live => continue,
+                None => self.fs.open_segment(&segment_path(&self.dir, n), false)?,
+            };
+            files.push(file);
+            marks.push((n, bytes));
+        }
+        files.push(active);
+        marks.push((self.active, self.flushed));
         let dir = self.dir_dirty.then(|| (self.fs.clone(), self.dir.clone()));
         self.dir_dirty = false;
-        let mut files = std::mem::take(&mut self.unsynced);
-        files.push(active);
-        Ok(Commit { files, dir })
+        Ok(Commit {
+            files,
+            dir,
+            synced: Synced(marks),
+        })
     }
 
     /// Writes the buffer to the active segment at `flushed`. On failure the buffer is kept
@@ -676,12 +765,14 @@ impl Spool {
         if let Some(seg) = self.segments.get_mut(&old) {
             seg.live -= moved;
             seg.bytes = flushed;
+            seg.synced = seg.synced.min(flushed);
         }
         self.segments.insert(
             next,
             Segment {
                 bytes: self.buffer.len() as u64,
                 live: moved,
+                synced: 0,
             },
         );
         self.dirty_tail = false;
@@ -765,10 +856,12 @@ impl Spool {
     /// Makes a new, empty segment file the active one, once it exists; the closed one is
     /// fsynced by the next commit. On error nothing changed.
     fn open_next_segment(&mut self) -> Result<(), SpoolError> {
-        let next = self.active + 1;
+        let next = self.active.checked_add(1).ok_or_else(|| {
+            std::io::Error::other("segment numbers exhausted (a file named like the last one)")
+        })?;
         let file = self.fs.open_segment(&segment_path(&self.dir, next), true)?;
         let closed = std::mem::replace(&mut self.file, file);
-        self.unsynced.push(closed);
+        self.unsynced.push((self.active, closed));
         self.active = next;
         self.flushed = 0;
         self.next_rotation = 0;
@@ -795,6 +888,7 @@ impl Spool {
         self.dirty_tail = false;
         if let Some(seg) = self.segments.get_mut(&old) {
             seg.bytes = seg.bytes.saturating_sub(buffered);
+            seg.synced = seg.synced.min(seg.bytes);
         }
         let carried = self.buffer.len() as u64;
         self.segments.entry(self.active).or_default().bytes = carried;
@@ -825,6 +919,7 @@ impl Spool {
             if self.reader.as_ref().is_some_and(|(r, _)| *r == n) {
                 self.reader = None;
             }
+            self.unsynced.retain(|(u, _)| *u != n);
         }
         Ok(())
     }

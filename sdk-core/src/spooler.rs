@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::delivery::{notify, FailureCallback};
 use crate::event::EncodedEvent;
-use crate::spool::{Commit, Spool};
+use crate::spool::{Commit, Spool, SpoolError, Synced};
 use crate::stats::{DropReason, FailureReason};
 use crate::worker::Shared;
 
@@ -31,6 +31,9 @@ pub const DEFAULT_SPOOL_COMMIT_INTERVAL: Duration = Duration::from_millis(50);
 const FEED_TICK: Duration = Duration::from_millis(5);
 /// Events taken from the inbox per turn before the thread looks at acknowledgements again.
 const INBOX_TURN: usize = 4096;
+/// How long reads of one event may keep failing with an I/O error (not damage: a lack of file
+/// descriptors, a transient `EIO`) before it is given up as `spool_error`.
+const READ_RETRY_FOR: Duration = Duration::from_secs(30);
 /// A failure that repeats (a full disk refuses every append) is logged at most this often,
 /// with how many were not logged; the counters in `Stats` count every one.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -66,10 +69,12 @@ pub(crate) enum SpoolCtl {
     /// were dropped with a reason: they must not come back.
     Ack(Vec<u128>),
     /// Shutdown begins: stop feeding the worker; events only on disk, and any that still
-    /// arrive, are left there (counted as kept).
+    /// arrive, stay there (counted at `Finish`).
     Close(flume::Sender<()>),
-    /// Shutdown ends: which of these events the worker gave up are on disk (each `true` is
-    /// kept for the next tracker); then commit and exit.
+    /// Shutdown ends: the spool is written and fsynced whole; which of these events the
+    /// worker gave up are durable in it (each `true` is kept for the next tracker); the
+    /// spool thread settles the events only it holds the same way (kept if durable, else
+    /// `spool_error`, reported), then exits.
     Finish {
         abandoned: Vec<u128>,
         reply: flume::Sender<Vec<bool>>,
@@ -97,6 +102,11 @@ pub(crate) struct Spooler {
     pub spilled: VecDeque<(u128, u64)>,
     /// Log rate limits: appends refused, commits failed, events unreadable.
     pub quiet: [Repeats; 3],
+    /// Events stored while closing (they go no further): settled at `Finish`.
+    pub left: Vec<EncodedEvent>,
+    /// The spilled event at the front whose read keeps failing with an I/O error, and since
+    /// when: retried until [`READ_RETRY_FOR`], then dropped.
+    pub read_failing: Option<(u128, Instant)>,
 }
 
 enum Msg {
@@ -110,31 +120,41 @@ impl Spooler {
     pub fn run(mut self) {
         // The fsyncs run on their own thread, so appends never wait for the disk.
         let (sync_tx, sync_rx) = flume::bounded::<Commit>(1);
+        // What each commit that succeeded made durable comes back here.
+        let (synced_tx, synced_rx) = flume::unbounded::<Synced>();
         let shared = self.shared.clone();
         let syncer = std::thread::Builder::new()
             .name("eventwire-fsync".into())
             .spawn(move || {
                 let mut quiet = Repeats::default();
                 for commit in sync_rx {
-                    if let Err(e) = commit.sync() {
-                        shared.counters.spool_commit_error();
-                        if let Some(unlogged) = quiet.log() {
-                            tracing::error!(error = %e, unlogged, "spool: fsync failed; the events of this commit are still delivered from memory but may not survive a crash");
+                    match commit.sync() {
+                        Ok(synced) => {
+                            let _ = synced_tx.send(synced);
+                        }
+                        Err(e) => {
+                            shared.counters.spool_commit_error();
+                            if let Some(unlogged) = quiet.log() {
+                                tracing::error!(error = %e, unlogged, "spool: fsync failed; the events of this commit are still delivered from memory but may not survive a crash (the next commit syncs them again)");
+                            }
                         }
                     }
                 }
             });
-        let sync_tx = match syncer {
-            Ok(_) => Some(sync_tx),
+        let (mut syncer, sync_tx) = match syncer {
+            Ok(handle) => (Some(handle), Some(sync_tx)),
             Err(e) => {
                 tracing::warn!(error = %e, "spool: no fsync thread; committing inline");
-                None
+                (None, None)
             }
         };
         let mut closing = false;
         let mut dirty = false;
         let mut last_commit = Instant::now();
         loop {
+            for synced in synced_rx.try_iter() {
+                self.spool.mark_synced(&synced);
+            }
             if self.ctl.is_disconnected() {
                 // The worker is gone (it always says Finish first; this is a safety net).
                 self.commit_now();
@@ -165,20 +185,24 @@ impl Spooler {
                 }
                 Msg::Ctl(SpoolCtl::Close(reply)) => {
                     closing = true;
-                    let counters = &self.shared.counters;
-                    counters.kept_in_spool(self.spilled.len() as u64);
-                    counters
-                        .ledger
-                        .settle(self.spilled.drain(..).map(|(_, seq)| seq));
                     let _ = reply.send(());
                 }
                 Msg::Ctl(SpoolCtl::Finish { abandoned, reply }) => {
                     while let Ok(event) = self.inbox.try_recv() {
                         self.take(event, true);
                     }
-                    self.commit_now();
-                    let durable = abandoned.iter().map(|id| self.spool.contains(*id));
-                    let _ = reply.send(durable.collect());
+                    // The fsync thread's last answer: a commit it is still syncing either
+                    // reports here or is covered by `finish`'s own sync.
+                    drop(sync_tx);
+                    if let Some(syncer) = syncer.take() {
+                        let _ = syncer.join();
+                    }
+                    for synced in synced_rx.drain() {
+                        self.spool.mark_synced(&synced);
+                    }
+                    self.finish();
+                    let flags = abandoned.iter().map(|id| self.spool.is_durable(*id));
+                    let _ = reply.send(flags.collect());
                     return;
                 }
                 Msg::Event(event) => {
@@ -229,8 +253,7 @@ impl Spooler {
         if closing {
             self.shared.queued_bytes.fetch_sub(size, Ordering::Relaxed);
             if stored {
-                self.shared.counters.kept_in_spool(1);
-                self.shared.counters.ledger.settle([event.seq]);
+                self.left.push(event);
             } else {
                 self.give_up(DropReason::ShutDown, &event);
             }
@@ -269,11 +292,28 @@ impl Spooler {
                 break;
             }
             let json = match self.spool.read(id) {
-                Ok(json) => json,
+                Ok(json) => {
+                    self.read_failing = None;
+                    json
+                }
                 Err(e) => {
-                    // Damaged or unreadable (the disk failed under us): it cannot be
-                    // delivered. It is settled like any other loss — counted, reported, and
-                    // acknowledged, so that its segment (and the ones after it) can go.
+                    // An I/O error may pass (no file descriptor, a transient EIO) and the
+                    // bytes may be intact: the event stays on disk and is tried again, for a
+                    // while. Damage (checksum, length, id) does not pass.
+                    let since = match self.read_failing {
+                        Some((failing, since)) if failing == id => since,
+                        _ => self.read_failing.insert((id, Instant::now())).1,
+                    };
+                    if matches!(e, SpoolError::Io(_)) && since.elapsed() < READ_RETRY_FOR {
+                        if let Some(unlogged) = self.quiet[2].log() {
+                            tracing::warn!(error = %e, unlogged, "spool: could not read an event back; retrying");
+                        }
+                        break;
+                    }
+                    self.read_failing = None;
+                    // It cannot be delivered. It is settled like any other loss — counted,
+                    // reported, and acknowledged, so that its segment (and the ones after it)
+                    // can go.
                     if let Some(unlogged) = self.quiet[2].log() {
                         tracing::error!(error = %e, unlogged, "spool: could not read an event back; dropped (spool_error)");
                     }
@@ -352,20 +392,52 @@ impl Spooler {
         }
     }
 
+    /// At shutdown: writes and fsyncs the whole spool, then settles what only this thread
+    /// holds (events still spilled, events stored while closing): kept in the spool if
+    /// durable, else `spool_error` and reported.
+    fn finish(&mut self) {
+        if let Err(e) = self.spool.sync_all() {
+            tracing::error!(error = %e, "spool: could not make it durable at shutdown; undelivered events that no earlier commit made durable are counted as lost (spool_error), though some may still come back at the next start");
+            self.shared.counters.spool_commit_error();
+        }
+        let spilled: Vec<(u128, u64)> = self.spilled.drain(..).collect();
+        let mut left = std::mem::take(&mut self.left);
+        for (id, seq) in spilled {
+            let bytes = if self.spool.is_durable(id) {
+                None
+            } else {
+                Some(self.spool.read(id).unwrap_or_default())
+            };
+            let mut event = EncodedEvent::new(Uuid::from_u128(id), "", bytes.unwrap_or_default());
+            event.seq = seq;
+            left.push(event);
+        }
+        let (kept, lost): (Vec<EncodedEvent>, Vec<EncodedEvent>) = left
+            .into_iter()
+            .partition(|e| self.spool.is_durable(e.event_id().as_u128()));
+        let counters = &self.shared.counters;
+        counters.kept_in_spool(kept.len() as u64);
+        counters.mark_settled(&kept);
+        for event in &lost {
+            self.give_up(DropReason::SpoolError, event);
+        }
+    }
+
     fn give_up(&self, reason: DropReason, event: &EncodedEvent) {
         self.shared
             .spool_live_bytes
             .fetch_sub(event.len() as u64, Ordering::Relaxed);
         self.shared.counters.dropped(reason, 1);
-        self.shared
-            .counters
-            .mark_settled(std::slice::from_ref(event));
-        // A flush may be waiting for exactly this event.
-        self.shared.wake.notify_one();
+        // Reported before it counts as settled: a flush that returns has seen its callbacks.
         notify(
             self.on_failure.as_deref(),
             &FailureReason::Dropped(reason),
             std::slice::from_ref(event),
         );
+        self.shared
+            .counters
+            .mark_settled(std::slice::from_ref(event));
+        // A flush may be waiting for exactly this event.
+        self.shared.wake.notify_one();
     }
 }

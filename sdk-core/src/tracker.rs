@@ -21,7 +21,7 @@ use crate::iglu::{IgluUriError, SchemaKey};
 use crate::policy::RetryPolicy;
 use crate::protocol::{Entity, Event, Labels, Library};
 use crate::session::{EventIdentity, Identity, DEFAULT_SESSION_TIMEOUT};
-use crate::spool::{Spool, SpoolConfig, SpoolError};
+use crate::spool::{Spool, SpoolConfig, SpoolError, SpoolFs};
 use crate::spooler::{SpoolLink, Spooler, DEFAULT_SPOOL_COMMIT_INTERVAL};
 use crate::stats::{DropReason, FailureReason, Stats};
 use crate::transport::Transport;
@@ -42,8 +42,8 @@ pub const LIBRARY_NAME: &str = "eventwire-rust";
 /// Extra time a blocking `flush`/`shutdown` waits past its timeout for the worker's answer.
 const REPLY_GRACE: Duration = Duration::from_millis(250);
 
-/// A hook that sees every event before it is queued and may change it or drop it (`None`).
-/// Runs on the caller's thread.
+/// A hook that sees every event before it is queued and may change it (except its
+/// `event_id`) or drop it (`None`). Runs on the caller's thread.
 pub type BeforeSend = dyn Fn(Event) -> Option<Event> + Send + Sync;
 
 /// What `track` does when the queue is full.
@@ -171,6 +171,7 @@ pub struct TrackerBuilder {
     spool: Option<PathBuf>,
     spool_max_bytes: u64,
     spool_commit_interval: Duration,
+    spool_fs: Option<Arc<dyn SpoolFs>>,
 }
 
 impl std::fmt::Debug for TrackerBuilder {
@@ -209,6 +210,7 @@ impl Default for TrackerBuilder {
             spool: None,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             spool_commit_interval: DEFAULT_SPOOL_COMMIT_INTERVAL,
+            spool_fs: None,
         }
     }
 }
@@ -348,7 +350,8 @@ impl TrackerBuilder {
 
     /// A hook that may change or drop (return `None`) every event before it is queued, on
     /// the caller's thread: consent checks, scrubbing. Costs one conversion of the event to a
-    /// `serde_json::Value`.
+    /// `serde_json::Value`. It may change anything but `event_id`, which the tracker chose
+    /// (the deduplication key): a changed id is put back.
     pub fn before_send(
         mut self,
         hook: impl Fn(Event) -> Option<Event> + Send + Sync + 'static,
@@ -397,6 +400,14 @@ impl TrackerBuilder {
     /// [`DEFAULT_SPOOL_COMMIT_INTERVAL`]). Shorter costs more disk flushes.
     pub fn spool_commit_interval(mut self, interval: Duration) -> Self {
         self.spool_commit_interval = interval;
+        self
+    }
+
+    /// The spool's file operations (default: the OS's). Tests pass file operations that
+    /// fail on purpose ([`crate::spool::SpoolFs`]).
+    #[doc(hidden)]
+    pub fn spool_fs(mut self, fs: Arc<dyn SpoolFs>) -> Self {
+        self.spool_fs = Some(fs);
         self
     }
 
@@ -475,7 +486,11 @@ impl TrackerBuilder {
         let (data_tx, spool) = match self.spool {
             None => (queue_tx, None),
             Some(dir) => {
+                let fs = self
+                    .spool_fs
+                    .unwrap_or_else(|| Arc::new(crate::spool::OsFs));
                 let (inbox_tx, link) = start_spool(
+                    fs,
                     &dir,
                     self.spool_max_bytes,
                     self.spool_commit_interval,
@@ -551,6 +566,7 @@ impl TrackerBuilder {
 /// `track()` sends to.
 #[allow(clippy::too_many_arguments)] // the builder's settings, passed on once
 fn start_spool(
+    fs: Arc<dyn SpoolFs>,
     dir: &std::path::Path,
     max_bytes: u64,
     commit_interval: Duration,
@@ -569,7 +585,7 @@ fn start_spool(
             .saturating_add(2 * crate::spool::DEFAULT_SEGMENT_BYTES),
         ..SpoolConfig::default()
     };
-    let (spool, recovery) = Spool::open(dir, config)?;
+    let (spool, recovery) = Spool::open_on(fs, dir, config)?;
     if recovery.corrupt_records > 0 || recovery.corrupt_bytes > 0 {
         tracing::warn!(
             records = recovery.corrupt_records,
@@ -605,6 +621,8 @@ fn start_spool(
         on_failure,
         spilled: recovery.pending.into_iter().zip(first_seq..).collect(),
         quiet: Default::default(),
+        left: Vec::new(),
+        read_failing: None,
     };
     let thread = std::thread::Builder::new()
         .name("eventwire-spool".into())
@@ -754,10 +772,12 @@ impl Tracker {
             }
             Some(hook) => {
                 let event: Event = serde_json::from_slice(&serde_json::to_vec(&envelope)?)?;
-                let Some(event) = hook(event) else {
+                let Some(mut event) = hook(event) else {
                     inner.shared.counters.filtered();
                     return Err(TrackError::Filtered);
                 };
+                // The id is the tracker's: the deduplication key, and the spool's index.
+                event.event_id = event_id;
                 check_uri(&event.schema)?;
                 let json = serde_json::to_vec(&event)?;
                 EncodedEvent::new(event.event_id, event.schema, json)
@@ -803,7 +823,8 @@ impl Tracker {
         let size = event.len();
         if let Some(max) = inner.spool_max_bytes {
             let live = &inner.shared.spool_live_bytes;
-            if live.fetch_add(size as u64, Ordering::Relaxed) + size as u64 > max {
+            let before = live.fetch_add(size as u64, Ordering::Relaxed);
+            if before.saturating_add(size as u64) > max {
                 live.fetch_sub(size as u64, Ordering::Relaxed);
                 counters.refused(DropReason::SpoolFull);
                 return Err(TrackError::SpoolFull);

@@ -405,12 +405,12 @@ impl Worker {
                 "tracker shut down before these events were delivered"
             );
             counters.dropped(DropReason::ShutDown, lost);
-            counters.mark_settled(&abandoned);
             notify(
                 self.on_failure.as_deref(),
                 &FailureReason::Dropped(DropReason::ShutDown),
                 &abandoned,
             );
+            counters.mark_settled(&abandoned);
         }
         for w in waiters.flushes.drain(..) {
             let _ = w.reply.send(Err(FlushError::AlreadyShutdown));

@@ -667,3 +667,34 @@ fn retry_after_on_any_server_error_pauses_the_pipeline() {
         assert_each_once(&server.accepted(), &ids);
     }
 }
+
+/// Credentials or a fragment in the endpoint URL are not a redirect: the client does not
+/// send them, so the answer's URL lacks them, and it is still the collector's answer.
+#[test]
+fn credentials_in_the_endpoint_are_not_taken_for_a_redirect() {
+    let server = Server::start(|_, _| ok());
+    let endpoint = server
+        .endpoint()
+        .replace("http://", "http://user:secret@");
+    let tracker = tracker_for(&endpoint).build().unwrap();
+    let ids = track_n(&tracker, 3);
+    tracker.flush(T).unwrap();
+    assert_each_once(&server.accepted(), &ids);
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.dropped_total()), (3, 0), "{s:?}");
+}
+
+/// A 200 whose body is longer than the tracker reads (1 MiB) is not a batch answer, even if
+/// its first bytes look like one.
+#[test]
+fn a_body_cut_at_the_read_limit_is_not_a_batch_answer() {
+    let body: &'static str = Box::leak(
+        format!("{{\"accepted\":2}}{}garbage", " ".repeat(2 * 1024 * 1024)).into_boxed_str(),
+    );
+    let server = Server::start(move |_, _| Step::Raw(200, vec![], body));
+    let tracker = tracker_for(&server.endpoint()).build().unwrap();
+    track_n(&tracker, 2);
+    tracker.flush(T).unwrap();
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.dropped(DropReason::NotACollector)), (0, 2), "{s:?}");
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eventwire::protocol::{BatchResponse, Rejection};
-use eventwire::spool::SpoolError;
+use eventwire::spool::{OsFs, SegmentFile, SpoolError, SpoolFs};
 use eventwire::transport::Response;
 use eventwire::{
     BuildError, DropReason, MemoryTransport, RetryPolicy, TrackError, Tracker, TrackerBuilder, Uuid,
@@ -427,4 +427,176 @@ fn a_failed_rotation_loses_nothing_and_leaks_no_room() {
     assert_eq!(tracker.stats().recovered, 0, "delivered events came back");
     assert!(again.batches().is_empty());
     assert_eq!(transport.event_ids(), ids);
+}
+
+/// The OS's file operations, with writes, fsyncs or reads failing while a switch is on.
+#[derive(Debug, Default)]
+struct Switches {
+    writes: AtomicBool,
+    reads: AtomicBool,
+}
+
+#[derive(Debug)]
+struct SwitchedFs(Arc<Switches>);
+
+#[derive(Debug)]
+struct SwitchedFile(Box<dyn SegmentFile>, Arc<Switches>);
+
+fn refused() -> std::io::Error {
+    std::io::Error::from_raw_os_error(28) // ENOSPC
+}
+
+impl SegmentFile for SwitchedFile {
+    fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<usize> {
+        if self.1.writes.load(Ordering::SeqCst) {
+            return Err(refused());
+        }
+        self.0.write_at(buf, offset)
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        if self.1.reads.load(Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(5)); // EIO
+        }
+        self.0.read_exact_at(buf, offset)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        if self.1.writes.load(Ordering::SeqCst) {
+            return Err(refused());
+        }
+        self.0.sync_data()
+    }
+    fn try_clone(&self) -> std::io::Result<Box<dyn SegmentFile>> {
+        Ok(Box::new(SwitchedFile(self.0.try_clone()?, self.1.clone())))
+    }
+}
+
+impl SpoolFs for SwitchedFs {
+    fn create_dir_all(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        OsFs.create_dir_all(dir)
+    }
+    fn segments(&self, dir: &std::path::Path) -> std::io::Result<Vec<u64>> {
+        OsFs.segments(dir)
+    }
+    fn read(&self, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+        OsFs.read(path)
+    }
+    fn open_segment(
+        &self,
+        path: &std::path::Path,
+        create: bool,
+    ) -> std::io::Result<Box<dyn SegmentFile>> {
+        Ok(Box::new(SwitchedFile(
+            OsFs.open_segment(path, create)?,
+            self.0.clone(),
+        )))
+    }
+    fn remove(&self, path: &std::path::Path) -> std::io::Result<()> {
+        OsFs.remove(path)
+    }
+    fn sync_dir(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        OsFs.sync_dir(dir)
+    }
+}
+
+/// An event is `kept_in_spool` at shutdown only if it is durable there: with the disk
+/// refusing writes, what is pending is given up with a reason (and reported), never counted
+/// as kept and then missing at the next start.
+#[test]
+fn only_durable_events_are_kept_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let switches = Arc::new(Switches::default());
+    let (down, _) = switchable();
+    let failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = failures.clone();
+    let tracker = builder(&down, dir.path())
+        .spool_fs(Arc::new(SwitchedFs(switches.clone())))
+        .queue_capacity(40)
+        .when_full(eventwire::WhenFull::Block(T))
+        .on_failure(move |_, events| {
+            count.fetch_add(events.len() as u64, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    // Some events reach the disk; then the disk fills up.
+    for i in 0..100 {
+        track(&tracker, i);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    switches.writes.store(true, Ordering::SeqCst);
+    for i in 100..300 {
+        track(&tracker, i);
+    }
+    let _ = tracker.shutdown(Duration::from_millis(200));
+    let s = tracker.stats();
+    assert_eq!(s.tracked, 300);
+    assert_eq!(s.pending, 0, "{s:?}");
+    assert_eq!(s.sent + s.dropped_total() + s.kept_in_spool, 300, "{s:?}");
+    assert_eq!(
+        failures.load(Ordering::SeqCst),
+        s.dropped_total(),
+        "each drop reported"
+    );
+    assert!(
+        s.dropped_total() > 0,
+        "the disk refused, so not all can be kept: {s:?}"
+    );
+    drop(tracker);
+    // What was counted as kept is exactly what comes back.
+    let up = MemoryTransport::new();
+    let next = builder(&up, dir.path()).build().unwrap();
+    next.flush(T).unwrap();
+    assert_eq!(next.stats().recovered, s.kept_in_spool, "{s:?}");
+    assert_eq!(next.stats().sent, s.kept_in_spool);
+}
+
+/// A read of an event waiting on disk that fails with an I/O error (not damage) is tried
+/// again: once the disk answers, the event is delivered, not dropped.
+#[test]
+fn a_passing_read_error_delays_a_spilled_event_but_does_not_drop_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let switches = Arc::new(Switches::default());
+    let (transport, up) = switchable();
+    let tracker = builder(&transport, dir.path())
+        .spool_fs(Arc::new(SwitchedFs(switches.clone())))
+        .queue_capacity(20)
+        .max_batch_events(10)
+        .when_full(eventwire::WhenFull::Block(T))
+        .spool_commit_interval(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    for i in 0..500 {
+        track(&tracker, i);
+    }
+    std::thread::sleep(Duration::from_millis(200)); // on disk, spilled
+    switches.reads.store(true, Ordering::SeqCst);
+    up.store(true, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(500));
+    switches.reads.store(false, Ordering::SeqCst);
+    tracker.flush(T).unwrap();
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.dropped_total(), s.pending), (500, 0, 0), "{s:?}");
+}
+
+/// A `before_send` hook cannot change the event id (the deduplication key, and the spool's
+/// index): two events given the same id by a hook are two events.
+#[test]
+fn a_hook_cannot_reuse_an_event_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let transport = MemoryTransport::new();
+    let tracker = builder(&transport, dir.path())
+        .before_send(|mut e| {
+            e.event_id = Uuid::nil();
+            Some(e)
+        })
+        .build()
+        .unwrap();
+    let a = track(&tracker, 1);
+    let b = track(&tracker, 2);
+    tracker.flush(T).unwrap();
+    assert_ne!(a, Uuid::nil());
+    assert_eq!(transport.event_ids(), vec![a, b]);
+    assert_eq!(tracker.stats().sent, 2);
 }

@@ -522,11 +522,7 @@ fn keeps_its_index_true_through_disk_faults_and_crashes() {
         let mut durable_acks: HashSet<u128> = HashSet::new();
         let mut since_commit: Vec<u128> = Vec::new();
         let mut acked_since_commit: Vec<u128> = Vec::new();
-        let trace = std::env::var("SPOOL_TRACE").is_ok_and(|v| v == scenario.to_string());
         for op in 0..300 {
-            if trace {
-                eprintln!("op {op}: active {} flushed {} buf {} dirty {} segs {:?} live {:?} injected {:?}", s.active, s.flushed, s.buffer.len(), s.dirty_tail, s.segments, { let mut v: Vec<_> = s.live.iter().map(|(k, l)| (*k, l.segment, l.at)).collect(); v.sort(); v }, plan.lock().unwrap().injected.last());
-            }
             match rand(100) {
                 0..=44 => {
                     let before = injected();
@@ -553,9 +549,6 @@ fn keeps_its_index_true_through_disk_faults_and_crashes() {
                         let mut with_noise = chosen.clone();
                         with_noise.push(u128::MAX);
                         let acked = s.ack(&with_noise);
-                        if trace {
-                            eprintln!("ack {chosen:?} -> {:?}", acked.error);
-                        }
                         assert_eq!(acked.freed, expected, "an ack frees exactly its events");
                         assert!(chosen.iter().all(|id| !s.contains(*id)));
                         acks.extend(chosen.iter().copied());
@@ -580,8 +573,16 @@ fn keeps_its_index_true_through_disk_faults_and_crashes() {
                 }
                 70..=84 => {
                     let committed = s.prepare_commit().and_then(|c| Ok(c.sync()?));
-                    if trace {
-                        eprintln!("commit {committed:?}");
+                    if let Ok(synced) = &committed {
+                        s.mark_synced(synced);
+                        // Durable means durable: every event not acknowledged, of this
+                        // commit and of the ones before it.
+                        for id in unacked(&order, &acks) {
+                            assert!(
+                                s.is_durable(id),
+                                "scenario {scenario} op {op}: {id} not durable after a commit"
+                            );
+                        }
                     }
                     if committed.is_ok() {
                         durable.extend(since_commit.drain(..));
@@ -659,4 +660,83 @@ fn keeps_its_index_true_through_disk_faults_and_crashes() {
     ] {
         assert!(injected_total.contains(&op), "no {op:?} fault was injected");
     }
+}
+
+/// `is_durable` follows the fsyncs: an appended event is not durable until a commit's sync
+/// succeeded; a failed sync leaves it not durable, and the next commit syncs it again.
+#[test]
+fn an_event_is_durable_once_an_fsync_covered_it() {
+    let plan: SharedPlan = Arc::new(std::sync::Mutex::new(Plan {
+        armed: false,
+        one_in: 1,
+        x: 7,
+        injected: Vec::new(),
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    let config = SpoolConfig {
+        max_bytes: 1 << 20,
+        segment_bytes: 1024,
+    };
+    let fs = Arc::new(FaultyFs { plan: plan.clone() });
+    let (mut s, _) = Spool::open_on(fs, dir.path(), config).unwrap();
+    for i in 0..30 {
+        s.append(i, &event(i)).unwrap();
+    }
+    assert!((0..30).all(|i| !s.is_durable(i)), "nothing synced yet");
+    // The commit's fsync fails: still not durable.
+    let commit = s.prepare_commit().unwrap();
+    plan.lock().unwrap().armed = true;
+    assert!(commit.sync().is_err());
+    plan.lock().unwrap().armed = false;
+    assert!((0..30).all(|i| !s.is_durable(i)));
+    // The next commit syncs every segment again, closed ones included.
+    s.commit().unwrap();
+    assert!((0..30).all(|i| s.is_durable(i)));
+    assert!(
+        segments(dir.path()).len() > 1,
+        "several segments were involved"
+    );
+    s.append(30, &event(30)).unwrap();
+    assert!(!s.is_durable(30));
+    s.sync_all().unwrap();
+    assert!(s.is_durable(30));
+}
+
+/// Acknowledging many events at once (more than one ack record holds) keeps them all
+/// acknowledged across a reopen.
+#[test]
+fn a_large_acknowledgement_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SpoolConfig {
+        max_bytes: 64 << 20,
+        ..SpoolConfig::default()
+    };
+    let (mut s, _) = Spool::open(dir.path(), config).unwrap();
+    let ids: Vec<u128> = (0..40_000).collect();
+    for &i in &ids {
+        s.append(i, b"{}").unwrap();
+    }
+    s.append(u128::MAX, b"{}").unwrap();
+    assert!(s.ack(&ids).error.is_none());
+    s.commit().unwrap();
+    drop(s);
+    let (_s, r) = Spool::open(dir.path(), config).unwrap();
+    assert_eq!(r.pending, vec![u128::MAX]);
+}
+
+/// A file named like the last possible segment (left by someone else) is no reason to
+/// panic: starting a new segment fails cleanly, appends go on in the current one.
+#[test]
+fn the_last_segment_number_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(format!("{:020}.log", u64::MAX)), b"").unwrap();
+    let (mut s, r) = Spool::open(dir.path(), cfg()).unwrap();
+    assert!(r.pending.is_empty());
+    for i in 0..200 {
+        s.append(i, &event(i)).unwrap();
+    }
+    let acked = s.ack(&(0..200).collect::<Vec<_>>());
+    assert!(acked.error.is_some(), "no new segment can be numbered");
+    s.append(500, &event(500)).unwrap();
+    assert_eq!(s.read(500).unwrap(), event(500));
 }

@@ -22,9 +22,11 @@ const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 pub struct HttpTransport {
     client: reqwest::Client,
     url: Arc<str>,
-    /// `url` as the client normalises it (default ports, case), to tell an answer from
-    /// another URL.
+    /// `url` as the client normalises it (default ports, case; no credentials, no
+    /// fragment), to tell an answer from another URL.
     parsed: Option<reqwest::Url>,
+    /// `url` with any credentials hidden, for error messages.
+    shown: Arc<str>,
 }
 
 impl HttpTransport {
@@ -48,10 +50,22 @@ impl HttpTransport {
     /// as delivery.
     pub fn with_client(client: reqwest::Client, endpoint: &str) -> Self {
         let url = format!("{}{BATCH_PATH}", endpoint.trim_end_matches('/'));
+        let parsed = reqwest::Url::parse(&url).ok();
+        // Credentials in the URL (a token as user name, a password) never reach a log.
+        let shown = match &parsed {
+            Some(u) if !u.username().is_empty() || u.password().is_some() => {
+                let mut u = u.clone();
+                let _ = u.set_password(None);
+                let _ = u.set_username("***");
+                u.to_string()
+            }
+            _ => url.clone(),
+        };
         HttpTransport {
             client,
-            parsed: reqwest::Url::parse(&url).ok(),
+            parsed: parsed.map(|u| comparable(&u)),
             url: url.into(),
+            shown: shown.into(),
         }
     }
 
@@ -79,16 +93,18 @@ impl HttpTransport {
         // A redirect's target, or the URL that answered if the client followed one itself.
         let location = if response.status().is_redirection() {
             Some(header(LOCATION).unwrap_or_default())
-        } else if self.parsed.as_ref() != Some(response.url()) {
+        } else if self.parsed.as_ref() != Some(&comparable(response.url())) {
             Some(response.url().to_string())
         } else {
             None
         };
         let mut body = Vec::new();
+        let mut truncated = false;
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
             let room = MAX_RESPONSE_BYTES.saturating_sub(body.len());
             body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if room <= chunk.len() {
+            if room < chunk.len() {
+                truncated = true;
                 break;
             }
         }
@@ -97,8 +113,19 @@ impl HttpTransport {
             retry_after,
             body,
             location,
+            truncated,
         })
     }
+}
+
+/// A URL as an answer's URL is compared: without credentials and fragment (the client does
+/// not send them, so the answer's URL never has them).
+fn comparable(url: &reqwest::Url) -> reqwest::Url {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.set_fragment(None);
+    u
 }
 
 fn classify(e: reqwest::Error) -> TransportError {
@@ -123,6 +150,6 @@ impl Transport for HttpTransport {
     }
 
     fn endpoint(&self) -> Option<&str> {
-        Some(&self.url)
+        Some(&self.shown)
     }
 }

@@ -60,6 +60,9 @@ pub struct Response {
     /// HTTP client followed redirects itself. An answer with a location is never delivery:
     /// only the collector's own answer at the batch endpoint settles events as sent.
     pub location: Option<String>,
+    /// The body was longer than the transport reads (1 MiB) and was cut: it is not a batch
+    /// answer (the collector's is small), whatever its first bytes say.
+    pub truncated: bool,
 }
 
 impl Response {
@@ -70,6 +73,7 @@ impl Response {
             retry_after: None,
             body: serde_json::to_vec(body).unwrap_or_default(),
             location: None,
+            truncated: false,
         }
     }
 
@@ -80,6 +84,7 @@ impl Response {
             retry_after: None,
             body: Vec::new(),
             location: None,
+            truncated: false,
         }
     }
 
