@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the npm package `eventwire` in sdk-wasm/npm: the Rust core for wasm32 (nightly, std
 # rebuilt with panic=immediate-abort for size), wasm-bindgen at the exact version of the
-# wasm-bindgen crate, then wasm-opt -Oz. Output: sdk-wasm/npm/dist/{core.js,core_bg.wasm}.
+# wasm-bindgen crate, then binaryen's wasm-opt -Oz, and the same wasm compiled to JavaScript
+# with binaryen's wasm2js for pages whose Content-Security-Policy refuses WebAssembly.
+# Output: sdk-wasm/npm/dist/{core.js,core_bg.wasm,core_asm.js}.
 #
 #   ./scripts/build-npm.sh            # then: npm pack ./sdk-wasm/npm
 set -euo pipefail
@@ -13,20 +15,33 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $want\$"; then
   echo "  cargo install wasm-bindgen-cli --version $want" >&2
   exit 1
 fi
-command -v wasm-opt >/dev/null || { echo "wasm-opt is needed: apt-get install binaryen" >&2; exit 1; }
+# binaryen from npm (pinned in sdk-wasm/build-tools): Debian's (108) cannot turn this wasm
+# into JavaScript.
+tools=sdk-wasm/build-tools
+if [ ! -x "$tools/node_modules/.bin/wasm2js" ] || [ "$tools/package-lock.json" -nt "$tools/node_modules/.package-lock.json" ]; then
+  npm ci --prefix "$tools" --no-audit --no-fund
+fi
+bin="$tools/node_modules/.bin"
 
 target=target/wasm-npm
-RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none" \
+# No reference types, no multi-value: wasm2js supports neither (and the build is smaller).
+RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Zlocation-detail=none -Zfmt-debug=none -Ctarget-feature=-reference-types,-multivalue" \
   cargo +nightly build -p eventwire-wasm --target wasm32-unknown-unknown --profile wasm-release \
   --locked --target-dir "$target" -Zbuild-std=std,panic_abort
 out=sdk-wasm/npm/dist
 rm -rf "$out"
 wasm-bindgen --target web --no-typescript --encode-into always --out-dir "$out" --out-name core \
   "$target/wasm32-unknown-unknown/wasm-release/eventwire_wasm.wasm"
-wasm-opt -Oz --converge --strip-debug --strip-producers \
-  --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
-  --enable-mutable-globals --enable-reference-types --enable-multivalue \
+features="--enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int --enable-mutable-globals"
+"$bin/wasm-opt" -Oz --converge --strip-debug --strip-producers $features \
   "$out/core_bg.wasm" -o "$out/core_bg.wasm"
-for f in "$out/core_bg.wasm" "$out/core.js" sdk-wasm/npm/index.js; do
+# The glue's own loader is kept; these two let index.js start the JavaScript build instead.
+echo 'export { __wbg_get_imports as imports, __wbg_finalize_init as finish };' >>"$out/core.js"
+# The same wasm as JavaScript, for a Content-Security-Policy without 'wasm-unsafe-eval'.
+"$bin/wasm-opt" $features --llvm-nontrapping-fptoint-lowering --signext-lowering \
+  --llvm-memory-copy-fill-lowering "$out/core_bg.wasm" -o "$target/lowered.wasm"
+"$bin/wasm2js" -O2 "$target/lowered.wasm" -o "$target/core_asm.js"
+node "$tools/asm.mjs" "$target/core_asm.js" "$out/core_asm.js"
+for f in "$out/core_bg.wasm" "$out/core.js" "$out/core_asm.js" sdk-wasm/npm/index.js; do
   printf '%-28s %7d bytes, %6d gzipped\n' "$(basename "$f")" "$(wc -c <"$f")" "$(gzip -9c "$f" | wc -c)"
 done

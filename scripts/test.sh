@@ -45,8 +45,8 @@ fi
 
 # The browser package: wasm-bindgen-cli at the exact version of the wasm-bindgen crate
 # (without --locked: its lockfile names a webpki-roots release the registry mirror may not
-# have yet), std's source for the size-tuned nightly build, binaryen's wasm-opt and Debian's
-# Chromium for the tests.
+# have yet), std's source for the size-tuned nightly build, binaryen's wasm-opt and wasm2js
+# (npm, pinned in sdk-wasm/build-tools) and Debian's Chromium for the tests.
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print }' Cargo.lock)
 if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION\$"; then
   step "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION"
@@ -54,13 +54,14 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION\$"; th
 fi
 rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
   rustup component add rust-src --toolchain nightly
-missing=""
-command -v wasm-opt >/dev/null || missing="$missing binaryen"
-command -v chromium >/dev/null || missing="$missing chromium"
-if [ -n "$missing" ]; then
-  step "installing$missing (Debian)"
+if ! command -v chromium >/dev/null; then
+  step "installing chromium (Debian)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+if [ ! -x sdk-wasm/build-tools/node_modules/.bin/wasm2js ] || [ sdk-wasm/build-tools/package-lock.json -nt sdk-wasm/build-tools/node_modules/.package-lock.json ]; then
+  step "installing binaryen (npm ci in sdk-wasm/build-tools)"
+  npm ci --prefix sdk-wasm/build-tools --no-audit --no-fund
 fi
 if [ ! -x tests/browser/node_modules/.bin/playwright-core ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
   step "installing the browser tests' packages (npm ci in tests/browser)"

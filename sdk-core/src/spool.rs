@@ -589,7 +589,16 @@ impl Spool {
     ///
     /// When the file system refuses: then nothing can be called durable.
     pub fn sync_all(&mut self) -> Result<(), SpoolError> {
+        // What is already in the files first: a disk that refuses the buffer's write may
+        // still make those durable.
+        self.sync_written()?;
         self.write_buffer()?;
+        self.sync_written()
+    }
+
+    /// Fsyncs every file byte written so far (the active segment up to `flushed`, closed
+    /// segments not known durable, the directory) and marks it durable.
+    fn sync_written(&mut self) -> Result<(), SpoolError> {
         self.file.sync_data()?;
         for (_, f) in &self.unsynced {
             f.sync_data()?;
@@ -930,6 +939,9 @@ impl Drop for Spool {
     /// durability is [`Spool::commit`]'s job.
     fn drop(&mut self) {
         if let Err(e) = self.write_buffer() {
+            // Leave no part of what could not be written: a record that made it whole would
+            // come back at the next start though it was counted as not kept.
+            let _ = self.file.set_len(self.flushed);
             tracing::warn!(error = %e, "spool: could not write its last records at close");
         }
     }

@@ -673,9 +673,7 @@ fn retry_after_on_any_server_error_pauses_the_pipeline() {
 #[test]
 fn credentials_in_the_endpoint_are_not_taken_for_a_redirect() {
     let server = Server::start(|_, _| ok());
-    let endpoint = server
-        .endpoint()
-        .replace("http://", "http://user:secret@");
+    let endpoint = server.endpoint().replace("http://", "http://user:secret@");
     let tracker = tracker_for(&endpoint).build().unwrap();
     let ids = track_n(&tracker, 3);
     tracker.flush(T).unwrap();
@@ -696,5 +694,9 @@ fn a_body_cut_at_the_read_limit_is_not_a_batch_answer() {
     track_n(&tracker, 2);
     tracker.flush(T).unwrap();
     let s = tracker.stats();
-    assert_eq!((s.sent, s.dropped(DropReason::NotACollector)), (0, 2), "{s:?}");
+    assert_eq!(
+        (s.sent, s.dropped(DropReason::NotACollector)),
+        (0, 2),
+        "{s:?}"
+    );
 }

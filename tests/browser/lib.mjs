@@ -86,7 +86,10 @@ export async function pageServer(buildDir) {
       : path.startsWith("/build/") ? join(buildDir, path.slice(7))
       : join(HERE, "pages", path === "/" ? "index.html" : path.slice(1));
     if (!existsSync(file)) { res.writeHead(404).end(); return; }
-    res.writeHead(200, { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-store" });
+    const headers = { "content-type": TYPES[extname(file)] || "application/octet-stream", "cache-control": "no-store" };
+    // A policy without 'wasm-unsafe-eval': the page may not compile WebAssembly.
+    if (path === "/csp.html") headers["content-security-policy"] = "script-src 'self' 'unsafe-inline'";
+    res.writeHead(200, headers);
     res.end(readFileSync(file));
   });
   const port = await freePort();

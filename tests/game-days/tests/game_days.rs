@@ -450,19 +450,49 @@ impl Drop for SmallDisk {
 }
 
 /// The spool on a 2 MiB disk that fills while the collector is away: appends fail with
-/// ENOSPC. Nothing is lost uncounted: every event `track()` accepted is in the good sink
-/// exactly once or was given to the failure callback with its reason (and is not in the
-/// sink); the identity holds; once delivered, the spool gives its space back.
+/// ENOSPC. First a tracker shuts down with the collector still away and the disk full: what
+/// it counts as kept in the spool must be exactly what the next one recovers (an event the
+/// disk would not take is dropped and reported, never "kept"). Then a second tracker on the
+/// same spool runs through another outage. Nothing is lost uncounted: every event `track()`
+/// accepted is in the good sink exactly once, or was given to the failure callback with its
+/// reason (and is not in the sink); once everything is delivered the spool gives its space
+/// back.
 fn full_disk() -> Row {
-    let name = "10. spool on a 2 MiB disk that fills, collector away 6 s";
+    let name = "10. spool on a 2 MiB disk that fills; a shutdown on it; collector away";
     let mut world = World::new("full-disk");
     let disk = SmallDisk::mount(&world.dir.join("spool"), 2 * 1024 * 1024);
-    let mut tracker = world.spooled_tracker(24_000, 3_000, &[]);
+    // 1. The collector never answers; the tracker gives up after 1 s of flushing.
+    let mut first = world.spooled_tracker(10_000, 5_000, &["--flush-s", "1"]);
+    let a = first.finish(Duration::from_secs(60));
+    let sa = a.stats.as_ref().unwrap();
+    assert!(
+        a.stat("spool_write_errors") > 0,
+        "the disk never filled: {sa}"
+    );
+    assert_eq!((a.stat("sent"), a.stat("pending")), (0, 0), "{sa}");
+    assert_eq!(
+        a.stat("dropped") + a.stat("kept_in_spool"),
+        a.stat("tracked") + a.refused,
+        "{sa}"
+    );
+    let failed_a: HashSet<String> = a.failed.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(
+        failed_a.len() as u64 + a.stat("kept_in_spool"),
+        a.stat("tracked"),
+        "every event not kept was reported: {sa}"
+    );
+    // 2. A second tracker on the spool: the collector away 6 s more, then back.
+    let mut tracker = world.spooled_tracker(24_000, 3_000, &["--first", "10000"]);
     std::thread::sleep(Duration::from_secs(6));
     world.collector.start();
     let up = Instant::now();
     let r = tracker.finish(Duration::from_secs(180));
     let s = r.stats.as_ref().unwrap();
+    assert_eq!(
+        r.stat("recovered"),
+        a.stat("kept_in_spool"),
+        "kept by the first tracker = recovered by the second: {sa} {s}"
+    );
     assert_eq!(s["flushed"], true, "{s}");
     assert_eq!(r.stat("pending"), 0, "{s}");
     assert!(
@@ -485,7 +515,9 @@ fn full_disk() -> Row {
     let failed: HashSet<String> = r.failed.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(failed.len() as u64, r.stat("dropped_spool_error"), "{s}");
     assert!(r.failed.iter().all(|(_, why)| why.contains("SpoolError")));
-    let expected: HashSet<String> = ids(&r).difference(&failed).cloned().collect();
+    let failed: HashSet<String> = failed.union(&failed_a).cloned().collect();
+    let tracked: HashSet<String> = ids(&a).union(&ids(&r)).cloned().collect();
+    let expected: HashSet<String> = tracked.difference(&failed).cloned().collect();
     let good = world.collector.good_ids();
     assert!(
         failed.iter().all(|id| !good.contains_key(id)),
@@ -499,16 +531,19 @@ fn full_disk() -> Row {
     );
     Row {
         scenario: name,
-        sent: r.tracked.len() as u64 + r.refused,
+        sent: (a.tracked.len() + r.tracked.len()) as u64 + a.refused + r.refused,
         delivered,
         duplicates: r.stat("duplicates"),
         lost,
-        dropped: r.stat("dropped") ,
-        retries: r.stat("retries"),
+        dropped: a.stat("dropped") + r.stat("dropped"),
+        retries: a.stat("retries") + r.stat("retries"),
         drain: drain_time(&r, up),
         note: format!(
-            "{} appends refused (ENOSPC); dropped: {} spool_error, {} queue_full, each reported; spool {} KB after",
-            r.stat("spool_write_errors"),
+            "{} appends refused (ENOSPC); 1st tracker: {} kept in the spool = {} recovered by the 2nd, {} dropped; 2nd: {} spool_error, {} queue_full; each drop reported; spool {} KB after",
+            a.stat("spool_write_errors") + r.stat("spool_write_errors"),
+            a.stat("kept_in_spool"),
+            r.stat("recovered"),
+            a.stat("dropped"),
             r.stat("dropped_spool_error"),
             r.stat("dropped_queue_full"),
             used / 1024
