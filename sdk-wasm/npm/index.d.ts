@@ -37,6 +37,20 @@ export interface InitOptions {
   storage?: boolean;
   /** Where to load the wasm core from (default: `dist/core_bg.wasm` next to the module). */
   wasm?: string | URL | Response | BufferSource | WebAssembly.Module;
+  /**
+   * Where to load the same core compiled to JavaScript from, used only when the page's
+   * Content-Security-Policy refuses to compile WebAssembly (no `'wasm-unsafe-eval'`)
+   * (default: `dist/core_asm.js` next to the module; bundlers: serve that file and pass its URL).
+   */
+  wasm2js?: string;
+}
+
+/** What `flush()` resolves to. */
+export interface Flushed {
+  /** Every event tracked before the call was answered for (sent, rejected or dropped with a reason). */
+  ok: boolean;
+  /** Events still waiting when it resolved (0 when `ok`). */
+  pending: number;
 }
 
 /** The tracker's counters (the same names as the Rust tracker's `Stats`). */
@@ -68,8 +82,8 @@ export interface Stats {
 export interface Tracker<E extends AnyEvent = AnyEvent> {
   /** Queues an event; never waits for the network. Throws on an invalid schema URI. */
   track(event: E): void;
-  /** Sends what is queued; true once everything is answered for, false at the timeout. */
-  flush(timeoutMs?: number): Promise<boolean>;
+  /** Sends what is queued; resolves once everything is answered for, or at the timeout (default 10 s). */
+  flush(timeoutMs?: number): Promise<Flushed>;
   stats(): Stats;
   setUserId(id: string | null): void;
   reset(): void;
@@ -77,6 +91,8 @@ export interface Tracker<E extends AnyEvent = AnyEvent> {
   optOut(): void;
   optIn(): void;
   readonly optedOut: boolean;
+  /** Resolves once the core is loaded (from `createTracker`: after any retries). */
+  readonly ready: Promise<void>;
 }
 
 /**
@@ -85,3 +101,11 @@ export interface Tracker<E extends AnyEvent = AnyEvent> {
  * `const tracker = await init<SelfDescribing>({ endpoint })`.
  */
 export function init<E extends AnyEvent = AnyEvent>(options: InitOptions): Promise<Tracker<E>>;
+
+/**
+ * A tracker at once, before its core is loaded: what it tracks meanwhile is kept (bounded by
+ * `maxQueueEvents`, the rest counted as `dropped_queue_full`; in storage across a page close)
+ * and sent once the core is ready. A failed load is retried (1 s, doubling to 30 s); `ready`
+ * resolves when it succeeds.
+ */
+export function createTracker<E extends AnyEvent = AnyEvent>(options: InitOptions): Tracker<E>;

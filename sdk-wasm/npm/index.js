@@ -1,31 +1,72 @@
 // eventwire for browsers. The tracker's decisions (ids, envelopes, sessions, batching, retry
 // policy, accounting) are the Rust core compiled to wasm (dist/core_bg.wasm); this file does
 // what only a browser can: JSON.stringify, fetch and keepalive on page hide, storage, tab locks.
-import load, { Core } from "./dist/core.js";
+import { Core, imports, finish } from "./dist/core.js";
 
 const VERSION = "0.1.0";
-// Chromium allows 64 KiB of keepalive request bodies in flight per page.
-const HIDE_BUDGET = 60000;
+// The fetch standard refuses a keepalive request when its body's bytes plus those of the
+// page's keepalive requests still in flight pass 64 KiB.
+const KEEPALIVE_QUOTA = 65536;
 const PERSIST_DELAY_MS = 250;
+// A slot that holds calls tracked before the core was ready (not envelopes yet) starts so.
+const RAW = "\u0001";
+// Iglu schema URIs: `eventwire::protocol::IGLU_URI_PATTERN` (a Rust test keeps them equal).
+const IGLU = /^iglu:[\w-]+(\.[\w-]+)*\/[\w-]+\/[\w-]+\/[1-9]\d{0,8}-(0|[1-9]\d{0,8})-(0|[1-9]\d{0,8})$/;
+// The counters before the core is loaded (its `stats()` names them after): counters, then
+// the reasons of `dropped_<reason>` (a Rust test keeps them equal to the core's).
+const COUNTERS = "tracked sent duplicates rejected filtered pending requests retries throttled bytes_sent recovered | queue_full too_large unauthorized unsupported_encoding http_status retry_expired shut_down spool_full spool_error opted_out not_a_collector";
 
-let ready;
+let loading;
 
-/** Loads the wasm core (once) and starts a tracker. */
+// The wasm core from `src` (a URL, a Response, bytes or a module): its instance.
+async function instantiate(src) {
+  if (src instanceof WebAssembly.Module) return WebAssembly.instantiate(src, imports());
+  src = await (typeof src === "string" || src instanceof URL ? fetch(src) : src);
+  if (src instanceof Response) {
+    if (!src.ok) throw new Error("HTTP " + src.status + " for " + src.url);
+    src = await src.arrayBuffer();
+  }
+  return (await WebAssembly.instantiate(src, imports())).instance;
+}
+
+// The core, once for the page: WebAssembly; or, where a Content-Security-Policy refuses to
+// compile WebAssembly, the same core compiled to JavaScript (dist/core_asm.js, fetched only
+// then). A failed load is forgotten, so the next try loads again.
+function loadCore(o) {
+  return (loading ||= instantiate(o.wasm || new URL("./dist/core_bg.wasm", import.meta.url))
+    .then(finish, async (e) => {
+      if (!(e instanceof WebAssembly.CompileError)) throw e;
+      const asm = await import(o.wasm2js || new URL("./dist/core_asm.js", import.meta.url).href);
+      finish({ exports: asm.default(imports()) });
+    })
+    .catch((e) => {
+      loading = 0;
+      throw new Error("eventwire: core not loaded: " + e.message, { cause: e });
+    }));
+}
+
+/** Loads the core and starts a tracker; rejects when the core cannot be loaded (call again to retry). */
 export async function init(options) {
-  const o = options || {};
-  if (!o.endpoint) throw new Error("eventwire: `endpoint` is required");
-  await (ready || (ready = load(o.wasm && { module_or_path: o.wasm })));
-  return new Tracker(o);
+  const t = new Tracker(options, false);
+  try {
+    await t.ready;
+  } catch (e) {
+    t.close();
+    throw e;
+  }
+  return t;
+}
+
+/** A tracker at once: what it tracks before the core is loaded is kept and sent after; a failed load is retried. */
+export function createTracker(options) {
+  return new Tracker(options, true);
 }
 
 function storage() {
   try {
-    const s = localStorage, k = "ew1:probe";
-    s.setItem(k, k);
-    s.removeItem(k);
-    return s;
+    return localStorage;
   } catch (e) {
-    return null; // private mode, disabled, sandboxed: memory only
+    return null; // disabled, sandboxed: memory only (a store that refuses writes is one too)
   }
 }
 
@@ -43,45 +84,74 @@ function hash(s) {
 }
 
 class Tracker {
-  constructor(o) {
+  constructor(o, retry) {
+    if (!o || !o.endpoint) throw new Error("eventwire: no endpoint");
+    this.o = o;
     const base = o.endpoint.replace(/\/+$/, "");
     this.url = base + "/v1/batch";
     this.key = "ew1:" + hash(base + "\n" + (o.writeKey || ""));
     this.store = o.storage === false ? null : storage();
     this.aid = this.get("aid") || uuid();
     this.put("aid", this.aid);
-    const session = (this.get("s") || "").split("\0");
-    const seed = crypto.getRandomValues(new Uint32Array(2));
-    this.core = new Core(
-      [JSON.stringify(o.labels || {}), JSON.stringify({ name: "eventwire-js", version: VERSION }),
-        o.writeKey || "", this.aid, session[0] || "", String(seed[0] * 4294967296 + seed[1])].join("\0"),
-      +session[1] || 0,
-      o.sessionTimeoutMs || 1800000,
-      o.maxBatchEvents || 500,
-      o.maxBatchBytes || 1000000,
-      o.maxBatchDelayMs || 1000,
-      o.maxQueueEvents || 100000,
-      o.maxQueueBytes || 50000000,
-    );
     this.persistMax = o.maxStoredBytes || 2000000;
     this.buf = [];
     this.valid = new Set();
     this.waiters = [];
-    this.busy = this.timer = this.saving = 0;
+    this.busy = this.timer = this.saving = this.inflight = this.early = this.turn = 0;
     this.out = this.get("out") === "1";
+    const stop = (this.stop = new AbortController()), on = { signal: stop.signal };
     // This tab's slot in storage, held with a Web Lock for the tab's lifetime: a slot whose
     // lock is free belongs to a closed tab, and exactly one other tab adopts its events.
     this.slot = this.key + ":t:" + uuid();
     const locks = navigator.locks;
     this.locked = locks
-      ? new Promise((held) => locks.request(this.slot, () => (held(), new Promise(() => {}))))
+      ? new Promise((held) => locks.request(this.slot, () => stop.signal.aborted || (held(), new Promise((r) => (this.unlock = r)))))
       : Promise.resolve();
-    this.locked.then(() => this.adopt());
-    this.adopter = setInterval(() => this.adopt(), 30000);
     const hide = () => this.hide();
-    addEventListener("pagehide", hide);
-    document.addEventListener("visibilitychange", () => document.visibilityState === "hidden" && hide());
-    addEventListener("online", () => (this.adopt(), this.kick(0)));
+    addEventListener("pagehide", hide, on);
+    document.addEventListener("visibilitychange", () => document.visibilityState === "hidden" && hide(), on);
+    addEventListener("online", () => (this.adopt(), this.kick(0)), on);
+    // Consent set in another tab of the site reaches this one at once.
+    addEventListener("storage", (e) => e.key === this.key + ":out" && this.consent(e.newValue === "1"), on);
+    this.ready = this.boot(retry);
+  }
+
+  // Loads the core (again and again, backing off, when `retry`), then starts delivering.
+  async boot(retry) {
+    for (let wait = 1000; ; wait = Math.min(2 * wait, 30000)) {
+      try {
+        await loadCore(this.o);
+        break;
+      } catch (e) {
+        if (!retry || this.stop.signal.aborted) throw e;
+        this.loadError = e;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+    const o = this.o, session = (this.get("s") || "").split("\0");
+    const seed = crypto.getRandomValues(new Uint32Array(2));
+    this.core = new Core(
+      [JSON.stringify(o.labels || {}), JSON.stringify({ name: "eventwire-js", version: VERSION }),
+        o.writeKey || "", this.aid, session[0] || "", String(seed[0] * 4294967296 + seed[1])].join("\0"),
+      +session[1] || 0,
+      // Left out: the core's defaults.
+      o.sessionTimeoutMs,
+      o.maxBatchEvents,
+      o.maxBatchBytes,
+      o.maxBatchDelayMs,
+      o.maxQueueEvents,
+      o.maxQueueBytes,
+    );
+    this.adopter = setInterval(() => this.adopt(), 30000);
+    this.locked.then(() => this.adopt());
+    this.drain();
+    this.settled();
+  }
+
+  close() {
+    this.stop.abort();
+    clearInterval(this.adopter);
+    this.unlock && this.unlock();
   }
 
   get(name) {
@@ -94,23 +164,32 @@ class Tracker {
 
   /** Tracks a self-describing event: `{ schema, data, entities? }`. Never waits. */
   track(event) {
+    if (!this.turn) {
+      // Once a task: the events cross into wasm together, and consent is read again.
+      this.turn = 1;
+      queueMicrotask(() => ((this.turn = 0), this.drain()));
+      const out = this.get("out") === "1";
+      if (out !== this.out) this.consent(out);
+    }
     if (this.out) return;
     this.check(event.schema);
     const data = JSON.stringify(event.data);
-    if (!data || data[0] !== "{") throw new Error("eventwire: `data` must be an object");
+    if (!data || data[0] !== "{") throw new Error("eventwire: data is not an object");
     let entities = "";
     if (event.entities && event.entities.length) {
       for (const e of event.entities) this.check(e.schema);
       entities = JSON.stringify(event.entities);
     }
-    // Events cross into wasm in groups, once per task, not one call each.
-    if (this.buf.push(event.schema, data, entities, Date.now()) === 4) queueMicrotask(() => this.drain());
+    // Before the core is ready, calls wait here (bounded like the queue, the rest counted).
+    if (!this.core && this.buf.length >= 4 * (this.o.maxQueueEvents || 1e5)) return void this.early++;
+    this.buf.push(event.schema, data, entities, Date.now());
+    if (!this.core) this.dirty();
   }
 
   check(schema) {
     if (this.valid.has(schema)) return;
-    if (typeof schema !== "string" || !this.core.check(schema)) {
-      throw new Error("eventwire: " + schema + " is not an Iglu URI: iglu:vendor/name/format/M-R-A");
+    if (typeof schema !== "string" || !IGLU.test(schema)) {
+      throw new Error("eventwire: not an Iglu URI (iglu:vendor/name/format/M-R-A): " + schema);
     }
     this.valid.add(schema);
   }
@@ -119,7 +198,7 @@ class Tracker {
   // holds the main thread for long (`all`: everything now, for flush and page hide).
   drain(all) {
     const buf = this.buf;
-    if (!buf.length) return;
+    if (!buf.length || !this.core || this.out) return;
     const n = all ? buf.length : Math.min(buf.length, 8000);
     this.buf = buf.splice(n);
     this.core.add(buf.join("\0"), performance.now());
@@ -129,7 +208,7 @@ class Tracker {
   }
 
   kick(wait) {
-    if (this.busy) return;
+    if (this.busy || !this.core) return;
     const due = wait >= 0 ? wait : this.core.due(performance.now());
     clearTimeout(this.timer);
     this.timer = due >= 0 ? setTimeout(() => this.send(), Math.ceil(due)) : 0;
@@ -137,14 +216,14 @@ class Tracker {
 
   async send() {
     this.timer = 0;
-    if (this.busy) return;
+    if (this.busy || this.out) return;
     const flushing = this.waiters.length > 0;
-    const body = this.core.take(performance.now(), Date.now(), flushing, 0, false);
+    const body = this.core.take(performance.now(), Date.now(), flushing, 0);
     // A timer may fire a little early: then nothing is due yet, and it is set again.
     if (!body) return this.settled(), this.kick();
-    const id = this.core.batch();
+    const id = this.core.batch(), bytes = new Blob([body]).size;
     this.busy = 1;
-    const wait = await this.post(id, body, body.length < HIDE_BUDGET);
+    const wait = await this.post(id, body, bytes, bytes + this.inflight <= KEEPALIVE_QUOTA);
     this.busy = 0;
     this.settled();
     this.kick(wait >= 0 ? wait : flushing && this.waiters.length ? 0 : -1);
@@ -152,87 +231,90 @@ class Tracker {
 
   // Sends one body as text/plain (a "simple" request: no CORS preflight; the write key is
   // in the body), reads the answer and settles it in the core. Returns the core's verdict.
-  async post(id, body, keepalive) {
-    let status = 0, retryAfter = "", rejected = "", duplicates = 0;
+  // Redirects are not followed: only the collector's own answer is delivery.
+  async post(id, body, bytes, keepalive) {
+    let status = 0, retryAfter = "", accepted = -1, rejected = "", duplicates = 0, text;
+    if (keepalive) this.inflight += bytes;
     try {
       const r = await fetch(this.url, {
-        method: "POST", body, keepalive, credentials: "omit",
+        method: "POST", body, keepalive, credentials: "omit", redirect: "manual",
         headers: { "content-type": "text/plain;charset=UTF-8" },
       });
-      status = r.status;
+      text = await r.text();
+      status = r.type === "opaqueredirect" ? 300 : r.status;
       retryAfter = r.headers.get("retry-after") || "";
       // An HTTP-date becomes seconds here: the browser parses dates, the core need not.
       if (/\D/.test(retryAfter.trim())) {
         const at = Date.parse(retryAfter);
         retryAfter = at ? String(Math.max(0, Math.ceil((at - Date.now()) / 1000))) : "";
       }
-      if (status === 200) {
-        const a = await r.json();
-        rejected = (a.rejected || []).map((x) => x.index).join(",");
-        duplicates = a.duplicates || 0;
-      }
+      const a = JSON.parse(text);
+      rejected = (a.rejected || []).map((x) => x.index).join(",");
+      duplicates = a.duplicates || 0;
+      accepted = +a.accepted;
     } catch (e) {
-      status = status === 200 ? 200 : 0; // offline, refused, aborted: retried
+      // No answer (offline, refused, aborted; status 0): retried. A body that is not a
+      // batch answer leaves `accepted` at -1: not a collector's.
     }
-    const wait = this.core.settle(id, status, retryAfter, rejected, duplicates, performance.now(), Date.now(), Math.random());
+    if (keepalive) this.inflight -= bytes;
+    const wait = this.core.settle(id, status, retryAfter, accepted, rejected, duplicates, performance.now(), Date.now(), Math.random());
     this.dirty();
     return wait;
   }
 
   settled() {
     if (this.waiters.length && this.core.due(performance.now()) < 0 && !this.busy && !this.buf.length) {
-      for (const w of this.waiters.splice(0)) w(true);
+      for (const w of this.waiters.splice(0)) w(1);
     }
   }
 
-  /** Sends everything queued now; resolves true when all is answered for, false at `timeoutMs`. */
+  /** Sends everything queued now; resolves `{ ok, pending }`: ok once all is answered for, else at `timeoutMs` with what is still pending. */
   flush(timeoutMs = 10000) {
     this.drain(true);
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== done);
-        resolve(false);
+        done();
       }, timeoutMs);
-      const done = (ok) => (clearTimeout(t), resolve(ok));
+      const done = (ok) => (clearTimeout(t), resolve({ ok: !!ok, pending: this.stats().pending }));
       this.waiters.push(done);
-      this.settled();
-      this.kick(0);
+      if (this.core) this.settled(), this.kick(0);
     });
   }
 
   // Page hide: what is queued leaves now with keepalive requests (they outlive the page),
-  // within the keepalive quota; the rest stays in storage for the next page.
+  // within what the quota leaves; everything not yet answered for stays in storage for the
+  // next page (the collector deduplicates what did arrive).
   hide() {
     this.drain(true);
-    let budget = HIDE_BUDGET;
-    while (budget > 1000 && navigator.onLine !== false && !this.out) {
-      const body = this.core.take(performance.now(), Date.now(), true, budget, true);
+    let budget = KEEPALIVE_QUOTA - this.inflight;
+    while (this.core && budget > 1000 && navigator.onLine !== false && !this.out) {
+      const body = this.core.take(performance.now(), Date.now(), true, budget);
       if (!body) break;
-      budget -= body.length;
-      this.post(this.core.batch(), body, true).then((wait) => this.kick(wait));
+      const bytes = new Blob([body]).size;
+      budget -= bytes;
+      this.post(this.core.batch(), body, bytes, true).then((wait) => this.kick(wait));
     }
-    // Until the collector has answered this page once, a page-hide request may be going
-    // nowhere: keep its events too (the collector deduplicates if they did arrive).
-    this.persist(!this.core.healthy());
+    this.persist();
   }
 
   dirty() {
-    if (!this.saving) this.saving = setTimeout(() => this.persist(true), PERSIST_DELAY_MS);
+    if (!this.saving) this.saving = setTimeout(() => this.persist(), PERSIST_DELAY_MS);
   }
 
   // One write of this tab's pending events (never one per event), bounded in size; storage
   // that is full or missing leaves them in memory only.
-  persist(keepHidden) {
+  persist() {
     clearTimeout(this.saving);
     this.saving = 0;
     if (!this.store) return;
-    let blob = this.out ? "" : this.core.pending(keepHidden);
-    if (blob.length > this.persistMax) blob = blob.slice(0, Math.max(0, blob.lastIndexOf("\n", this.persistMax)));
+    let blob = this.out ? "" : this.core ? this.core.pending() : this.buf.length ? RAW + JSON.stringify(this.buf) : "";
+    if (blob.length > this.persistMax) blob = blob[0] === RAW ? "" : blob.slice(0, Math.max(0, blob.lastIndexOf("\n", this.persistMax)));
     try {
       if (blob) this.store.setItem(this.slot, blob);
       else this.store.removeItem(this.slot);
     } catch (e) { /* quota: the events stay in memory */ }
-    this.put("s", this.core.session());
+    if (this.core) this.put("s", this.core.session());
   }
 
   // Takes over the events of tabs that are gone (their lock is free).
@@ -249,23 +331,33 @@ class Tracker {
         if (!lock) return; // its tab is open
         const kept = store.getItem(k);
         store.removeItem(k);
-        if (kept && this.core.restore(kept, performance.now())) {
-          this.persist(true);
-          this.kick();
-        }
+        if (!kept) return;
+        // Calls a page tracked before its core was ready: tracked again here.
+        if (kept[0] === RAW) this.buf = this.buf.concat(JSON.parse(kept.slice(1)));
+        else this.core.restore(kept, performance.now());
+        this.drain(true);
+        this.persist();
+        this.kick();
       });
     }
   }
 
   /** The counters: tracked, sent, duplicates, rejected, dropped_<reason>, pending, … */
   stats() {
-    return JSON.parse(this.core.stats());
+    const s = this.core ? JSON.parse(this.core.stats()) : {};
+    if (!this.core) {
+      let prefix = "";
+      for (const k of COUNTERS.split(" ")) k === "|" ? (prefix = "dropped_") : (s[prefix + k] = 0);
+      s.tracked = s.pending = this.buf.length / 4;
+    }
+    s.dropped_queue_full += this.early;
+    return s;
   }
 
   /** Sets (or clears, with null) the signed-in user for the next events. */
   setUserId(id) {
     this.drain(true);
-    this.core.setUser(id || "");
+    this.core && this.core.setUser(id || "");
   }
 
   /** Sign-out: a new anonymous id, no user, a new session. */
@@ -273,7 +365,7 @@ class Tracker {
     this.drain(true);
     this.aid = uuid();
     this.put("aid", this.aid);
-    this.core.reset(this.aid);
+    this.core && this.core.reset(this.aid);
   }
 
   /** The anonymous id attached to events (kept in storage). */
@@ -281,19 +373,27 @@ class Tracker {
     return this.aid;
   }
 
-  /** Stops collection and clears the queue and this tab's storage; remembered. */
-  optOut() {
-    this.out = true;
-    this.buf = [];
-    this.core.clear();
-    this.put("out", "1");
-    this.persist(false);
+  // Consent, from this tab or another: out drops what is queued (counted) and stops
+  // collection and sending; in collects again.
+  consent(out) {
+    this.out = out;
+    if (out) {
+      this.buf = [];
+      this.core && this.core.clear();
+      this.persist();
+    }
   }
 
-  /** Collects again after `optOut()`. */
+  /** Stops collection in every tab of the site and clears the queue and this tab's storage; remembered. */
+  optOut() {
+    this.put("out", "1");
+    this.consent(true);
+  }
+
+  /** Collects again after `optOut()`, in every tab of the site. */
   optIn() {
-    this.out = false;
     this.put("out", "0");
+    this.consent(false);
   }
 
   get optedOut() {

@@ -31,6 +31,22 @@ use text::{hyphenated, parse_u64, push_ascii, push_json_str, push_u64, split, Fi
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
+/// Default most events waiting in a page's memory. Higher than the Rust tracker's (10,000):
+/// a page cannot spill to disk, and a tab left open offline must hold its visit.
+pub const DEFAULT_MAX_QUEUE_EVENTS: usize = 100_000;
+/// Default most bytes of events waiting in a page's memory (the Rust tracker's 64 MiB is
+/// more than a phone's tab should hold).
+pub const DEFAULT_MAX_QUEUE_BYTES: usize = 50_000_000;
+
+/// `n`, or `default` when JavaScript passed nothing (`undefined`: 0 or NaN here).
+fn or_default(n: f64, default: f64) -> f64 {
+    if n > 0.0 {
+        n
+    } else {
+        default
+    }
+}
+
 /// An event waiting for delivery: its envelope.
 struct Queued {
     json: String,
@@ -42,9 +58,6 @@ struct Sending {
     events: Vec<Queued>,
     attempt: u32,
     first_ms: f64,
-    /// Sent on page hide: not retried by this page (it is going away); if the page stays,
-    /// the answer still settles it.
-    beacon: bool,
 }
 
 /// The browser tracker's state. JavaScript owns one per `init()`.
@@ -73,8 +86,6 @@ pub struct Core {
     retry: RetryPolicy,
     counters: Counters,
     rng: fastrand::Rng,
-    /// The last attempt failed (the collector is down or the page offline).
-    failing: bool,
 }
 
 #[wasm_bindgen]
@@ -82,7 +93,9 @@ impl Core {
     /// A tracker core. `strings` holds, separated by NUL (one string: less glue than six):
     /// the labels and the library as JSON objects (from `JSON.stringify`), the write key,
     /// the anonymous id, the session id kept from before (empty: none), and a decimal seed
-    /// from `crypto.getRandomValues` for the event ids' random bits.
+    /// from `crypto.getRandomValues` for the event ids' random bits. A limit left out (0 or
+    /// `undefined`) takes its default: the Rust tracker's `DEFAULT_*` for batches and
+    /// sessions, [`DEFAULT_MAX_QUEUE_EVENTS`] and [`DEFAULT_MAX_QUEUE_BYTES`] for the queue.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)] // one call at init; strings and numbers cost no glue
     pub fn new(
@@ -95,6 +108,20 @@ impl Core {
         max_queue_events: u32,
         max_queue_bytes: u32,
     ) -> Core {
+        use eventwire::batch::{
+            DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_DELAY, DEFAULT_MAX_BATCH_EVENTS,
+        };
+        let ms = |d: Duration| d.as_millis() as f64;
+        let session_timeout_ms = or_default(
+            session_timeout_ms,
+            ms(eventwire::session::DEFAULT_SESSION_TIMEOUT),
+        );
+        let count = |n: u32, default: usize| if n == 0 { default } else { n as usize };
+        let max_batch_events = count(max_batch_events, DEFAULT_MAX_BATCH_EVENTS);
+        let max_batch_bytes = count(max_batch_bytes, DEFAULT_MAX_BATCH_BYTES);
+        let max_batch_delay_ms = or_default(max_batch_delay_ms, ms(DEFAULT_MAX_BATCH_DELAY));
+        let max_queue_events = count(max_queue_events, DEFAULT_MAX_QUEUE_EVENTS);
+        let max_queue_bytes = count(max_queue_bytes, DEFAULT_MAX_QUEUE_BYTES);
         let mut parts = Fields::new(strings);
         let mut next = || parts.next().unwrap_or_default();
         let (labels, library, write_key, anonymous_id, session_id, seed) =
@@ -117,8 +144,8 @@ impl Core {
             identity.resume(session_id, last_activity_ms.max(0.0) as u64);
         }
         let limits = BatchLimits {
-            max_events: (max_batch_events as usize).max(1),
-            max_bytes: (max_batch_bytes as usize).max(1024),
+            max_events: max_batch_events,
+            max_bytes: max_batch_bytes.max(1024),
             max_delay: Duration::from_millis(max_batch_delay_ms.max(1.0) as u64),
         };
         let overhead = body_overhead(write_key_json.as_ref().map(String::len));
@@ -129,8 +156,8 @@ impl Core {
             context_tail: None,
             limits,
             overhead,
-            max_queue_events: (max_queue_events as usize).max(1),
-            max_queue_bytes: (max_queue_bytes as usize).max(1024),
+            max_queue_events,
+            max_queue_bytes: max_queue_bytes.max(1024),
             max_event_bytes: limits.max_bytes - overhead,
             queue: VecDeque::new(),
             queued_bytes: 0,
@@ -142,14 +169,7 @@ impl Core {
             retry: RetryPolicy::default(),
             counters: Counters::default(),
             rng: fastrand::Rng::with_seed(parse_u64(seed).unwrap_or(0x5eed)),
-            failing: false,
         }
-    }
-
-    /// Whether `uri` is a valid Iglu schema URI (the core's scanner; the parser that explains
-    /// a failure in detail is left out of the browser build: every byte counts).
-    pub fn check(&self, uri: &str) -> bool {
-        eventwire::iglu::is_valid_uri(uri)
     }
 
     /// Takes a group of tracked events: `schema NUL data NUL entities NUL time NUL …` (data
@@ -289,32 +309,48 @@ impl Core {
     }
 
     /// The next request body to send, or empty when none is due. `force` sends what is
-    /// queued now (flush); `max_bytes` caps the body (0: the batch limit; page hide passes
-    /// what the keepalive quota allows); `beacon` marks it as sent on page hide.
-    pub fn take(
-        &mut self,
-        now_ms: f64,
-        unix_ms: f64,
-        force: bool,
-        max_bytes: u32,
-        beacon: bool,
-    ) -> String {
+    /// queued now (flush); `max_bytes` caps the body in UTF-8 bytes (0: the batch limit;
+    /// page hide passes what the keepalive quota allows). A batch sent again (after a
+    /// failure or a 413 split) is capped too: what does not fit stays for the next body.
+    pub fn take(&mut self, now_ms: f64, unix_ms: f64, force: bool, max_bytes: u32) -> String {
         if !force && self.due(now_ms) != 0.0 {
             return String::new();
         }
         let id = self.next_batch_id;
+        let cap = match max_bytes as usize {
+            0 => self.limits.max_bytes,
+            n => n.min(self.limits.max_bytes),
+        };
         let batch = match self.again.pop_front() {
             Some(mut batch) => {
+                // Keep the longest prefix that fits; the rest waits, first in line.
+                let mut bytes = self.overhead;
+                let fits = batch
+                    .events
+                    .iter()
+                    .take_while(|e| {
+                        bytes += e.json.len() + 1;
+                        bytes <= cap + 1
+                    })
+                    .count();
+                if fits == 0 {
+                    self.again.push_front(batch);
+                    return String::new();
+                }
+                if fits < batch.events.len() {
+                    let rest = batch.events.split_off(fits);
+                    self.again.push_front(Sending {
+                        id: 0,
+                        events: rest,
+                        attempt: batch.attempt,
+                        first_ms: batch.first_ms,
+                    });
+                }
                 batch.attempt += 1;
                 batch.id = id;
-                batch.beacon = beacon;
                 batch
             }
             None => {
-                let cap = match max_bytes as usize {
-                    0 => self.limits.max_bytes,
-                    n => n.min(self.limits.max_bytes),
-                };
                 let mut events = Vec::new();
                 let mut bytes = self.overhead;
                 while let Some(next) = self.queue.front() {
@@ -340,7 +376,6 @@ impl Core {
                     events,
                     attempt: 0,
                     first_ms: now_ms,
-                    beacon,
                 }
             }
         };
@@ -379,16 +414,20 @@ impl Core {
         body
     }
 
-    /// Settles the answer to batch `id`: `status` (0 when the request failed without one),
-    /// the `Retry-After` header, the indices the collector dead-lettered (comma-separated)
-    /// and its `duplicates` count. Returns milliseconds after which to send again (the batch
-    /// is queued again, first), or -1 when the batch is settled.
+    /// Settles the answer to batch `id`: `status` (0 when the request failed without one; a
+    /// 3xx for a redirect, which the browser may hide), the `Retry-After` header, and from a
+    /// 200's body: `accepted` (-1 when the body is not a batch answer), the indices the
+    /// collector dead-lettered (comma-separated) and its `duplicates` count. Only a batch
+    /// answer that accounts for every event of the batch settles events as sent; any other
+    /// 200, 2xx or 3xx drops them as `not_a_collector`. Returns milliseconds after which to
+    /// send again (the batch is queued again, first), or -1 when the batch is settled.
     #[allow(clippy::too_many_arguments)]
     pub fn settle(
         &mut self,
         id: u32,
         status: u16,
         retry_after: &str,
+        accepted: f64,
         rejected: &str,
         duplicates: u32,
         now_ms: f64,
@@ -415,14 +454,16 @@ impl Core {
             unix_ms.max(0.0) as u64,
             jitter,
         );
-        self.failing = !matches!(verdict, Verdict::Delivered | Verdict::Refuse(_));
         let n = batch.events.len() as u64;
         match verdict {
             Verdict::Delivered => {
-                let rejected = split(rejected, b',').filter_map(parse_u64).count();
-                let bad = batch.events.len().min(rejected) as u64;
-                self.counters.sent(n - bad, u64::from(duplicates));
-                self.counters.rejected(bad);
+                match answer_for(batch.events.len(), accepted, rejected, duplicates) {
+                    Some(bad) => {
+                        self.counters.sent(n - bad, u64::from(duplicates));
+                        self.counters.rejected(bad);
+                    }
+                    None => self.counters.dropped(DropReason::NotACollector, n),
+                }
                 -1.0
             }
             Verdict::Refuse(_) if status == 400 => {
@@ -456,7 +497,6 @@ impl Core {
                     events: second,
                     attempt: first.attempt,
                     first_ms: first.first_ms,
-                    beacon: first.beacon,
                 };
                 self.again.push_front(second);
                 self.again.push_front(first);
@@ -474,15 +514,15 @@ impl Core {
         }
     }
 
-    /// Every event not yet answered for, newline-separated envelopes (queued first, then
-    /// those being sent, page-hide batches last), for storage.
-    pub fn pending(&self, include_beacons: bool) -> String {
+    /// Every event not yet answered for, newline-separated envelopes (to send again first,
+    /// then queued, then those being sent — page-hide requests included: an event leaves
+    /// storage only when a collector answered for it), for storage.
+    pub fn pending(&self) -> String {
         let mut out = String::new();
-        let sending = self.sending.iter().filter(|s| include_beacons || !s.beacon);
         let again = self.again.iter().flat_map(|s| &s.events);
         for e in again
             .chain(&self.queue)
-            .chain(sending.flat_map(|s| &s.events))
+            .chain(self.sending.iter().flat_map(|s| &s.events))
         {
             if !out.is_empty() {
                 out.push('\n');
@@ -490,11 +530,6 @@ impl Core {
             out.push_str(&e.json);
         }
         out
-    }
-
-    /// True while the collector answers (the last attempt did not fail).
-    pub fn healthy(&self) -> bool {
-        !self.failing
     }
 
     /// Drops everything queued (opt-out), counted as `dropped_opted_out`.
@@ -576,6 +611,25 @@ fn new_v4(rng: &mut fastrand::Rng) -> String {
     let mut id = String::with_capacity(36);
     push_ascii(&mut id, &out);
     id
+}
+
+/// How many events of a batch of `n` a collector's answer dead-lettered, if it is a batch
+/// answer for exactly these events: `accepted + duplicates + rejected = n`, each rejected
+/// index distinct and below `n` (as `eventwire::protocol::BatchResponse::for_batch`).
+fn answer_for(n: usize, accepted: f64, rejected: &str, duplicates: u32) -> Option<u64> {
+    if !(accepted >= 0.0 && accepted.fract() == 0.0) {
+        return None;
+    }
+    let mut seen = vec![false; n];
+    let mut bad = 0u64;
+    for index in split(rejected, b',').filter(|i| !i.is_empty()) {
+        let slot = seen.get_mut(usize::try_from(parse_u64(index)?).ok()?)?;
+        if std::mem::replace(slot, true) {
+            return None;
+        }
+        bad += 1;
+    }
+    (accepted + f64::from(duplicates) + bad as f64 == n as f64).then_some(bad)
 }
 
 /// The `event_id` at the start of an envelope this package wrote.

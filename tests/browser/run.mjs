@@ -51,19 +51,29 @@ function exactlyOnce(run, n) {
   check(counts.size === n && ids.size === n, `${counts.size} events, ${ids.size} ids for ${n}`);
 }
 
-async function open(context, delay = 200) {
+async function open(context, delay = 200, extra = "", file = "track.html") {
   const page = await context.newPage();
   page.on("pageerror", (e) => console.log("     page error:", e.message));
-  await page.goto(`${pages.url}/track.html?endpoint=${encodeURIComponent(collector.url)}&delay=${delay}`);
+  await page.goto(`${pages.url}/${file}?endpoint=${encodeURIComponent(collector.url)}&delay=${delay}${extra}`);
   await page.waitForFunction(() => window.ready === true);
   return page;
+}
+
+/** Front-end errors of a run in the good sink → times seen (by `message`). */
+function arrivedErrors(run) {
+  const counts = new Map();
+  for (const e of collector.good()) {
+    const m = e.data && e.data.message;
+    if (typeof m === "string" && m.startsWith(run + "-")) counts.set(m, (counts.get(m) || 0) + 1);
+  }
+  return counts;
 }
 
 await test("a page tracks events and the collector gets each event id once", async () => {
   const context = await chrome.newContext();
   const page = await open(context);
   const flushed = await page.evaluate(() => (trackMany("deliver", 0, 120), tracker.flush(10000)));
-  check(flushed === true, "flush did not complete");
+  check(flushed.ok === true && flushed.pending === 0, `flush did not complete: ${JSON.stringify(flushed)}`);
   exactlyOnce("deliver", 120);
   const stats = await page.evaluate(() => tracker.stats());
   check(stats.tracked === 120 && stats.sent === 120 && stats.pending === 0, JSON.stringify(stats));
@@ -144,7 +154,7 @@ await test("storage unavailable (private mode) or full: events are still deliver
     await context.addInitScript(script);
     const page = await open(context);
     const flushed = await page.evaluate((r) => (trackMany(r, 0, 30), tracker.flush(10000)), run);
-    check(flushed === true, `${run}: flush did not complete`);
+    check(flushed.ok === true, `${run}: flush did not complete: ${JSON.stringify(flushed)}`);
     exactlyOnce(run, 30);
     await context.close();
   }
@@ -165,6 +175,193 @@ await test("opt-out stops collection and clears the queue", async () => {
   await page.goto("about:blank");
   await sleep(500);
   check(arrived("optout").counts.size === 0, "events sent after opt-out");
+  await context.close();
+});
+
+await test("page-hide events of a visit that never got an answer are kept and sent by the next page", async () => {
+  // Rule: an event leaves storage only when a collector answered for it.
+  const context = await chrome.newContext();
+  await collector.stop();
+  const page = await open(context, 60000); // nothing leaves before the page does
+  await page.evaluate(() => trackMany("hidden", 0, 40));
+  await page.goto("about:blank"); // keepalive requests fail: nobody listens
+  await sleep(300);
+  await collector.start();
+  await open(context, 100); // the next page of the site
+  await until("the events of the closed page", () => arrived("hidden").counts.size === 40, 20000);
+  await sleep(500);
+  exactlyOnce("hidden", 40);
+  await context.close();
+});
+
+await test("keepalive bodies within 64 KiB of bytes (not UTF-16 units), in flight included: page hide", async () => {
+  const context = await chrome.newContext();
+  const page = await open(context, 60000);
+  // One answered request first: the page has seen the collector.
+  const first = await page.evaluate(() => (trackBig("cjk-hide", 0, 1, 10), tracker.flush(10000)));
+  check(first.ok, JSON.stringify(first));
+  // Two events of ~42 KB each in UTF-8 (14,000 CJK characters: 14,000 code units).
+  await page.evaluate(() => trackBig("cjk-hide", 1, 2, 14000));
+  await page.goto("about:blank");
+  await sleep(500);
+  await open(context, 100); // whatever did not fit the quota is sent by the next page
+  await until("both large events", () => arrivedErrors("cjk-hide").size === 3, 20000);
+  await sleep(500);
+  const seen = arrivedErrors("cjk-hide");
+  for (const [m, n] of seen) check(n === 1, `${m} arrived ${n} times`);
+  await context.close();
+});
+
+await test("keepalive bodies within 64 KiB of bytes: a large batch in normal operation is delivered", async () => {
+  const context = await chrome.newContext();
+  const page = await open(context, 100, "&guard=1");
+  // Three events of 36 KB of UTF-8 each: one batch of ~108 KB but 36,000 code units.
+  const flushed = await page.evaluate(() => (trackBig("cjk-batch", 0, 3, 12000), tracker.flush(15000)));
+  check(flushed.ok, `not delivered: ${JSON.stringify(flushed)} ${JSON.stringify(await page.evaluate(() => tracker.stats()))}`);
+  const seen = arrivedErrors("cjk-batch");
+  check(seen.size === 3 && [...seen.values()].every((n) => n === 1), JSON.stringify([...seen]));
+  const k = await page.evaluate(() => window.keepalive);
+  check(k.max <= 65536, `a keepalive request of ${k.max} bytes (with those in flight) was made`);
+  await context.close();
+});
+
+await test("opt-out and opt-in reach every open tab of the site at once", async () => {
+  const context = await chrome.newContext();
+  const a = await open(context, 100), b = await open(context, 100);
+  await a.evaluate(() => tracker.optOut());
+  // In the other tab, in the very next task: nothing more is tracked or sent.
+  const during = await b.evaluate(async () => {
+    trackMany("tabs-out", 0, 10);
+    const flushed = await tracker.flush(2000);
+    return { out: tracker.optedOut, flushed, stats: tracker.stats() };
+  });
+  check(during.out === true, `tab B still collects: ${JSON.stringify(during)}`);
+  await sleep(500);
+  check(arrived("tabs-out").counts.size === 0, "tab B sent events after tab A opted out");
+  await a.evaluate(() => tracker.optIn());
+  const after = await b.evaluate(async () => {
+    trackMany("tabs-in", 0, 10);
+    return { out: tracker.optedOut, flushed: await tracker.flush(10000) };
+  });
+  check(after.out === false && after.flushed.ok, `tab B did not collect again: ${JSON.stringify(after)}`);
+  exactlyOnce("tabs-in", 10);
+  await context.close();
+});
+
+await test("a failed load of the core is retried: init() again, or createTracker() by itself, loses nothing", async () => {
+  for (const mode of ["init", "create"]) {
+    const context = await chrome.newContext();
+    let failedOnce = false;
+    await context.route("**/core_bg.wasm", (route) => {
+      if (failedOnce) return route.continue();
+      failedOnce = true;
+      return route.fulfill({ status: 503, body: "unavailable" });
+    });
+    const page = await context.newPage();
+    page.on("pageerror", (e) => console.log("     page error:", e.message));
+    await page.goto(`${pages.url}/late.html?endpoint=${encodeURIComponent(collector.url)}`);
+    await page.waitForFunction(() => window.ready === true);
+    const r = await page.evaluate((m) => window.run(m), mode);
+    check(failedOnce, "the route never failed the load");
+    if (mode === "init") check(/could not be loaded|503/.test(r.first), `the first init: ${r.first}`);
+    else check(r.before.tracked === 20 && r.before.pending === 20, `before the core: ${JSON.stringify(r.before)}`);
+    check(r.flushed.ok && r.stats.sent === 20, `${mode}: ${JSON.stringify(r)}`);
+    exactlyOnce(`late-${mode}`, 20);
+    await context.close();
+  }
+});
+
+await test("flush() resolves { ok, pending }: ok when all is answered, pending when the timeout passed", async () => {
+  const context = await chrome.newContext();
+  await collector.stop();
+  const page = await open(context, 100);
+  const late = await page.evaluate(() => (trackMany("flushshape", 0, 5), tracker.flush(500)));
+  check(late.ok === false && late.pending === 5, JSON.stringify(late));
+  await collector.start();
+  const done = await page.evaluate(() => tracker.flush(15000));
+  check(done.ok === true && done.pending === 0, JSON.stringify(done));
+  exactlyOnce("flushshape", 5);
+  await context.close();
+});
+
+await test("a strict Content-Security-Policy (no 'wasm-unsafe-eval'): the same core as JavaScript delivers", async () => {
+  const context = await chrome.newContext();
+  const page = await context.newPage();
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${pages.url}/csp.html?endpoint=${encodeURIComponent(collector.url)}`);
+  await page.waitForFunction(() => window.ready === true, null, { timeout: 15000 });
+  // 100 events, then 2,000 of 1 KB: the core's memory grows while JavaScript holds views of it.
+  const flushed = await page.evaluate(() => (trackMany("csp", 0, 100), trackMany("csp", 100, 2000, 1000), tracker.flush(20000)));
+  check(flushed.ok, `${JSON.stringify(flushed)} ${errors.join("; ")}`);
+  const seen = arrivedErrors("csp");
+  check(seen.size === 2100 && [...seen.values()].every((n) => n === 1), `${seen.size} of 2100 arrived`);
+  check(collector.bad() === 0, "dead letters");
+  const asm = await page.evaluate(() => performance.getEntriesByType("resource").some((r) => r.name.endsWith("/core_asm.js")));
+  check(asm, "the JavaScript build of the core was not what ran");
+  await context.close();
+});
+
+await test("probe: random reloads, closes, outages and offline spells across two tabs lose nothing and double nothing", async () => {
+  // Seeded, so a failure replays: BROWSER_PROBE_SEED=<n>.
+  let x = Number(process.env.BROWSER_PROBE_SEED || Date.now() % 100000) | 0 || 1;
+  const seed = x;
+  const rand = (n) => {
+    x ^= x << 13; x ^= x >>> 17; x ^= x << 5;
+    return (x >>> 0) % n;
+  };
+  // Batch delays from short to longer than the whole run (then only page hide sends).
+  const delay = () => [50, 300, 60000][rand(3)];
+  const context = await chrome.newContext();
+  const tabs = [await open(context, delay()), await open(context, delay())];
+  let tracked = 0, offline = false;
+  const log = [];
+  // A page cannot load while offline: navigations go online for their own sake.
+  const online = async (load) => {
+    if (offline) await context.setOffline(false);
+    await load();
+    if (offline) await context.setOffline(true);
+  };
+  try {
+  for (let step = 0; step < 24; step++) {
+    const t = rand(2), action = rand(8);
+    log.push(`${action}@${t}`);
+    if (action <= 2) {
+      const n = 1 + rand(40);
+      await tabs[t].evaluate(([from, n]) => trackMany("probe", from, n), [tracked, n]);
+      tracked += n;
+    } else if (action === 3) {
+      await online(async () => {
+        await tabs[t].reload();
+        await tabs[t].waitForFunction(() => window.ready === true);
+      });
+    } else if (action === 4) {
+      await tabs[t].goto("about:blank"); // the page goes; the tab stays
+      await online(async () => {
+        await tabs[t].goto(`${pages.url}/track.html?endpoint=${encodeURIComponent(collector.url)}&delay=${delay()}`);
+        await tabs[t].waitForFunction(() => window.ready === true);
+      });
+    } else if (action === 5) {
+      await tabs[t].close(); // the tab goes: another one adopts its events
+      await online(async () => (tabs[t] = await open(context, delay())));
+    } else if (action === 6) {
+      if (collector.proc) await collector.stop(); else await collector.start();
+    } else {
+      offline = !offline;
+      await context.setOffline(offline);
+    }
+    await sleep(rand(2) ? 0 : rand(400));
+  }
+  } finally {
+    if (!collector.proc) await collector.start();
+    await context.setOffline(false);
+  }
+  // A fresh page of the site adopts what closed pages left; the open tabs flush.
+  tabs.push(await open(context, 50));
+  for (const tab of tabs) await tab.evaluate(() => tracker.flush(10000));
+  await until(`the probe's ${tracked} events (seed ${seed}: ${log.join(" ")})`, () => arrived("probe").counts.size === tracked, 60000);
+  await sleep(1000);
+  exactlyOnce("probe", tracked);
   await context.close();
 });
 

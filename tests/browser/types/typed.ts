@@ -1,6 +1,6 @@
 // The typed API: with the union generated from the app's schemas (`eventwire codegen --lang
 // ts`, written to types/events.ts by run.mjs), a wrong `data` for a `schema` does not compile.
-import { init, type Tracker } from "eventwire";
+import { createTracker, init, type Flushed, type Tracker } from "eventwire";
 import type { SelfDescribing } from "./events";
 
 const tracker: Tracker<SelfDescribing> = await init<SelfDescribing>({
@@ -16,7 +16,11 @@ tracker.track({
   entities: [{ schema: "iglu:com.example.media/player/jsonschema/1-0-0", data: { kind: "video", player_name: "html5" } }],
 });
 tracker.track({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: "weather", results_count: 3 } });
-const flushed: boolean = await tracker.flush(2000);
+const flushed: Flushed = await tracker.flush(2000);
+const done: boolean = flushed.ok && flushed.pending === 0;
+const early: Tracker<SelfDescribing> = createTracker<SelfDescribing>({ endpoint: "https://collector.example.com" });
+early.track({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: "early", results_count: 0 } });
+await early.ready;
 const sent: number = tracker.stats().sent;
 tracker.setUserId("u-42");
 tracker.setUserId(null);
@@ -37,5 +41,9 @@ tracker.track({ schema: "iglu:com.example.media/play/jsonschema/1-0-0", data: { 
 await init({ writeKey: "k" });
 // @ts-expect-error stats are numbers
 const wrong: string = tracker.stats().pending;
+// @ts-expect-error flush resolves an object, not a boolean
+const bare: boolean = await tracker.flush();
+// @ts-expect-error createTracker checks data like init
+createTracker<SelfDescribing>({ endpoint: "x" }).track({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: 1 } });
 
-export { flushed, sent, wrong };
+export { flushed, done, sent, wrong, bare };
