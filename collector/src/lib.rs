@@ -34,6 +34,7 @@
 //! dead letter with its raw bytes. It answers 200 only after both sinks accepted the
 //! records; if a sink fails it answers 503 and the tracker resends.
 
+pub mod auth;
 pub mod dedup;
 pub mod metrics;
 pub mod record;

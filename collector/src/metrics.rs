@@ -11,6 +11,18 @@ use prometheus::{
 /// Distinct `(service, version)` pairs kept as label values; later ones count as `other`,
 /// so a client sending random labels cannot blow up the metrics' memory.
 pub const MAX_LABEL_PAIRS: usize = 500;
+/// Longest label value kept, in bytes (the envelope's own limit for a label); longer ones
+/// are cut (at a character boundary).
+pub const MAX_LABEL_BYTES: usize = 128;
+
+/// `value` cut to [`MAX_LABEL_BYTES`].
+fn bounded(value: &str) -> &str {
+    let mut end = value.len().min(MAX_LABEL_BYTES);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
+}
 
 /// The collector's metrics.
 pub struct Metrics {
@@ -94,7 +106,10 @@ impl Metrics {
 
     /// The label values to use for this `(service, version)`.
     fn pair<'a>(&self, service: Option<&'a str>, version: Option<&'a str>) -> (&'a str, &'a str) {
-        let pair = (service.unwrap_or(""), version.unwrap_or(""));
+        let pair = (
+            bounded(service.unwrap_or("")),
+            bounded(version.unwrap_or("")),
+        );
         let mut pairs = self
             .pairs
             .lock()

@@ -33,6 +33,9 @@ pub struct GoodRecord<'a> {
     pub received_at: &'a str,
     /// Skew-corrected event time (see [`crate::time`]).
     pub event_time: String,
+    /// Present when `event_time` was clamped: `future` or `too_old` (see [`crate::time`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_time_clamped: Option<&'static str>,
 }
 
 /// One validation error in a dead letter.

@@ -105,7 +105,9 @@ pub struct Registry {
     canonical_root: Option<PathBuf>,
     client: reqwest::Client,
     found: RwLock<HashMap<SchemaKey, Lookup>>,
-    unknown: RwLock<HashMap<SchemaKey, Instant>>,
+    /// Schemas not found, or found broken, and when: asked again after the negative TTL (a
+    /// schema being written, or fixed, reaches the collector without a restart).
+    unknown: RwLock<HashMap<SchemaKey, (Instant, Option<String>)>>,
     negative_ttl: Duration,
     max_cached: usize,
 }
@@ -180,7 +182,10 @@ impl Registry {
         }
         let unknown = read(&self.unknown);
         match unknown.get(key) {
-            Some(at) if at.elapsed() < self.negative_ttl => Some(Lookup::Unknown),
+            Some((at, broken)) if at.elapsed() < self.negative_ttl => Some(match broken {
+                None => Lookup::Unknown,
+                Some(why) => Lookup::Broken(why.clone()),
+            }),
             _ => None,
         }
     }
@@ -200,14 +205,18 @@ impl Registry {
             Fetched::Failed(e) => return Lookup::Unavailable(e),
         };
         match &lookup {
-            Lookup::Unknown => {
+            Lookup::Unknown | Lookup::Broken(_) => {
+                let broken = match &lookup {
+                    Lookup::Broken(why) => Some(why.clone()),
+                    _ => None,
+                };
                 let mut unknown = write(&self.unknown);
                 if unknown.len() >= self.max_cached {
                     unknown.clear();
                 }
-                unknown.insert(key.clone(), Instant::now());
+                unknown.insert(key.clone(), (Instant::now(), broken));
             }
-            Lookup::Found(_) | Lookup::Broken(_) => {
+            Lookup::Found(_) => {
                 let mut found = write(&self.found);
                 if found.len() >= self.max_cached {
                     found.clear();

@@ -189,7 +189,7 @@ struct Shared {
     recent: Option<Mutex<Recent>>,
     dev_capacity: usize,
     uniques: Mutex<Uniques>,
-    write_keys: HashSet<String>,
+    write_keys: Vec<String>,
     body_timeout: Duration,
     accepted: AtomicU64,
     rejected: AtomicU64,
@@ -252,7 +252,7 @@ impl Collector {
                 recent: config.dev.then(|| Mutex::new(Recent::default())),
                 dev_capacity: config.dev_capacity.max(1),
                 uniques: Mutex::default(),
-                write_keys: config.write_keys.into_iter().collect(),
+                write_keys: config.write_keys,
                 body_timeout: config.body_timeout,
                 accepted: AtomicU64::new(0),
                 rejected: AtomicU64::new(0),
@@ -443,7 +443,10 @@ async fn batch(
 ) -> Response {
     let started = Instant::now();
     let received_at = Utc::now();
-    let (response, bytes) = shared.handle(received_at, query, &headers, body).await;
+    let (response, bytes) = shared
+        .clone()
+        .handle(received_at, query, headers, body)
+        .await;
     shared.requests.fetch_add(1, Ordering::Relaxed);
     shared.metrics.request(
         response.status().as_u16(),
@@ -455,25 +458,75 @@ async fn batch(
 
 impl Shared {
     async fn handle(
-        &self,
+        self: Arc<Self>,
         received_at: DateTime<Utc>,
         query: BatchQuery,
-        headers: &HeaderMap,
+        headers: HeaderMap,
         body: Body,
     ) -> (Response, usize) {
         let received = format_timestamp(received_at);
+        // With write keys, a stranger is turned away before anything is read, parsed, looked
+        // up or stored: a key in the header or the query now, one in the body right after the
+        // body arrives (a bounded scan, before any parsing).
+        let header_key = bearer(&headers).or(query.write_key);
+        let keys = !self.write_keys.is_empty();
+        if keys
+            && header_key
+                .as_deref()
+                .is_some_and(|k| !self.known_key(k.as_bytes()))
+        {
+            return (respond(unauthorized()), 0);
+        }
+        // From here on, whatever is started runs to its end even if the client goes away
+        // (hyper drops this future then): a sink write that began is finished and recorded.
         let raw = match self.read_body(body).await {
             Ok(raw) => raw,
-            Err(refused) => return (self.refuse(&received, refused).await, 0),
+            Err(refused) => return (self.spawn_refusal(received, refused).await, 0),
         };
-        let response = match self
-            .process(received_at, &received, query, headers, &raw)
+        let len = raw.len();
+        if keys && header_key.is_none() && !self.body_key_ok(&headers, &raw) {
+            return (respond(unauthorized()), len);
+        }
+        let shared = self.clone();
+        let work = tokio::spawn(async move {
+            match shared.process(received_at, &received, &headers, &raw).await {
+                Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
+                Err(refused) => shared.refuse(&received, refused).await,
+            }
+        });
+        let response = work.await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a batch's processing task failed");
+            respond(unavailable("the request could not be processed".into()))
+        });
+        (response, len)
+    }
+
+    /// [`Shared::refuse`] in a task of its own, so that a dead letter is written whole even
+    /// if the client goes away meanwhile.
+    async fn spawn_refusal(self: Arc<Self>, received: String, refused: Refused) -> Response {
+        let shared = self.clone();
+        tokio::spawn(async move { shared.refuse(&received, refused).await })
             .await
-        {
-            Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
-            Err(refused) => self.refuse(&received, refused).await,
-        };
-        (response, raw.len())
+            .unwrap_or_else(|_| respond(unavailable("the request could not be processed".into())))
+    }
+
+    /// Whether `key` is one of the write keys; compared in constant time (per key).
+    fn known_key(&self, key: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        let mut known = subtle::Choice::from(0);
+        for k in &self.write_keys {
+            known |= k.as_bytes().ct_eq(key);
+        }
+        known.into()
+    }
+
+    /// A write key in the body of an uncompressed request (browsers put it there: a beacon
+    /// cannot set headers), found by a bounded scan before any parsing.
+    fn body_key_ok(&self, headers: &HeaderMap, raw: &[u8]) -> bool {
+        let encoded = headers
+            .get(header::CONTENT_ENCODING)
+            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        !encoded && crate::auth::body_write_key(raw).is_some_and(|k| self.known_key(k))
     }
 
     /// Reads the body, bounded in size and time.
@@ -496,7 +549,7 @@ impl Shared {
             )),
             Err(_) => Err(Refused::new(
                 StatusCode::REQUEST_TIMEOUT,
-                ErrorCode::Malformed,
+                ErrorCode::Timeout,
                 format!("body not received within {:?}", self.body_timeout),
                 b"",
             )),
@@ -507,22 +560,11 @@ impl Shared {
         &self,
         received_at: DateTime<Utc>,
         received: &str,
-        query: BatchQuery,
         headers: &HeaderMap,
         raw: &[u8],
     ) -> Result<BatchResponse, Refused> {
         check_content_type(headers, raw)?;
         let plain = decode(headers, raw, self.pipeline.limits().max_body_bytes)?;
-        let header_key = bearer(headers).or(query.write_key);
-        // With keys configured, a request must carry a known one somewhere; a key in the
-        // body is only read once the body is known to be a batch.
-        if !self.write_keys.is_empty() {
-            if let Some(key) = &header_key {
-                if !self.write_keys.contains(key) {
-                    return Err(unauthorized());
-                }
-            }
-        }
         let checked = match self
             .pipeline
             .check_batch(&plain, received_at, &self.registry)
@@ -547,21 +589,9 @@ impl Shared {
             }
             Err(e @ BatchError::RegistryUnavailable(_)) => {
                 tracing::warn!(error = %e, "answering 503");
-                return Err(Refused {
-                    status: StatusCode::SERVICE_UNAVAILABLE,
-                    code: ErrorCode::UnknownSchema,
-                    message: e.to_string(),
-                    raw: Vec::new(),
-                    dead_letter: false,
-                });
+                return Err(unavailable(e.to_string()));
             }
         };
-        if !self.write_keys.is_empty() && header_key.is_none() {
-            match &checked.write_key {
-                Some(k) if self.write_keys.contains(k) => {}
-                _ => return Err(unauthorized()),
-            }
-        }
         self.commit(received, checked).await
     }
 
@@ -593,20 +623,20 @@ impl Shared {
                 line: serde_json::to_vec(&b.dead).unwrap_or_default(),
             })
             .collect();
-        let written = async {
-            self.bad.write(&bad_records).await?;
-            self.good.write(&good_records).await
+        if let Err(e) = self.bad.write(&bad_records).await {
+            tracing::error!(error = %e, "dead-letter sink refused a batch; answering 503");
+            return Err(unavailable(format!("sink unavailable: {e}")));
         }
-        .await;
-        if let Err(e) = written {
-            tracing::error!(error = %e, "sink refused a batch; answering 503");
-            return Err(Refused {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                code: ErrorCode::Malformed,
-                message: format!("sink unavailable: {e}"),
-                raw: Vec::new(),
-                dead_letter: false,
-            });
+        if let Err(e) = self.good.write(&good_records).await {
+            // What the sink did take (Kafka acknowledges record by record) is remembered, so
+            // the sender's resend of this batch does not write it twice.
+            for &i in e.written() {
+                if let Some(g) = fresh.get(i) {
+                    window.insert(&g.event_id);
+                }
+            }
+            tracing::error!(error = %e, written = e.written().len(), "good sink refused a batch; answering 503");
+            return Err(unavailable(format!("sink unavailable: {e}")));
         }
         for g in &fresh {
             window.insert(&g.event_id);
@@ -686,7 +716,9 @@ impl Shared {
         }
     }
 
-    /// Answers a refused request, dead-lettering it first when it should be kept.
+    /// Answers a refused request, dead-lettering it first when it should be kept. A dead
+    /// letter that cannot be written turns the refusal into a 503 the sender retries:
+    /// nothing it sent may vanish.
     async fn refuse(&self, received: &str, refused: Refused) -> Response {
         if refused.dead_letter {
             let dead = DeadLetter::for_raw(
@@ -700,7 +732,11 @@ impl Shared {
                 line: serde_json::to_vec(&dead).unwrap_or_default(),
             };
             if let Err(e) = self.bad.write(std::slice::from_ref(&record)).await {
-                tracing::error!(error = %e, "dead-letter sink refused a record");
+                tracing::error!(error = %e, "dead-letter sink refused a record; answering 503");
+                return respond(unavailable(format!(
+                    "{} (and the dead-letter sink is unavailable: {e})",
+                    refused.message
+                )));
             }
             self.rejected.fetch_add(1, Ordering::Relaxed);
             self.metrics.rejected(refused.code.as_str(), None, None);
@@ -711,25 +747,41 @@ impl Shared {
                 push_bounded(&mut recent.bad, &record.line, self.dev_capacity);
             }
         }
-        let mut response = (
-            refused.status,
-            Json(json!({ "error": refused.message, "code": refused.code.as_str() })),
-        )
-            .into_response();
-        if refused.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
-        }
-        response
+        respond(refused)
     }
+}
+
+/// The answer to a refusal: its status, `{"error": …, "code": …}`, and `Retry-After` on a 503.
+fn respond(refused: Refused) -> Response {
+    let mut response = (
+        refused.status,
+        Json(json!({ "error": refused.message, "code": refused.code.as_str() })),
+    )
+        .into_response();
+    if refused.status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+    }
+    response
 }
 
 fn unauthorized() -> Refused {
     Refused {
         status: StatusCode::UNAUTHORIZED,
-        code: ErrorCode::Malformed,
+        code: ErrorCode::Unauthorized,
         message: "write key missing or unknown".into(),
+        raw: Vec::new(),
+        dead_letter: false,
+    }
+}
+
+/// A 503: nothing was stored, the sender retries after `Retry-After`.
+fn unavailable(message: String) -> Refused {
+    Refused {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: ErrorCode::Unavailable,
+        message,
         raw: Vec::new(),
         dead_letter: false,
     }
@@ -750,6 +802,7 @@ fn good_line(g: &crate::validate::GoodEvent, sent_at: &str, received: &str) -> V
         sent_at,
         received_at: received,
         event_time: g.event_time.clone(),
+        event_time_clamped: g.clamped.map(crate::time::Clamped::as_str),
     };
     serde_json::to_vec(&record).unwrap_or_default()
 }
@@ -788,7 +841,7 @@ fn check_content_type(headers: &HeaderMap, raw: &[u8]) -> Result<(), Refused> {
     } else {
         Err(Refused::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::Malformed,
+            ErrorCode::UnsupportedEncoding,
             format!("content type {mime:?} is not application/json or text/plain"),
             raw,
         ))
@@ -824,7 +877,7 @@ fn decode(headers: &HeaderMap, raw: &[u8], limit: usize) -> Result<Vec<u8>, Refu
         }
         Some(other) => Err(Refused::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::Malformed,
+            ErrorCode::UnsupportedEncoding,
             format!("content encoding {other:?} is not supported (use gzip or none)"),
             raw,
         )),

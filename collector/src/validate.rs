@@ -95,6 +95,8 @@ pub struct GoodEvent {
     pub event: Value,
     /// Skew-corrected event time.
     pub event_time: String,
+    /// Whether `event_time` was clamped, and which way.
+    pub clamped: Option<crate::time::Clamped>,
 }
 
 impl GoodEvent {
@@ -251,14 +253,12 @@ impl Pipeline {
             match self.check_data(schema, data, entities, &lookups) {
                 Ok(()) => {
                     let event_id = c.event["event_id"].as_str().unwrap_or_default().to_owned();
+                    let (time, clamped) = event_time(received_at, sent_at, c.created_at);
                     checked.good.push(GoodEvent {
                         index: c.index,
                         event_id,
-                        event_time: format_timestamp(event_time(
-                            received_at,
-                            sent_at,
-                            c.created_at,
-                        )),
+                        event_time: format_timestamp(time),
+                        clamped,
                         event: c.event,
                     });
                 }
@@ -288,6 +288,21 @@ impl Pipeline {
                     text.len(),
                     self.limits.max_event_bytes
                 ),
+            );
+            return Err(DeadLetter::for_raw(
+                received,
+                ErrorCode::TooLarge,
+                vec![detail],
+                text.as_bytes(),
+            ));
+        }
+        // Deeper than the limit is `too_large` at any depth, before the parser's own limit
+        // (128) could call it malformed.
+        if nesting_over(text.as_bytes(), self.limits.max_depth) {
+            let detail = ErrorDetail::new(
+                "",
+                "maxDepth",
+                format!("nesting deeper than {} levels", self.limits.max_depth),
             );
             return Err(DeadLetter::for_raw(
                 received,
@@ -519,4 +534,56 @@ pub fn shape_violation(value: &Value, limits: &Limits) -> Option<ErrorDetail> {
         }
     }
     None
+}
+
+/// Whether the JSON text nests arrays and objects deeper than `max` (the outermost value is
+/// level 1), counting brackets outside strings: the same rule as [`shape_violation`], read
+/// from the bytes, so that no depth is too deep to be judged.
+pub fn nesting_over(json: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        let table: &[(&str, usize, bool)] = &[
+            ("{}", 1, false),
+            ("{}", 0, true),
+            (r#"{"a":[1,[2]]}"#, 3, false),
+            (r#"{"a":[1,[2]]}"#, 2, true),
+            (r#"{"a":"[[[[[["}"#, 1, false),
+            (r#"{"a":"\"[[[["}"#, 1, false),
+            ("[[[]],[[]]]", 3, false),
+            ("[[[]],[[]]]", 2, true),
+        ];
+        for (json, max, over) in table {
+            assert_eq!(nesting_over(json.as_bytes(), *max), *over, "{json} {max}");
+        }
+    }
 }

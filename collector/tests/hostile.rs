@@ -111,7 +111,7 @@ async fn truncated_gzip_unknown_encodings_and_wrong_types_are_refused() {
     )
     .await;
     assert_eq!(status, 415);
-    last_dead_letter(&c, "malformed");
+    last_dead_letter(&c, "unsupported_encoding");
     let (status, _) = post(
         &c.url("/v1/batch"),
         body.clone(),
@@ -119,7 +119,7 @@ async fn truncated_gzip_unknown_encodings_and_wrong_types_are_refused() {
     )
     .await;
     assert_eq!(status, 415);
-    last_dead_letter(&c, "malformed");
+    last_dead_letter(&c, "unsupported_encoding");
     // text/plain (a beacon) and gzip are fine.
     let (status, _) = post(
         &c.url("/v1/batch"),
@@ -325,7 +325,7 @@ async fn header_floods_and_slow_bodies_are_cut_off() {
         .unwrap();
     let head = String::from_utf8_lossy(&answer[..n]);
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
-    last_dead_letter(&c, "malformed");
+    last_dead_letter(&c, "timeout");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

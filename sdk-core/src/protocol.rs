@@ -195,7 +195,8 @@ pub struct Rejection {
     pub code: String,
 }
 
-/// The dead-letter codes of DESIGN §4.
+/// The dead-letter codes of DESIGN §4, and the codes of the collector's refusals (DESIGN
+/// §8: each refusal has its own; `malformed` only for bodies that are not batches).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -211,17 +212,31 @@ pub enum ErrorCode {
     EntityInvalid,
     /// Over a size limit.
     TooLarge,
+    /// Refusal: the write key is missing or unknown (401; nothing stored).
+    Unauthorized,
+    /// Refusal: the body did not arrive within the time allowed (408; dead-lettered).
+    Timeout,
+    /// Refusal: a content type or content encoding the collector does not take (415;
+    /// dead-lettered).
+    UnsupportedEncoding,
+    /// Refusal: a sink or the schema registry cannot take the request now (503 with
+    /// `Retry-After`; nothing stored, the sender retries).
+    Unavailable,
 }
 
 impl ErrorCode {
     /// Every code, in a stable order.
-    pub const ALL: [ErrorCode; 6] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::Malformed,
         ErrorCode::InvalidEnvelope,
         ErrorCode::UnknownSchema,
         ErrorCode::SchemaInvalid,
         ErrorCode::EntityInvalid,
         ErrorCode::TooLarge,
+        ErrorCode::Unauthorized,
+        ErrorCode::Timeout,
+        ErrorCode::UnsupportedEncoding,
+        ErrorCode::Unavailable,
     ];
 
     /// The code as it appears on the wire.
@@ -233,6 +248,10 @@ impl ErrorCode {
             ErrorCode::SchemaInvalid => "schema_invalid",
             ErrorCode::EntityInvalid => "entity_invalid",
             ErrorCode::TooLarge => "too_large",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::UnsupportedEncoding => "unsupported_encoding",
+            ErrorCode::Unavailable => "unavailable",
         }
     }
 }

@@ -38,6 +38,7 @@ impl KafkaSink {
             .map_err(|e| SinkError::Broker {
                 sink: format!("kafka://{brokers}/{topic}"),
                 message: e.to_string(),
+                written: Vec::new(),
             })?;
         Ok(KafkaSink {
             producer,
@@ -57,15 +58,27 @@ impl Sink for KafkaSink {
                 }
                 self.producer.send(record, DELIVERY_TIMEOUT)
             });
-            for result in join_all(sends).await {
-                if let Err((e, _)) = result {
-                    return Err(SinkError::Broker {
-                        sink: self.describe(),
-                        message: e.to_string(),
-                    });
+            // Each record's acknowledgement on its own: when some fail, the ones the broker
+            // took are reported, so the collector does not write them again on the resend
+            // (the idempotent producer already keeps its own retries from duplicating).
+            let mut written = Vec::with_capacity(records.len());
+            let mut failed = None;
+            for (i, result) in join_all(sends).await.into_iter().enumerate() {
+                match result {
+                    Ok(_) => written.push(i),
+                    Err((e, _)) => {
+                        failed.get_or_insert(e);
+                    }
                 }
             }
-            Ok(())
+            match failed {
+                None => Ok(()),
+                Some(e) => Err(SinkError::Broker {
+                    sink: self.describe(),
+                    message: e.to_string(),
+                    written,
+                }),
+            }
         })
     }
 

@@ -37,19 +37,34 @@ pub enum SinkError {
         /// Why.
         source: std::io::Error,
     },
-    /// The broker did not acknowledge.
+    /// The broker did not acknowledge every record.
     #[error("{sink}: {message}")]
     Broker {
         /// Which sink.
         sink: String,
         /// Why.
         message: String,
+        /// Indices of the batch's records the broker did acknowledge (they are stored).
+        written: Vec<usize>,
     },
+}
+
+impl SinkError {
+    /// Indices of the records that were stored although the batch failed (a broker that
+    /// acknowledged some); empty for a file, whose failed batch leaves nothing.
+    pub fn written(&self) -> &[usize] {
+        match self {
+            SinkError::Broker { written, .. } => written,
+            SinkError::Io { .. } => &[],
+        }
+    }
 }
 
 /// A destination for records.
 pub trait Sink: Send + Sync + 'static {
-    /// Writes `records`; resolves once they are accepted.
+    /// Writes `records`; resolves once they are accepted. On failure, a reader of the sink
+    /// sees none of the batch (a file is cut back to where it began), or exactly the records
+    /// [`SinkError::written`] names (a broker's acknowledged ones).
     fn write<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<(), SinkError>>;
     /// A short description (`file:/tmp/good.jsonl`).
     fn describe(&self) -> String;
@@ -63,15 +78,26 @@ pub trait Sink: Send + Sync + 'static {
 
 /// Appends JSON lines to a file.
 ///
-/// A batch is written with one `write_all` of complete lines, then flushed. If the process
-/// dies mid-write, the file may end in a partial line; opening the sink again truncates that
-/// tail, so a half-written line never survives as a record (the tracker resends the batch,
-/// which was never answered).
+/// A batch is written with one `write_all` of complete lines, then flushed. It is all or
+/// nothing for a reader: if the write fails part-way (the disk fills, an I/O error), the
+/// file is cut back to where the batch began before the error is returned (and, if even
+/// that fails, before the next write), so no line of a refused batch — whole or torn —
+/// stays to be written again by the resend. If the process dies mid-write, the file may end
+/// in a partial line; opening the sink again truncates that tail.
 pub struct FileSink {
     path: PathBuf,
-    file: Mutex<tokio::fs::File>,
+    file: Mutex<FileState>,
     fsync: bool,
     recent: std::sync::Mutex<Vec<String>>,
+}
+
+/// The open file and how much of it holds whole batches.
+struct FileState {
+    file: tokio::fs::File,
+    /// Bytes of whole batches; anything past it is a failed batch's remains.
+    len: u64,
+    /// A failed batch could not be cut away yet: cut before the next write.
+    cut_pending: bool,
 }
 
 /// How much of an existing file sink's tail is read at start for the ids to deduplicate
@@ -92,9 +118,14 @@ impl FileSink {
             .open(&path)?;
         repair_tail(&file)?;
         let recent = tail_ids(&file, DEDUP_SEED_BYTES)?;
+        let len = file.metadata()?.len();
         Ok(FileSink {
             path,
-            file: Mutex::new(tokio::fs::File::from_std(file)),
+            file: Mutex::new(FileState {
+                file: tokio::fs::File::from_std(file),
+                len,
+                cut_pending: false,
+            }),
             fsync,
             recent: std::sync::Mutex::new(recent),
         })
@@ -172,17 +203,40 @@ impl Sink for FileSink {
                 return Ok(());
             }
             let buf = join_lines(records);
-            let mut file = self.file.lock().await;
+            let mut state = self.file.lock().await;
             let io = |source| SinkError::Io {
                 sink: self.describe(),
                 source,
             };
-            file.write_all(&buf).await.map_err(io)?;
-            file.flush().await.map_err(io)?;
-            if self.fsync {
-                file.sync_data().await.map_err(io)?;
+            let start = state.len;
+            if state.cut_pending {
+                state.file.set_len(start).await.map_err(io)?;
+                state.cut_pending = false;
             }
-            Ok(())
+            let written = async {
+                state.file.write_all(&buf).await?;
+                state.file.flush().await?;
+                if self.fsync {
+                    state.file.sync_data().await?;
+                }
+                Ok(())
+            }
+            .await;
+            match written {
+                Ok(()) => {
+                    state.len = start + buf.len() as u64;
+                    Ok(())
+                }
+                Err(e) => {
+                    // All or nothing: cut what this batch began (the file is in append
+                    // mode, so the next batch then starts where this one did).
+                    if let Err(cut) = state.file.set_len(start).await {
+                        tracing::error!(error = %cut, "could not cut a failed batch from the sink file; will before the next write");
+                        state.cut_pending = true;
+                    }
+                    Err(io(e))
+                }
+            }
         })
     }
 
@@ -314,6 +368,7 @@ impl SinkSpec {
             SinkSpec::Kafka { brokers, topic } => Err(SinkError::Broker {
                 sink: format!("kafka://{brokers}/{topic}"),
                 message: "this build has no Kafka support (feature `kafka`)".into(),
+                written: Vec::new(),
             }),
         }
     }
