@@ -29,10 +29,12 @@ export interface InitOptions {
   maxQueueEvents?: number;
   /** Most bytes of events waiting in memory (default 50,000,000). */
   maxQueueBytes?: number;
-  /** Most bytes of pending events kept in storage per tab (default 2,000,000). */
+  /** Most pending events kept in storage per tab, in UTF-16 code units (default 2,000,000); the oldest that fit are kept. */
   maxStoredBytes?: number;
   /** Inactivity after which a new session starts, ms (default 30 minutes). */
   sessionTimeoutMs?: number;
+  /** Time allowed for one request, ms (default 10,000); then it counts as failed and is retried. */
+  requestTimeoutMs?: number;
   /** `false`: keep nothing in localStorage (no anonymous id, no pending events). */
   storage?: boolean;
   /** Where to load the wasm core from (default: `dist/core_bg.wasm` next to the module). */
@@ -85,6 +87,7 @@ export interface Tracker<E extends AnyEvent = AnyEvent> {
   /** Sends what is queued; resolves once everything is answered for, or at the timeout (default 10 s). */
   flush(timeoutMs?: number): Promise<Flushed>;
   stats(): Stats;
+  /** Sets (or clears) the signed-in user for the next events; before the core is loaded, for the events tracked so far too. */
   setUserId(id: string | null): void;
   reset(): void;
   anonymousId(): string;

@@ -17,6 +17,8 @@ const IGLU = /^iglu:[\w-]+(\.[\w-]+)*\/[\w-]+\/[\w-]+\/[1-9]\d{0,8}-(0|[1-9]\d{0
 const COUNTERS = "tracked sent duplicates rejected filtered pending requests retries throttled bytes_sent recovered | queue_full too_large unauthorized unsupported_encoding http_status retry_expired shut_down spool_full spool_error opted_out not_a_collector";
 
 let loading;
+// Bytes of keepalive requests in flight, for the whole page (the quota is the page's).
+let keepalive = 0;
 
 // The wasm core from `src` (a URL, a Response, bytes or a module): its instance.
 async function instantiate(src) {
@@ -97,7 +99,7 @@ class Tracker {
     this.buf = [];
     this.valid = new Set();
     this.waiters = [];
-    this.busy = this.timer = this.saving = this.inflight = this.early = this.turn = 0;
+    this.busy = this.timer = this.saving = this.posts = this.early = this.turn = 0;
     this.out = this.get("out") === "1";
     const stop = (this.stop = new AbortController()), on = { signal: stop.signal };
     // This tab's slot in storage, held with a Web Lock for the tab's lifetime: a slot whose
@@ -110,7 +112,7 @@ class Tracker {
     const hide = () => this.hide();
     addEventListener("pagehide", hide, on);
     document.addEventListener("visibilitychange", () => document.visibilityState === "hidden" && hide(), on);
-    addEventListener("online", () => (this.adopt(), this.kick(0)), on);
+    addEventListener("online", () => (this.adopt(), this.send(1)), on);
     // Consent set in another tab of the site reaches this one at once.
     addEventListener("storage", (e) => e.key === this.key + ":out" && this.consent(e.newValue === "1"), on);
     this.ready = this.boot(retry);
@@ -142,6 +144,8 @@ class Tracker {
       o.maxQueueEvents,
       o.maxQueueBytes,
     );
+    // A user set before the core was ready applies from the start.
+    if (this.user !== undefined) this.core.setUser(this.user);
     this.adopter = setInterval(() => this.adopt(), 30000);
     this.locked.then(() => this.adopt());
     this.drain();
@@ -214,16 +218,18 @@ class Tracker {
     this.timer = due >= 0 ? setTimeout(() => this.send(), Math.ceil(due)) : 0;
   }
 
-  async send() {
+  // Sends the next batch (`now`: even before its backoff has passed, as when the browser
+  // comes back online). Offline, nothing is tried: the batch waits, unaged.
+  async send(now) {
     this.timer = 0;
-    if (this.busy || this.out) return;
+    if (this.busy || this.out || !this.core || navigator.onLine === false) return;
     const flushing = this.waiters.length > 0;
-    const body = this.core.take(performance.now(), Date.now(), flushing, 0);
+    const body = this.core.take(performance.now(), Date.now(), flushing || now, 0);
     // A timer may fire a little early: then nothing is due yet, and it is set again.
     if (!body) return this.settled(), this.kick();
     const id = this.core.batch(), bytes = new Blob([body]).size;
     this.busy = 1;
-    const wait = await this.post(id, body, bytes, bytes + this.inflight <= KEEPALIVE_QUOTA);
+    const wait = await this.post(id, body, bytes, bytes + keepalive <= KEEPALIVE_QUOTA);
     this.busy = 0;
     this.settled();
     this.kick(wait >= 0 ? wait : flushing && this.waiters.length ? 0 : -1);
@@ -232,15 +238,19 @@ class Tracker {
   // Sends one body as text/plain (a "simple" request: no CORS preflight; the write key is
   // in the body), reads the answer and settles it in the core. Returns the core's verdict.
   // Redirects are not followed: only the collector's own answer is delivery.
-  async post(id, body, bytes, keepalive) {
+  async post(id, body, bytes, alive) {
     let status = 0, retryAfter = "", accepted = -1, rejected = "", duplicates = 0, text;
-    if (keepalive) this.inflight += bytes;
+    this.posts++;
+    if (alive) keepalive += bytes;
     try {
       const r = await fetch(this.url, {
-        method: "POST", body, keepalive, credentials: "omit", redirect: "manual",
+        method: "POST", body, keepalive: alive, credentials: "omit", redirect: "manual",
         headers: { "content-type": "text/plain;charset=UTF-8" },
+        signal: AbortSignal.timeout(this.o.requestTimeoutMs || 10000),
       });
       text = await r.text();
+      // The collector's answer is small: a larger body is not one.
+      if (text.length > 1 << 20) text = "";
       status = r.type === "opaqueredirect" ? 300 : r.status;
       retryAfter = r.headers.get("retry-after") || "";
       // An HTTP-date becomes seconds here: the browser parses dates, the core need not.
@@ -256,14 +266,17 @@ class Tracker {
       // No answer (offline, refused, aborted; status 0): retried. A body that is not a
       // batch answer leaves `accepted` at -1: not a collector's.
     }
-    if (keepalive) this.inflight -= bytes;
+    if (alive) keepalive -= bytes;
+    this.posts--;
     const wait = this.core.settle(id, status, retryAfter, accepted, rejected, duplicates, performance.now(), Date.now(), Math.random());
+    // Opted out meanwhile: what came back to be sent again goes too.
+    if (this.out) this.core.clear();
     this.dirty();
     return wait;
   }
 
   settled() {
-    if (this.waiters.length && this.core.due(performance.now()) < 0 && !this.busy && !this.buf.length) {
+    if (this.waiters.length && this.core.due(performance.now()) < 0 && !this.busy && !this.posts && !this.buf.length) {
       for (const w of this.waiters.splice(0)) w(1);
     }
   }
@@ -275,7 +288,7 @@ class Tracker {
       const t = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== done);
         done();
-      }, timeoutMs);
+      }, Math.min(timeoutMs, 2147483647));
       const done = (ok) => (clearTimeout(t), resolve({ ok: !!ok, pending: this.stats().pending }));
       this.waiters.push(done);
       if (this.core) this.settled(), this.kick(0);
@@ -287,13 +300,13 @@ class Tracker {
   // next page (the collector deduplicates what did arrive).
   hide() {
     this.drain(true);
-    let budget = KEEPALIVE_QUOTA - this.inflight;
+    let budget = KEEPALIVE_QUOTA - keepalive;
     while (this.core && budget > 1000 && navigator.onLine !== false && !this.out) {
       const body = this.core.take(performance.now(), Date.now(), true, budget);
       if (!body) break;
       const bytes = new Blob([body]).size;
       budget -= bytes;
-      this.post(this.core.batch(), body, bytes, true).then((wait) => this.kick(wait));
+      this.post(this.core.batch(), body, bytes, true).then((wait) => (this.kick(wait), this.settled()));
     }
     this.persist();
   }
@@ -308,8 +321,10 @@ class Tracker {
     clearTimeout(this.saving);
     this.saving = 0;
     if (!this.store) return;
-    let blob = this.out ? "" : this.core ? this.core.pending() : this.buf.length ? RAW + JSON.stringify(this.buf) : "";
-    if (blob.length > this.persistMax) blob = blob[0] === RAW ? "" : blob.slice(0, Math.max(0, blob.lastIndexOf("\n", this.persistMax)));
+    let blob = this.out ? "" : this.core ? this.core.pending() : this.raw(this.buf.length / 4);
+    // Over the cap (in UTF-16 units, as storage quotas count): the oldest that fit are kept,
+    // the rest only in memory.
+    if (blob.length > this.persistMax) blob = blob[0] === RAW ? this.fit() : blob.slice(0, Math.max(0, blob.lastIndexOf("\n", this.persistMax)));
     try {
       if (blob) this.store.setItem(this.slot, blob);
       else this.store.removeItem(this.slot);
@@ -317,8 +332,26 @@ class Tracker {
     if (this.core) this.put("s", this.core.session());
   }
 
+  // The first `n` calls tracked before the core was ready, for storage.
+  raw(n) {
+    return n ? RAW + JSON.stringify(this.buf.slice(0, 4 * n)) : "";
+  }
+
+  // As many of them as fit the cap (halving until they do).
+  fit() {
+    let n = this.buf.length / 4, blob;
+    while ((blob = this.raw(n)).length > this.persistMax) n >>= 1;
+    return blob;
+  }
+
   // Takes over the events of tabs that are gone (their lock is free).
   async adopt() {
+    try {
+      await this.adoptSlots();
+    } catch (e) { /* storage went away: what is there stays for another try */ }
+  }
+
+  async adoptSlots() {
     const store = this.store, locks = navigator.locks;
     if (!store || !locks || this.out) return;
     const prefix = this.key + ":t:", slots = [];
@@ -330,8 +363,9 @@ class Tracker {
       await locks.request(k, { ifAvailable: true }, (lock) => {
         if (!lock) return; // its tab is open
         const kept = store.getItem(k);
+        // Envelopes wait for this tab's core; calls tracked before a core can always go.
+        if (!kept || (!this.core && kept[0] !== RAW)) return;
         store.removeItem(k);
-        if (!kept) return;
         // Calls a page tracked before its core was ready: tracked again here.
         if (kept[0] === RAW) this.buf = this.buf.concat(JSON.parse(kept.slice(1)));
         else this.core.restore(kept, performance.now());
@@ -357,7 +391,8 @@ class Tracker {
   /** Sets (or clears, with null) the signed-in user for the next events. */
   setUserId(id) {
     this.drain(true);
-    this.core && this.core.setUser(id || "");
+    this.user = id || "";
+    this.core && this.core.setUser(this.user);
   }
 
   /** Sign-out: a new anonymous id, no user, a new session. */
@@ -381,6 +416,13 @@ class Tracker {
       this.buf = [];
       this.core && this.core.clear();
       this.persist();
+      // Closed tabs' events too: nothing of this site is kept.
+      try {
+        for (let i = this.store ? this.store.length : 0; i--; ) {
+          const k = this.store.key(i);
+          if (k && k.startsWith(this.key + ":t:")) this.store.removeItem(k);
+        }
+      } catch (e) { /* storage gone */ }
     }
   }
 

@@ -166,7 +166,13 @@ impl Core {
             again: VecDeque::new(),
             retry_at: 0.0,
             next_batch_id: 1,
-            retry: RetryPolicy::default(),
+            // No retry deadline: an event leaves the page's storage only when a collector
+            // answered for it (as with the Rust tracker's spool); the queue's bounds are
+            // what limit the backlog.
+            retry: RetryPolicy {
+                deadline: Duration::MAX,
+                ..RetryPolicy::default()
+            },
             counters: Counters::default(),
             rng: fastrand::Rng::with_seed(parse_u64(seed).unwrap_or(0x5eed)),
         }
@@ -279,6 +285,12 @@ impl Core {
                 self.counters.dropped(DropReason::QueueFull, 1);
                 continue;
             }
+            // Kept by a page with larger batches: it could never be sent from this one.
+            if json.len() > self.max_event_bytes {
+                self.counters.recovered(1, 0, 0);
+                self.counters.dropped(DropReason::TooLarge, 1);
+                continue;
+            }
             self.counters.recovered(1, 0, 0);
             self.enqueue(
                 Queued {
@@ -333,6 +345,7 @@ impl Core {
                         bytes <= cap + 1
                     })
                     .count();
+                // (Every event fits a whole batch: `add` and `restore` refuse larger ones.)
                 if fits == 0 {
                     self.again.push_front(batch);
                     return String::new();
@@ -514,15 +527,15 @@ impl Core {
         }
     }
 
-    /// Every event not yet answered for, newline-separated envelopes (to send again first,
-    /// then queued, then those being sent — page-hide requests included: an event leaves
-    /// storage only when a collector answered for it), for storage.
+    /// Every event not yet answered for, newline-separated envelopes, oldest first (being
+    /// sent — page-hide requests included: an event leaves storage only when a collector
+    /// answered for it —, then to send again, then queued), for storage.
     pub fn pending(&self) -> String {
         let mut out = String::new();
-        let again = self.again.iter().flat_map(|s| &s.events);
-        for e in again
+        let sending = self.sending.iter().flat_map(|s| &s.events);
+        for e in sending
+            .chain(self.again.iter().flat_map(|s| &s.events))
             .chain(&self.queue)
-            .chain(self.sending.iter().flat_map(|s| &s.events))
         {
             if !out.is_empty() {
                 out.push('\n');

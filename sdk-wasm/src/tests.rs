@@ -387,3 +387,42 @@ fn limits_left_out_take_the_defaults() {
     assert_eq!(c.due(0.0), 1_000.0);
     assert_eq!(stats(&c, &["tracked", "dropped_queue_full"]), [3, 0]);
 }
+
+/// An event kept by a page with larger batches is refused when adopted by one whose batches
+/// cannot hold it (counted `too_large`), instead of blocking every later event.
+#[test]
+fn an_adopted_event_too_large_for_this_page_is_counted_not_stuck() {
+    let mut big = core();
+    big.add(
+        &group(&[(
+            PLAY,
+            &format!("{{\"pad\":\"{}\"}}", "x".repeat(5_000)),
+            "",
+            1,
+        )]),
+        0.0,
+    );
+    add_plays(&mut big, 1);
+    let kept = big.pending();
+    let mut small = Core::new(
+        "{}\0{}\0\0a\0\u{0}1",
+        0.0,
+        60_000.0,
+        10,
+        2_048,
+        1.0,
+        100,
+        1_000_000,
+    );
+    assert_eq!(small.restore(&kept, 0.0), 1);
+    assert_eq!(
+        stats(&small, &["recovered", "dropped_too_large", "pending"]),
+        [2, 1, 1]
+    );
+    let body = small.take(10.0, 0.0, true, 0);
+    assert_eq!(body_events(&body), 1);
+}
+
+fn body_events(text: &str) -> usize {
+    body(text)["events"].as_array().unwrap().len()
+}

@@ -138,7 +138,8 @@ await test("offline, then online: delivery resumes", async () => {
   await page.evaluate(() => trackMany("offline", 0, 50));
   await sleep(1500);
   const during = await page.evaluate(() => tracker.stats());
-  check(during.sent === 0 && during.pending === 50 && during.requests > 0, JSON.stringify(during));
+  // Offline as far as the browser knows: nothing is tried (and nothing ages).
+  check(during.sent === 0 && during.pending === 50 && during.requests === 0, JSON.stringify(during));
   await context.setOffline(false);
   await until("the events tracked offline", () => arrived("offline").counts.size === 50, 20000);
   exactlyOnce("offline", 50);
@@ -299,6 +300,111 @@ await test("a strict Content-Security-Policy (no 'wasm-unsafe-eval'): the same c
   check(collector.bad() === 0, "dead letters");
   const asm = await page.evaluate(() => performance.getEntriesByType("resource").some((r) => r.name.endsWith("/core_asm.js")));
   check(asm, "the JavaScript build of the core was not what ran");
+  await context.close();
+});
+
+/** A page with the module loaded and nothing else (`window.ew`, `endpoint`, `search`). */
+async function bare(context) {
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.log("     page error:", e.message));
+  await page.goto(`${pages.url}/module.html?endpoint=${encodeURIComponent(collector.url)}`);
+  await page.waitForFunction(() => window.ready === true);
+  return page;
+}
+
+await test("a tab that comes online before its core has loaded leaves closed tabs' events for later", async () => {
+  const context = await chrome.newContext();
+  await collector.stop();
+  const a = await open(context, 100);
+  await a.evaluate(() => trackMany("adopt-late", 0, 30));
+  await sleep(1200); // stored, failing
+  await a.close();
+  let wasm = false;
+  await context.route("**/core_bg.wasm", (route) => (wasm ? route.continue() : route.fulfill({ status: 503, body: "" })));
+  const b = await bare(context);
+  await b.evaluate(() => { window.t = ew.createTracker({ endpoint, writeKey: "browser-test", maxBatchDelayMs: 100 }); });
+  await context.setOffline(true);
+  await context.setOffline(false); // "online" fires while the core is not loaded
+  await sleep(300);
+  await collector.start();
+  wasm = true;
+  await b.evaluate(() => t.ready);
+  await until("the closed tab's events", () => arrived("adopt-late").counts.size === 30, 40000);
+  exactlyOnce("adopt-late", 30);
+  await context.close();
+});
+
+await test("offline for longer than the retry deadline: nothing expires, all is sent when back", async () => {
+  const context = await chrome.newContext();
+  const page = await context.newPage();
+  await page.clock.install();
+  await page.goto(`${pages.url}/track.html?endpoint=${encodeURIComponent(collector.url)}&delay=100`);
+  await page.waitForFunction(() => window.ready === true);
+  await context.setOffline(true);
+  await page.evaluate(() => trackMany("long-offline", 0, 20));
+  await page.clock.runFor(6 * 60 * 1000); // past the Rust tracker's 5-minute deadline
+  const during = await page.evaluate(() => tracker.stats());
+  check(during.dropped_retry_expired === 0 && during.pending === 20, JSON.stringify(during));
+  await context.setOffline(false);
+  await page.clock.runFor(2000);
+  await until("the events tracked offline", () => arrived("long-offline").counts.size === 20, 15000);
+  exactlyOnce("long-offline", 20);
+  await context.close();
+});
+
+await test("flush() is not ok while page-hide requests are still unanswered", async () => {
+  const context = await chrome.newContext();
+  await context.route("**/v1/batch", async (route) => (await sleep(800), route.continue()));
+  const page = await open(context, 60000);
+  const r = await page.evaluate(async () => {
+    trackMany("hide-flush", 0, 50);
+    dispatchEvent(new Event("pagehide")); // keepalive requests leave, unanswered for 800 ms
+    return tracker.flush(10000);
+  });
+  check(r.ok && r.pending === 0, `flush said ${JSON.stringify(r)}`);
+  exactlyOnce("hide-flush", 50);
+  await context.close();
+});
+
+await test("the keepalive quota is the page's: two trackers together stay within 64 KiB", async () => {
+  const context = await chrome.newContext();
+  const page = await open(context, 60000, "&guard=1");
+  await page.evaluate(async () => {
+    const { init } = await import("/pkg/index.js");
+    window.second = await init({ endpoint: new URLSearchParams(location.search).get("endpoint"), writeKey: "second", maxBatchDelayMs: 60000 });
+    const big = (t, run) => { for (let i = 0; i < 2; i++) t.track({ schema: "iglu:com.example.web/frontend_error/jsonschema/1-0-0", data: { message: `${run}-${i}`, severity: "error", stack: "漢".repeat(9000) } }); };
+    big(tracker, "quota-a");
+    big(second, "quota-b");
+    await new Promise((r) => setTimeout(r, 0));
+    dispatchEvent(new Event("pagehide"));
+  });
+  const k = await page.evaluate(() => window.keepalive);
+  check(k.max <= 65536 && k.count > 0, `keepalive requests reached ${k.max} bytes in flight`);
+  await context.close();
+});
+
+await test("opting out drops closed tabs' stored events too, and a user set before the core loads applies", async () => {
+  const context = await chrome.newContext();
+  await collector.stop();
+  const a = await open(context, 100);
+  await a.evaluate(() => trackMany("out-closed", 0, 10));
+  await sleep(1200);
+  await a.close();
+  const b = await open(context, 100);
+  await b.evaluate(() => (tracker.optOut(), tracker.optIn()));
+  await collector.start();
+  const c = await bare(context);
+  await c.evaluate(async () => {
+    const t = ew.createTracker({ endpoint, writeKey: "browser-test", maxBatchDelayMs: 100 });
+    t.setUserId("u-early");
+    t.track(search("early-user", 0));
+    await t.ready;
+    await t.flush(10000);
+  });
+  await sleep(1500);
+  check(arrived("out-closed").counts.size === 0, "events of a closed tab were sent after an opt-out");
+  const e = collector.good().find((x) => x.data.query === "early-user-0");
+  check(e && e.context.user_id === "u-early", JSON.stringify(e && e.context));
   await context.close();
 });
 
