@@ -68,6 +68,20 @@ if [ ! -x tests/browser/node_modules/.bin/playwright-core ] || [ tests/browser/p
   npm ci --prefix tests/browser --no-audit --no-fund
 fi
 
+# The official JSON Schema Test Suite (draft 4) for `cli/tests/json_schema_suite.rs`: the
+# copy inside PyPI's jsonschema 4.23.0 source distribution (the registries reachable here
+# have no other packaging of it).
+SUITE=target/json-schema-test-suite
+if [ ! -f "$SUITE/draft4/type.json" ]; then
+  step "fetching the JSON Schema Test Suite (draft 4) from PyPI's jsonschema 4.23.0 sources"
+  suite_tmp=$(mktemp -d)
+  python3 -m pip download --quiet --no-deps --no-binary :all: jsonschema==4.23.0 -d "$suite_tmp"
+  tar xzf "$suite_tmp"/jsonschema-4.23.0.tar.gz -C "$suite_tmp"
+  mkdir -p "$SUITE"
+  cp -r "$suite_tmp"/jsonschema-4.23.0/json/tests/draft4 "$SUITE/"
+  rm -rf "$suite_tmp"
+fi
+
 step "format"
 cargo fmt --all -- --check
 

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use eventwire_collector::record::ErrorDetail;
 use eventwire_collector::registry::{Registry, Source};
-use eventwire_collector::validate::{resolve_all, schema_uris, Limits, Pipeline};
+use eventwire_collector::validate::{resolve_all, schema_uris, shape_violation, Limits, Pipeline};
 use serde_json::Value;
 
 /// Arguments of `eventwire validate`.
@@ -20,7 +21,8 @@ pub struct ValidateArgs {
     file: PathBuf,
 }
 
-/// Validates every line with the collector's own checks; exit status 1 when any is invalid.
+/// Validates every line with the collector's own checks — its limits (size, depth, string
+/// length: `too_large`) and its schemas — in its order; exit status 1 when any is invalid.
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let input: Box<dyn std::io::Read> = if args.file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -51,6 +53,11 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
+        if let Some(e) = pipeline.text_violation(line.as_bytes()) {
+            invalid += 1;
+            report(n, "too_large", &[e]);
+            continue;
+        }
         let event: Value = match serde_json::from_str(&line) {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => {
@@ -60,10 +67,15 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => {
                 invalid += 1;
-                println!("line {n}: malformed: {e}");
+                println!("line {n}: malformed: {}", printable(&e.to_string()));
                 continue;
             }
         };
+        if let Some(e) = shape_violation(&event, pipeline.limits()) {
+            invalid += 1;
+            report(n, "too_large", &[e]);
+            continue;
+        }
         let schema = event
             .get("schema")
             .and_then(Value::as_str)
@@ -76,15 +88,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             Ok(()) => valid += 1,
             Err((code, errors)) => {
                 invalid += 1;
-                println!("line {n}: {code}");
-                for e in errors {
-                    println!(
-                        "  {} ({}): {}",
-                        if e.path.is_empty() { "/" } else { &e.path },
-                        e.keyword,
-                        e.message
-                    );
-                }
+                report(n, code.as_str(), &errors);
             }
         }
     }
@@ -94,4 +98,60 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// One invalid line and its errors. Paths, keywords and messages come from the input (a
+/// property name can hold a newline): every one is printed escaped, so a line of the report
+/// is always one line, and no input can print a line of its own.
+fn report(n: usize, code: &str, errors: &[ErrorDetail]) {
+    println!("line {n}: {code}");
+    for e in errors {
+        let path = if e.path.is_empty() { "/" } else { &e.path };
+        println!(
+            "  {} ({}): {}",
+            printable(path),
+            printable(&e.keyword),
+            printable(&e.message)
+        );
+    }
+}
+
+/// `text` with control characters (newlines, carriage returns, escapes, C1 controls) and
+/// bidirectional overrides written as escapes.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn untrusted_text_prints_on_one_line() {
+        let table = [
+            ("/data/a", "/data/a"),
+            ("/data/a\nb", "/data/a\\u{a}b"),
+            ("x\r\n0 valid, 0 invalid", "x\\u{d}\\u{a}0 valid, 0 invalid"),
+            ("\u{1b}[2J", "\\u{1b}[2J"),
+            ("abc\u{202e}def", "abc\\u{202e}def"),
+            ("ünïcödé ✓", "ünïcödé ✓"),
+        ];
+        for (input, shown) in table {
+            assert_eq!(printable(input), shown, "{input:?}");
+        }
+    }
 }

@@ -125,6 +125,51 @@ fn validate_reports_each_invalid_line_and_exits_1() {
     );
 }
 
+/// `validate` applies the collector's limits (what the collector dead-letters as
+/// `too_large`, `validate` reports as `too_large`), and prints untrusted text escaped: a
+/// property name with a newline cannot break the report or forge a summary line.
+#[test]
+fn validate_applies_the_collectors_limits_and_escapes_what_it_prints() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.jsonl");
+    let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    let long = "x".repeat(70 * 1024);
+    let lines = [
+        // 40 levels deep: the collector's limit is 32.
+        format!(r#"{{"schema":"iglu:com.example.media/play/jsonschema/1-0-0","data":{{"media_id":"a","position_s":1,"deep":{deep}}}}}"#),
+        // A 70 KB string: the collector's limit is 64 KiB.
+        format!(r#"{{"schema":"iglu:com.example.web/search/jsonschema/1-0-0","data":{{"query":"{long}","results_count":1}}}}"#),
+        // A property name that would print a fake summary line.
+        r#"{"schema":"iglu:com.example.web/search/jsonschema/1-0-0","data":{"query":"a","results_count":1,"x\n99 valid, 0 invalid":1}}"#.to_owned(),
+    ];
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    let out = eventwire()
+        .args(["validate", "--schemas", "schemas"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("line 1: too_large\n  / (maxDepth)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("line 2: too_large\n  / (maxStringBytes)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("line 3: schema_invalid"), "{stdout}");
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("99 valid")),
+        "an input forged a line: {stdout}"
+    );
+    assert_eq!(
+        stdout.lines().last(),
+        Some("0 valid, 3 invalid"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn collect_serves_until_interrupted() {
     let dir = tempfile::tempdir().unwrap();

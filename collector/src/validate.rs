@@ -272,15 +272,13 @@ impl Pipeline {
         Ok(checked)
     }
 
-    /// Parses one event and checks its limits and envelope.
-    fn parse_event(
-        &self,
-        raw: &RawValue,
-        received: &str,
-    ) -> Result<(Value, DateTime<Utc>), DeadLetter> {
-        let text = raw.get();
+    /// The size and depth limits, on an event's text before it is parsed (`too_large`):
+    /// the collector's first check of every event, and `eventwire validate`'s of every line.
+    /// Deeper than the limit is `too_large` at any depth, before the parser's own limit
+    /// (128) could call it malformed.
+    pub fn text_violation(&self, text: &[u8]) -> Option<ErrorDetail> {
         if text.len() > self.limits.max_event_bytes {
-            let detail = ErrorDetail::new(
+            return Some(ErrorDetail::new(
                 "",
                 "maxEventBytes",
                 format!(
@@ -288,22 +286,25 @@ impl Pipeline {
                     text.len(),
                     self.limits.max_event_bytes
                 ),
-            );
-            return Err(DeadLetter::for_raw(
-                received,
-                ErrorCode::TooLarge,
-                vec![detail],
-                text.as_bytes(),
             ));
         }
-        // Deeper than the limit is `too_large` at any depth, before the parser's own limit
-        // (128) could call it malformed.
-        if nesting_over(text.as_bytes(), self.limits.max_depth) {
-            let detail = ErrorDetail::new(
+        nesting_over(text, self.limits.max_depth).then(|| {
+            ErrorDetail::new(
                 "",
                 "maxDepth",
                 format!("nesting deeper than {} levels", self.limits.max_depth),
-            );
+            )
+        })
+    }
+
+    /// Parses one event and checks its limits and envelope.
+    fn parse_event(
+        &self,
+        raw: &RawValue,
+        received: &str,
+    ) -> Result<(Value, DateTime<Utc>), DeadLetter> {
+        let text = raw.get();
+        if let Some(detail) = self.text_violation(text.as_bytes()) {
             return Err(DeadLetter::for_raw(
                 received,
                 ErrorCode::TooLarge,

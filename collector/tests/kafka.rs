@@ -208,3 +208,83 @@ async fn events_go_to_kafka_keyed_by_event_id() {
     // Nothing went to the file sinks of the fixture.
     assert!(c.good().is_empty() && c.bad().is_empty());
 }
+
+/// The broker frozen mid-stream (SIGSTOP: it answers nothing, connections hang) for longer
+/// than the tracker's request timeout, then thawed: the collector's commits wait for the
+/// broker while the tracker resends; every event ends in the topic exactly once.
+///
+/// A freeze, not a kill: tansu's in-memory storage loses the topic with the process, so a
+/// restart could only lose what the broker had acknowledged — a broker fault, not ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_broker_loses_and_doubles_nothing() {
+    let broker = start_broker();
+    let brokers = broker.address.clone();
+    create_topics(&brokers, &["frozen-good", "frozen-bad"]).await;
+    let c = start(|c| {
+        c.good(SinkSpec::parse(&format!("kafka://{brokers}/frozen-good")))
+            .bad(SinkSpec::parse(&format!("kafka://{brokers}/frozen-bad")))
+    })
+    .await;
+    let tracker = eventwire::Tracker::builder()
+        .endpoint(c.endpoint())
+        .max_batch_delay(Duration::from_millis(50))
+        .max_batch_events(100)
+        .request_timeout(Duration::from_secs(1))
+        .retry(eventwire::RetryPolicy {
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(500),
+            ..eventwire::RetryPolicy::default()
+        })
+        .build()
+        .unwrap();
+    let pid = broker.child.id().to_string();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    let mut ids = HashSet::new();
+    for round in 0..30 {
+        if round == 10 {
+            signal("-STOP");
+        }
+        if round == 20 {
+            signal("-CONT");
+        }
+        for i in 0..100 {
+            let id = tracker
+                .track_json(
+                    "iglu:com.example.media/play/jsonschema/1-0-0",
+                    &json!({ "media_id": format!("r{round:03}i{i:03}"), "position_s": i }),
+                )
+                .unwrap();
+            ids.insert(id.to_string());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let flushed = tokio::task::spawn_blocking(move || {
+        let r = tracker.flush(Duration::from_secs(90));
+        (r, tracker.stats())
+    })
+    .await
+    .unwrap();
+    assert!(flushed.0.is_ok(), "{:?}", flushed.1);
+    let stats = flushed.1;
+    assert!(stats.retries > 0, "the freeze was never felt: {stats:?}");
+    assert_eq!((stats.sent, stats.dropped_total()), (3000, 0), "{stats:?}");
+    let good = consume(&brokers, "frozen-good", 3000).await;
+    // A little longer: anything written twice would show up now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (key, _, _) in &good {
+        *seen.entry(key.clone().unwrap()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 3000);
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "an event is in the topic twice"
+    );
+    assert_eq!(seen.keys().cloned().collect::<HashSet<_>>(), ids);
+}

@@ -30,6 +30,8 @@ pub struct CollectorProc {
     dir: PathBuf,
     /// Where it listens (the same across restarts).
     pub addr: SocketAddr,
+    /// Environment for the process (`GAMEDAY_SINK_DELAY_MS`, `GAMEDAY_WRITE_KEY`).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -42,6 +44,7 @@ impl CollectorProc {
             schemas: schemas.into(),
             dir: dir.into(),
             addr: free_addr(),
+            env: Vec::new(),
             child: None,
         }
     }
@@ -54,6 +57,7 @@ impl CollectorProc {
             .arg(&self.schemas)
             .arg(self.dir.join("good.jsonl"))
             .arg(self.dir.join("bad.jsonl"))
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .spawn()
             .expect("start the collector");
@@ -90,6 +94,12 @@ impl CollectorProc {
             *seen.entry(id.to_owned()).or_insert(0) += 1;
         }
         seen
+    }
+
+    /// Where its sinks are.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Lines in the dead-letter sink.

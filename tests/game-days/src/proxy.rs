@@ -34,6 +34,9 @@ pub enum Fault {
     ResetMidBody,
     /// Forward the request, let the collector store it, then reset instead of answering.
     LoseResponse,
+    /// Forward the request, then hang up on the collector (and the tracker) this long after
+    /// sending it: a client that gives up while the collector is still committing.
+    HangUp(Duration),
 }
 
 /// What the proxy did.
@@ -149,6 +152,14 @@ async fn connection(
             }
             Fault::Delay(d) => tokio::time::sleep(d).await,
             _ => {}
+        }
+        if let Fault::HangUp(after) = now {
+            if let Ok(mut conn) = TcpStream::connect(upstream).await {
+                conn.write_all(&request).await?;
+                tokio::time::sleep(after).await;
+                let _ = reset(conn);
+            }
+            return reset(client);
         }
         let Ok(response) = forward(upstream, &request, head_len).await else {
             // The collector is not there: as a dead collector, the connection drops.

@@ -44,6 +44,9 @@ struct Args {
     /// The retry deadline of a batch, in milliseconds (with a spool it does not apply).
     #[arg(long, default_value_t = 3_600_000)]
     retry_deadline_ms: u64,
+    /// The write key to send.
+    #[arg(long)]
+    write_key: Option<String>,
 }
 
 fn main() {
@@ -71,6 +74,9 @@ fn main() {
         });
     if let Some(dir) = &args.spool {
         builder = builder.spool(dir);
+    }
+    if let Some(key) = &args.write_key {
+        builder = builder.write_key(key);
     }
     let tracker = builder.build().unwrap();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
