@@ -116,24 +116,32 @@ fn report(n: usize, code: &str, errors: &[ErrorDetail]) {
     }
 }
 
-/// `text` with control characters (newlines, carriage returns, escapes, C1 controls) and
-/// bidirectional overrides written as escapes.
+/// `text` with control characters (newlines, carriage returns, escapes, C1 controls), line
+/// and paragraph separators (U+2028, U+2029) and bidirectional overrides written as
+/// `\u{..}` escapes; a backslash is doubled, so an input that spells an escape cannot pass
+/// for one.
 fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if !text.chars().any(unsafe_char) {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            )
+    };
+    if !text.chars().any(|c| c == '\\' || unsafe_char(c)) {
         return text.into();
     }
-    text.chars()
-        .map(|c| {
-            if unsafe_char(c) {
-                c.escape_unicode().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect::<String>()
-        .into()
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c == '\\' {
+            shown.push_str("\\\\");
+        } else if unsafe_char(c) {
+            shown.extend(c.escape_unicode());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown.into()
 }
 
 #[cfg(test)]
@@ -149,6 +157,9 @@ mod tests {
             ("\u{1b}[2J", "\\u{1b}[2J"),
             ("abc\u{202e}def", "abc\\u{202e}def"),
             ("ünïcödé ✓", "ünïcödé ✓"),
+            ("a\u{2028}b\u{2029}c", "a\\u{2028}b\\u{2029}c"),
+            ("spelled \\u{a} escape", "spelled \\\\u{a} escape"),
+            ("C:\\x", "C:\\\\x"),
         ];
         for (input, shown) in table {
             assert_eq!(printable(input), shown, "{input:?}");

@@ -53,9 +53,10 @@ impl DedupWindow {
     }
 }
 
-/// UUIDs are stored as 128-bit integers (16 bytes instead of a 36-byte string); anything
-/// else that passed the envelope schema is hashed to the same width.
-fn key(id: &str) -> u128 {
+/// The key an id is remembered by: UUIDs as 128-bit integers (16 bytes instead of a 36-byte
+/// string, and the same for any spelling of one UUID); anything else that passed the
+/// envelope schema hashed to the same width.
+pub fn key(id: &str) -> u128 {
     match uuid::Uuid::try_parse(id) {
         Ok(u) => u.as_u128(),
         Err(_) => {

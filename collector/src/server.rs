@@ -183,8 +183,10 @@ struct Shared {
     good: Arc<dyn Sink>,
     bad: Arc<dyn Sink>,
     /// Held from the dedup check to the dedup insert, across the sink writes: two requests
-    /// carrying the same event (a retry racing the original) cannot both write it.
-    commit: tokio::sync::Mutex<DedupWindow>,
+    /// carrying the same event (a retry racing the original) cannot both write it. Good
+    /// events' ids, and dead-lettered events' ids (a resend of a refused event is refused
+    /// again, but not written to the dead-letter sink twice).
+    commit: tokio::sync::Mutex<(DedupWindow, DedupWindow)>,
     metrics: Metrics,
     recent: Option<Mutex<Recent>>,
     dev_capacity: usize,
@@ -247,7 +249,10 @@ impl Collector {
                 registry,
                 good,
                 bad,
-                commit: tokio::sync::Mutex::new(dedup),
+                commit: tokio::sync::Mutex::new((
+                    dedup,
+                    DedupWindow::new(config.dedup_generation / 10 + 1),
+                )),
                 metrics,
                 recent: config.dev.then(|| Mutex::new(Recent::default())),
                 dev_capacity: config.dev_capacity.max(1),
@@ -437,10 +442,13 @@ impl Refused {
 
 async fn batch(
     State(shared): State<Arc<Shared>>,
-    Query(query): Query<BatchQuery>,
+    query: Result<Query<BatchQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    // A query string that does not parse (a repeated `write_key`…) carries no key; the
+    // request is judged on the rest, never refused outside the collector's own answers.
+    let query = query.map_or(BatchQuery { write_key: None }, |Query(q)| q);
     let started = Instant::now();
     let received_at = Utc::now();
     let (response, bytes) = shared
@@ -479,14 +487,18 @@ impl Shared {
         }
         // From here on, whatever is started runs to its end even if the client goes away
         // (hyper drops this future then): a sink write that began is finished and recorded.
-        let raw = match self.read_body(body).await {
+        // Without a key in the header, the body's first bytes must hold one: checked as
+        // soon as they arrive, and a stranger's body is not read further (nor dead-lettered
+        // when it fails to arrive).
+        let body_key = keys && header_key.is_none();
+        let raw = match self.read_body(body, body_key.then_some(&headers)).await {
             Ok(raw) => raw,
+            Err(refused) if refused.status == StatusCode::UNAUTHORIZED => {
+                return (respond(refused), 0)
+            }
             Err(refused) => return (self.spawn_refusal(received, refused).await, 0),
         };
         let len = raw.len();
-        if keys && header_key.is_none() && !self.body_key_ok(&headers, &raw) {
-            return (respond(unauthorized()), len);
-        }
         let shared = self.clone();
         let work = tokio::spawn(async move {
             match shared.process(received_at, &received, &headers, &raw).await {
@@ -530,30 +542,70 @@ impl Shared {
     }
 
     /// Reads the body, bounded in size and time.
-    async fn read_body(&self, body: Body) -> Result<Vec<u8>, Refused> {
+    /// Reads the body, bounded in size and time. With `key_in` (write keys required and
+    /// none in the header), the body must carry a known key in its first
+    /// [`crate::auth::BODY_KEY_SCAN`] bytes: checked as soon as they are in, and any failure
+    /// before that is a 401 (nothing stored for a stranger).
+    async fn read_body(&self, body: Body, key_in: Option<&HeaderMap>) -> Result<Vec<u8>, Refused> {
         let limit = self.pipeline.limits().max_body_bytes;
-        let limited = http_body_util::Limited::new(body, limit);
-        match tokio::time::timeout(self.body_timeout, limited.collect()).await {
-            Ok(Ok(collected)) => Ok(collected.to_bytes().to_vec()),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Refused::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::TooLarge,
-                format!("body over {limit} bytes"),
-                b"",
-            )),
-            Ok(Err(e)) => Err(Refused::new(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::Malformed,
-                format!("body could not be read: {e}"),
-                b"",
-            )),
-            Err(_) => Err(Refused::new(
-                StatusCode::REQUEST_TIMEOUT,
-                ErrorCode::Timeout,
-                format!("body not received within {:?}", self.body_timeout),
-                b"",
-            )),
+        let mut key_pending = key_in.is_some();
+        let mut raw = Vec::new();
+        let mut body = std::pin::pin!(body);
+        let deadline = tokio::time::Instant::now() + self.body_timeout;
+        let failed = |refused: Refused, pending: bool| {
+            if pending {
+                unauthorized()
+            } else {
+                refused
+            }
+        };
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, body.as_mut().frame()).await {
+                Err(_) => {
+                    let refused = Refused::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        ErrorCode::Timeout,
+                        format!("body not received within {:?}", self.body_timeout),
+                        b"",
+                    );
+                    return Err(failed(refused, key_pending));
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    let refused = Refused::new(
+                        StatusCode::BAD_REQUEST,
+                        ErrorCode::Malformed,
+                        format!("body could not be read: {e}"),
+                        b"",
+                    );
+                    return Err(failed(refused, key_pending));
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            if raw.len() + data.len() > limit {
+                let refused = Refused::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::TooLarge,
+                    format!("body over {limit} bytes"),
+                    b"",
+                );
+                return Err(failed(refused, key_pending));
+            }
+            raw.extend_from_slice(&data);
+            if key_pending && raw.len() >= crate::auth::BODY_KEY_SCAN {
+                if !key_in.is_some_and(|h| self.body_key_ok(h, &raw)) {
+                    return Err(unauthorized());
+                }
+                key_pending = false;
+            }
         }
+        if key_pending && !key_in.is_some_and(|h| self.body_key_ok(h, &raw)) {
+            return Err(unauthorized());
+        }
+        Ok(raw)
     }
 
     async fn process(
@@ -595,14 +647,19 @@ impl Shared {
         self.commit(received, checked).await
     }
 
-    /// Dedups, writes both sinks, and only then remembers the ids and answers.
+    /// Dedups, writes the good sink then the dead-letter sink, and only then remembers the
+    /// ids and answers. A sink failure answers 503 with nothing of the batch kept that the
+    /// resend would write again: what a sink did take is remembered first.
     async fn commit(&self, received: &str, checked: Checked) -> Result<BatchResponse, Refused> {
-        let mut window = self.commit.lock().await;
+        let mut guard = self.commit.lock().await;
+        let (window, dead_window) = &mut *guard;
         let mut in_batch = HashSet::new();
         let mut fresh = Vec::with_capacity(checked.good.len());
         let mut duplicate_events = Vec::new();
         for good in &checked.good {
-            if window.contains(&good.event_id) || !in_batch.insert(good.event_id.as_str()) {
+            if window.contains(&good.event_id)
+                || !in_batch.insert(crate::dedup::key(&good.event_id))
+            {
                 duplicate_events.push(good);
             } else {
                 fresh.push(good);
@@ -615,18 +672,20 @@ impl Shared {
                 line: good_line(g, &checked.sent_at, received),
             })
             .collect();
-        let bad_records: Vec<SinkRecord> = checked
+        // A dead letter already written for this event id (a resend) is not written again;
+        // the event is still reported rejected, with its code.
+        let new_dead: Vec<&crate::validate::BadEvent> = checked
             .bad
+            .iter()
+            .filter(|b| b.dead.event_id().is_none_or(|id| !dead_window.contains(id)))
+            .collect();
+        let bad_records: Vec<SinkRecord> = new_dead
             .iter()
             .map(|b| SinkRecord {
                 key: b.dead.event_id().map(str::to_owned),
                 line: serde_json::to_vec(&b.dead).unwrap_or_default(),
             })
             .collect();
-        if let Err(e) = self.bad.write(&bad_records).await {
-            tracing::error!(error = %e, "dead-letter sink refused a batch; answering 503");
-            return Err(unavailable(format!("sink unavailable: {e}")));
-        }
         if let Err(e) = self.good.write(&good_records).await {
             // What the sink did take (Kafka acknowledges record by record) is remembered, so
             // the sender's resend of this batch does not write it twice.
@@ -641,7 +700,21 @@ impl Shared {
         for g in &fresh {
             window.insert(&g.event_id);
         }
-        drop(window);
+        if let Err(e) = self.bad.write(&bad_records).await {
+            for &i in e.written() {
+                if let Some(id) = new_dead.get(i).and_then(|b| b.dead.event_id()) {
+                    dead_window.insert(id);
+                }
+            }
+            tracing::error!(error = %e, "dead-letter sink refused a batch; answering 503");
+            return Err(unavailable(format!("sink unavailable: {e}")));
+        }
+        for b in &new_dead {
+            if let Some(id) = b.dead.event_id() {
+                dead_window.insert(id);
+            }
+        }
+        drop(guard);
 
         for g in &fresh {
             self.metrics
@@ -858,7 +931,8 @@ fn decode(headers: &HeaderMap, raw: &[u8], limit: usize) -> Result<Vec<u8>, Refu
         None | Some("identity") | Some("") => Ok(raw.to_vec()),
         Some("gzip") | Some("x-gzip") => {
             let mut plain = Vec::new();
-            let mut decoder = flate2::read::GzDecoder::new(raw).take(limit as u64 + 1);
+            // Every member of a multi-member gzip body (concatenated streams are gzip too).
+            let mut decoder = flate2::read::MultiGzDecoder::new(raw).take(limit as u64 + 1);
             match decoder.read_to_end(&mut plain) {
                 Ok(_) if plain.len() > limit => Err(Refused::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -894,13 +968,35 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 #[derive(Debug, Deserialize)]
 struct EventsQuery {
+    write_key: Option<String>,
     kind: Option<String>,
     event_id: Option<String>,
     schema: Option<String>,
     limit: Option<usize>,
 }
 
-async fn dev_events(State(shared): State<Arc<Shared>>, Query(q): Query<EventsQuery>) -> Response {
+/// With write keys configured, the dev view and the unique counts are for key holders only
+/// (a `Bearer` header or a `write_key` query parameter).
+fn refused_stranger(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query_key: Option<&str>,
+) -> Option<Response> {
+    if shared.write_keys.is_empty() {
+        return None;
+    }
+    let key = bearer(headers).or_else(|| query_key.map(str::to_owned));
+    (!key.is_some_and(|k| shared.known_key(k.as_bytes()))).then(|| respond(unauthorized()))
+}
+
+async fn dev_events(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Response {
+    if let Some(refused) = refused_stranger(&shared, &headers, q.write_key.as_deref()) {
+        return refused;
+    }
     let Some(recent) = &shared.recent else {
         return (
             StatusCode::NOT_FOUND,
@@ -937,7 +1033,14 @@ async fn dev_events(State(shared): State<Arc<Shared>>, Query(q): Query<EventsQue
     Json(json!({ "count": matches.len(), "events": matches })).into_response()
 }
 
-async fn dev_reset(State(shared): State<Arc<Shared>>) -> Response {
+async fn dev_reset(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<BatchQuery>,
+) -> Response {
+    if let Some(refused) = refused_stranger(&shared, &headers, q.write_key.as_deref()) {
+        return refused;
+    }
     let Some(recent) = &shared.recent else {
         return (
             StatusCode::NOT_FOUND,
@@ -953,11 +1056,19 @@ async fn dev_reset(State(shared): State<Arc<Shared>>) -> Response {
 
 #[derive(Debug, Deserialize)]
 struct UniquesQuery {
+    write_key: Option<String>,
     schema: String,
     window: Option<String>,
 }
 
-async fn uniques(State(shared): State<Arc<Shared>>, Query(q): Query<UniquesQuery>) -> Response {
+async fn uniques(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Query(q): Query<UniquesQuery>,
+) -> Response {
+    if let Some(refused) = refused_stranger(&shared, &headers, q.write_key.as_deref()) {
+        return refused;
+    }
     let window = match parse_window(q.window.as_deref().unwrap_or("5m")) {
         Ok(w) => w,
         Err(e) => {

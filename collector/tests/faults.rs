@@ -546,3 +546,170 @@ async fn every_depth_over_the_limit_is_too_large() {
         .iter()
         .all(|d| d["errors"][0]["keyword"] == "maxDepth"));
 }
+
+/// A refused event resent (the sender did not hear the first answer) is refused again with
+/// its code, but its dead letter is written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_refusal_is_dead_lettered_once() {
+    let c = start(|c| c).await;
+    let mut wrong = play(1.0);
+    wrong["data"]["position_s"] = json!("not a number");
+    let body = batch(vec![wrong, play(2.0)]);
+    for round in 0..3 {
+        let (status, answer) = post_json(&c.url("/v1/batch"), &body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            answer["rejected"].as_array().unwrap().len(),
+            1,
+            "round {round}: {answer}"
+        );
+        assert_eq!(answer["rejected"][0]["code"], "schema_invalid", "{answer}");
+    }
+    assert_eq!(c.bad().len(), 1, "{:?}", c.bad());
+    assert_eq!(c.good().len(), 1);
+}
+
+/// One UUID spelled in upper and in lower case is one event, within a batch as across them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_uuid_in_two_spellings_is_one_event() {
+    let c = start(|c| c).await;
+    let first = play(1.0);
+    let mut upper = play(1.0);
+    upper["event_id"] = json!(first["event_id"].as_str().unwrap().to_uppercase());
+    let (status, answer) = post_json(&c.url("/v1/batch"), &batch(vec![first, upper.clone()])).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(1), Some(1)),
+        "{answer}"
+    );
+    let (_, answer) = post_json(&c.url("/v1/batch"), &batch(vec![upper])).await;
+    assert_eq!(answer["duplicates"], 1, "{answer}");
+    assert_eq!(c.good().len(), 1);
+}
+
+/// Concatenated gzip members are one gzip body: every member's events are read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_member_gzip_body_is_read_whole() {
+    use std::io::Write;
+    let c = start(|c| c).await;
+    let text = batch(vec![play(1.0), play(2.0)]).to_string();
+    let (head, tail) = text.split_at(text.len() / 2);
+    let mut body = Vec::new();
+    for part in [head, tail] {
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(part.as_bytes()).unwrap();
+        body.extend(gz.finish().unwrap());
+    }
+    let (status, answer) = post(
+        &c.url("/v1/batch"),
+        body,
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "gzip"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 2, "{answer}");
+}
+
+/// With write keys, a body without a header key that fails to arrive — too large, too slow —
+/// before its key was seen is a stranger's: 401, and no dead letter written for it. A
+/// repeated `write_key` parameter is no key (an answer in the collector's own shape). The
+/// dev view and the unique counts are for key holders.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_failing_bodies_leave_no_trace() {
+    use tokio::io::AsyncWriteExt;
+    let c = start(|c| {
+        c.write_keys(vec!["sesame".into()])
+            .limits(eventwire_collector::validate::Limits {
+                max_body_bytes: 64 * 1024,
+                ..Default::default()
+            })
+    })
+    .await;
+    let url = c.url("/v1/batch");
+    let json = [("content-type", "application/json")];
+    let (status, answer) = post(&url, "y".repeat(200_000), &json).await;
+    assert_eq!(
+        (status, &answer["code"]),
+        (401, &json!("unauthorized")),
+        "{answer}"
+    );
+
+    // Sends 100 bytes of a declared 10,000 and waits past the 2 s body timeout.
+    let addr = c.endpoint().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/batch HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: 10000\r\n\r\n{}",
+        "z".repeat(100)
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to a trickled body");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+
+    let (status, answer) = post(
+        &format!("{url}?write_key=sesame&write_key=sesame"),
+        batch(vec![play(1.0)]).to_string(),
+        &json,
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["code"]),
+        (401, &json!("unauthorized")),
+        "{answer}"
+    );
+    assert!(
+        c.bad().is_empty(),
+        "strangers reached the dead-letter sink: {:?}",
+        c.bad()
+    );
+    assert!(c.good().is_empty());
+
+    // A key holder's oversized body is dead-lettered as ever.
+    let (status, _) = post(
+        &format!("{url}?write_key=sesame"),
+        "y".repeat(200_000),
+        &json,
+    )
+    .await;
+    assert_eq!(status, 413);
+    assert_eq!(c.bad().len(), 1);
+
+    let client = reqwest::Client::new();
+    for path in [
+        "/v1/events",
+        "/v1/uniques?schema=iglu:com.example.media/play/jsonschema/1-0-0",
+    ] {
+        let stranger = client.get(c.url(path)).send().await.unwrap();
+        assert_eq!(stranger.status(), 401, "{path}");
+        let holder = client
+            .get(c.url(path))
+            .bearer_auth("sesame")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(holder.status(), 200, "{path}");
+    }
+    let stranger = client.delete(c.url("/v1/events")).send().await.unwrap();
+    assert_eq!(stranger.status(), 401);
+}

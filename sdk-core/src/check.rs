@@ -509,10 +509,12 @@ pub fn format(s: &str, path: &Path<'_>, format: Format) -> Check {
     }
 }
 
-fn digits(s: &str, n: usize) -> Option<u32> {
-    (s.len() == n && s.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| s.parse().ok())
-        .flatten()
+/// `n` ASCII digits as a number. Works on bytes: the callers cut fixed positions out of
+/// untrusted text, and a byte range never panics where a `str` range inside a character
+/// would.
+fn digits(b: &[u8], n: usize) -> Option<u32> {
+    (b.len() == n && b.iter().all(u8::is_ascii_digit))
+        .then(|| b.iter().fold(0, |v, d| v * 10 + u32::from(d - b'0')))
 }
 
 fn is_date(s: &str) -> bool {
@@ -520,7 +522,7 @@ fn is_date(s: &str) -> bool {
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
     }
-    let (Some(y), Some(m), Some(d)) = (digits(&s[..4], 4), digits(&s[5..7], 2), digits(&s[8..], 2))
+    let (Some(y), Some(m), Some(d)) = (digits(&b[..4], 4), digits(&b[5..7], 2), digits(&b[8..], 2))
     else {
         return false;
     };
@@ -541,10 +543,11 @@ fn is_time(s: &str) -> bool {
         return false;
     }
     let (Some(h), Some(m), Some(sec)) =
-        (digits(&s[..2], 2), digits(&s[3..5], 2), digits(&s[6..8], 2))
+        (digits(&b[..2], 2), digits(&b[3..5], 2), digits(&b[6..8], 2))
     else {
         return false;
     };
+    // Bytes 0..8 are ASCII (checked above): 8 is a character boundary.
     let mut rest = &s[8..];
     if let Some(frac) = rest.strip_prefix('.') {
         let n = frac.bytes().take_while(u8::is_ascii_digit).count();
@@ -556,7 +559,8 @@ fn is_time(s: &str) -> bool {
     let offset: i64 = match rest.as_bytes().first() {
         Some(b'Z' | b'z') if rest.len() == 1 => 0,
         Some(sign @ (b'+' | b'-')) if rest.len() == 6 && rest.as_bytes()[3] == b':' => {
-            let (Some(oh), Some(om)) = (digits(&rest[1..3], 2), digits(&rest[4..], 2)) else {
+            let r = rest.as_bytes();
+            let (Some(oh), Some(om)) = (digits(&r[1..3], 2), digits(&r[4..], 2)) else {
                 return false;
             };
             if oh > 23 || om > 59 {
@@ -696,6 +700,57 @@ fn is_uri(s: &str) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every format check takes any string without panicking: multi-byte characters at
+    /// the positions the checks cut (issue 15: `00:00:0é` sliced inside a character), and
+    /// random strings of ASCII and non-ASCII characters.
+    #[test]
+    fn format_checks_never_panic_on_any_string() {
+        let formats = [
+            Format::Date,
+            Format::Time,
+            Format::DateTime,
+            Format::Email,
+            Format::Hostname,
+            Format::Ipv4,
+            Format::Ipv6,
+            Format::Uri,
+            Format::Uuid,
+        ];
+        let fixed = [
+            "00:00:0é",
+            "00:00:00é",
+            "2026-11-2é",
+            "2026-11-26T00:00:0é",
+            "2026-11-26T00:00:00+0é:00",
+            "2026-11-26T00:00:00+00:0é",
+            "é",
+            "a@[IPv6é",
+            "é:é",
+            "€€€€-€€-€€",
+        ];
+        for s in fixed {
+            for f in formats {
+                let _ = f.accepts(s);
+            }
+        }
+        let alphabet: Vec<char> = "0123456789:-+.TZtz@[]é€😀 /#?".chars().collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 30) as usize;
+            let s: String = (0..len)
+                .map(|i| alphabet[((x >> (i % 60)) as usize + i * 7) % alphabet.len()])
+                .collect();
+            for f in formats {
+                let _ = f.accepts(&s);
+            }
+        }
+        assert!(!Format::Time.accepts("00:00:0é"));
+        assert!(Format::Time.accepts("23:59:60Z"));
+    }
 
     #[test]
     fn pointers_escape_and_nest() {

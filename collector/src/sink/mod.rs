@@ -91,13 +91,11 @@ pub struct FileSink {
     recent: std::sync::Mutex<Vec<String>>,
 }
 
-/// The open file and how much of it holds whole batches.
+/// The open file, and a failed batch's start not yet cut back to.
 struct FileState {
     file: tokio::fs::File,
-    /// Bytes of whole batches; anything past it is a failed batch's remains.
-    len: u64,
-    /// A failed batch could not be cut away yet: cut before the next write.
-    cut_pending: bool,
+    /// A failed batch could not be cut away: cut back to here before the next write.
+    cut_to: Option<u64>,
 }
 
 /// How much of an existing file sink's tail is read at start for the ids to deduplicate
@@ -118,13 +116,11 @@ impl FileSink {
             .open(&path)?;
         repair_tail(&file)?;
         let recent = tail_ids(&file, DEDUP_SEED_BYTES)?;
-        let len = file.metadata()?.len();
         Ok(FileSink {
             path,
             file: Mutex::new(FileState {
                 file: tokio::fs::File::from_std(file),
-                len,
-                cut_pending: false,
+                cut_to: None,
             }),
             fsync,
             recent: std::sync::Mutex::new(recent),
@@ -208,11 +204,16 @@ impl Sink for FileSink {
                 sink: self.describe(),
                 source,
             };
-            let start = state.len;
-            if state.cut_pending {
-                state.file.set_len(start).await.map_err(io)?;
-                state.cut_pending = false;
+            // Only ever shrink: a file cut by someone else meanwhile (a log rotation's
+            // copy-and-truncate) must not be padded back out with zeros.
+            if let Some(to) = state.cut_to {
+                if state.file.metadata().await.map_err(io)?.len() > to {
+                    state.file.set_len(to).await.map_err(io)?;
+                }
+                state.cut_to = None;
             }
+            // Where this batch begins: the file's real end (appends go there).
+            let start = state.file.metadata().await.map_err(io)?.len();
             let written = async {
                 state.file.write_all(&buf).await?;
                 state.file.flush().await?;
@@ -223,16 +224,16 @@ impl Sink for FileSink {
             }
             .await;
             match written {
-                Ok(()) => {
-                    state.len = start + buf.len() as u64;
-                    Ok(())
-                }
+                Ok(()) => Ok(()),
                 Err(e) => {
                     // All or nothing: cut what this batch began (the file is in append
                     // mode, so the next batch then starts where this one did).
-                    if let Err(cut) = state.file.set_len(start).await {
-                        tracing::error!(error = %cut, "could not cut a failed batch from the sink file; will before the next write");
-                        state.cut_pending = true;
+                    let grown = state.file.metadata().await.map(|m| m.len() > start);
+                    if grown.unwrap_or(true) {
+                        if let Err(cut) = state.file.set_len(start).await {
+                            tracing::error!(error = %cut, "could not cut a failed batch from the sink file; will before the next write");
+                            state.cut_to = Some(start);
+                        }
                     }
                     Err(io(e))
                 }
