@@ -30,16 +30,25 @@ impl DedupWindow {
 
     /// True when `id` was inserted recently.
     pub fn contains(&self, id: &str) -> bool {
-        let k = key(id);
-        self.current.contains(&k) || self.previous.contains(&k)
+        self.contains_key(key(id))
     }
 
     /// Remembers `id`.
     pub fn insert(&mut self, id: &str) {
+        self.insert_key(key(id));
+    }
+
+    /// True when `k` (a [`key`] or a [`fingerprint`]) was inserted recently.
+    pub fn contains_key(&self, k: u128) -> bool {
+        self.current.contains(&k) || self.previous.contains(&k)
+    }
+
+    /// Remembers `k` (a [`key`] or a [`fingerprint`]).
+    pub fn insert_key(&mut self, k: u128) {
         if self.current.len() >= self.generation {
             self.previous = std::mem::take(&mut self.current);
         }
-        self.current.insert(key(id));
+        self.current.insert(k);
     }
 
     /// Ids held now (at most twice the generation).
@@ -59,15 +68,33 @@ impl DedupWindow {
 pub fn key(id: &str) -> u128 {
     match uuid::Uuid::try_parse(id) {
         Ok(u) => u.as_u128(),
-        Err(_) => {
-            use std::hash::{Hash, Hasher};
-            let mut a = std::collections::hash_map::DefaultHasher::new();
-            id.hash(&mut a);
-            let mut b = std::collections::hash_map::DefaultHasher::new();
-            (id, 1u8).hash(&mut b);
-            (u128::from(a.finish()) << 64) | u128::from(b.finish())
-        }
+        Err(_) => fingerprint(&[id.as_bytes()]),
     }
+}
+
+/// The id as records carry it for partitioning: a UUID in its canonical form (hyphenated,
+/// lower case), so every spelling of one event lands on the same Kafka partition; anything
+/// else as sent.
+pub fn canonical_id(id: &str) -> String {
+    match uuid::Uuid::try_parse(id) {
+        Ok(u) => u.hyphenated().to_string(),
+        Err(_) => id.to_owned(),
+    }
+}
+
+/// A 128-bit fingerprint of `parts` (two SipHash-1-3 digests, fixed keys: the same input
+/// gives the same value in every process). Each part is length-prefixed, so parts cannot
+/// run into one another.
+pub fn fingerprint(parts: &[&[u8]]) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    1u8.hash(&mut b);
+    for part in parts {
+        part.hash(&mut a);
+        part.hash(&mut b);
+    }
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -155,6 +156,9 @@ pub enum CollectorError {
     /// The listener could not be bound.
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),
+    /// The good and the dead-letter sink are the same file.
+    #[error("the good and the dead-letter sink are the same file ({}): give each its own", .0.display())]
+    SharedSinkFile(std::path::PathBuf),
 }
 
 /// Totals since start.
@@ -162,9 +166,10 @@ pub enum CollectorError {
 pub struct Totals {
     /// Events written to the good sink.
     pub accepted: u64,
-    /// Events and requests dead-lettered.
+    /// Events and requests dead-lettered: lines written to the dead-letter sink.
     pub rejected: u64,
-    /// Events dropped as duplicates.
+    /// Events not written again: good events already stored, and refused events whose dead
+    /// letter was already written (a resend; the answer still reports them rejected).
     pub duplicates: u64,
     /// Batch requests answered.
     pub requests: u64,
@@ -221,6 +226,14 @@ impl Collector {
     pub async fn new(config: CollectorConfig) -> Result<Self, CollectorError> {
         let good = config.good.open(config.fsync).await?;
         let bad = config.bad.open(config.fsync).await?;
+        // Two file sinks on one file would each cut the other's lines when a write fails.
+        if let (SinkSpec::File(g), SinkSpec::File(b)) = (&config.good, &config.bad) {
+            if let (Ok(g), Ok(b)) = (std::fs::canonicalize(g), std::fs::canonicalize(b)) {
+                if g == b {
+                    return Err(CollectorError::SharedSinkFile(g));
+                }
+            }
+        }
         Self::with_sinks(config, good, bad)
     }
 
@@ -442,7 +455,7 @@ impl Refused {
 
 async fn batch(
     State(shared): State<Arc<Shared>>,
-    query: Result<Query<BatchQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<BatchQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -535,17 +548,20 @@ impl Shared {
     /// A write key in the body of an uncompressed request (browsers put it there: a beacon
     /// cannot set headers), found by a bounded scan before any parsing.
     fn body_key_ok(&self, headers: &HeaderMap, raw: &[u8]) -> bool {
-        let encoded = headers
-            .get(header::CONTENT_ENCODING)
-            .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+        // As `decode` reads it: none, empty or `identity` is plain.
+        let encoded = headers.get(header::CONTENT_ENCODING).is_some_and(|v| {
+            let v = v.as_bytes();
+            !(v.is_empty() || v.eq_ignore_ascii_case(b"identity"))
+        });
         !encoded && crate::auth::body_write_key(raw).is_some_and(|k| self.known_key(k))
     }
 
-    /// Reads the body, bounded in size and time.
     /// Reads the body, bounded in size and time. With `key_in` (write keys required and
-    /// none in the header), the body must carry a known key in its first
-    /// [`crate::auth::BODY_KEY_SCAN`] bytes: checked as soon as they are in, and any failure
-    /// before that is a 401 (nothing stored for a stranger).
+    /// none in the header or the query), the body must carry a known key in its first
+    /// [`crate::auth::BODY_KEY_SCAN`] bytes: looked for as each part arrives; a body whose
+    /// first 4 KiB are in without one is not read further. A body that fails (too large, too
+    /// slow, cut off) before a known key was seen is a stranger's: 401, nothing stored. Once
+    /// the key is seen, a failure is the sender's usual 413/408/400.
     async fn read_body(&self, body: Body, key_in: Option<&HeaderMap>) -> Result<Vec<u8>, Refused> {
         let limit = self.pipeline.limits().max_body_bytes;
         let mut key_pending = key_in.is_some();
@@ -585,6 +601,23 @@ impl Shared {
             let Ok(data) = frame.into_data() else {
                 continue; // trailers
             };
+            if key_pending {
+                // The scan window as it stands with this part (put back before the part is
+                // taken whole, which may be refused as too large).
+                let before = raw.len();
+                let take = crate::auth::BODY_KEY_SCAN
+                    .saturating_sub(before)
+                    .min(data.len());
+                raw.extend_from_slice(&data[..take]);
+                let found = key_in.is_some_and(|h| self.body_key_ok(h, &raw));
+                let scanned = raw.len() >= crate::auth::BODY_KEY_SCAN;
+                raw.truncate(before);
+                if found {
+                    key_pending = false;
+                } else if scanned {
+                    return Err(unauthorized());
+                }
+            }
             if raw.len() + data.len() > limit {
                 let refused = Refused::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
@@ -595,14 +628,8 @@ impl Shared {
                 return Err(failed(refused, key_pending));
             }
             raw.extend_from_slice(&data);
-            if key_pending && raw.len() >= crate::auth::BODY_KEY_SCAN {
-                if !key_in.is_some_and(|h| self.body_key_ok(h, &raw)) {
-                    return Err(unauthorized());
-                }
-                key_pending = false;
-            }
         }
-        if key_pending && !key_in.is_some_and(|h| self.body_key_ok(h, &raw)) {
+        if key_pending {
             return Err(unauthorized());
         }
         Ok(raw)
@@ -649,7 +676,7 @@ impl Shared {
 
     /// Dedups, writes the good sink then the dead-letter sink, and only then remembers the
     /// ids and answers. A sink failure answers 503 with nothing of the batch kept that the
-    /// resend would write again: what a sink did take is remembered first.
+    /// resend would write again: what a sink did take is remembered (and counted) first.
     async fn commit(&self, received: &str, checked: Checked) -> Result<BatchResponse, Refused> {
         let mut guard = self.commit.lock().await;
         let (window, dead_window) = &mut *guard;
@@ -668,32 +695,49 @@ impl Shared {
         let good_records: Vec<SinkRecord> = fresh
             .iter()
             .map(|g| SinkRecord {
-                key: Some(g.event_id.clone()),
+                key: Some(crate::dedup::canonical_id(&g.event_id)),
                 line: good_line(g, &checked.sent_at, received),
             })
             .collect();
-        // A dead letter already written for this event id (a resend) is not written again;
-        // the event is still reported rejected, with its code.
-        let new_dead: Vec<&crate::validate::BadEvent> = checked
-            .bad
-            .iter()
-            .filter(|b| b.dead.event_id().is_none_or(|id| !dead_window.contains(id)))
-            .collect();
+        // A dead letter already written for this very event (a resend: the same code and the
+        // same bytes) is not written again; the event is still reported rejected, with its
+        // code. Another event under the same id is not the same dead letter.
+        let mut dead_in_batch = HashSet::new();
+        let mut new_dead = Vec::with_capacity(checked.bad.len());
+        let mut repeated_dead = Vec::new();
+        for b in &checked.bad {
+            match dead_letter_key(&b.dead) {
+                Some(k) if dead_window.contains_key(k) || !dead_in_batch.insert(k) => {
+                    repeated_dead.push(b);
+                }
+                k => new_dead.push((k, b)),
+            }
+        }
         let bad_records: Vec<SinkRecord> = new_dead
             .iter()
-            .map(|b| SinkRecord {
-                key: b.dead.event_id().map(str::to_owned),
+            .map(|(_, b)| SinkRecord {
+                key: b.dead.event_id().map(crate::dedup::canonical_id),
                 line: serde_json::to_vec(&b.dead).unwrap_or_default(),
             })
             .collect();
         if let Err(e) = self.good.write(&good_records).await {
             // What the sink did take (Kafka acknowledges record by record) is remembered, so
             // the sender's resend of this batch does not write it twice.
-            for &i in e.written() {
-                if let Some(g) = fresh.get(i) {
-                    window.insert(&g.event_id);
-                }
+            let taken: Vec<&crate::validate::GoodEvent> = e
+                .written()
+                .iter()
+                .filter_map(|&i| fresh.get(i).copied())
+                .collect();
+            for g in &taken {
+                window.insert(&g.event_id);
             }
+            drop(guard);
+            let taken_records: Vec<&SinkRecord> = e
+                .written()
+                .iter()
+                .filter_map(|&i| good_records.get(i))
+                .collect();
+            self.account_good(&taken, &[], taken_records.into_iter());
             tracing::error!(error = %e, written = e.written().len(), "good sink refused a batch; answering 503");
             return Err(unavailable(format!("sink unavailable: {e}")));
         }
@@ -701,60 +745,37 @@ impl Shared {
             window.insert(&g.event_id);
         }
         if let Err(e) = self.bad.write(&bad_records).await {
-            for &i in e.written() {
-                if let Some(id) = new_dead.get(i).and_then(|b| b.dead.event_id()) {
-                    dead_window.insert(id);
+            let taken: Vec<usize> = e.written().to_vec();
+            for &i in &taken {
+                if let Some((Some(k), _)) = new_dead.get(i) {
+                    dead_window.insert_key(*k);
                 }
             }
+            drop(guard);
+            // The good events are stored and remembered: counted now, as the resend will
+            // find them duplicates.
+            self.account_good(&fresh, &duplicate_events, good_records.iter());
+            let taken_dead: Vec<&crate::validate::BadEvent> = taken
+                .iter()
+                .filter_map(|&i| new_dead.get(i).map(|(_, b)| *b))
+                .collect();
+            let taken_records: Vec<&SinkRecord> =
+                taken.iter().filter_map(|&i| bad_records.get(i)).collect();
+            self.account_bad(&taken_dead, &[], taken_records.into_iter());
             tracing::error!(error = %e, "dead-letter sink refused a batch; answering 503");
             return Err(unavailable(format!("sink unavailable: {e}")));
         }
-        for b in &new_dead {
-            if let Some(id) = b.dead.event_id() {
-                dead_window.insert(id);
+        for (k, _) in &new_dead {
+            if let Some(k) = k {
+                dead_window.insert_key(*k);
             }
         }
         drop(guard);
 
-        for g in &fresh {
-            self.metrics
-                .accepted(g.label("service"), g.label("version"));
-        }
-        for d in &duplicate_events {
-            self.metrics
-                .duplicate(d.label("service"), d.label("version"));
-        }
-        for b in &checked.bad {
-            let label = |l: &str| {
-                b.dead
-                    .event
-                    .as_ref()?
-                    .get("context")?
-                    .get("labels")?
-                    .get(l)?
-                    .as_str()
-            };
-            self.metrics
-                .rejected(b.dead.code.as_str(), label("service"), label("version"));
-        }
-        self.accepted
-            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
-        self.duplicates
-            .fetch_add(duplicate_events.len() as u64, Ordering::Relaxed);
-        self.rejected
-            .fetch_add(checked.bad.len() as u64, Ordering::Relaxed);
-        self.count_uniques(&fresh);
-        if let Some(recent) = &self.recent {
-            let mut recent = recent
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for r in &good_records {
-                push_bounded(&mut recent.good, &r.line, self.dev_capacity);
-            }
-            for r in &bad_records {
-                push_bounded(&mut recent.bad, &r.line, self.dev_capacity);
-            }
-        }
+        self.account_good(&fresh, &duplicate_events, good_records.iter());
+        let written_dead: Vec<&crate::validate::BadEvent> =
+            new_dead.iter().map(|(_, b)| *b).collect();
+        self.account_bad(&written_dead, &repeated_dead, bad_records.iter());
         Ok(BatchResponse {
             accepted: fresh.len() as u64,
             duplicates: duplicate_events.len() as u64,
@@ -768,6 +789,75 @@ impl Shared {
                 })
                 .collect(),
         })
+    }
+
+    /// Counts good events written (`fresh`, whose `records` went to the good sink) and
+    /// duplicates dropped: metrics, totals, unique users, the dev view.
+    fn account_good<'r>(
+        &self,
+        fresh: &[&crate::validate::GoodEvent],
+        duplicates: &[&crate::validate::GoodEvent],
+        records: impl Iterator<Item = &'r SinkRecord>,
+    ) {
+        for g in fresh {
+            self.metrics
+                .accepted(g.label("service"), g.label("version"));
+        }
+        for d in duplicates {
+            self.metrics
+                .duplicate(d.label("service"), d.label("version"));
+        }
+        self.accepted
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        self.duplicates
+            .fetch_add(duplicates.len() as u64, Ordering::Relaxed);
+        self.count_uniques(fresh);
+        self.remember_recent(records, |r| &mut r.good);
+    }
+
+    /// Counts dead letters written (`written`, whose `records` went to the dead-letter sink)
+    /// and refused events whose dead letter was already written (`repeated`, counted as
+    /// duplicates: nothing written again).
+    fn account_bad<'r>(
+        &self,
+        written: &[&crate::validate::BadEvent],
+        repeated: &[&crate::validate::BadEvent],
+        records: impl Iterator<Item = &'r SinkRecord>,
+    ) {
+        for b in written {
+            self.metrics.rejected(
+                b.dead.code.as_str(),
+                dead_letter_label(&b.dead, "service"),
+                dead_letter_label(&b.dead, "version"),
+            );
+        }
+        for b in repeated {
+            self.metrics.duplicate(
+                dead_letter_label(&b.dead, "service"),
+                dead_letter_label(&b.dead, "version"),
+            );
+        }
+        self.rejected
+            .fetch_add(written.len() as u64, Ordering::Relaxed);
+        self.duplicates
+            .fetch_add(repeated.len() as u64, Ordering::Relaxed);
+        self.remember_recent(records, |r| &mut r.bad);
+    }
+
+    /// Keeps `records` in the dev view's list chosen by `list`, when dev mode is on.
+    fn remember_recent<'r>(
+        &self,
+        records: impl Iterator<Item = &'r SinkRecord>,
+        list: impl Fn(&mut Recent) -> &mut VecDeque<Value>,
+    ) {
+        if let Some(recent) = &self.recent {
+            let mut recent = recent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for r in records {
+                push_bounded(list(&mut recent), &r.line, self.dev_capacity);
+            }
+        }
     }
 
     fn count_uniques(&self, events: &[&crate::validate::GoodEvent]) {
@@ -880,6 +970,28 @@ fn good_line(g: &crate::validate::GoodEvent, sent_at: &str, received: &str) -> V
     serde_json::to_vec(&record).unwrap_or_default()
 }
 
+/// What a dead letter is remembered by across resends: its code and the event as received,
+/// so only the same refusal of the same event is not written twice. A dead letter without
+/// a parsed event (its raw bytes, perhaps cut) has no reliable identity: `None`, always
+/// written.
+fn dead_letter_key(dead: &DeadLetter) -> Option<u128> {
+    let event = serde_json::to_vec(dead.event.as_ref()?).ok()?;
+    Some(crate::dedup::fingerprint(&[
+        dead.code.as_str().as_bytes(),
+        &event,
+    ]))
+}
+
+/// A `context.labels` value of a dead letter's event.
+fn dead_letter_label<'a>(dead: &'a DeadLetter, label: &str) -> Option<&'a str> {
+    dead.event
+        .as_ref()?
+        .get("context")?
+        .get("labels")?
+        .get(label)?
+        .as_str()
+}
+
 fn push_bounded(queue: &mut VecDeque<Value>, line: &[u8], capacity: usize) {
     if let Ok(v) = serde_json::from_slice(line) {
         if queue.len() >= capacity {
@@ -968,7 +1080,6 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
 
 #[derive(Debug, Deserialize)]
 struct EventsQuery {
-    write_key: Option<String>,
     kind: Option<String>,
     event_id: Option<String>,
     schema: Option<String>,
@@ -976,27 +1087,34 @@ struct EventsQuery {
 }
 
 /// With write keys configured, the dev view and the unique counts are for key holders only
-/// (a `Bearer` header or a `write_key` query parameter).
+/// (a `Bearer` header or a `write_key` query parameter), checked before the rest of the
+/// query is looked at.
 fn refused_stranger(
     shared: &Shared,
     headers: &HeaderMap,
-    query_key: Option<&str>,
+    key: &Result<Query<BatchQuery>, QueryRejection>,
 ) -> Option<Response> {
     if shared.write_keys.is_empty() {
         return None;
     }
-    let key = bearer(headers).or_else(|| query_key.map(str::to_owned));
+    let query_key = key.as_ref().ok().and_then(|Query(q)| q.write_key.clone());
+    let key = bearer(headers).or(query_key);
     (!key.is_some_and(|k| shared.known_key(k.as_bytes()))).then(|| respond(unauthorized()))
 }
 
 async fn dev_events(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(q): Query<EventsQuery>,
+    key: Result<Query<BatchQuery>, QueryRejection>,
+    q: Result<Query<EventsQuery>, QueryRejection>,
 ) -> Response {
-    if let Some(refused) = refused_stranger(&shared, &headers, q.write_key.as_deref()) {
+    if let Some(refused) = refused_stranger(&shared, &headers, &key) {
         return refused;
     }
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(rejection) => return rejection.into_response(),
+    };
     let Some(recent) = &shared.recent else {
         return (
             StatusCode::NOT_FOUND,
@@ -1036,9 +1154,9 @@ async fn dev_events(
 async fn dev_reset(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(q): Query<BatchQuery>,
+    key: Result<Query<BatchQuery>, QueryRejection>,
 ) -> Response {
-    if let Some(refused) = refused_stranger(&shared, &headers, q.write_key.as_deref()) {
+    if let Some(refused) = refused_stranger(&shared, &headers, &key) {
         return refused;
     }
     let Some(recent) = &shared.recent else {
@@ -1056,7 +1174,6 @@ async fn dev_reset(
 
 #[derive(Debug, Deserialize)]
 struct UniquesQuery {
-    write_key: Option<String>,
     schema: String,
     window: Option<String>,
 }
@@ -1064,11 +1181,16 @@ struct UniquesQuery {
 async fn uniques(
     State(shared): State<Arc<Shared>>,
     headers: HeaderMap,
-    Query(q): Query<UniquesQuery>,
+    key: Result<Query<BatchQuery>, QueryRejection>,
+    q: Result<Query<UniquesQuery>, QueryRejection>,
 ) -> Response {
-    if let Some(refused) = refused_stranger(&shared, &headers, q.write_key.as_deref()) {
+    if let Some(refused) = refused_stranger(&shared, &headers, &key) {
         return refused;
     }
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(rejection) => return rejection.into_response(),
+    };
     let window = match parse_window(q.window.as_deref().unwrap_or("5m")) {
         Ok(w) => w,
         Err(e) => {

@@ -713,3 +713,129 @@ async fn strangers_failing_bodies_leave_no_trace() {
     let stranger = client.delete(c.url("/v1/events")).send().await.unwrap();
     assert_eq!(stranger.status(), 401);
 }
+
+/// Once a key holder's body key has been seen, a body that then trickles is the sender's own
+/// 408 (retried), not a stranger's 401 (dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_holders_slow_body_is_a_timeout_not_a_stranger() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = start(|c| c.write_keys(vec!["sesame".into()])).await;
+    let addr = c.endpoint().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let start = r#"{"write_key":"sesame","events":["#;
+    let head = format!(
+        "POST /v1/batch HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: 10000\r\n\r\n{start}"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to a trickled body");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+/// Two different events under one event id, both refused, are two dead letters: only the
+/// same refusal of the same event is written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_refused_events_sharing_an_id_are_two_dead_letters() {
+    let c = start(|c| c).await;
+    let mut one = play(1.0);
+    one["data"]["position_s"] = json!("not a number");
+    let mut other = one.clone();
+    other["data"]["position_s"] = json!("nor this");
+    let (status, answer) = post_json(&c.url("/v1/batch"), &batch(vec![one.clone()])).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = post_json(&c.url("/v1/batch"), &batch(vec![other, one])).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["rejected"].as_array().unwrap().len(), 2, "{answer}");
+    let bad = c.bad();
+    assert_eq!(bad.len(), 2, "{bad:?}");
+    assert_ne!(bad[0]["event"], bad[1]["event"]);
+}
+
+/// When the dead-letter sink fails after the good sink took a batch's good events, those
+/// are counted as accepted (they are stored, and the resend finds them duplicates).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_events_stored_before_a_dead_letter_failure_are_counted() {
+    let good = Arc::new(MemorySink::default());
+    let config = CollectorConfig::new(Source::Dir(common::repo().join("schemas")));
+    let collector = Collector::with_sinks(config, good.clone(), Arc::new(RefusingSink)).unwrap();
+    let server = collector
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = format!("{}/v1/batch", server.endpoint());
+    let mut wrong = play(1.0);
+    wrong["data"]["position_s"] = json!("not a number");
+    let body = batch(vec![play(2.0), wrong]);
+    for round in 0..2 {
+        let (status, answer) = post_json(&url, &body).await;
+        assert_eq!(status, 503, "round {round}: {answer}");
+    }
+    assert_eq!(good.records().len(), 1);
+    let totals = collector.totals();
+    assert_eq!(
+        (totals.accepted, totals.duplicates, totals.rejected),
+        (1, 1, 0),
+        "{totals:?}"
+    );
+}
+
+/// One file for the good and the dead-letter sink is refused at start: each would cut the
+/// other's lines after a failed write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_file_for_both_sinks_is_refused() {
+    use eventwire_collector::server::CollectorError;
+    use eventwire_collector::sink::SinkSpec;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let config = CollectorConfig::new(Source::Dir(common::repo().join("schemas")))
+        .good(SinkSpec::parse(path.to_str().unwrap()))
+        .bad(SinkSpec::parse(
+            dir.path().join(".").join("events.jsonl").to_str().unwrap(),
+        ));
+    match Collector::new(config).await {
+        Err(CollectorError::SharedSinkFile(p)) => {
+            assert_eq!(p, std::fs::canonicalize(&path).unwrap());
+        }
+        Err(e) => panic!("another error: {e}"),
+        Ok(_) => panic!("one file for both sinks was accepted"),
+    }
+}
+
+/// A stranger's query to the unique counts is refused for the missing key before the query
+/// itself is judged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_get_401_before_their_query_is_judged() {
+    let c = start(|c| c.write_keys(vec!["sesame".into()])).await;
+    let client = reqwest::Client::new();
+    for path in [
+        "/v1/uniques",
+        "/v1/events?kind=nonsense",
+        "/v1/uniques?schema=",
+    ] {
+        let stranger = client.get(c.url(path)).send().await.unwrap();
+        assert_eq!(stranger.status(), 401, "{path}");
+    }
+    let holder = client
+        .get(c.url("/v1/uniques"))
+        .bearer_auth("sesame")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(holder.status(), 401);
+}

@@ -582,7 +582,7 @@ impl Spool {
 
     /// Writes what is buffered and fsyncs every segment that holds a pending event (and the
     /// closed ones not yet synced, and the directory), whatever earlier commits did: after
-    /// `Ok`, every event [`Spool::is_written`] is durable. For shutdown, where an event left
+    /// `Ok`, every event pushed before is durable. For shutdown, where an event left
     /// in the spool must really be there.
     ///
     /// # Errors

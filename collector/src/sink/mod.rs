@@ -158,6 +158,14 @@ fn tail_ids(file: &std::fs::File, window: u64) -> std::io::Result<Vec<String>> {
     Ok(ids)
 }
 
+/// [`repair_tail`] on the open sink file, off the async threads.
+async fn cut_torn_tail(file: &tokio::fs::File) -> std::io::Result<()> {
+    let file = file.try_clone().await?.into_std().await;
+    tokio::task::spawn_blocking(move || repair_tail(&file))
+        .await
+        .map_err(std::io::Error::other)?
+}
+
 fn repair_tail(file: &std::fs::File) -> std::io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     let len = file.metadata()?.len();
@@ -228,12 +236,27 @@ impl Sink for FileSink {
                 Err(e) => {
                     // All or nothing: cut what this batch began (the file is in append
                     // mode, so the next batch then starts where this one did).
-                    let grown = state.file.metadata().await.map(|m| m.len() > start);
-                    if grown.unwrap_or(true) {
-                        if let Err(cut) = state.file.set_len(start).await {
-                            tracing::error!(error = %cut, "could not cut a failed batch from the sink file; will before the next write");
-                            state.cut_to = Some(start);
+                    match state.file.metadata().await.map(|m| m.len()) {
+                        Ok(len) if len > start => {
+                            if let Err(cut) = state.file.set_len(start).await {
+                                tracing::error!(error = %cut, "could not cut a failed batch from the sink file; will before the next write");
+                                state.cut_to = Some(start);
+                            }
                         }
+                        // Shorter than where the batch began: someone truncated the file
+                        // meanwhile (a copy-and-truncate rotation), and where this batch's
+                        // bytes begin is unknown. The torn last line is cut, so the next
+                        // batch starts on a line of its own; whole lines of this batch may
+                        // stay, and its resend writes them again (a duplicate, not a loss).
+                        Ok(len) if len < start => {
+                            if let Err(cut) = cut_torn_tail(&state.file).await {
+                                tracing::error!(error = %cut, "could not cut a torn line from the sink file");
+                            }
+                        }
+                        Ok(_) => {}
+                        // Not known how long the file is: decided before the next write
+                        // (only ever shrinking it).
+                        Err(_) => state.cut_to = Some(start),
                     }
                     Err(io(e))
                 }
