@@ -227,11 +227,13 @@ impl Collector {
         let good = config.good.open(config.fsync).await?;
         let bad = config.bad.open(config.fsync).await?;
         // Two file sinks on one file would each cut the other's lines when a write fails.
+        // Compared by the file itself (device and inode), so hard links and bind mounts
+        // are seen too.
         if let (SinkSpec::File(g), SinkSpec::File(b)) = (&config.good, &config.bad) {
-            if let (Ok(g), Ok(b)) = (std::fs::canonicalize(g), std::fs::canonicalize(b)) {
-                if g == b {
-                    return Err(CollectorError::SharedSinkFile(g));
-                }
+            if same_file::is_same_file(g, b).unwrap_or(false) {
+                return Err(CollectorError::SharedSinkFile(
+                    std::fs::canonicalize(g).unwrap_or_else(|_| g.clone()),
+                ));
             }
         }
         Self::with_sinks(config, good, bad)
@@ -568,8 +570,12 @@ impl Shared {
         let mut raw = Vec::new();
         let mut body = std::pin::pin!(body);
         let deadline = tokio::time::Instant::now() + self.body_timeout;
-        let failed = |refused: Refused, pending: bool| {
-            if pending {
+        // While a key is pending, `raw` is shorter than the scan window. It is scanned when
+        // the window is complete, when the body ends or fails, and when a part is refused as
+        // too large: a few scans per request whatever the framing (not one per part).
+        let key_seen = |raw: &[u8]| key_in.is_some_and(|h| self.body_key_ok(h, raw));
+        let failed = |refused: Refused, raw: &[u8], pending: bool| {
+            if pending && !key_seen(raw) {
                 unauthorized()
             } else {
                 refused
@@ -584,7 +590,7 @@ impl Shared {
                         format!("body not received within {:?}", self.body_timeout),
                         b"",
                     );
-                    return Err(failed(refused, key_pending));
+                    return Err(failed(refused, &raw, key_pending));
                 }
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
@@ -594,42 +600,45 @@ impl Shared {
                         format!("body could not be read: {e}"),
                         b"",
                     );
-                    return Err(failed(refused, key_pending));
+                    return Err(failed(refused, &raw, key_pending));
                 }
                 Ok(Some(Ok(frame))) => frame,
             };
             let Ok(data) = frame.into_data() else {
                 continue; // trailers
             };
+            let too_large = raw.len() + data.len() > limit;
             if key_pending {
-                // The scan window as it stands with this part (put back before the part is
-                // taken whole, which may be refused as too large).
                 let before = raw.len();
                 let take = crate::auth::BODY_KEY_SCAN
                     .saturating_sub(before)
                     .min(data.len());
-                raw.extend_from_slice(&data[..take]);
-                let found = key_in.is_some_and(|h| self.body_key_ok(h, &raw));
-                let scanned = raw.len() >= crate::auth::BODY_KEY_SCAN;
-                raw.truncate(before);
-                if found {
-                    key_pending = false;
-                } else if scanned {
-                    return Err(unauthorized());
+                let complete = before + take >= crate::auth::BODY_KEY_SCAN;
+                if complete || too_large {
+                    // The window as it stands with this part; put back before the part is
+                    // taken whole (or refused as too large).
+                    raw.extend_from_slice(&data[..take]);
+                    let found = key_seen(&raw);
+                    raw.truncate(before);
+                    if found {
+                        key_pending = false;
+                    } else if complete {
+                        return Err(unauthorized());
+                    }
                 }
             }
-            if raw.len() + data.len() > limit {
+            if too_large {
                 let refused = Refused::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     ErrorCode::TooLarge,
                     format!("body over {limit} bytes"),
                     b"",
                 );
-                return Err(failed(refused, key_pending));
+                return Err(if key_pending { unauthorized() } else { refused });
             }
             raw.extend_from_slice(&data);
         }
-        if key_pending {
+        if key_pending && !key_seen(&raw) {
             return Err(unauthorized());
         }
         Ok(raw)
@@ -723,8 +732,9 @@ impl Shared {
         if let Err(e) = self.good.write(&good_records).await {
             // What the sink did take (Kafka acknowledges record by record) is remembered, so
             // the sender's resend of this batch does not write it twice.
-            let taken: Vec<&crate::validate::GoodEvent> = e
-                .written()
+            // Each index once, whatever the sink reported.
+            let taken_at: std::collections::BTreeSet<usize> = e.written().iter().copied().collect();
+            let taken: Vec<&crate::validate::GoodEvent> = taken_at
                 .iter()
                 .filter_map(|&i| fresh.get(i).copied())
                 .collect();
@@ -732,8 +742,7 @@ impl Shared {
                 window.insert(&g.event_id);
             }
             drop(guard);
-            let taken_records: Vec<&SinkRecord> = e
-                .written()
+            let taken_records: Vec<&SinkRecord> = taken_at
                 .iter()
                 .filter_map(|&i| good_records.get(i))
                 .collect();
@@ -745,7 +754,8 @@ impl Shared {
             window.insert(&g.event_id);
         }
         if let Err(e) = self.bad.write(&bad_records).await {
-            let taken: Vec<usize> = e.written().to_vec();
+            // Each index once, whatever the sink reported.
+            let taken: std::collections::BTreeSet<usize> = e.written().iter().copied().collect();
             for &i in &taken {
                 if let Some((Some(k), _)) = new_dead.get(i) {
                     dead_window.insert_key(*k);
@@ -754,7 +764,7 @@ impl Shared {
             drop(guard);
             // The good events are stored and remembered: counted now, as the resend will
             // find them duplicates.
-            self.account_good(&fresh, &duplicate_events, good_records.iter());
+            self.account_good(&fresh, &[], good_records.iter());
             let taken_dead: Vec<&crate::validate::BadEvent> = taken
                 .iter()
                 .filter_map(|&i| new_dead.get(i).map(|(_, b)| *b))

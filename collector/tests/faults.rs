@@ -781,18 +781,102 @@ async fn good_events_stored_before_a_dead_letter_failure_are_counted() {
     let url = format!("{}/v1/batch", server.endpoint());
     let mut wrong = play(1.0);
     wrong["data"]["position_s"] = json!("not a number");
-    let body = batch(vec![play(2.0), wrong]);
-    for round in 0..2 {
+    let good_one = play(2.0);
+    // The good event twice: the second copy is a duplicate, counted only when a batch is
+    // answered (not on a 503, so not once per resend).
+    let body = batch(vec![good_one.clone(), good_one, wrong]);
+    for (round, counted) in [(1, 0), (1, 0), (1, 0)].into_iter().enumerate() {
         let (status, answer) = post_json(&url, &body).await;
         assert_eq!(status, 503, "round {round}: {answer}");
+        let totals = collector.totals();
+        assert_eq!(
+            (totals.accepted, totals.duplicates, totals.rejected),
+            (counted.0, counted.1, 0),
+            "round {round}: {totals:?}"
+        );
     }
     assert_eq!(good.records().len(), 1);
-    let totals = collector.totals();
-    assert_eq!(
-        (totals.accepted, totals.duplicates, totals.rejected),
-        (1, 1, 0),
-        "{totals:?}"
+}
+
+/// A sink that stores the batch and then fails, naming what it took — more than once.
+struct StutteringSink(MemorySink);
+
+impl Sink for StutteringSink {
+    fn write<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.0.write(records).await?;
+            Err(SinkError::Broker {
+                sink: "stuttering".into(),
+                message: "no acknowledgement for the rest".into(),
+                written: (0..records.len())
+                    .chain(0..records.len())
+                    .chain([99])
+                    .collect(),
+            })
+        })
+    }
+    fn describe(&self) -> String {
+        "stuttering".into()
+    }
+}
+
+/// What a failing sink says it took is counted once per record, however it says it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_naming_a_record_twice_counts_it_once() {
+    let config = CollectorConfig::new(Source::Dir(common::repo().join("schemas")));
+    let collector = Collector::with_sinks(
+        config,
+        Arc::new(StutteringSink(MemorySink::default())),
+        Arc::new(MemorySink::default()),
+    )
+    .unwrap();
+    let server = collector
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = format!("{}/v1/batch", server.endpoint());
+    let (status, answer) = post_json(&url, &batch(vec![play(1.0), play(2.0)])).await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(collector.totals().accepted, 2, "{:?}", collector.totals());
+    let (status, _) = post_json(&url, &batch(vec![play(1.0), play(2.0)])).await;
+    assert_eq!(status, 503);
+    assert_eq!(collector.totals().accepted, 4);
+}
+
+/// A key holder's body that arrives a byte at a time, its key at the end, is read whole:
+/// the key is looked for when the body ends, not only when 4 KiB are in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_key_in_tiny_parts_at_the_end_is_found() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let c = start(|c| c.write_keys(vec!["sesame".into()])).await;
+    let addr = c.endpoint().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut body = batch(vec![play(1.0)]);
+    body["write_key"] = json!("sesame");
+    let body = body.to_string();
+    assert!(body.ends_with(r#""write_key":"sesame"}"#), "{body}");
+    let head = format!(
+        "POST /v1/batch HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
     );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for (i, b) in body.bytes().enumerate() {
+        stream
+            .write_all(format!("1\r\n{}\r\n", b as char).as_bytes())
+            .await
+            .unwrap();
+        if i % 64 == 0 {
+            stream.flush().await.unwrap();
+            tokio::task::yield_now().await;
+        }
+    }
+    stream.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert_eq!(c.good().len(), 1);
 }
 
 /// One file for the good and the dead-letter sink is refused at start: each would cut the
@@ -815,6 +899,23 @@ async fn one_file_for_both_sinks_is_refused() {
         Err(e) => panic!("another error: {e}"),
         Ok(_) => panic!("one file for both sinks was accepted"),
     }
+    // The same file under another name (a hard link).
+    let link = dir.path().join("also.jsonl");
+    std::fs::hard_link(&path, &link).unwrap();
+    let config = CollectorConfig::new(Source::Dir(common::repo().join("schemas")))
+        .good(SinkSpec::parse(path.to_str().unwrap()))
+        .bad(SinkSpec::parse(link.to_str().unwrap()));
+    assert!(matches!(
+        Collector::new(config).await,
+        Err(CollectorError::SharedSinkFile(_))
+    ));
+    // Two files are fine.
+    let config = CollectorConfig::new(Source::Dir(common::repo().join("schemas")))
+        .good(SinkSpec::parse(path.to_str().unwrap()))
+        .bad(SinkSpec::parse(
+            dir.path().join("bad.jsonl").to_str().unwrap(),
+        ));
+    assert!(Collector::new(config).await.is_ok());
 }
 
 /// A stranger's query to the unique counts is refused for the missing key before the query

@@ -218,6 +218,8 @@ impl Sink for FileSink {
                 if state.file.metadata().await.map_err(io)?.len() > to {
                     state.file.set_len(to).await.map_err(io)?;
                 }
+                // Rotated meanwhile: the cut point may be mid-line.
+                cut_torn_tail(&state.file).await.map_err(io)?;
                 state.cut_to = None;
             }
             // Where this batch begins: the file's real end (appends go there).
@@ -237,23 +239,25 @@ impl Sink for FileSink {
                     // All or nothing: cut what this batch began (the file is in append
                     // mode, so the next batch then starts where this one did).
                     match state.file.metadata().await.map(|m| m.len()) {
-                        Ok(len) if len > start => {
-                            if let Err(cut) = state.file.set_len(start).await {
-                                tracing::error!(error = %cut, "could not cut a failed batch from the sink file; will before the next write");
-                                state.cut_to = Some(start);
+                        Ok(len) => {
+                            if len > start {
+                                if let Err(cut) = state.file.set_len(start).await {
+                                    tracing::error!(error = %cut, "could not cut a failed batch from the sink file; will before the next write");
+                                    state.cut_to = Some(start);
+                                }
+                            }
+                            // Someone may have truncated the file meanwhile (a
+                            // copy-and-truncate rotation): then where this batch's bytes
+                            // begin is unknown and the file can end in a torn line. It is
+                            // cut, so the next batch starts on a line of its own; whole lines
+                            // of this batch may stay, and its resend writes them again (a
+                            // duplicate, not a loss).
+                            if state.cut_to.is_none() {
+                                if let Err(cut) = cut_torn_tail(&state.file).await {
+                                    tracing::error!(error = %cut, "could not cut a torn line from the sink file");
+                                }
                             }
                         }
-                        // Shorter than where the batch began: someone truncated the file
-                        // meanwhile (a copy-and-truncate rotation), and where this batch's
-                        // bytes begin is unknown. The torn last line is cut, so the next
-                        // batch starts on a line of its own; whole lines of this batch may
-                        // stay, and its resend writes them again (a duplicate, not a loss).
-                        Ok(len) if len < start => {
-                            if let Err(cut) = cut_torn_tail(&state.file).await {
-                                tracing::error!(error = %cut, "could not cut a torn line from the sink file");
-                            }
-                        }
-                        Ok(_) => {}
                         // Not known how long the file is: decided before the next write
                         // (only ever shrinking it).
                         Err(_) => state.cut_to = Some(start),
@@ -431,6 +435,34 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text, "{\"a\":1}\n{\"a\":2}\n{\"a\":4}\n");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// What is left after a torn-tail repair: the whole lines, whatever their length
+    /// against the 64 KiB read window.
+    #[test]
+    fn repair_tail_keeps_whole_lines_only() {
+        let long = "x".repeat(150 * 1024);
+        let cases: Vec<(String, String)> = vec![
+            (String::new(), String::new()),
+            ("a\n".into(), "a\n".into()),
+            ("a\nb".into(), "a\n".into()),
+            ("no line".into(), String::new()),
+            (format!("a\n{long}"), "a\n".into()),
+            (format!("{long}\n{long}"), format!("{long}\n")),
+            (format!("{long}\nb\n"), format!("{long}\nb\n")),
+            (long.clone(), String::new()),
+        ];
+        for (before, after) in cases {
+            let mut file = tempfile::tempfile().unwrap();
+            file.write_all(before.as_bytes()).unwrap();
+            repair_tail(&file).unwrap();
+            let mut text = String::new();
+            use std::io::{Read, Seek};
+            file.rewind().unwrap();
+            file.read_to_string(&mut text).unwrap();
+            assert_eq!(text.len(), after.len(), "from {} bytes", before.len());
+            assert_eq!(text, after);
+        }
     }
 
     #[tokio::test]
