@@ -502,9 +502,9 @@ impl Shared {
         }
         // From here on, whatever is started runs to its end even if the client goes away
         // (hyper drops this future then): a sink write that began is finished and recorded.
-        // Without a key in the header, the body's first bytes must hold one: checked as
-        // soon as they arrive, and a stranger's body is not read further (nor dead-lettered
-        // when it fails to arrive).
+        // Without a key in the header, the body's first 4 KiB must hold one: checked once
+        // they are in (or the body ended or failed sooner), and a stranger's body is not read
+        // further (nor dead-lettered when it fails to arrive).
         let body_key = keys && header_key.is_none();
         let raw = match self.read_body(body, body_key.then_some(&headers)).await {
             Ok(raw) => raw,
@@ -560,8 +560,9 @@ impl Shared {
 
     /// Reads the body, bounded in size and time. With `key_in` (write keys required and
     /// none in the header or the query), the body must carry a known key in its first
-    /// [`crate::auth::BODY_KEY_SCAN`] bytes: looked for as each part arrives; a body whose
-    /// first 4 KiB are in without one is not read further. A body that fails (too large, too
+    /// [`crate::auth::BODY_KEY_SCAN`] bytes: looked for once they are in, when the body ends
+    /// or fails sooner, and when a part is refused as too large; a body whose first 4 KiB
+    /// are in without one is not read further. A body that fails (too large, too
     /// slow, cut off) before a known key was seen is a stranger's: 401, nothing stored. Once
     /// the key is seen, a failure is the sender's usual 413/408/400.
     async fn read_body(&self, body: Body, key_in: Option<&HeaderMap>) -> Result<Vec<u8>, Refused> {

@@ -254,7 +254,9 @@ impl Sink for FileSink {
                             // duplicate, not a loss).
                             if state.cut_to.is_none() {
                                 if let Err(cut) = cut_torn_tail(&state.file).await {
-                                    tracing::error!(error = %cut, "could not cut a torn line from the sink file");
+                                    // Tried again before the next write, which waits for it.
+                                    tracing::error!(error = %cut, "could not cut a torn line from the sink file; will before the next write");
+                                    state.cut_to = Some(len.min(start));
                                 }
                             }
                         }
