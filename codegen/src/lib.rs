@@ -29,9 +29,10 @@
 //! tracker.track(events::com_example_media::Play { media_id: "b0074dlv".parse()?, position_s: 0.0, ..Default::default() })?;
 //! ```
 //!
-//! The generated code uses `serde`, `serde_json` and `eventwire`, plus `regress` (0.12)
-//! for patterns, `chrono` for date-time formats and `uuid` for uuid formats when the
-//! schemas have them; the crate that includes it depends on those.
+//! The crate that includes the generated code depends on `eventwire` (with its `codegen`
+//! feature, on by default) and `serde` with `derive`, nothing else: what the code uses for
+//! JSON, patterns, date-times and uuids it reaches through `::eventwire::__codegen` (as
+//! prost's output reaches `::prost`).
 
 use std::path::{Path, PathBuf};
 

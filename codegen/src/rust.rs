@@ -37,11 +37,14 @@ pub struct RustOutput {
     pub types: usize,
     /// Where the Rust types are looser than the schemas, per schema.
     pub loosened: Vec<(SchemaKey, Loosening)>,
-    /// Whether the code uses `chrono`, `uuid` or `regress` (the crate must depend on them).
+    /// Whether the code uses `chrono`, `uuid` or `regress` (reached through
+    /// `::eventwire::__codegen`: the crate needs `eventwire`'s `codegen` feature, on by
+    /// default, and nothing more).
     pub uses: Uses,
 }
 
-/// Crates the generated code needs besides `serde`, `serde_json` and `eventwire`.
+/// Crates the generated code uses besides `serde` and `eventwire` (all reached through
+/// `::eventwire::__codegen`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Uses {
     /// `chrono` (date-time formats).
@@ -84,6 +87,49 @@ pub fn type_name(raw: &str) -> String {
         s.push('_');
     }
     s
+}
+
+/// Crates the generated code uses that it reaches through `::eventwire::__codegen`, so the
+/// crate that includes it depends on `eventwire` and `serde` only.
+const RUNTIME_CRATES: &[&str] = &["serde_json", "chrono", "uuid", "regress"];
+
+/// Rewrites `::serde_json::…`, `::chrono::…`, `::uuid::…` and `::regress::…` (paths and
+/// `use` items) to `::eventwire::__codegen::…`.
+struct ThroughEventwire;
+
+impl ThroughEventwire {
+    fn is_runtime(ident: &syn::Ident) -> bool {
+        RUNTIME_CRATES.iter().any(|c| ident == c)
+    }
+}
+
+impl syn::visit_mut::VisitMut for ThroughEventwire {
+    fn visit_path_mut(&mut self, path: &mut syn::Path) {
+        if path.leading_colon.is_some()
+            && path
+                .segments
+                .first()
+                .is_some_and(|s| Self::is_runtime(&s.ident))
+        {
+            let rest = std::mem::take(&mut path.segments);
+            path.segments.push(format_ident!("eventwire").into());
+            path.segments.push(format_ident!("__codegen").into());
+            path.segments.extend(rest);
+        }
+        syn::visit_mut::visit_path_mut(self, path);
+    }
+
+    fn visit_item_use_mut(&mut self, item: &mut syn::ItemUse) {
+        if item.leading_colon.is_some() {
+            if let syn::UseTree::Path(p) = &item.tree {
+                if Self::is_runtime(&p.ident) {
+                    let inner = item.tree.clone();
+                    item.tree = syn::parse_quote!(eventwire::__codegen::#inner);
+                }
+            }
+        }
+        syn::visit_mut::visit_item_use_mut(self, item);
+    }
 }
 
 fn version_ident(key: &SchemaKey) -> String {
@@ -493,18 +539,23 @@ fn vendor_module(vendor: &str, names: &Names<'_>) -> VendorOut {
     if let Some((_, inner)) = &mut vendor_module.content {
         *inner = items;
     }
-    // Built as syn items all along: formatted without a round trip through tokens.
-    out.code = prettyplease::unparse(&syn::File {
+    let mut file = syn::File {
         shebang: None,
         attrs: Vec::new(),
         items: vec![syn::Item::Mod(vendor_module)],
-    });
+    };
+    syn::visit_mut::VisitMut::visit_file_mut(&mut ThroughEventwire, &mut file);
+    // Built as syn items all along: formatted without a round trip through tokens.
+    out.code = prettyplease::unparse(&file);
     out
 }
 
 fn format_tokens(tokens: TokenStream) -> String {
     match syn::parse2::<syn::File>(tokens.clone()) {
-        Ok(file) => prettyplease::unparse(&file),
+        Ok(mut file) => {
+            syn::visit_mut::VisitMut::visit_file_mut(&mut ThroughEventwire, &mut file);
+            prettyplease::unparse(&file)
+        }
         Err(_) => tokens.to_string(),
     }
 }

@@ -16,16 +16,22 @@ pub const SCHEMAS: &[&str] = &[
 #[allow(dead_code)]
 pub fn round_trip(
     uri: &str,
-    data: &::serde_json::Value,
+    data: &::eventwire::__codegen::serde_json::Value,
 ) -> ::std::option::Option<
-    ::std::result::Result<::serde_json::Value, ::std::string::String>,
+    ::std::result::Result<
+        ::eventwire::__codegen::serde_json::Value,
+        ::std::string::String,
+    >,
 > {
     fn via<T: ::serde::de::DeserializeOwned + ::serde::Serialize>(
-        data: &::serde_json::Value,
-    ) -> ::std::result::Result<::serde_json::Value, ::std::string::String> {
-        let typed: T = ::serde_json::from_value(data.clone())
+        data: &::eventwire::__codegen::serde_json::Value,
+    ) -> ::std::result::Result<
+        ::eventwire::__codegen::serde_json::Value,
+        ::std::string::String,
+    > {
+        let typed: T = ::eventwire::__codegen::serde_json::from_value(data.clone())
             .map_err(|e| e.to_string())?;
-        ::serde_json::to_value(&typed).map_err(|e| e.to_string())
+        ::eventwire::__codegen::serde_json::to_value(&typed).map_err(|e| e.to_string())
     }
     if uri == <com_acme::odd::v1_0_0::Odd as ::eventwire::SelfDescribing>::SCHEMA {
         return ::std::option::Option::Some(via::<com_acme::odd::v1_0_0::Odd>(data));
@@ -74,13 +80,18 @@ pub mod com_acme {
                 #[serde(skip_serializing_if = "::std::option::Option::is_none")]
                 pub clash: ::std::option::Option<::std::string::String>,
                 #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-                pub mixed: ::std::option::Option<::serde_json::Value>,
+                pub mixed: ::std::option::Option<
+                    ::eventwire::__codegen::serde_json::Value,
+                >,
                 #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
-                pub tuple: ::std::vec::Vec<::serde_json::Value>,
+                pub tuple: ::std::vec::Vec<::eventwire::__codegen::serde_json::Value>,
                 #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-                pub u: ::std::option::Option<::serde_json::Value>,
+                pub u: ::std::option::Option<::eventwire::__codegen::serde_json::Value>,
                 #[serde(flatten)]
-                pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                pub extra: ::eventwire::__codegen::serde_json::Map<
+                    ::std::string::String,
+                    ::eventwire::__codegen::serde_json::Value,
+                >,
             }
             impl OddInnerItem {
                 pub fn builder() -> builder::OddInnerItem {
@@ -96,19 +107,22 @@ pub mod com_acme {
                         ::std::string::String,
                     >,
                     mixed: ::std::result::Result<
-                        ::std::option::Option<::serde_json::Value>,
+                        ::std::option::Option<::eventwire::__codegen::serde_json::Value>,
                         ::std::string::String,
                     >,
                     tuple: ::std::result::Result<
-                        ::std::vec::Vec<::serde_json::Value>,
+                        ::std::vec::Vec<::eventwire::__codegen::serde_json::Value>,
                         ::std::string::String,
                     >,
                     u: ::std::result::Result<
-                        ::std::option::Option<::serde_json::Value>,
+                        ::std::option::Option<::eventwire::__codegen::serde_json::Value>,
                         ::std::string::String,
                     >,
                     extra: ::std::result::Result<
-                        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                        ::eventwire::__codegen::serde_json::Map<
+                            ::std::string::String,
+                            ::eventwire::__codegen::serde_json::Value,
+                        >,
                         ::std::string::String,
                     >,
                 }
@@ -141,7 +155,9 @@ pub mod com_acme {
                     pub fn mixed<T>(mut self, value: T) -> Self
                     where
                         T: ::std::convert::TryInto<
-                            ::std::option::Option<::serde_json::Value>,
+                            ::std::option::Option<
+                                ::eventwire::__codegen::serde_json::Value,
+                            >,
                         >,
                         T::Error: ::std::fmt::Display,
                     {
@@ -154,7 +170,9 @@ pub mod com_acme {
                     }
                     pub fn tuple<T>(mut self, value: T) -> Self
                     where
-                        T: ::std::convert::TryInto<::std::vec::Vec<::serde_json::Value>>,
+                        T: ::std::convert::TryInto<
+                            ::std::vec::Vec<::eventwire::__codegen::serde_json::Value>,
+                        >,
                         T::Error: ::std::fmt::Display,
                     {
                         self.tuple = value
@@ -167,7 +185,9 @@ pub mod com_acme {
                     pub fn u<T>(mut self, value: T) -> Self
                     where
                         T: ::std::convert::TryInto<
-                            ::std::option::Option<::serde_json::Value>,
+                            ::std::option::Option<
+                                ::eventwire::__codegen::serde_json::Value,
+                            >,
                         >,
                         T::Error: ::std::fmt::Display,
                     {
@@ -181,7 +201,10 @@ pub mod com_acme {
                     pub fn extra<T>(mut self, value: T) -> Self
                     where
                         T: ::std::convert::TryInto<
-                            ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                            ::eventwire::__codegen::serde_json::Map<
+                                ::std::string::String,
+                                ::eventwire::__codegen::serde_json::Value,
+                            >,
                         >,
                         T::Error: ::std::fmt::Display,
                     {
@@ -266,7 +289,7 @@ pub mod com_acme {
                 pub fn validate(
                     &self,
                 ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
-                    let value = ::serde_json::to_value(self)
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
                         .map_err(|e| ::eventwire::check::Invalid {
                             pointer: ::std::string::String::new(),
                             keyword: "serialize",
@@ -276,7 +299,7 @@ pub mod com_acme {
                 }
                 /// Checks JSON data against this type's schema.
                 pub fn validate_json(
-                    value: &::serde_json::Value,
+                    value: &::eventwire::__codegen::serde_json::Value,
                 ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
                     __check::root(value, &::eventwire::check::Path::Root)
                 }
@@ -285,12 +308,12 @@ pub mod com_acme {
                 fn deserialize<D: ::serde::Deserializer<'de>>(
                     deserializer: D,
                 ) -> ::std::result::Result<Self, D::Error> {
-                    let value = <::serde_json::Value as ::serde::Deserialize>::deserialize(
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
                         deserializer,
                     )?;
                     Self::validate_json(&value)
                         .map_err(<D::Error as ::serde::de::Error>::custom)?;
-                    ::serde_json::from_value(value)
+                    ::eventwire::__codegen::serde_json::from_value(value)
                         .map(Self)
                         .map_err(<D::Error as ::serde::de::Error>::custom)
                 }
@@ -298,7 +321,7 @@ pub mod com_acme {
             #[allow(unused_variables, clippy::float_cmp)]
             pub(super) mod __check {
                 use ::eventwire::check as c;
-                use ::serde_json::Value;
+                use ::eventwire::__codegen::serde_json::Value;
                 pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
                     c::of_type(v, p, c::types::ARRAY)?;
                     if let Value::Array(a) = v {
@@ -377,7 +400,7 @@ pub mod com_acme {
             #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
             #[serde(deny_unknown_fields)]
             pub struct Device {
-                pub id: ::uuid::Uuid,
+                pub id: ::eventwire::__codegen::uuid::Uuid,
                 #[serde(skip_serializing_if = "::std::option::Option::is_none")]
                 pub kind: ::std::option::Option<DeviceKind>,
             }
@@ -461,7 +484,9 @@ pub mod com_acme {
                 pub score: ::std::option::Option<f64>,
                 #[serde(skip_serializing_if = "::std::option::Option::is_none")]
                 pub signed_up_at: ::std::option::Option<
-                    ::chrono::DateTime<::chrono::offset::Utc>,
+                    ::eventwire::__codegen::chrono::DateTime<
+                        ::eventwire::__codegen::chrono::offset::Utc,
+                    >,
                 >,
                 ///A property name that is not an identifier.
                 #[serde(
@@ -649,8 +674,12 @@ pub mod com_acme {
                 fn from_str(
                     value: &str,
                 ) -> ::std::result::Result<Self, self::error::ConversionError> {
-                    static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
-                    { ::regress::Regex::new("^[A-Z]{4}$").unwrap() });
+                    static PATTERN: ::std::sync::LazyLock<
+                        ::eventwire::__codegen::regress::Regex,
+                    > = ::std::sync::LazyLock::new(|| {
+                        ::eventwire::__codegen::regress::Regex::new("^[A-Z]{4}$")
+                            .unwrap()
+                    });
                     if PATTERN.find(value).is_none() {
                         return Err("doesn't match pattern \"^[A-Z]{4}$\"".into());
                     }
@@ -798,7 +827,10 @@ pub mod com_acme {
             pub mod builder {
                 #[derive(Clone, Debug)]
                 pub struct Device {
-                    id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+                    id: ::std::result::Result<
+                        ::eventwire::__codegen::uuid::Uuid,
+                        ::std::string::String,
+                    >,
                     kind: ::std::result::Result<
                         ::std::option::Option<super::DeviceKind>,
                         ::std::string::String,
@@ -815,7 +847,7 @@ pub mod com_acme {
                 impl Device {
                     pub fn id<T>(mut self, value: T) -> Self
                     where
-                        T: ::std::convert::TryInto<::uuid::Uuid>,
+                        T: ::std::convert::TryInto<::eventwire::__codegen::uuid::Uuid>,
                         T::Error: ::std::fmt::Display,
                     {
                         self.id = value
@@ -882,7 +914,11 @@ pub mod com_acme {
                         ::std::string::String,
                     >,
                     signed_up_at: ::std::result::Result<
-                        ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                        ::std::option::Option<
+                            ::eventwire::__codegen::chrono::DateTime<
+                                ::eventwire::__codegen::chrono::offset::Utc,
+                            >,
+                        >,
                         ::std::string::String,
                     >,
                     smtp_id: ::std::result::Result<
@@ -982,7 +1018,9 @@ pub mod com_acme {
                     where
                         T: ::std::convert::TryInto<
                             ::std::option::Option<
-                                ::chrono::DateTime<::chrono::offset::Utc>,
+                                ::eventwire::__codegen::chrono::DateTime<
+                                    ::eventwire::__codegen::chrono::offset::Utc,
+                                >,
                             >,
                         >,
                         T::Error: ::std::fmt::Display,
@@ -1192,7 +1230,9 @@ pub mod com_acme {
                 pub score: ::std::option::Option<f64>,
                 #[serde(skip_serializing_if = "::std::option::Option::is_none")]
                 pub signed_up_at: ::std::option::Option<
-                    ::chrono::DateTime<::chrono::offset::Utc>,
+                    ::eventwire::__codegen::chrono::DateTime<
+                        ::eventwire::__codegen::chrono::offset::Utc,
+                    >,
                 >,
                 #[serde(
                     rename = "smtp-id",
@@ -1221,7 +1261,7 @@ pub mod com_acme {
                 pub fn validate(
                     &self,
                 ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
-                    let value = ::serde_json::to_value(self)
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
                         .map_err(|e| ::eventwire::check::Invalid {
                             pointer: ::std::string::String::new(),
                             keyword: "serialize",
@@ -1231,7 +1271,7 @@ pub mod com_acme {
                 }
                 /// Checks JSON data against this type's schema.
                 pub fn validate_json(
-                    value: &::serde_json::Value,
+                    value: &::eventwire::__codegen::serde_json::Value,
                 ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
                     __check::root(value, &::eventwire::check::Path::Root)
                 }
@@ -1240,7 +1280,7 @@ pub mod com_acme {
                 fn deserialize<D: ::serde::Deserializer<'de>>(
                     deserializer: D,
                 ) -> ::std::result::Result<Self, D::Error> {
-                    let value = <::serde_json::Value as ::serde::Deserialize>::deserialize(
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
                         deserializer,
                     )?;
                     Self::validate_json(&value)
@@ -1252,7 +1292,7 @@ pub mod com_acme {
             #[allow(unused_variables, clippy::float_cmp)]
             pub(super) mod __check {
                 use ::eventwire::check as c;
-                use ::serde_json::Value;
+                use ::eventwire::__codegen::serde_json::Value;
                 pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
                     c::of_type(v, p, c::types::OBJECT)?;
                     if let Value::Object(o) = v {
@@ -1326,9 +1366,14 @@ pub mod com_acme {
                                             if let Value::String(s) = v {
                                                 if !{
                                                     static RE: ::std::sync::OnceLock<
-                                                        ::std::option::Option<::regress::Regex>,
+                                                        ::std::option::Option<
+                                                            ::eventwire::__codegen::regress::Regex,
+                                                        >,
                                                     > = ::std::sync::OnceLock::new();
-                                                    RE.get_or_init(|| ::regress::Regex::new("^[A-Z]{4}$").ok())
+                                                    RE.get_or_init(|| {
+                                                        ::eventwire::__codegen::regress::Regex::new("^[A-Z]{4}$")
+                                                            .ok()
+                                                    })
                                                 }
                                                     .as_ref()
                                                     .is_some_and(|re| re.find(s).is_some())
@@ -1472,7 +1517,7 @@ pub mod com_acme {
             #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
             #[serde(deny_unknown_fields)]
             pub struct Device {
-                pub id: ::uuid::Uuid,
+                pub id: ::eventwire::__codegen::uuid::Uuid,
                 #[serde(skip_serializing_if = "::std::option::Option::is_none")]
                 pub kind: ::std::option::Option<DeviceKind>,
             }
@@ -1559,7 +1604,9 @@ pub mod com_acme {
                 pub score: ::std::option::Option<f64>,
                 #[serde(skip_serializing_if = "::std::option::Option::is_none")]
                 pub signed_up_at: ::std::option::Option<
-                    ::chrono::DateTime<::chrono::offset::Utc>,
+                    ::eventwire::__codegen::chrono::DateTime<
+                        ::eventwire::__codegen::chrono::offset::Utc,
+                    >,
                 >,
                 ///A property name that is not an identifier.
                 #[serde(
@@ -1747,8 +1794,12 @@ pub mod com_acme {
                 fn from_str(
                     value: &str,
                 ) -> ::std::result::Result<Self, self::error::ConversionError> {
-                    static PATTERN: ::std::sync::LazyLock<::regress::Regex> = ::std::sync::LazyLock::new(||
-                    { ::regress::Regex::new("^[A-Z]{4}$").unwrap() });
+                    static PATTERN: ::std::sync::LazyLock<
+                        ::eventwire::__codegen::regress::Regex,
+                    > = ::std::sync::LazyLock::new(|| {
+                        ::eventwire::__codegen::regress::Regex::new("^[A-Z]{4}$")
+                            .unwrap()
+                    });
                     if PATTERN.find(value).is_none() {
                         return Err("doesn't match pattern \"^[A-Z]{4}$\"".into());
                     }
@@ -1896,7 +1947,10 @@ pub mod com_acme {
             pub mod builder {
                 #[derive(Clone, Debug)]
                 pub struct Device {
-                    id: ::std::result::Result<::uuid::Uuid, ::std::string::String>,
+                    id: ::std::result::Result<
+                        ::eventwire::__codegen::uuid::Uuid,
+                        ::std::string::String,
+                    >,
                     kind: ::std::result::Result<
                         ::std::option::Option<super::DeviceKind>,
                         ::std::string::String,
@@ -1913,7 +1967,7 @@ pub mod com_acme {
                 impl Device {
                     pub fn id<T>(mut self, value: T) -> Self
                     where
-                        T: ::std::convert::TryInto<::uuid::Uuid>,
+                        T: ::std::convert::TryInto<::eventwire::__codegen::uuid::Uuid>,
                         T::Error: ::std::fmt::Display,
                     {
                         self.id = value
@@ -1984,7 +2038,11 @@ pub mod com_acme {
                         ::std::string::String,
                     >,
                     signed_up_at: ::std::result::Result<
-                        ::std::option::Option<::chrono::DateTime<::chrono::offset::Utc>>,
+                        ::std::option::Option<
+                            ::eventwire::__codegen::chrono::DateTime<
+                                ::eventwire::__codegen::chrono::offset::Utc,
+                            >,
+                        >,
                         ::std::string::String,
                     >,
                     smtp_id: ::std::result::Result<
@@ -2099,7 +2157,9 @@ pub mod com_acme {
                     where
                         T: ::std::convert::TryInto<
                             ::std::option::Option<
-                                ::chrono::DateTime<::chrono::offset::Utc>,
+                                ::eventwire::__codegen::chrono::DateTime<
+                                    ::eventwire::__codegen::chrono::offset::Utc,
+                                >,
                             >,
                         >,
                         T::Error: ::std::fmt::Display,
@@ -2313,7 +2373,9 @@ pub mod com_acme {
                 pub score: ::std::option::Option<f64>,
                 #[serde(skip_serializing_if = "::std::option::Option::is_none")]
                 pub signed_up_at: ::std::option::Option<
-                    ::chrono::DateTime<::chrono::offset::Utc>,
+                    ::eventwire::__codegen::chrono::DateTime<
+                        ::eventwire::__codegen::chrono::offset::Utc,
+                    >,
                 >,
                 #[serde(
                     rename = "smtp-id",
@@ -2342,7 +2404,7 @@ pub mod com_acme {
                 pub fn validate(
                     &self,
                 ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
-                    let value = ::serde_json::to_value(self)
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
                         .map_err(|e| ::eventwire::check::Invalid {
                             pointer: ::std::string::String::new(),
                             keyword: "serialize",
@@ -2352,7 +2414,7 @@ pub mod com_acme {
                 }
                 /// Checks JSON data against this type's schema.
                 pub fn validate_json(
-                    value: &::serde_json::Value,
+                    value: &::eventwire::__codegen::serde_json::Value,
                 ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
                     __check::root(value, &::eventwire::check::Path::Root)
                 }
@@ -2361,7 +2423,7 @@ pub mod com_acme {
                 fn deserialize<D: ::serde::Deserializer<'de>>(
                     deserializer: D,
                 ) -> ::std::result::Result<Self, D::Error> {
-                    let value = <::serde_json::Value as ::serde::Deserialize>::deserialize(
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
                         deserializer,
                     )?;
                     Self::validate_json(&value)
@@ -2373,7 +2435,7 @@ pub mod com_acme {
             #[allow(unused_variables, clippy::float_cmp)]
             pub(super) mod __check {
                 use ::eventwire::check as c;
-                use ::serde_json::Value;
+                use ::eventwire::__codegen::serde_json::Value;
                 pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
                     c::of_type(v, p, c::types::OBJECT)?;
                     if let Value::Object(o) = v {
@@ -2454,9 +2516,14 @@ pub mod com_acme {
                                             if let Value::String(s) = v {
                                                 if !{
                                                     static RE: ::std::sync::OnceLock<
-                                                        ::std::option::Option<::regress::Regex>,
+                                                        ::std::option::Option<
+                                                            ::eventwire::__codegen::regress::Regex,
+                                                        >,
                                                     > = ::std::sync::OnceLock::new();
-                                                    RE.get_or_init(|| ::regress::Regex::new("^[A-Z]{4}$").ok())
+                                                    RE.get_or_init(|| {
+                                                        ::eventwire::__codegen::regress::Regex::new("^[A-Z]{4}$")
+                                                            .ok()
+                                                    })
                                                 }
                                                     .as_ref()
                                                     .is_some_and(|re| re.find(s).is_some())
@@ -2707,7 +2774,7 @@ pub mod com_acme {
                 pub fn validate(
                     &self,
                 ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
-                    let value = ::serde_json::to_value(self)
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
                         .map_err(|e| ::eventwire::check::Invalid {
                             pointer: ::std::string::String::new(),
                             keyword: "serialize",
@@ -2717,7 +2784,7 @@ pub mod com_acme {
                 }
                 /// Checks JSON data against this type's schema.
                 pub fn validate_json(
-                    value: &::serde_json::Value,
+                    value: &::eventwire::__codegen::serde_json::Value,
                 ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
                     __check::root(value, &::eventwire::check::Path::Root)
                 }
@@ -2726,7 +2793,7 @@ pub mod com_acme {
                 fn deserialize<D: ::serde::Deserializer<'de>>(
                     deserializer: D,
                 ) -> ::std::result::Result<Self, D::Error> {
-                    let value = <::serde_json::Value as ::serde::Deserialize>::deserialize(
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
                         deserializer,
                     )?;
                     Self::validate_json(&value)
@@ -2738,7 +2805,7 @@ pub mod com_acme {
             #[allow(unused_variables, clippy::float_cmp)]
             pub(super) mod __check {
                 use ::eventwire::check as c;
-                use ::serde_json::Value;
+                use ::eventwire::__codegen::serde_json::Value;
                 pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
                     c::of_type(v, p, c::types::OBJECT)?;
                     if let Value::Object(o) = v {
