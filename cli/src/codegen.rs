@@ -78,15 +78,10 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn needs(uses: &eventwire_codegen::rust::Uses) -> String {
-    let mut crates = vec!["serde", "serde_json", "eventwire"];
-    if uses.regress {
-        crates.push("regress 0.12");
-    }
-    if uses.chrono {
-        crates.push("chrono (serde)");
-    }
-    if uses.uuid {
-        crates.push("uuid (serde)");
-    }
-    format!(" (the crate needs: {})", crates.join(", "))
+    let eventwire = if uses.regress || uses.chrono {
+        "eventwire (its default feature `codegen`)"
+    } else {
+        "eventwire"
+    };
+    format!(" (the crate needs: {eventwire}, serde with `derive`)")
 }

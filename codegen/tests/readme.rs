@@ -2,7 +2,7 @@
 //! the workspace made of the README's `Cargo.toml` lines, `build.rs` and `src/main.rs`
 //! verbatim, on the repository's `schemas/`, must build. So the README cannot drift from
 //! what works (it once named no crate but `eventwire`, while the generated code needed
-//! three more).
+//! three more). The golden schemas' awkward shapes are added to its schemas.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
@@ -47,8 +47,8 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn the_readme_typed_events_crate_builds() {
+/// Makes the README's crate (with `edit` applied to its `Cargo.toml` lines) and builds it.
+fn build_readme_crate(edit: impl Fn(String) -> String) -> std::process::Output {
     let repo = repo();
     let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
     let blocks = blocks(&readme, "Typed events from your schemas");
@@ -73,7 +73,7 @@ fn the_readme_typed_events_crate_builds() {
     let dir = tempfile::tempdir().unwrap();
     let krate = dir.path();
     // The README's paths are relative to this repository.
-    let deps = toml.replace("path = \"", &format!("path = \"{}/", repo.display()));
+    let deps = edit(toml.replace("path = \"", &format!("path = \"{}/", repo.display())));
     std::fs::write(
         krate.join("Cargo.toml"),
         format!(
@@ -85,20 +85,57 @@ fn the_readme_typed_events_crate_builds() {
     std::fs::create_dir_all(krate.join("src")).unwrap();
     std::fs::write(krate.join("src/main.rs"), main).unwrap();
     copy_dir(&repo.join("schemas"), &krate.join("schemas"));
+    // And the golden schemas' awkward shapes (names, free-form objects, array defaults,
+    // date-times, uuids, patterns): they must need nothing more either.
+    copy_dir(
+        &repo.join("codegen/tests/golden/schemas"),
+        &krate.join("schemas"),
+    );
     // The workspace's versions, so the build is offline and the same as ours.
     std::fs::copy(repo.join("Cargo.lock"), krate.join("Cargo.lock")).unwrap();
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
+    Command::new(cargo)
         .args(["build", "--offline", "--quiet"])
         .current_dir(krate)
         .env("CARGO_TARGET_DIR", repo.join("target/readme-crate"))
         .env_remove("RUSTFLAGS")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn the_readme_typed_events_crate_builds() {
+    let out = build_readme_crate(|toml| toml);
     assert!(
         out.status.success(),
         "the README's crate does not build:\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Without eventwire's `codegen` feature, the build fails with one error that says what to
+/// enable, among the unresolved paths.
+#[test]
+fn without_the_codegen_feature_the_error_says_what_to_enable() {
+    let out = build_readme_crate(|toml| {
+        let sdk = toml
+            .lines()
+            .find(|l| l.starts_with("eventwire = "))
+            .unwrap()
+            .to_owned();
+        let path = sdk.split('"').nth(1).unwrap();
+        toml.replace(
+            &sdk,
+            &format!(
+                "eventwire = {{ path = \"{path}\", default-features = false, features = [\"native\"] }}"
+            ),
+        )
+    });
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("enable eventwire's `codegen` feature"),
+        "{stderr}"
     );
 }

@@ -17,6 +17,21 @@ export type ComAcmeOddV1_0_0 = Array<{
   [key: string]: unknown;
 }>;
 
+/**
+ * Shapes whose generated code names the runtime crates in strings and macros: a free-form object, array defaults of JSON values, date-times and uuids.
+ *
+ * `iglu:com.acme/shapes/jsonschema/1-0-0`
+ */
+export type ComAcmeShapesV1_0_0 = {
+  at?: Array<string>;
+  code?: string;
+  context?: {
+    [key: string]: unknown;
+  };
+  ids?: Array<string>;
+  loose?: Array<unknown>;
+};
+
 export type ComAcmeSignupV1_0_0_Device = {
   id: string;
   kind?: "phone" | "tablet" | "desktop";
@@ -105,6 +120,9 @@ export type ComAcmeSignupV2_0_0 = {
 /** The latest MODEL-1 version: `iglu:com.acme/odd/jsonschema/1-0-0`. */
 export type ComAcmeOdd = ComAcmeOddV1_0_0;
 
+/** The latest MODEL-1 version: `iglu:com.acme/shapes/jsonschema/1-0-0`. */
+export type ComAcmeShapes = ComAcmeShapesV1_0_0;
+
 /** The latest MODEL-1 version: `iglu:com.acme/signup/jsonschema/1-0-1`. */
 export type ComAcmeSignup = ComAcmeSignupV1_0_1;
 
@@ -114,6 +132,7 @@ export type ComAcmeSignupV2 = ComAcmeSignupV2_0_0;
 /** Every schema URI and the type of its `data`. */
 export interface EventMap {
   "iglu:com.acme/odd/jsonschema/1-0-0": ComAcmeOddV1_0_0;
+  "iglu:com.acme/shapes/jsonschema/1-0-0": ComAcmeShapesV1_0_0;
   "iglu:com.acme/signup/jsonschema/1-0-0": ComAcmeSignupV1_0_0;
   "iglu:com.acme/signup/jsonschema/1-0-1": ComAcmeSignupV1_0_1;
   "iglu:com.acme/signup/jsonschema/2-0-0": ComAcmeSignupV2_0_0;
@@ -131,6 +150,7 @@ export type SelfDescribing = { [K in SchemaUri]: { schema: K; data: EventMap[K];
 /** Every schema URI with a generated type. */
 export const SCHEMAS: readonly SchemaUri[] = [
   "iglu:com.acme/odd/jsonschema/1-0-0",
+  "iglu:com.acme/shapes/jsonschema/1-0-0",
   "iglu:com.acme/signup/jsonschema/1-0-0",
   "iglu:com.acme/signup/jsonschema/1-0-1",
   "iglu:com.acme/signup/jsonschema/2-0-0",
