@@ -614,13 +614,42 @@ async fn a_multi_member_gzip_body_is_read_whole() {
     assert_eq!(answer["accepted"], 2, "{answer}");
 }
 
+/// Posts `start` as the first bytes of a declared 10,000-byte body, sends no more, and
+/// returns the head of the answer (which comes after the 2 s body timeout).
+async fn trickle(endpoint: &str, start: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = endpoint.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /v1/batch HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: 10000\r\n\r\n{start}"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to a trickled body");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// With write keys, a body without a header key that fails to arrive — too large, too slow —
 /// before its key was seen is a stranger's: 401, and no dead letter written for it. A
 /// repeated `write_key` parameter is no key (an answer in the collector's own shape). The
 /// dev view and the unique counts are for key holders.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_failing_bodies_leave_no_trace() {
-    use tokio::io::AsyncWriteExt;
     let c = start(|c| {
         c.write_keys(vec!["sesame".into()])
             .limits(eventwire_collector::validate::Limits {
@@ -639,32 +668,7 @@ async fn strangers_failing_bodies_leave_no_trace() {
     );
 
     // Sends 100 bytes of a declared 10,000 and waits past the 2 s body timeout.
-    let addr = c.endpoint().trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let head = format!(
-        "POST /v1/batch HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: 10000\r\n\r\n{}",
-        "z".repeat(100)
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        use tokio::io::AsyncReadExt;
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    answer.extend_from_slice(&buf[..n]);
-                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-            }
-        }
-    })
-    .await;
-    assert!(read.is_ok(), "no answer to a trickled body");
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = trickle(&c.endpoint(), &"z".repeat(100)).await;
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
 
     let (status, answer) = post(
@@ -718,33 +722,8 @@ async fn strangers_failing_bodies_leave_no_trace() {
 /// 408 (retried), not a stranger's 401 (dropped).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_holders_slow_body_is_a_timeout_not_a_stranger() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let c = start(|c| c.write_keys(vec!["sesame".into()])).await;
-    let addr = c.endpoint().trim_start_matches("http://").to_owned();
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let start = r#"{"write_key":"sesame","events":["#;
-    let head = format!(
-        "POST /v1/batch HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: 10000\r\n\r\n{start}"
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(10), async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    answer.extend_from_slice(&buf[..n]);
-                    if answer.windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-            }
-        }
-    })
-    .await;
-    assert!(read.is_ok(), "no answer to a trickled body");
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = trickle(&c.endpoint(), r#"{"write_key":"sesame","events":["#).await;
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
 
