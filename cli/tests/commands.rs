@@ -303,3 +303,40 @@ fn codegen_writes_the_same_rust_every_time() {
         r#"const SCHEMA: &'static str = "iglu:com.example.media/play/jsonschema/1-0-0";"#
     ));
 }
+
+/// The `eventwire` binary keeps numbers exact (serde_json's `arbitrary_precision`, for the
+/// collector); its codegen must still read schemas with decimals (`multipleOf: 0.01`), as
+/// `build.rs` does.
+#[test]
+fn codegen_reads_schemas_with_decimals() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema_dir = dir.path().join("schemas/com.acme/refund/jsonschema");
+    std::fs::create_dir_all(&schema_dir).unwrap();
+    std::fs::write(
+        schema_dir.join("1-0-0"),
+        r#"{
+  "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+  "self": {"vendor": "com.acme", "name": "refund", "format": "jsonschema", "version": "1-0-0"},
+  "type": "object",
+  "properties": {"amount": {"type": "number", "multipleOf": 0.01, "minimum": 0.00, "maximum": 9999999}},
+  "required": ["amount"],
+  "additionalProperties": false
+}"#,
+    )
+    .unwrap();
+    let out = dir.path().join("events.rs");
+    let output = eventwire()
+        .args(["codegen", "--lang", "rust", "--schemas"])
+        .arg(dir.path().join("schemas"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("pub amount: f64"), "{text}");
+}

@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 pub mod check;
 pub mod lint;
 pub mod normalize;
+mod plain;
 pub mod registry;
 pub mod rust;
 pub mod ts;

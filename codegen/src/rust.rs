@@ -210,7 +210,7 @@ fn generate_one(
     let normalized = normalize(&file.schema);
     let name = type_name(&key.name);
     let root: schemars::schema::RootSchema =
-        serde_json::from_value(normalized.schema).map_err(|e| CodegenError::Schema {
+        crate::plain::from_value(&normalized.schema).map_err(|e| CodegenError::Schema {
             schema: key.to_string(),
             path: String::new(),
             message: format!("not a JSON Schema typify can read: {e}"),
