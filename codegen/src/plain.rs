@@ -5,6 +5,7 @@
 //! map, which schemars' untagged and flattened types cannot take: "data did not match any
 //! variant of untagged enum Schema" for a schema with `"multipleOf": 0.01`. This
 //! deserializer hands numbers over as `u64`, `i64` or `f64`, whatever serde_json's features.
+//! It is made for schemars' schema types: enums are read from strings (unit variants) only.
 
 use serde::de::value::{Error, MapDeserializer, SeqDeserializer};
 use serde::de::{IntoDeserializer, Visitor};
@@ -38,15 +39,17 @@ impl<'de> serde::Deserializer<'de> for Plain<'de> {
         match self.0 {
             Value::Null => visitor.visit_unit(),
             Value::Bool(b) => visitor.visit_bool(*b),
-            Value::Number(n) => {
-                if let Some(u) = n.as_u64() {
-                    visitor.visit_u64(u)
-                } else if let Some(i) = n.as_i64() {
-                    visitor.visit_i64(i)
-                } else {
-                    visitor.visit_f64(n.as_f64().unwrap_or(f64::NAN))
-                }
-            }
+            // As serde_json reads numbers without `arbitrary_precision`: integers that fit,
+            // else a float (`-0` is the float -0.0); a number no f64 holds (`1e400`) is an
+            // error, as it is for serde_json's parser then.
+            Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+                (Some(u), _, _) => visitor.visit_u64(u),
+                (_, Some(i), _) if i != 0 => visitor.visit_i64(i),
+                (_, _, Some(f)) if f.is_finite() => visitor.visit_f64(f),
+                _ => Err(<Error as serde::de::Error>::custom(format_args!(
+                    "number out of range: {n}"
+                ))),
+            },
             Value::String(s) => visitor.visit_borrowed_str(s),
             Value::Array(items) => {
                 let mut seq = SeqDeserializer::new(items.iter().map(Plain));
@@ -85,9 +88,17 @@ impl<'de> serde::Deserializer<'de> for Plain<'de> {
         }
     }
 
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
     forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct newtype_struct seq tuple
+        bytes byte_buf unit unit_struct seq tuple
         tuple_struct map struct identifier ignored_any
     }
 }
@@ -114,6 +125,18 @@ mod tests {
             panic!("not an object schema")
         };
         assert_eq!(amount.number.as_ref().unwrap().multiple_of, Some(0.01));
+        // Numbers as serde_json reads them without arbitrary precision.
+        let numbers = serde_json::json!({"enum": [0, -0.0, 3, -3, 1.5, 18446744073709551615u64]});
+        let read: schemars::schema::SchemaObject = from_value(&numbers).unwrap();
+        let values = read.enum_values.unwrap();
+        assert_eq!(values[0], serde_json::json!(0));
+        assert!(values[1]
+            .as_f64()
+            .is_some_and(|f| f == 0.0 && f.is_sign_negative()));
+        assert_eq!(values[2], serde_json::json!(3));
+        assert_eq!(values[3], serde_json::json!(-3));
+        assert_eq!(values[4], serde_json::json!(1.5));
+        assert_eq!(values[5], serde_json::json!(u64::MAX));
         // The same through serde_json, for comparison, where its features allow.
         let direct: Result<schemars::schema::RootSchema, _> = serde_json::from_value(schema);
         if let Ok(direct) = direct {
