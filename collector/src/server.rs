@@ -296,13 +296,21 @@ impl Collector {
 
     /// The routes, as an axum router.
     pub fn router(&self) -> Router {
+        // The dev view and the unique counts: for key holders, checked before the handlers
+        // read their query.
+        let key_holders = Router::new()
+            .route("/v1/events", get(dev_events).delete(dev_reset))
+            .route("/v1/events/reset", post(dev_reset))
+            .route("/v1/uniques", get(uniques))
+            .route_layer(axum::middleware::from_fn_with_state(
+                self.shared.clone(),
+                key_holders_only,
+            ));
         let router = Router::new()
             .route("/v1/batch", post(batch))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics))
-            .route("/v1/events", get(dev_events).delete(dev_reset))
-            .route("/v1/events/reset", post(dev_reset))
-            .route("/v1/uniques", get(uniques))
+            .merge(key_holders)
             .with_state(self.shared.clone());
         match cors(&self.cors_origins) {
             Some(layer) => router.layer(layer),
@@ -1097,35 +1105,27 @@ struct EventsQuery {
     limit: Option<usize>,
 }
 
-/// With write keys configured, the dev view and the unique counts are for key holders only
-/// (a `Bearer` header or a `write_key` query parameter), checked before the rest of the
-/// query is looked at.
-fn refused_stranger(
-    shared: &Shared,
-    headers: &HeaderMap,
-    key: &Result<Query<BatchQuery>, QueryRejection>,
-) -> Option<Response> {
-    if shared.write_keys.is_empty() {
-        return None;
+/// With write keys configured, the routes it guards are for key holders only (a `Bearer`
+/// header or a `write_key` query parameter; a query that does not parse carries no key),
+/// checked before the handler reads its query.
+async fn key_holders_only(
+    State(shared): State<Arc<Shared>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !shared.write_keys.is_empty() {
+        let query_key = Query::<BatchQuery>::try_from_uri(request.uri())
+            .ok()
+            .and_then(|Query(q)| q.write_key);
+        let key = bearer(request.headers()).or(query_key);
+        if !key.is_some_and(|k| shared.known_key(k.as_bytes())) {
+            return respond(unauthorized());
+        }
     }
-    let query_key = key.as_ref().ok().and_then(|Query(q)| q.write_key.clone());
-    let key = bearer(headers).or(query_key);
-    (!key.is_some_and(|k| shared.known_key(k.as_bytes()))).then(|| respond(unauthorized()))
+    next.run(request).await
 }
 
-async fn dev_events(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    key: Result<Query<BatchQuery>, QueryRejection>,
-    q: Result<Query<EventsQuery>, QueryRejection>,
-) -> Response {
-    if let Some(refused) = refused_stranger(&shared, &headers, &key) {
-        return refused;
-    }
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(rejection) => return rejection.into_response(),
-    };
+async fn dev_events(State(shared): State<Arc<Shared>>, Query(q): Query<EventsQuery>) -> Response {
     let Some(recent) = &shared.recent else {
         return (
             StatusCode::NOT_FOUND,
@@ -1162,14 +1162,7 @@ async fn dev_events(
     Json(json!({ "count": matches.len(), "events": matches })).into_response()
 }
 
-async fn dev_reset(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    key: Result<Query<BatchQuery>, QueryRejection>,
-) -> Response {
-    if let Some(refused) = refused_stranger(&shared, &headers, &key) {
-        return refused;
-    }
+async fn dev_reset(State(shared): State<Arc<Shared>>) -> Response {
     let Some(recent) = &shared.recent else {
         return (
             StatusCode::NOT_FOUND,
@@ -1189,19 +1182,7 @@ struct UniquesQuery {
     window: Option<String>,
 }
 
-async fn uniques(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
-    key: Result<Query<BatchQuery>, QueryRejection>,
-    q: Result<Query<UniquesQuery>, QueryRejection>,
-) -> Response {
-    if let Some(refused) = refused_stranger(&shared, &headers, &key) {
-        return refused;
-    }
-    let q = match q {
-        Ok(Query(q)) => q,
-        Err(rejection) => return rejection.into_response(),
-    };
+async fn uniques(State(shared): State<Arc<Shared>>, Query(q): Query<UniquesQuery>) -> Response {
     let window = match parse_window(q.window.as_deref().unwrap_or("5m")) {
         Ok(w) => w,
         Err(e) => {
