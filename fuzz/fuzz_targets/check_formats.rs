@@ -6,21 +6,9 @@
 use eventwire::check::Format;
 use libfuzzer_sys::fuzz_target;
 
-const FORMATS: [Format; 9] = [
-    Format::Date,
-    Format::Time,
-    Format::DateTime,
-    Format::Email,
-    Format::Hostname,
-    Format::Ipv4,
-    Format::Ipv6,
-    Format::Uri,
-    Format::Uuid,
-];
-
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    for format in FORMATS {
+    for format in Format::ALL {
         let _ = format.accepts(&text);
     }
 });

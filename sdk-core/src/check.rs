@@ -444,6 +444,19 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format checked, in declaration order.
+    pub const ALL: [Format; 9] = [
+        Format::Date,
+        Format::Time,
+        Format::DateTime,
+        Format::Email,
+        Format::Hostname,
+        Format::Ipv4,
+        Format::Ipv6,
+        Format::Uri,
+        Format::Uuid,
+    ];
+
     /// The keyword value, or `None` for formats not checked.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
@@ -706,17 +719,7 @@ mod tests {
     /// random strings of ASCII and non-ASCII characters.
     #[test]
     fn format_checks_never_panic_on_any_string() {
-        let formats = [
-            Format::Date,
-            Format::Time,
-            Format::DateTime,
-            Format::Email,
-            Format::Hostname,
-            Format::Ipv4,
-            Format::Ipv6,
-            Format::Uri,
-            Format::Uuid,
-        ];
+        let formats = Format::ALL;
         let fixed = [
             "00:00:0é",
             "00:00:00é",
