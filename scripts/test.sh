@@ -11,6 +11,11 @@ step() { printf '\n==> %s\n' "$*"; }
 # One-shot builds (CI is a fresh clone): incremental state would only cost time and disk
 # (tens of GB for the generated Iglu Central crate).
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+# Line tables only (file:line in backtraces, no variable info) for the test builds: full
+# debug info made every test binary ~250 MB and the corpus crate's rlib 1 GB, and a CI
+# machine ran out of disk in the middle of `cargo test` (os error 28). The README crate's
+# test build and the fuzz build inherit this.
+export CARGO_PROFILE_DEV_DEBUG="${CARGO_PROFILE_DEV_DEBUG:-line-tables-only}"
 
 step "toolchain"
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
@@ -124,6 +129,9 @@ rm -f "$fuzz_log"
 
 step "docs build without warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet --exclude eventwire-iglu-corpus
+
+# What the run left on disk (CI machines have run out of it: os error 28).
+du -sh target 2>/dev/null || true
 
 # One closing line with the totals of every `cargo test` binary above.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
