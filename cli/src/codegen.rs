@@ -26,7 +26,8 @@ pub struct CodegenArgs {
     out: PathBuf,
 }
 
-/// Generates the file; exit status 1 with every problem listed when a schema cannot be used.
+/// Generates the file; exit status 1 with every problem listed when a schema cannot be used
+/// (a schema that cannot be turned into types is left out, the others are written).
 pub fn run(args: CodegenArgs) -> anyhow::Result<ExitCode> {
     let builder = eventwire_codegen::Builder::new()
         .schemas(&args.schemas)
@@ -39,6 +40,8 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<ExitCode> {
                 code,
                 types: 0,
                 loosened: Vec::new(),
+                renamed: Vec::new(),
+                skipped: Vec::new(),
                 uses: eventwire_codegen::rust::Uses::default(),
             }),
     };
@@ -74,7 +77,20 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<ExitCode> {
             eprintln!("warning: {key}: not checked at {at}: {}", l.what);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    for (scope, r) in &output.renamed {
+        eprintln!(
+            "note: {scope}: {:?} is named `{}` (`{}` is taken)",
+            r.name, r.ident, r.base
+        );
+    }
+    for e in &output.skipped {
+        eprintln!("error: {e} (no type generated for it; the other schemas' types were written)");
+    }
+    Ok(if output.skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn needs(uses: &eventwire_codegen::rust::Uses) -> String {

@@ -340,3 +340,54 @@ fn codegen_reads_schemas_with_decimals() {
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("pub amount: f64"), "{text}");
 }
+
+/// Codegen on a registry where one schema cannot be turned into types: the others are
+/// written, the error names the schema, exit status 1; renamed names are printed as notes.
+#[test]
+fn codegen_writes_the_rest_when_one_schema_fails_and_notes_renamed_names() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, body) in [
+        (
+            "good",
+            r#""type": "object", "properties": {"userId": {"type": "string"}, "user_id": {"type": "integer"}}"#,
+        ),
+        (
+            "odd_default",
+            r#""type": "object", "properties": {"n": {"type": "integer", "default": "seven"}}"#,
+        ),
+    ] {
+        let schema_dir = dir
+            .path()
+            .join(format!("schemas/com.acme/{name}/jsonschema"));
+        std::fs::create_dir_all(&schema_dir).unwrap();
+        std::fs::write(
+            schema_dir.join("1-0-0"),
+            format!(
+                r#"{{"$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#", "self": {{"vendor": "com.acme", "name": "{name}", "format": "jsonschema", "version": "1-0-0"}}, {body}}}"#
+            ),
+        )
+        .unwrap();
+    }
+    let out = dir.path().join("events.rs");
+    let output = eventwire()
+        .args(["codegen", "--lang", "rust", "--schemas"])
+        .arg(dir.path().join("schemas"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: iglu:com.acme/odd_default/jsonschema/1-0-0"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(r#"note: iglu:com.acme/good/jsonschema/1-0-0: "userId" is named `user_id_2` (`user_id` is taken)"#),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("pub user_id_2: "), "{text}");
+    assert!(text.contains(r#"rename = "userId""#), "{text}");
+    assert!(!text.contains("OddDefault"), "{text}");
+}

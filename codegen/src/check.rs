@@ -133,11 +133,9 @@ impl Gen<'_> {
             self.refs.insert(r.to_owned(), None);
             return None;
         };
-        let decoded = pointer
-            .split('/')
-            .map(|part| percent_decode(part).replace("~1", "/").replace("~0", "~"))
-            .collect::<Vec<_>>()
-            .join("/");
+        // The fragment is percent-encoded; `~0`/`~1` stay for `Value::pointer`, which reads
+        // them per segment (unescaping them here made `a~1b` the two segments `a`, `b`).
+        let decoded = crate::refs::percent_decode(pointer);
         let Some(target) = self.document.pointer(&decoded) else {
             self.refs.insert(r.to_owned(), None);
             return None;
@@ -516,27 +514,4 @@ impl Gen<'_> {
         }
         out
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -37,9 +37,12 @@
 use std::path::{Path, PathBuf};
 
 pub mod check;
+mod fields;
 pub mod lint;
+pub mod names;
 pub mod normalize;
 mod plain;
+mod refs;
 pub mod registry;
 pub mod rust;
 pub mod ts;
@@ -109,7 +112,8 @@ impl Builder {
         self
     }
 
-    /// Loads the schemas and generates the Rust code, without writing it.
+    /// Loads the schemas and generates the Rust code, without writing it. Schemas that
+    /// cannot be turned into types are in [`rust::RustOutput::skipped`].
     pub fn generate(&self) -> Result<rust::RustOutput, BuildErrors> {
         let files = self.load()?;
         rust::generate(&files).map_err(BuildErrors)
@@ -150,6 +154,12 @@ impl Builder {
 
     /// Generates and writes the file; returns its path. The file is rewritten only when its
     /// content changes, so unchanged schemas do not trigger a rebuild.
+    ///
+    /// # Errors
+    /// A schema directory that cannot be read, a file that is not a schema, or a schema that
+    /// cannot be turned into types: every one is listed. In the last case the file is still
+    /// written with the other schemas' types (so an IDE keeps working), and the build fails
+    /// naming the schema, never with a type silently missing.
     pub fn compile(&self) -> Result<PathBuf, BuildErrors> {
         let output = self.generate()?;
         let path = match &self.out_file {
@@ -165,6 +175,9 @@ impl Builder {
             }
         };
         write_if_changed(&path, &output.code).map_err(|e| BuildErrors(vec![e]))?;
+        if !output.skipped.is_empty() {
+            return Err(BuildErrors(output.skipped));
+        }
         Ok(path)
     }
 }

@@ -10,9 +10,17 @@
 //!   (`minimum`, `maximum`, `exclusiveMinimum`/`exclusiveMaximum`, `minLength`, `maxLength`,
 //!   `minItems`, `maxItems`, `minProperties`, `maxProperties`, `multipleOf`, `pattern`,
 //!   `format`, `enum` values removed, `additionalProperties` closed, `uniqueItems` added).
-//!   Checked recursively through `properties` and `items`. Skipped version numbers are
-//!   reported as warnings. REVISION and MODEL changes may break data by definition and are
-//!   not checked.
+//!   Checked recursively through `properties`, `items` (a schema or a tuple),
+//!   `additionalProperties` and `patternProperties`, following in-document `$ref`s on both
+//!   sides (so inlining a definition is no change, and tightening inside one is found).
+//!   Skipped version numbers are reported as warnings. REVISION and MODEL changes may break
+//!   data by definition and are not checked.
+//! - **Typos** (warnings): a `format` no validator here checks (`datetime` for `date-time`
+//!   validates nothing), and an unknown keyword close to a draft-4 one (`maxlength`,
+//!   `requried`), which is ignored as an annotation.
+//! - **Names** (warnings): vendors or schema names that become one identifier in the
+//!   generated code (`add-to-cart` beside `add_to_cart`); codegen numbers the second one
+//!   (`docs/codegen.md`), the warning says which gets which.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -68,8 +76,10 @@ pub fn lint_dir(dir: &Path) -> Vec<Issue> {
         .collect();
     for file in &loaded.schemas {
         issues.extend(check_draft4(file));
+        issues.extend(check_typos(file));
     }
     issues.extend(check_evolution(&loaded.schemas));
+    issues.extend(check_names(&loaded.schemas));
     issues
         .sort_by(|a, b| (&a.path, a.severity, &a.message).cmp(&(&b.path, b.severity, &b.message)));
     issues
@@ -115,6 +125,212 @@ fn check_draft4(file: &SchemaFile) -> Vec<Issue> {
     issues
 }
 
+/// The keywords of draft 4 (and Iglu's `self`).
+const DRAFT4_KEYWORDS: &[&str] = &[
+    "$schema",
+    "id",
+    "$ref",
+    "title",
+    "description",
+    "default",
+    "multipleOf",
+    "maximum",
+    "exclusiveMaximum",
+    "minimum",
+    "exclusiveMinimum",
+    "maxLength",
+    "minLength",
+    "pattern",
+    "additionalItems",
+    "items",
+    "maxItems",
+    "minItems",
+    "uniqueItems",
+    "maxProperties",
+    "minProperties",
+    "required",
+    "additionalProperties",
+    "definitions",
+    "properties",
+    "patternProperties",
+    "dependencies",
+    "enum",
+    "type",
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+    "format",
+    "self",
+];
+
+/// Keywords of later drafts, which a draft-4 validator (the collector's) ignores.
+const LATER_KEYWORDS: &[&str] = &[
+    "const",
+    "contains",
+    "propertyNames",
+    "if",
+    "then",
+    "else",
+    "$defs",
+    "dependentRequired",
+    "dependentSchemas",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "prefixItems",
+];
+
+/// A `format` no validator here checks, and unknown keywords that look like typos of draft-4
+/// ones (or are keywords of later drafts): each is ignored by validation, so a warning.
+fn check_typos(file: &SchemaFile) -> Vec<Issue> {
+    let mut found = Vec::new();
+    typos_in(&file.schema, "", &mut found);
+    found
+        .into_iter()
+        .map(|message| Issue {
+            path: file.path.clone(),
+            severity: Severity::Warning,
+            message,
+        })
+        .collect()
+}
+
+fn typos_in(schema: &Value, path: &str, out: &mut Vec<String>) {
+    let Some(o) = schema.as_object() else {
+        return;
+    };
+    let here = pointer(path);
+    if let Some(format) = o.get("format").and_then(Value::as_str) {
+        if eventwire::check::Format::from_name(format).is_none() {
+            let names = eventwire::check::Format::ALL.map(eventwire::check::Format::name);
+            out.push(format!(
+                "unknown `format: {format}` at {here} checks nothing{}",
+                closest(format, &names)
+                    .map(|f| format!(" (did you mean `{f}`?)"))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    for key in o.keys() {
+        if DRAFT4_KEYWORDS.contains(&key.as_str()) || key.starts_with("x-") {
+            continue;
+        }
+        if LATER_KEYWORDS.contains(&key.as_str()) {
+            out.push(format!(
+                "`{key}` at {here} is a keyword of a later draft: draft-4 validation (the collector's) ignores it"
+            ));
+        } else if let Some(k) = closest(key, DRAFT4_KEYWORDS) {
+            out.push(format!(
+                "unknown keyword `{key}` at {here} is ignored (did you mean `{k}`?)"
+            ));
+        }
+    }
+    for (child, at) in crate::refs::children(o, path) {
+        typos_in(child, &at, out);
+    }
+}
+
+/// The known word `word` is most likely a typo of: same letters in another case, or at most
+/// two edits away from a word of five letters or more.
+fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+    let lower = word.to_lowercase();
+    known
+        .iter()
+        .map(|k| {
+            let d = strsim::damerau_levenshtein(&lower, &k.to_lowercase());
+            (d, *k)
+        })
+        .filter(|(d, k)| *d == 0 || (*d <= 2 && k.len() >= 5))
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Vendors and schema names that become one identifier in the generated code.
+fn check_names(schemas: &[SchemaFile]) -> Vec<Issue> {
+    use crate::names::{distinct, rust_module, ts_type, with_bases};
+    let mut issues = Vec::new();
+    let file_of = |vendor: &str, name: Option<&str>| {
+        schemas
+            .iter()
+            .find(|s| s.key.vendor == vendor && name.is_none_or(|n| s.key.name == n))
+            .map(|s| s.path.clone())
+            .unwrap_or_default()
+    };
+    let mut warn = |path: PathBuf, message: String| {
+        issues.push(Issue {
+            path,
+            severity: Severity::Warning,
+            message,
+        });
+    };
+    let mut vendors: Vec<&str> = schemas.iter().map(|s| s.key.vendor.as_str()).collect();
+    vendors.sort_unstable();
+    vendors.dedup();
+    let (_, renamed) = distinct(
+        &with_bases(vendors.iter().copied(), rust_module),
+        rust_module,
+        &std::collections::BTreeSet::new(),
+    );
+    for r in renamed {
+        warn(
+            file_of(&r.name, None),
+            format!(
+                "vendor `{}` becomes the Rust module `{}`, as another vendor does: its module is `{}`",
+                r.name, r.base, r.ident
+            ),
+        );
+    }
+    for vendor in &vendors {
+        let mut names: Vec<&str> = schemas
+            .iter()
+            .filter(|s| s.key.vendor == *vendor)
+            .map(|s| s.key.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let (_, renamed) = distinct(
+            &with_bases(names.iter().copied(), rust_module),
+            rust_module,
+            &std::collections::BTreeSet::new(),
+        );
+        for r in renamed {
+            warn(
+                file_of(vendor, Some(&r.name)),
+                format!(
+                    "schema name `{}` of `{vendor}` becomes the Rust module `{}`, as another does: its module is `{}`, its type name is numbered too",
+                    r.name, r.base, r.ident
+                ),
+            );
+        }
+    }
+    let mut pairs: Vec<(&str, &str)> = schemas
+        .iter()
+        .map(|s| (s.key.vendor.as_str(), s.key.name.as_str()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    let scope: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(v, n)| (format!("{v}/{n}"), ts_type(v, n)))
+        .collect();
+    let (_, renamed) = distinct(
+        &scope,
+        crate::names::ts_ident,
+        &std::collections::BTreeSet::new(),
+    );
+    for r in renamed {
+        let (vendor, name) = r.name.split_once('/').unwrap_or((&r.name, ""));
+        warn(
+            file_of(vendor, Some(name)),
+            format!(
+                "`{vendor}/{name}` becomes the TypeScript type `{}`, as another schema does: its types are named `{}…`",
+                r.base, r.ident
+            ),
+        );
+    }
+    issues
+}
+
 fn pointer(p: &str) -> &str {
     if p.is_empty() {
         "/"
@@ -153,7 +369,7 @@ fn check_evolution(schemas: &[SchemaFile]) -> Vec<Issue> {
                 issues.push(skipped(new, &old.key));
             }
             let mut found = Vec::new();
-            compare(&old.schema, &new.schema, "", &mut found);
+            Compare::new(&old.schema, &new.schema).run(&mut found);
             issues.extend(found.into_iter().map(|m| Issue {
                 path: new.path.clone(),
                 severity: Severity::Error,
@@ -198,19 +414,143 @@ fn types(schema: &Map<String, Value>) -> Option<Vec<String>> {
     }
 }
 
-/// Appends every way `new` accepts less than `old`, at JSON path `path`.
-fn compare(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
+/// The comparison of two versions of one schema, each resolving its own in-document
+/// `$ref`s.
+struct Compare<'a> {
+    old_doc: &'a Value,
+    new_doc: &'a Value,
+    /// Pairs of reference targets already compared (recursive schemas end there).
+    seen: std::collections::BTreeSet<(String, String)>,
+}
+
+impl<'a> Compare<'a> {
+    fn new(old_doc: &'a Value, new_doc: &'a Value) -> Self {
+        Compare {
+            old_doc,
+            new_doc,
+            seen: std::collections::BTreeSet::new(),
+        }
+    }
+
+    fn run(&mut self, out: &mut Vec<String>) {
+        self.compare(self.old_doc, self.new_doc, "", out);
+    }
+
+    /// Appends every way `new` accepts less than `old`, at JSON path `path`.
+    fn compare(&mut self, old: &'a Value, new: &'a Value, path: &str, out: &mut Vec<String>) {
+        let (old, old_target) = resolve(self.old_doc, old);
+        let (new, new_target) = resolve(self.new_doc, new);
+        if old_target.is_some() || new_target.is_some() {
+            let pair = (
+                old_target.unwrap_or_default(),
+                new_target.unwrap_or_default(),
+            );
+            if !self.seen.insert(pair) {
+                return;
+            }
+        }
+        compare_here(old, new, path, out);
+        let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
+            return;
+        };
+        static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+        let props = |s: &'a Map<String, Value>, key: &str| -> &'a Map<String, Value> {
+            s.get(key)
+                .and_then(Value::as_object)
+                .unwrap_or_else(|| EMPTY.get_or_init(Map::new))
+        };
+        for (name, old_schema) in props(old, "properties") {
+            let child = format!("{path}/properties/{}", escape(name));
+            match props(new, "properties").get(name) {
+                None => out.push(format!("removes property `{name}` at {}", at(path))),
+                Some(new_schema) => self.compare(old_schema, new_schema, &child, out),
+            }
+        }
+        for (pattern, old_schema) in props(old, "patternProperties") {
+            if let Some(new_schema) = props(new, "patternProperties").get(pattern) {
+                let child = format!("{path}/patternProperties/{}", escape(pattern));
+                self.compare(old_schema, new_schema, &child, out);
+            }
+        }
+        if let (Some(o @ Value::Object(_)), Some(n @ Value::Object(_))) = (
+            old.get("additionalProperties"),
+            new.get("additionalProperties"),
+        ) {
+            self.compare(o, n, &format!("{path}/additionalProperties"), out);
+        }
+        // `items`: a schema for every item, or a tuple (a schema per position, then
+        // `additionalItems`); each position is compared with what applies to it.
+        let item = |s: &'a Map<String, Value>, i: usize| -> Option<&'a Value> {
+            match s.get("items")? {
+                Value::Array(tuple) => tuple
+                    .get(i)
+                    .or_else(|| s.get("additionalItems").filter(|a| a.is_object())),
+                one @ Value::Object(_) => Some(one),
+                _ => None,
+            }
+        };
+        let positions = [old, new]
+            .iter()
+            .filter_map(|s| s.get("items").and_then(Value::as_array).map(Vec::len))
+            .max();
+        match positions {
+            None => {
+                if let (Some(o), Some(n)) = (item(old, 0), item(new, 0)) {
+                    self.compare(o, n, &format!("{path}/items"), out);
+                }
+            }
+            Some(n_positions) => {
+                for i in 0..=n_positions {
+                    if let (Some(o), Some(n)) = (item(old, i), item(new, i)) {
+                        self.compare(o, n, &format!("{path}/items/{i}"), out);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `schema`, or the target of its in-document `$ref` (followed up to 16 times), with the
+/// target's pointer when a reference was followed.
+fn resolve<'a>(document: &'a Value, schema: &'a Value) -> (&'a Value, Option<String>) {
+    let mut current = schema;
+    let mut target = None;
+    for _ in 0..16 {
+        let Some(r) = current.get("$ref").and_then(Value::as_str) else {
+            break;
+        };
+        let Some(fragment) = r.strip_prefix('#') else {
+            break;
+        };
+        let pointer = crate::refs::percent_decode(fragment);
+        match document.pointer(&pointer) {
+            Some(next) => {
+                current = next;
+                target = Some(pointer);
+            }
+            None => break,
+        }
+    }
+    (current, target)
+}
+
+fn escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+fn at(p: &str) -> String {
+    if p.is_empty() {
+        "/".to_owned()
+    } else {
+        p.to_owned()
+    }
+}
+
+/// The keywords of one schema object (not its subschemas): every way `new` accepts less.
+fn compare_here(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
     let (Some(old), Some(new)) = (old.as_object(), new.as_object()) else {
         return;
     };
-    let at = |p: &str| {
-        if p.is_empty() {
-            "/".to_owned()
-        } else {
-            p.to_owned()
-        }
-    };
-
     // type
     match (types(old), types(new)) {
         (None, Some(t)) => out.push(format!(
@@ -322,25 +662,6 @@ fn compare(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
             out.push(format!("adds required property `{r}` at {}", at(path)));
         }
     }
-
-    // properties
-    let props = |s: &'_ Map<String, Value>| {
-        s.get("properties")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let (old_props, new_props) = (props(old), props(new));
-    for (name, old_schema) in &old_props {
-        let child = format!("{path}/properties/{name}");
-        match new_props.get(name) {
-            None => out.push(format!("removes property `{name}` at {}", at(path))),
-            Some(new_schema) => compare(old_schema, new_schema, &child, out),
-        }
-    }
-    if let (Some(o), Some(n)) = (old.get("items"), new.get("items")) {
-        compare(o, n, &format!("{path}/items"), out);
-    }
 }
 
 #[cfg(test)]
@@ -350,8 +671,50 @@ mod tests {
 
     fn problems(old: Value, new: Value) -> Vec<String> {
         let mut out = Vec::new();
-        compare(&old, &new, "", &mut out);
+        Compare::new(&old, &new).run(&mut out);
         out
+    }
+
+    #[test]
+    fn references_are_followed_on_both_sides() {
+        let with_def = json!({"type": "object", "properties": {"a": {"$ref": "#/definitions/d"}},
+            "definitions": {"d": {"type": "string", "maxLength": 10}}});
+        let inlined =
+            json!({"type": "object", "properties": {"a": {"type": "string", "maxLength": 10}}});
+        assert_eq!(
+            problems(with_def.clone(), inlined.clone()),
+            Vec::<String>::new()
+        );
+        assert_eq!(problems(inlined, with_def.clone()), Vec::<String>::new());
+        let tighter = json!({"type": "object", "properties": {"a": {"$ref": "#/definitions/d"}},
+            "definitions": {"d": {"type": "string", "maxLength": 5}}});
+        assert_eq!(
+            problems(with_def, tighter),
+            ["tightens `maxLength` at /properties/a"]
+        );
+        // Recursion ends.
+        let tree = json!({"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}}});
+        assert_eq!(problems(tree.clone(), tree), Vec::<String>::new());
+    }
+
+    #[test]
+    fn tuple_items_are_compared_by_position() {
+        let old =
+            json!({"type": "array", "items": [{"type": "string"}, {"type": ["integer", "null"]}]});
+        let narrowed = json!({"type": "array", "items": [{"type": "string"}, {"type": "integer"}]});
+        assert_eq!(
+            problems(old.clone(), narrowed),
+            ["narrows `type` at /items/1 (no longer null)"]
+        );
+        let one = json!({"type": "array", "items": {"type": "string", "maxLength": 3}});
+        assert_eq!(
+            problems(old, one),
+            [
+                "tightens `maxLength` at /items/0",
+                "narrows `type` at /items/1 (no longer integer, null)",
+                "tightens `maxLength` at /items/1"
+            ]
+        );
     }
 
     #[test]

@@ -48,6 +48,7 @@ pub struct Normalized {
 pub fn normalize(document: &Value) -> Normalized {
     let mut schema = document.clone();
     let mut loosened = Vec::new();
+    crate::refs::hoist(&mut schema, &mut loosened);
     if let Some(o) = schema.as_object_mut() {
         o.remove("self");
     }
@@ -128,16 +129,14 @@ fn walk(schema: &mut Value, path: &str, loosened: &mut Vec<Loosening>) {
 
     // An open object keeps the properties it does not name: typify captures them in a
     // flattened `extra` map only when `additionalProperties` is a schema, so an absent or
-    // `true` one becomes `{}` (same meaning). Skipped when a property is itself named `extra`.
+    // `true` one becomes `{}` (same meaning). A property named `extra` gets another field
+    // name (`fields.rs` reserves `extra` for the map).
     let open = matches!(
         o.get("additionalProperties"),
         None | Some(Value::Bool(true))
     );
     let named = o.get("properties").and_then(Value::as_object);
-    if open
-        && !o.contains_key("patternProperties")
-        && named.is_some_and(|p| !p.is_empty() && !p.contains_key("extra"))
-    {
+    if open && !o.contains_key("patternProperties") && named.is_some_and(|p| !p.is_empty()) {
         o.insert("additionalProperties".into(), Value::Object(Map::new()));
     }
     for key in ["properties", "patternProperties", "definitions"] {
@@ -231,6 +230,68 @@ fn fix_enum(o: &mut Map<String, Value>, path: &str, loosened: &mut Vec<Loosening
             checked: true,
         });
     }
+}
+
+/// Rust only (TypeScript's `number` holds them): every `integer` of `schema` whose bounds
+/// reach past `i64` gets a type that holds its values (see `fix_integer`).
+pub fn widen_integers(schema: &mut Value, loosened: &mut Vec<Loosening>) {
+    if let Some(o) = schema.as_object_mut() {
+        fix_integer(o, "", loosened);
+    }
+}
+
+/// An `integer` whose bounds reach past `i64` (schema inference tools write
+/// `"maximum": 9223372036854776000`): typify would make it an `i64` that cannot hold every
+/// valid value. Non-negative and within `u64`: a `u64` (format `uint64`, exact). Otherwise
+/// an untyped JSON number (a loosening; the check still enforces the type and bounds).
+fn fix_integer(o: &mut Map<String, Value>, path: &str, loosened: &mut Vec<Loosening>) {
+    crate::refs::each_child(o, path, &mut |child, at| {
+        if let Some(child) = child.as_object_mut() {
+            fix_integer(child, &at, loosened);
+        }
+    });
+    let integer = match o.get("type") {
+        Some(Value::String(t)) => t == "integer",
+        Some(Value::Array(ts)) => {
+            ts.iter().any(|t| t == "integer") && !ts.iter().any(|t| t == "number")
+        }
+        _ => false,
+    };
+    if !integer {
+        return;
+    }
+    let bound = |k: &str| o.get(k).and_then(Value::as_number).cloned();
+    let (min, max) = (
+        bound("minimum").or_else(|| bound("exclusiveMinimum")),
+        bound("maximum").or_else(|| bound("exclusiveMaximum")),
+    );
+    let beyond = |n: &Option<serde_json::Number>| n.as_ref().is_some_and(|n| n.as_i64().is_none());
+    if !beyond(&min) && !beyond(&max) {
+        return;
+    }
+    let unsigned = min
+        .as_ref()
+        .is_some_and(|n| n.as_f64().is_some_and(|f| f >= 0.0))
+        && max.as_ref().is_none_or(|n| n.as_u64().is_some());
+    if unsigned && !o.contains_key("multipleOf") {
+        o.insert("format".into(), Value::from("uint64"));
+        return;
+    }
+    for k in [
+        "type",
+        "minimum",
+        "maximum",
+        "exclusiveMinimum",
+        "exclusiveMaximum",
+        "format",
+    ] {
+        o.remove(k);
+    }
+    loosened.push(Loosening {
+        path: path.to_owned(),
+        what: "an `integer` whose bounds reach past 64 bits is an untyped JSON number".into(),
+        checked: true,
+    });
 }
 
 /// The JSON Schema type name of a value (`integer` for whole numbers).

@@ -15,14 +15,14 @@
 //! The same schemas always produce byte-identical output: schemas are sorted by key, and
 //! typify's output is ordered.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use eventwire::iglu::SchemaKey;
-use heck::{ToSnakeCase, ToUpperCamelCase};
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
+use crate::names::{distinct, rust_module, rust_type, with_bases, Renamed};
 use crate::normalize::{normalize, Loosening};
 use crate::registry::SchemaFile;
 use crate::CodegenError;
@@ -37,6 +37,11 @@ pub struct RustOutput {
     pub types: usize,
     /// Where the Rust types are looser than the schemas, per schema.
     pub loosened: Vec<(SchemaKey, Loosening)>,
+    /// Names whose identifiers clashed and were renamed ([`crate::names`]): where (a schema
+    /// and the JSON pointer of the object, a vendor, or the registry), and the names.
+    pub renamed: Vec<(String, Renamed)>,
+    /// Schemas that produced no type, each with why; the rest of the registry was generated.
+    pub skipped: Vec<CodegenError>,
     /// Whether the code uses `chrono`, `uuid` or `regress`, all reached through
     /// `::eventwire::__codegen`; `chrono` and `regress` need `eventwire`'s `codegen`
     /// feature (on by default, and asked for by the code with a clear error when off).
@@ -53,40 +58,6 @@ pub struct Uses {
     pub uuid: bool,
     /// `regress` (patterns).
     pub regress: bool,
-}
-
-/// A valid Rust identifier for a module: snake case, never a keyword, never a leading digit.
-pub fn module_ident(raw: &str) -> String {
-    let mut s: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    s = s.to_snake_case();
-    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert(0, 'n');
-    }
-    if syn::parse_str::<syn::Ident>(&s).is_err() {
-        s.push('_');
-    }
-    s
-}
-
-/// The type name for a schema name: UpperCamelCase, never starting with a digit.
-pub fn type_name(raw: &str) -> String {
-    let mut s = raw.to_upper_camel_case();
-    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
-        s.insert(0, 'T');
-    }
-    if syn::parse_str::<syn::Ident>(&s).is_err() {
-        s.push('_');
-    }
-    s
 }
 
 /// Crates the generated code uses that it reaches through `::eventwire::__codegen`, so the
@@ -202,13 +173,12 @@ fn version_ident(key: &SchemaKey) -> String {
 }
 
 /// Generates one schema's types (in its version module).
-fn generate_one(
-    file: &SchemaFile,
-    uses: &mut Uses,
-) -> Result<(syn::ItemMod, Vec<Loosening>), CodegenError> {
+fn generate_one(file: &SchemaFile, uses: &mut Uses) -> Result<Generated, CodegenError> {
     let key = &file.key;
-    let normalized = normalize(&file.schema);
-    let name = type_name(&key.name);
+    let mut normalized = normalize(&file.schema);
+    crate::normalize::widen_integers(&mut normalized.schema, &mut normalized.loosened);
+    let renames = crate::fields::rename(&mut normalized.schema);
+    let name = rust_type(&key.name);
     let root: schemars::schema::RootSchema =
         crate::plain::from_value(&normalized.schema).map_err(|e| CodegenError::Schema {
             schema: key.to_string(),
@@ -287,6 +257,12 @@ fn generate_one(
     };
     let mut parsed: syn::File = syn::parse2(tokens)
         .map_err(|e| schema_error(format!("typify's output does not parse: {e}")))?;
+    crate::fields::restore(&mut parsed, &renames.originals);
+    if let Some((ty, field)) = crate::fields::duplicate_field(&parsed) {
+        return Err(schema_error(format!(
+            "two fields of `{ty}` are named `{field}` (a name clash the naming rule missed: please report it)"
+        )));
+    }
     default_extra(&mut parsed);
     let (tokens, deserialize) = if let Some(inner) = wrapped {
         let doc = file
@@ -359,6 +335,14 @@ fn generate_one(
                 format!(" Not checked at `{at}`: {}.", l.what)
             }
         })
+        .chain(renames.renamed.iter().map(|r| {
+            format!(
+                " Field `{}` is the property `{}` (`{}` is taken).",
+                r.ident,
+                r.name.escape_debug(),
+                r.base
+            )
+        }))
         .collect();
     let version = format_ident!("{}", version_ident(key));
     let mut module: syn::ItemMod = syn::parse_quote! {
@@ -372,7 +356,22 @@ fn generate_one(
         *items = tokens;
         items.extend(ours.items);
     }
-    Ok((module, normalized.loosened))
+    Ok(Generated {
+        module,
+        loosened: normalized.loosened,
+        renamed: renames
+            .renamed
+            .into_iter()
+            .map(|r| (key.to_string(), r))
+            .collect(),
+    })
+}
+
+/// One schema's version module and what it reports.
+struct Generated {
+    module: syn::ItemMod,
+    loosened: Vec<Loosening>,
+    renamed: Vec<(String, Renamed)>,
 }
 
 /// Makes the root type run its schema check when deserialised and when built.
@@ -522,37 +521,81 @@ struct VendorOut {
     code: String,
     types: Vec<String>,
     loosened: Vec<(SchemaKey, Loosening)>,
+    renamed: Vec<(String, Renamed)>,
     uses: Uses,
     errors: Vec<CodegenError>,
 }
 
 type Names<'a> = BTreeMap<&'a str, Vec<&'a SchemaFile>>;
 
-/// Generates and formats one vendor's module (runs on a worker thread).
-fn vendor_module(vendor: &str, names: &Names<'_>) -> VendorOut {
+/// Generates and formats one vendor's module, named `vendor_ident` (runs on a worker
+/// thread).
+fn vendor_module(vendor: &str, vendor_ident: &str, names: &Names<'_>) -> VendorOut {
     let mut out = VendorOut::default();
     let mut items: Vec<syn::Item> = Vec::new();
-    let mut exported: BTreeMap<String, String> = BTreeMap::new();
+    // The vendor's scope: a module per schema name, then the re-exported type names (one
+    // per MODEL), distinct from each other and from the modules.
+    let scope = with_bases(names.keys().copied(), rust_module);
+    let (modules, renamed) = distinct(&scope, rust_module, &BTreeSet::new());
+    let scope_name = format!("vendor {vendor}");
+    // A renamed module's type names carry its number (`add_to_cart_2` → `AddToCart2`).
+    let number: BTreeMap<&str, &str> = renamed
+        .iter()
+        .filter_map(|r| {
+            let n = r.ident.strip_prefix(r.base.as_str())?.strip_prefix('_')?;
+            let name = names.keys().copied().find(|k| *k == r.name)?;
+            Some((name, n))
+        })
+        .collect();
+    out.renamed
+        .extend(renamed.iter().cloned().map(|r| (scope_name.clone(), r)));
+    let mut exports: Vec<(String, String)> = Vec::new();
+    let mut export_keys: Vec<&SchemaKey> = Vec::new();
     for (name, versions) in names {
+        let mut latest: BTreeMap<u32, &SchemaKey> = BTreeMap::new();
+        for file in versions {
+            latest.insert(file.key.version.model, &file.key);
+        }
+        for (model, key) in latest {
+            let base = format!("{}{}", rust_type(name), number.get(name).unwrap_or(&""));
+            let (label, alias) = if model == 1 {
+                ((*name).to_owned(), base)
+            } else {
+                (format!("{name} (MODEL {model})"), format!("{base}V{model}"))
+            };
+            exports.push((label, alias));
+            export_keys.push(key);
+        }
+    }
+    let (aliases, renamed) = distinct(&exports, rust_type, &modules.iter().cloned().collect());
+    out.renamed
+        .extend(renamed.into_iter().map(|r| (scope_name.clone(), r)));
+    let module_of: BTreeMap<&str, &String> = names.keys().copied().zip(&modules).collect();
+    let mut generated_ok: BTreeSet<&SchemaKey> = BTreeSet::new();
+    for (name, versions) in names {
+        let module_name = module_of[name];
         let mut version_modules = Vec::new();
         for file in versions {
             match generate_one(file, &mut out.uses) {
-                Ok((tokens, l)) => {
+                Ok(g) => {
                     out.types.push(format!(
-                        "{}::{}::{}::{}",
-                        module_ident(vendor),
-                        module_ident(name),
+                        "{vendor_ident}::{module_name}::{}::{}",
                         version_ident(&file.key),
-                        type_name(name)
+                        rust_type(name)
                     ));
                     out.loosened
-                        .extend(l.into_iter().map(|l| (file.key.clone(), l)));
-                    version_modules.push(tokens);
+                        .extend(g.loosened.into_iter().map(|l| (file.key.clone(), l)));
+                    out.renamed.extend(g.renamed);
+                    version_modules.push(g.module);
+                    generated_ok.insert(&file.key);
                 }
                 Err(e) => out.errors.push(e),
             }
         }
-        let module = format_ident!("{}", module_ident(name));
+        if version_modules.is_empty() {
+            continue;
+        }
+        let module = format_ident!("{}", module_name);
         let doc = format!(" Versions of `iglu:{vendor}/{name}`.");
         let mut name_module: syn::ItemMod = syn::parse_quote! {
             #[doc = #doc]
@@ -562,35 +605,27 @@ fn vendor_module(vendor: &str, names: &Names<'_>) -> VendorOut {
             inner.extend(version_modules.into_iter().map(syn::Item::Mod));
         }
         items.push(syn::Item::Mod(name_module));
-        // Latest version of each MODEL, re-exported under a stable name.
-        let mut latest: BTreeMap<u32, &SchemaKey> = BTreeMap::new();
-        for file in versions {
-            latest.insert(file.key.version.model, &file.key);
-        }
-        for (model, key) in latest {
-            let base = type_name(name);
-            let mut alias = if model == 1 {
-                base.clone()
-            } else {
-                format!("{base}V{model}")
-            };
-            while exported.contains_key(&alias) {
-                alias.push('_');
-            }
-            exported.insert(alias.clone(), key.to_string());
-            let (ty, alias_ident, version) = (
-                format_ident!("{}", base),
-                format_ident!("{}", alias),
-                format_ident!("{}", version_ident(key)),
-            );
-            let doc = format!(" The latest MODEL-{model} version: `{key}`.");
-            items.push(syn::parse_quote! {
-                #[doc = #doc]
-                pub use self::#module::#version::#ty as #alias_ident;
-            });
-        }
     }
-    let vendor_ident = format_ident!("{}", module_ident(vendor));
+    // Latest version of each MODEL, re-exported under a stable name (a MODEL whose latest
+    // version failed is not exported: an older version would silently take its name).
+    for (key, alias) in export_keys.iter().zip(&aliases) {
+        if !generated_ok.contains(key) {
+            continue;
+        }
+        let model = key.version.model;
+        let (module, ty, alias_ident, version) = (
+            format_ident!("{}", module_of[key.name.as_str()]),
+            format_ident!("{}", rust_type(&key.name)),
+            format_ident!("{}", alias),
+            format_ident!("{}", version_ident(key)),
+        );
+        let doc = format!(" The latest MODEL-{model} version: `{key}`.");
+        items.push(syn::parse_quote! {
+            #[doc = #doc]
+            pub use self::#module::#version::#ty as #alias_ident;
+        });
+    }
+    let vendor_ident = format_ident!("{}", vendor_ident);
     let doc = format!(" Event types of the vendor `{vendor}`.");
     // typify's regex constructors unwrap patterns it already compiled at generation time.
     let mut vendor_module: syn::ItemMod = syn::parse_quote! {
@@ -622,7 +657,9 @@ fn format_tokens(tokens: TokenStream) -> String {
     }
 }
 
-/// Generates Rust for `schemas` (all of them must succeed).
+/// Generates Rust for `schemas`. A schema that cannot be turned into types is left out and
+/// reported in [`RustOutput::skipped`], naming it; the rest of the registry is generated.
+/// `Err` only when generation itself failed.
 ///
 /// Vendors are generated and formatted on all available cores; the output is assembled in
 /// vendor order, so it does not depend on scheduling.
@@ -639,6 +676,11 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
             .push(file);
     }
     let vendors: Vec<(&str, &Names<'_>)> = tree.iter().map(|(v, n)| (*v, n)).collect();
+    let (vendor_idents, renamed) = distinct(
+        &with_bases(vendors.iter().map(|(v, _)| *v), rust_module),
+        rust_module,
+        &BTreeSet::new(),
+    );
     let workers = std::thread::available_parallelism()
         .map_or(1, usize::from)
         .min(vendors.len().max(1));
@@ -651,13 +693,17 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
-                let (vendors, order, next) = (&vendors, &order, &next);
+                let (vendors, vendor_idents, order, next) =
+                    (&vendors, &vendor_idents, &order, &next);
                 scope.spawn(move || {
                     let mut done = Vec::new();
                     loop {
                         let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(&i) = order.get(k) else { break };
-                        done.push((i, vendor_module(vendors[i].0, vendors[i].1)));
+                        done.push((
+                            i,
+                            vendor_module(vendors[i].0, &vendor_idents[i], vendors[i].1),
+                        ));
                     }
                     done
                 })
@@ -677,6 +723,11 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
         code: String::new(),
         types: 0,
         loosened: Vec::new(),
+        renamed: renamed
+            .into_iter()
+            .map(|r| ("the registry's vendors".to_owned(), r))
+            .collect(),
+        skipped: Vec::new(),
         uses: Uses::default(),
     };
     let mut errors = Vec::new();
@@ -690,7 +741,8 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
             )));
             continue;
         };
-        errors.extend(out.errors);
+        output.skipped.extend(out.errors);
+        output.renamed.extend(out.renamed);
         for t in &out.types {
             match syn::parse_str::<syn::Path>(t) {
                 Ok(p) => all_types.push(p),
@@ -745,24 +797,4 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
     };
     output.code = format!("{header}{require}{list}{}", modules.join(""));
     Ok(output)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_valid_identifiers() {
-        assert_eq!(
-            module_ident("com.snowplowanalytics.snowplow"),
-            "com_snowplowanalytics_snowplow"
-        );
-        assert_eq!(module_ident("link_click"), "link_click");
-        assert_eq!(module_ident("1h"), "n1h");
-        assert_eq!(module_ident("type"), "type_");
-        assert_eq!(module_ident("ad-click"), "ad_click");
-        assert_eq!(type_name("link_click"), "LinkClick");
-        assert_eq!(type_name("1h"), "T1h");
-        assert_eq!(type_name("self"), "Self_");
-    }
 }

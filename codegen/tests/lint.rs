@@ -112,3 +112,93 @@ fn breaking_additions_mismatched_self_and_bad_draft4_are_errors() {
         1
     );
 }
+
+/// Inlining a definition is no change; tightening inside one is; a tuple item narrowed is.
+#[test]
+fn evolution_follows_references_and_tuples() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_def = json!({"type": "object", "properties": {
+        "a": {"$ref": "#/definitions/text"},
+        "pair": {"type": "array", "items": [{"type": "string"}, {"type": ["integer", "null"]}]}
+    }, "definitions": {"text": {"type": "string", "maxLength": 10}}});
+    put(dir.path(), "com.acme/r/jsonschema/1-0-0", with_def);
+    let inlined = json!({"type": "object", "properties": {
+        "a": {"type": "string", "maxLength": 10},
+        "pair": {"type": "array", "items": [{"type": "string"}, {"type": ["integer", "null"]}]}
+    }});
+    put(dir.path(), "com.acme/r/jsonschema/1-0-1", inlined);
+    let tightened = json!({"type": "object", "properties": {
+        "a": {"$ref": "#/definitions/text"},
+        "pair": {"type": "array", "items": [{"type": "string"}, {"type": "integer"}]}
+    }, "definitions": {"text": {"type": "string", "maxLength": 5}}});
+    put(dir.path(), "com.acme/r/jsonschema/1-0-2", tightened);
+    let messages: Vec<String> = lint_dir(dir.path())
+        .into_iter()
+        .map(|i| format!("{:?} {}", i.severity, i.message))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "Error 1-0-2 is an ADDITION to 1-0-1 but narrows `type` at /properties/pair/items/1 (no longer null)",
+            "Error 1-0-2 is an ADDITION to 1-0-1 but tightens `maxLength` at /properties/a"
+        ]
+    );
+}
+
+/// A `format` nothing checks, keyword typos and later-draft keywords are warnings (the
+/// schema stays valid draft 4; they validate nothing).
+#[test]
+fn unknown_formats_and_keyword_typos_are_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    put(
+        dir.path(),
+        "com.acme/t/jsonschema/1-0-0",
+        json!({"type": "object", "properties": {
+            "at": {"type": "string", "format": "datetime"},
+            "name": {"type": "string", "maxlength": 10},
+            "kind": {"const": "x"},
+            "ok": {"type": "string", "format": "date-time", "x-pii": true, "examples": ["a"]}
+        }, "requried": ["at"]}),
+    );
+    let issues = lint_dir(dir.path());
+    assert!(
+        issues.iter().all(|i| i.severity == Severity::Warning),
+        "{issues:#?}"
+    );
+    let messages: Vec<&str> = issues.iter().map(|i| i.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "`const` at /properties/kind is a keyword of a later draft: draft-4 validation (the collector's) ignores it",
+            "unknown `format: datetime` at /properties/at checks nothing (did you mean `date-time`?)",
+            "unknown keyword `maxlength` at /properties/name is ignored (did you mean `maxLength`?)",
+            "unknown keyword `requried` at / is ignored (did you mean `required`?)"
+        ]
+    );
+}
+
+/// Schema and vendor names that become one identifier are warnings naming what codegen
+/// gives each.
+#[test]
+fn names_that_clash_once_made_identifiers_are_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    for rel in [
+        "com.acme/add-to-cart/jsonschema/1-0-0",
+        "com.acme/add_to_cart/jsonschema/1-0-0",
+        "com-acme/ping/jsonschema/1-0-0",
+    ] {
+        put(dir.path(), rel, base());
+    }
+    let messages: Vec<String> = lint_dir(dir.path())
+        .into_iter()
+        .map(|i| format!("{:?} {}", i.severity, i.message))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "Warning schema name `add-to-cart` of `com.acme` becomes the Rust module `add_to_cart`, as another does: its module is `add_to_cart_2`, its type name is numbered too",
+            "Warning vendor `com.acme` becomes the Rust module `com_acme`, as another vendor does: its module is `com_acme_2`",
+            "Warning `com.acme/add_to_cart` becomes the TypeScript type `ComAcmeAddToCart`, as another schema does: its types are named `ComAcmeAddToCart2…`"
+        ]
+    );
+}

@@ -87,3 +87,51 @@ fn reports_each_broken_file_and_keeps_the_good_ones() {
     assert!(message.contains("self` block says iglu:com.acme/ok/jsonschema/1-0-0 but the path says iglu:com.acme/ok/jsonschema/1-0-1"), "{message}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A schema codegen cannot turn into types is an error naming it; the rest of the registry
+/// is still generated (and `compile` writes it, then fails the build naming the schema).
+#[test]
+fn one_schema_codegen_cannot_take_leaves_the_rest_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = |name: &str| {
+        format!(
+            r#""$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#", "self": {{"vendor": "com.acme", "name": "{name}", "format": "jsonschema", "version": "1-0-0"}}"#
+        )
+    };
+    write(
+        dir.path(),
+        "com.acme/good/jsonschema/1-0-0",
+        &format!(
+            r#"{{{}, "type": "object", "properties": {{"a": {{"type": "string"}}}}}}"#,
+            head("good")
+        ),
+    );
+    // A default of the wrong type is valid draft 4 (defaults are not validated), but typify
+    // refuses it.
+    write(
+        dir.path(),
+        "com.acme/odd_default/jsonschema/1-0-0",
+        &format!(
+            r#"{{{}, "type": "object", "properties": {{"n": {{"type": "integer", "default": "seven"}}}}}}"#,
+            head("odd_default")
+        ),
+    );
+    let builder = eventwire_codegen::Builder::new()
+        .schemas(dir.path())
+        .rerun_if_changed(false);
+    let out = builder.generate().unwrap();
+    assert_eq!(out.types, 1);
+    let skipped: Vec<String> = out.skipped.iter().map(ToString::to_string).collect();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(
+        skipped[0].starts_with("iglu:com.acme/odd_default/jsonschema/1-0-0"),
+        "{skipped:?}"
+    );
+    assert!(out.code.contains("pub struct Good"));
+    let file = dir.path().join("out.rs");
+    let err = builder.clone().out_file(&file).compile().unwrap_err();
+    assert!(err.to_string().contains("odd_default"), "{err}");
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("pub struct Good"));
+}

@@ -718,6 +718,14 @@ mod tests {
     /// the positions the checks cut (issue 15: `00:00:0é` sliced inside a character), and
     /// random strings of ASCII and non-ASCII characters.
     #[test]
+    fn format_names_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(Format::from_name(f.name()), Some(f));
+        }
+        assert_eq!(Format::from_name("datetime"), None);
+    }
+
+    #[test]
     fn format_checks_never_panic_on_any_string() {
         let formats = Format::ALL;
         let fixed = [

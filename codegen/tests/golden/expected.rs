@@ -6,11 +6,18 @@
 /// `SelfDescribing` impl, so the list cannot drift from the types).
 #[allow(dead_code)]
 pub const SCHEMAS: &[&str] = &[
-    <com_acme::odd::v1_0_0::Odd as ::eventwire::SelfDescribing>::SCHEMA,
-    <com_acme::shapes::v1_0_0::Shapes as ::eventwire::SelfDescribing>::SCHEMA,
-    <com_acme::signup::v1_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA,
-    <com_acme::signup::v1_0_1::Signup as ::eventwire::SelfDescribing>::SCHEMA,
-    <com_acme::signup::v2_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_2::add_to_cart::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_3::add_to_cart_2::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_3::add_to_cart::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_3::collide::v1_0_0::Collide as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_3::maps::v1_0_0::Maps as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_3::odd::v1_0_0::Odd as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_3::refs::v1_0_0::Refs as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_3::shapes::v1_0_0::Shapes as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_3::signup::v1_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_3::signup::v1_0_1::Signup as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_3::signup::v2_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme::ping::v1_0_0::Ping as ::eventwire::SelfDescribing>::SCHEMA,
 ];
 /// Reads `data` as the generated type of the schema `uri` and writes it back: `None`
 /// when no type was generated for `uri`, `Some(Err)` when the type refuses the data,
@@ -36,30 +43,329 @@ pub fn round_trip(
             .map_err(|e| e.to_string())?;
         ::eventwire::__codegen::serde_json::to_value(&typed).map_err(|e| e.to_string())
     }
-    if uri == <com_acme::odd::v1_0_0::Odd as ::eventwire::SelfDescribing>::SCHEMA {
-        return ::std::option::Option::Some(via::<com_acme::odd::v1_0_0::Odd>(data));
-    }
-    if uri == <com_acme::shapes::v1_0_0::Shapes as ::eventwire::SelfDescribing>::SCHEMA {
+    if uri
+        == <com_acme_2::add_to_cart::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::SCHEMA
+    {
         return ::std::option::Option::Some(
-            via::<com_acme::shapes::v1_0_0::Shapes>(data),
+            via::<com_acme_2::add_to_cart::v1_0_0::AddToCart>(data),
         );
     }
-    if uri == <com_acme::signup::v1_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA {
+    if uri
+        == <com_acme_3::add_to_cart_2::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::SCHEMA
+    {
         return ::std::option::Option::Some(
-            via::<com_acme::signup::v1_0_0::Signup>(data),
+            via::<com_acme_3::add_to_cart_2::v1_0_0::AddToCart>(data),
         );
     }
-    if uri == <com_acme::signup::v1_0_1::Signup as ::eventwire::SelfDescribing>::SCHEMA {
+    if uri
+        == <com_acme_3::add_to_cart::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::SCHEMA
+    {
         return ::std::option::Option::Some(
-            via::<com_acme::signup::v1_0_1::Signup>(data),
+            via::<com_acme_3::add_to_cart::v1_0_0::AddToCart>(data),
         );
     }
-    if uri == <com_acme::signup::v2_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA {
+    if uri
+        == <com_acme_3::collide::v1_0_0::Collide as ::eventwire::SelfDescribing>::SCHEMA
+    {
         return ::std::option::Option::Some(
-            via::<com_acme::signup::v2_0_0::Signup>(data),
+            via::<com_acme_3::collide::v1_0_0::Collide>(data),
         );
+    }
+    if uri == <com_acme_3::maps::v1_0_0::Maps as ::eventwire::SelfDescribing>::SCHEMA {
+        return ::std::option::Option::Some(via::<com_acme_3::maps::v1_0_0::Maps>(data));
+    }
+    if uri == <com_acme_3::odd::v1_0_0::Odd as ::eventwire::SelfDescribing>::SCHEMA {
+        return ::std::option::Option::Some(via::<com_acme_3::odd::v1_0_0::Odd>(data));
+    }
+    if uri == <com_acme_3::refs::v1_0_0::Refs as ::eventwire::SelfDescribing>::SCHEMA {
+        return ::std::option::Option::Some(via::<com_acme_3::refs::v1_0_0::Refs>(data));
+    }
+    if uri == <com_acme_3::shapes::v1_0_0::Shapes as ::eventwire::SelfDescribing>::SCHEMA
+    {
+        return ::std::option::Option::Some(
+            via::<com_acme_3::shapes::v1_0_0::Shapes>(data),
+        );
+    }
+    if uri == <com_acme_3::signup::v1_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA
+    {
+        return ::std::option::Option::Some(
+            via::<com_acme_3::signup::v1_0_0::Signup>(data),
+        );
+    }
+    if uri == <com_acme_3::signup::v1_0_1::Signup as ::eventwire::SelfDescribing>::SCHEMA
+    {
+        return ::std::option::Option::Some(
+            via::<com_acme_3::signup::v1_0_1::Signup>(data),
+        );
+    }
+    if uri == <com_acme_3::signup::v2_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA
+    {
+        return ::std::option::Option::Some(
+            via::<com_acme_3::signup::v2_0_0::Signup>(data),
+        );
+    }
+    if uri == <com_acme::ping::v1_0_0::Ping as ::eventwire::SelfDescribing>::SCHEMA {
+        return ::std::option::Option::Some(via::<com_acme::ping::v1_0_0::Ping>(data));
     }
     ::std::option::Option::None
+}
+/// Event types of the vendor `com-acme`.
+#[allow(
+    clippy::all,
+    clippy::unwrap_used,
+    dead_code,
+    missing_docs,
+    unused_imports,
+    irrefutable_let_patterns,
+    non_camel_case_types,
+    unused_comparisons,
+    rustdoc::all
+)]
+pub mod com_acme_2 {
+    /// Versions of `iglu:com-acme/add_to_cart`.
+    pub mod add_to_cart {
+        /// `iglu:com-acme/add_to_cart/jsonschema/1-0-0`
+        pub mod v1_0_0 {
+            ///Names that collide once made identifiers (com-acme/add_to_cart).
+            #[derive(::serde::Serialize, Clone, Debug, Default)]
+            #[serde(deny_unknown_fields)]
+            pub struct AddToCart {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub sku: ::std::option::Option<AddToCartSku>,
+            }
+            impl AddToCart {
+                pub fn builder() -> builder::AddToCart {
+                    Default::default()
+                }
+            }
+            ///`AddToCartSku`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct AddToCartSku(::std::string::String);
+            impl ::std::ops::Deref for AddToCartSku {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<AddToCartSku> for ::std::string::String {
+                fn from(value: AddToCartSku) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for AddToCartSku {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for AddToCartSku {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for AddToCartSku {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for AddToCartSku {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            /// Types for composing complex structures.
+            pub mod builder {
+                #[derive(Clone, Debug)]
+                pub struct AddToCart {
+                    sku: ::std::result::Result<
+                        ::std::option::Option<super::AddToCartSku>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for AddToCart {
+                    fn default() -> Self {
+                        Self {
+                            sku: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl AddToCart {
+                    pub fn sku<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::AddToCartSku>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.sku = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for sku: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<AddToCart> for super::AddToCart {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: AddToCart,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        let built: ::std::result::Result<
+                            Self,
+                            super::error::ConversionError,
+                        > = (move || { Ok(Self { sku: value.sku? }) })();
+                        let built = built?;
+                        built.validate().map_err(|e| e.to_string())?;
+                        Ok(built)
+                    }
+                }
+                impl ::std::convert::From<super::AddToCart> for AddToCart {
+                    fn from(value: super::AddToCart) -> Self {
+                        Self { sku: Ok(value.sku) }
+                    }
+                }
+            }
+            /// Error types.
+            pub mod error {
+                /// Error from a `TryFrom` or `FromStr` implementation.
+                pub struct ConversionError(::std::borrow::Cow<'static, str>);
+                impl ::std::error::Error for ConversionError {}
+                impl ::std::fmt::Display for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Display::fmt(&self.0, f)
+                    }
+                }
+                impl ::std::fmt::Debug for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Debug::fmt(&self.0, f)
+                    }
+                }
+                impl From<&'static str> for ConversionError {
+                    fn from(value: &'static str) -> Self {
+                        Self(value.into())
+                    }
+                }
+                impl From<String> for ConversionError {
+                    fn from(value: String) -> Self {
+                        Self(value.into())
+                    }
+                }
+            }
+            #[derive(::serde::Deserialize)]
+            #[serde(remote = "AddToCart")]
+            #[serde(deny_unknown_fields)]
+            struct __AddToCartDeserialize {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub sku: ::std::option::Option<AddToCartSku>,
+            }
+            impl ::eventwire::SelfDescribing for AddToCart {
+                const SCHEMA: &'static str = "iglu:com-acme/add_to_cart/jsonschema/1-0-0";
+            }
+            impl AddToCart {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::eventwire::__codegen::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for AddToCart {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    __AddToCartDeserialize::deserialize(value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::eventwire::__codegen::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        if let Some(x) = o.get("sku") {
+                            {
+                                let v = x;
+                                let p = &p.key("sku");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        for (k, x) in o {
+                            let known = matches!(k.as_str(), "sku");
+                            if !known {
+                                return Err(
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+    /// The latest MODEL-1 version: `iglu:com-acme/add_to_cart/jsonschema/1-0-0`.
+    pub use self::add_to_cart::v1_0_0::AddToCart as AddToCart;
 }
 /// Event types of the vendor `com.acme`.
 #[allow(
@@ -73,7 +379,3233 @@ pub fn round_trip(
     unused_comparisons,
     rustdoc::all
 )]
-pub mod com_acme {
+pub mod com_acme_3 {
+    /// Versions of `iglu:com.acme/add-to-cart`.
+    pub mod add_to_cart_2 {
+        /// `iglu:com.acme/add-to-cart/jsonschema/1-0-0`
+        pub mod v1_0_0 {
+            ///Names that collide once made identifiers (com.acme/add-to-cart).
+            #[derive(::serde::Serialize, Clone, Debug, Default)]
+            #[serde(deny_unknown_fields)]
+            pub struct AddToCart {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub sku: ::std::option::Option<AddToCartSku>,
+            }
+            impl AddToCart {
+                pub fn builder() -> builder::AddToCart {
+                    Default::default()
+                }
+            }
+            ///`AddToCartSku`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct AddToCartSku(::std::string::String);
+            impl ::std::ops::Deref for AddToCartSku {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<AddToCartSku> for ::std::string::String {
+                fn from(value: AddToCartSku) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for AddToCartSku {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for AddToCartSku {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for AddToCartSku {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for AddToCartSku {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            /// Types for composing complex structures.
+            pub mod builder {
+                #[derive(Clone, Debug)]
+                pub struct AddToCart {
+                    sku: ::std::result::Result<
+                        ::std::option::Option<super::AddToCartSku>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for AddToCart {
+                    fn default() -> Self {
+                        Self {
+                            sku: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl AddToCart {
+                    pub fn sku<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::AddToCartSku>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.sku = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for sku: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<AddToCart> for super::AddToCart {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: AddToCart,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        let built: ::std::result::Result<
+                            Self,
+                            super::error::ConversionError,
+                        > = (move || { Ok(Self { sku: value.sku? }) })();
+                        let built = built?;
+                        built.validate().map_err(|e| e.to_string())?;
+                        Ok(built)
+                    }
+                }
+                impl ::std::convert::From<super::AddToCart> for AddToCart {
+                    fn from(value: super::AddToCart) -> Self {
+                        Self { sku: Ok(value.sku) }
+                    }
+                }
+            }
+            /// Error types.
+            pub mod error {
+                /// Error from a `TryFrom` or `FromStr` implementation.
+                pub struct ConversionError(::std::borrow::Cow<'static, str>);
+                impl ::std::error::Error for ConversionError {}
+                impl ::std::fmt::Display for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Display::fmt(&self.0, f)
+                    }
+                }
+                impl ::std::fmt::Debug for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Debug::fmt(&self.0, f)
+                    }
+                }
+                impl From<&'static str> for ConversionError {
+                    fn from(value: &'static str) -> Self {
+                        Self(value.into())
+                    }
+                }
+                impl From<String> for ConversionError {
+                    fn from(value: String) -> Self {
+                        Self(value.into())
+                    }
+                }
+            }
+            #[derive(::serde::Deserialize)]
+            #[serde(remote = "AddToCart")]
+            #[serde(deny_unknown_fields)]
+            struct __AddToCartDeserialize {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub sku: ::std::option::Option<AddToCartSku>,
+            }
+            impl ::eventwire::SelfDescribing for AddToCart {
+                const SCHEMA: &'static str = "iglu:com.acme/add-to-cart/jsonschema/1-0-0";
+            }
+            impl AddToCart {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::eventwire::__codegen::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for AddToCart {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    __AddToCartDeserialize::deserialize(value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::eventwire::__codegen::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        if let Some(x) = o.get("sku") {
+                            {
+                                let v = x;
+                                let p = &p.key("sku");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        for (k, x) in o {
+                            let known = matches!(k.as_str(), "sku");
+                            if !known {
+                                return Err(
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+    /// Versions of `iglu:com.acme/add_to_cart`.
+    pub mod add_to_cart {
+        /// `iglu:com.acme/add_to_cart/jsonschema/1-0-0`
+        pub mod v1_0_0 {
+            ///Names that collide once made identifiers (com.acme/add_to_cart).
+            #[derive(::serde::Serialize, Clone, Debug, Default)]
+            #[serde(deny_unknown_fields)]
+            pub struct AddToCart {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub sku: ::std::option::Option<AddToCartSku>,
+            }
+            impl AddToCart {
+                pub fn builder() -> builder::AddToCart {
+                    Default::default()
+                }
+            }
+            ///`AddToCartSku`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct AddToCartSku(::std::string::String);
+            impl ::std::ops::Deref for AddToCartSku {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<AddToCartSku> for ::std::string::String {
+                fn from(value: AddToCartSku) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for AddToCartSku {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for AddToCartSku {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for AddToCartSku {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for AddToCartSku {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            /// Types for composing complex structures.
+            pub mod builder {
+                #[derive(Clone, Debug)]
+                pub struct AddToCart {
+                    sku: ::std::result::Result<
+                        ::std::option::Option<super::AddToCartSku>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for AddToCart {
+                    fn default() -> Self {
+                        Self {
+                            sku: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl AddToCart {
+                    pub fn sku<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::AddToCartSku>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.sku = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for sku: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<AddToCart> for super::AddToCart {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: AddToCart,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        let built: ::std::result::Result<
+                            Self,
+                            super::error::ConversionError,
+                        > = (move || { Ok(Self { sku: value.sku? }) })();
+                        let built = built?;
+                        built.validate().map_err(|e| e.to_string())?;
+                        Ok(built)
+                    }
+                }
+                impl ::std::convert::From<super::AddToCart> for AddToCart {
+                    fn from(value: super::AddToCart) -> Self {
+                        Self { sku: Ok(value.sku) }
+                    }
+                }
+            }
+            /// Error types.
+            pub mod error {
+                /// Error from a `TryFrom` or `FromStr` implementation.
+                pub struct ConversionError(::std::borrow::Cow<'static, str>);
+                impl ::std::error::Error for ConversionError {}
+                impl ::std::fmt::Display for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Display::fmt(&self.0, f)
+                    }
+                }
+                impl ::std::fmt::Debug for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Debug::fmt(&self.0, f)
+                    }
+                }
+                impl From<&'static str> for ConversionError {
+                    fn from(value: &'static str) -> Self {
+                        Self(value.into())
+                    }
+                }
+                impl From<String> for ConversionError {
+                    fn from(value: String) -> Self {
+                        Self(value.into())
+                    }
+                }
+            }
+            #[derive(::serde::Deserialize)]
+            #[serde(remote = "AddToCart")]
+            #[serde(deny_unknown_fields)]
+            struct __AddToCartDeserialize {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub sku: ::std::option::Option<AddToCartSku>,
+            }
+            impl ::eventwire::SelfDescribing for AddToCart {
+                const SCHEMA: &'static str = "iglu:com.acme/add_to_cart/jsonschema/1-0-0";
+            }
+            impl AddToCart {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::eventwire::__codegen::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for AddToCart {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    __AddToCartDeserialize::deserialize(value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::eventwire::__codegen::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        if let Some(x) = o.get("sku") {
+                            {
+                                let v = x;
+                                let p = &p.key("sku");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        for (k, x) in o {
+                            let known = matches!(k.as_str(), "sku");
+                            if !known {
+                                return Err(
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+    /// Versions of `iglu:com.acme/collide`.
+    pub mod collide {
+        /// `iglu:com.acme/collide/jsonschema/1-0-0`
+        /// Field `a_b_2` is the property `A_B` (`a_b` is taken).
+        /// Field `extra_2` is the property `Extra` (`extra` is taken).
+        /// Field `x_2` is the property `_` (`x` is taken).
+        /// Field `a_b_3` is the property `a-b` (`a_b` is taken).
+        /// Field `a_b_4` is the property `a.b` (`a_b` is taken).
+        /// Field `a_b_5` is the property `aB` (`a_b` is taken).
+        /// Field `self_2` is the property `self` (`self_` is taken).
+        /// Field `smtp_id_2` is the property `smtp-id` (`smtp_id` is taken).
+        /// Field `type_2` is the property `type` (`type_` is taken).
+        /// Field `user_id_2` is the property `user-id` (`user_id` is taken).
+        /// Field `user_id_3` is the property `userId` (`user_id` is taken).
+        /// Field `x_3` is the property `😀` (`x` is taken).
+        pub mod v1_0_0 {
+            ///Property names that become one identifier.
+            #[derive(::serde::Serialize, Clone, Debug)]
+            pub struct Collide {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub a_b: ::std::option::Option<CollideAB>,
+                #[serde(
+                    rename = "A_B",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub a_b_2: ::std::option::Option<CollideAB2>,
+                #[serde(rename = "a-b")]
+                pub a_b_3: CollideAB3,
+                #[serde(
+                    rename = "a.b",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub a_b_4: ::std::option::Option<CollideAB4>,
+                #[serde(
+                    rename = "aB",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub a_b_5: ::std::option::Option<CollideAB5>,
+                #[serde(
+                    rename = "Extra",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub extra_2: ::std::option::Option<CollideExtra2>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub nested: ::std::option::Option<CollideNested>,
+                #[serde(
+                    rename = "Self",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub self_: ::std::option::Option<CollideSelf>,
+                #[serde(
+                    rename = "self",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub self_2: ::std::option::Option<CollideSelf2>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub smtp_id: ::std::option::Option<CollideSmtpId>,
+                #[serde(
+                    rename = "smtp-id",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub smtp_id_2: ::std::option::Option<CollideSmtpId2>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub type_: ::std::option::Option<CollideType>,
+                #[serde(
+                    rename = "type",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub type_2: ::std::option::Option<CollideType2>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub user_id: ::std::option::Option<i64>,
+                #[serde(rename = "userId")]
+                pub user_id_3: CollideUserId3,
+                #[serde(
+                    rename = "",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub x: ::std::option::Option<CollideX>,
+                #[serde(
+                    rename = "_",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub x_2: ::std::option::Option<CollideX2>,
+                #[serde(
+                    rename = "😀",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub x_3: ::std::option::Option<CollideX3>,
+                #[serde(flatten)]
+                pub extra: ::std::collections::HashMap<
+                    ::std::string::String,
+                    ::std::string::String,
+                >,
+            }
+            impl Collide {
+                pub fn builder() -> builder::Collide {
+                    Default::default()
+                }
+            }
+            ///`CollideAB`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideAB(::std::string::String);
+            impl ::std::ops::Deref for CollideAB {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideAB> for ::std::string::String {
+                fn from(value: CollideAB) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideAB {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideAB {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideAB {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideAB {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideAB2`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideAB2(::std::string::String);
+            impl ::std::ops::Deref for CollideAB2 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideAB2> for ::std::string::String {
+                fn from(value: CollideAB2) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideAB2 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideAB2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideAB2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideAB2 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideAB3`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideAB3(::std::string::String);
+            impl ::std::ops::Deref for CollideAB3 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideAB3> for ::std::string::String {
+                fn from(value: CollideAB3) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideAB3 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideAB3 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideAB3 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideAB3 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideAB4`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideAB4(::std::string::String);
+            impl ::std::ops::Deref for CollideAB4 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideAB4> for ::std::string::String {
+                fn from(value: CollideAB4) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideAB4 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideAB4 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideAB4 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideAB4 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideAB5`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideAB5(::std::string::String);
+            impl ::std::ops::Deref for CollideAB5 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideAB5> for ::std::string::String {
+                fn from(value: CollideAB5) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideAB5 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideAB5 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideAB5 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideAB5 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideExtra2`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideExtra2(::std::string::String);
+            impl ::std::ops::Deref for CollideExtra2 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideExtra2> for ::std::string::String {
+                fn from(value: CollideExtra2) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideExtra2 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideExtra2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideExtra2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideExtra2 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideNested`
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            pub struct CollideNested {
+                #[serde(
+                    rename = "user-id",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub user_id_2: ::std::option::Option<CollideNestedUserId2>,
+                #[serde(
+                    rename = "userId",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub user_id_3: ::std::option::Option<CollideNestedUserId3>,
+                #[serde(flatten)]
+                pub extra: ::std::collections::HashMap<
+                    ::std::string::String,
+                    ::std::string::String,
+                >,
+            }
+            impl CollideNested {
+                pub fn builder() -> builder::CollideNested {
+                    Default::default()
+                }
+            }
+            ///`CollideNestedUserId2`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideNestedUserId2(::std::string::String);
+            impl ::std::ops::Deref for CollideNestedUserId2 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideNestedUserId2> for ::std::string::String {
+                fn from(value: CollideNestedUserId2) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideNestedUserId2 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideNestedUserId2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String>
+            for CollideNestedUserId2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideNestedUserId2 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideNestedUserId3`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideNestedUserId3(::std::string::String);
+            impl ::std::ops::Deref for CollideNestedUserId3 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideNestedUserId3> for ::std::string::String {
+                fn from(value: CollideNestedUserId3) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideNestedUserId3 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideNestedUserId3 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String>
+            for CollideNestedUserId3 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideNestedUserId3 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideSelf`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideSelf(::std::string::String);
+            impl ::std::ops::Deref for CollideSelf {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideSelf> for ::std::string::String {
+                fn from(value: CollideSelf) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideSelf {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideSelf {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideSelf {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideSelf {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideSelf2`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideSelf2(::std::string::String);
+            impl ::std::ops::Deref for CollideSelf2 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideSelf2> for ::std::string::String {
+                fn from(value: CollideSelf2) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideSelf2 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideSelf2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideSelf2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideSelf2 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideSmtpId`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideSmtpId(::std::string::String);
+            impl ::std::ops::Deref for CollideSmtpId {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideSmtpId> for ::std::string::String {
+                fn from(value: CollideSmtpId) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideSmtpId {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideSmtpId {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideSmtpId {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideSmtpId {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideSmtpId2`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideSmtpId2(::std::string::String);
+            impl ::std::ops::Deref for CollideSmtpId2 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideSmtpId2> for ::std::string::String {
+                fn from(value: CollideSmtpId2) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideSmtpId2 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideSmtpId2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideSmtpId2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideSmtpId2 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideType`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideType(::std::string::String);
+            impl ::std::ops::Deref for CollideType {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideType> for ::std::string::String {
+                fn from(value: CollideType) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideType {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideType {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideType {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideType {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideType2`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideType2(::std::string::String);
+            impl ::std::ops::Deref for CollideType2 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideType2> for ::std::string::String {
+                fn from(value: CollideType2) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideType2 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideType2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideType2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideType2 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideUserId3`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideUserId3(::std::string::String);
+            impl ::std::ops::Deref for CollideUserId3 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideUserId3> for ::std::string::String {
+                fn from(value: CollideUserId3) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideUserId3 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideUserId3 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideUserId3 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideUserId3 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideX`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideX(::std::string::String);
+            impl ::std::ops::Deref for CollideX {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideX> for ::std::string::String {
+                fn from(value: CollideX) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideX {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideX {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideX {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideX {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideX2`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideX2(::std::string::String);
+            impl ::std::ops::Deref for CollideX2 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideX2> for ::std::string::String {
+                fn from(value: CollideX2) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideX2 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideX2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideX2 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideX2 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CollideX3`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct CollideX3(::std::string::String);
+            impl ::std::ops::Deref for CollideX3 {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CollideX3> for ::std::string::String {
+                fn from(value: CollideX3) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for CollideX3 {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CollideX3 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for CollideX3 {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for CollideX3 {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            /// Types for composing complex structures.
+            pub mod builder {
+                #[derive(Clone, Debug)]
+                pub struct Collide {
+                    a_b: ::std::result::Result<
+                        ::std::option::Option<super::CollideAB>,
+                        ::std::string::String,
+                    >,
+                    a_b_2: ::std::result::Result<
+                        ::std::option::Option<super::CollideAB2>,
+                        ::std::string::String,
+                    >,
+                    a_b_3: ::std::result::Result<
+                        super::CollideAB3,
+                        ::std::string::String,
+                    >,
+                    a_b_4: ::std::result::Result<
+                        ::std::option::Option<super::CollideAB4>,
+                        ::std::string::String,
+                    >,
+                    a_b_5: ::std::result::Result<
+                        ::std::option::Option<super::CollideAB5>,
+                        ::std::string::String,
+                    >,
+                    extra_2: ::std::result::Result<
+                        ::std::option::Option<super::CollideExtra2>,
+                        ::std::string::String,
+                    >,
+                    nested: ::std::result::Result<
+                        ::std::option::Option<super::CollideNested>,
+                        ::std::string::String,
+                    >,
+                    self_: ::std::result::Result<
+                        ::std::option::Option<super::CollideSelf>,
+                        ::std::string::String,
+                    >,
+                    self_2: ::std::result::Result<
+                        ::std::option::Option<super::CollideSelf2>,
+                        ::std::string::String,
+                    >,
+                    smtp_id: ::std::result::Result<
+                        ::std::option::Option<super::CollideSmtpId>,
+                        ::std::string::String,
+                    >,
+                    smtp_id_2: ::std::result::Result<
+                        ::std::option::Option<super::CollideSmtpId2>,
+                        ::std::string::String,
+                    >,
+                    type_: ::std::result::Result<
+                        ::std::option::Option<super::CollideType>,
+                        ::std::string::String,
+                    >,
+                    type_2: ::std::result::Result<
+                        ::std::option::Option<super::CollideType2>,
+                        ::std::string::String,
+                    >,
+                    user_id: ::std::result::Result<
+                        ::std::option::Option<i64>,
+                        ::std::string::String,
+                    >,
+                    user_id_3: ::std::result::Result<
+                        super::CollideUserId3,
+                        ::std::string::String,
+                    >,
+                    x: ::std::result::Result<
+                        ::std::option::Option<super::CollideX>,
+                        ::std::string::String,
+                    >,
+                    x_2: ::std::result::Result<
+                        ::std::option::Option<super::CollideX2>,
+                        ::std::string::String,
+                    >,
+                    x_3: ::std::result::Result<
+                        ::std::option::Option<super::CollideX3>,
+                        ::std::string::String,
+                    >,
+                    extra: ::std::result::Result<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for Collide {
+                    fn default() -> Self {
+                        Self {
+                            a_b: Ok(Default::default()),
+                            a_b_2: Ok(Default::default()),
+                            a_b_3: Err("no value supplied for a_b_3".to_string()),
+                            a_b_4: Ok(Default::default()),
+                            a_b_5: Ok(Default::default()),
+                            extra_2: Ok(Default::default()),
+                            nested: Ok(Default::default()),
+                            self_: Ok(Default::default()),
+                            self_2: Ok(Default::default()),
+                            smtp_id: Ok(Default::default()),
+                            smtp_id_2: Ok(Default::default()),
+                            type_: Ok(Default::default()),
+                            type_2: Ok(Default::default()),
+                            user_id: Ok(Default::default()),
+                            user_id_3: Err(
+                                "no value supplied for user_id_3".to_string(),
+                            ),
+                            x: Ok(Default::default()),
+                            x_2: Ok(Default::default()),
+                            x_3: Ok(Default::default()),
+                            extra: Ok(::std::default::Default::default()),
+                        }
+                    }
+                }
+                impl Collide {
+                    pub fn a_b<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideAB>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.a_b = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for a_b: {e}")
+                            });
+                        self
+                    }
+                    pub fn a_b_2<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideAB2>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.a_b_2 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for a_b_2: {e}")
+                            });
+                        self
+                    }
+                    pub fn a_b_3<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<super::CollideAB3>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.a_b_3 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for a_b_3: {e}")
+                            });
+                        self
+                    }
+                    pub fn a_b_4<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideAB4>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.a_b_4 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for a_b_4: {e}")
+                            });
+                        self
+                    }
+                    pub fn a_b_5<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideAB5>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.a_b_5 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for a_b_5: {e}")
+                            });
+                        self
+                    }
+                    pub fn extra_2<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideExtra2>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.extra_2 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for extra_2: {e}")
+                            });
+                        self
+                    }
+                    pub fn nested<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideNested>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.nested = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for nested: {e}")
+                            });
+                        self
+                    }
+                    pub fn self_<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideSelf>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.self_ = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for self_: {e}")
+                            });
+                        self
+                    }
+                    pub fn self_2<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideSelf2>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.self_2 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for self_2: {e}")
+                            });
+                        self
+                    }
+                    pub fn smtp_id<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideSmtpId>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.smtp_id = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for smtp_id: {e}")
+                            });
+                        self
+                    }
+                    pub fn smtp_id_2<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideSmtpId2>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.smtp_id_2 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!(
+                                    "error converting supplied value for smtp_id_2: {e}"
+                                )
+                            });
+                        self
+                    }
+                    pub fn type_<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideType>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.type_ = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for type_: {e}")
+                            });
+                        self
+                    }
+                    pub fn type_2<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideType2>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.type_2 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for type_2: {e}")
+                            });
+                        self
+                    }
+                    pub fn user_id<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.user_id = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for user_id: {e}")
+                            });
+                        self
+                    }
+                    pub fn user_id_3<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<super::CollideUserId3>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.user_id_3 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!(
+                                    "error converting supplied value for user_id_3: {e}"
+                                )
+                            });
+                        self
+                    }
+                    pub fn x<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideX>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.x = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for x: {e}")
+                            });
+                        self
+                    }
+                    pub fn x_2<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideX2>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.x_2 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for x_2: {e}")
+                            });
+                        self
+                    }
+                    pub fn x_3<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideX3>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.x_3 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for x_3: {e}")
+                            });
+                        self
+                    }
+                    pub fn extra<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::collections::HashMap<
+                                ::std::string::String,
+                                ::std::string::String,
+                            >,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.extra = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for extra: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<Collide> for super::Collide {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: Collide,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        let built: ::std::result::Result<
+                            Self,
+                            super::error::ConversionError,
+                        > = (move || {
+                            Ok(Self {
+                                a_b: value.a_b?,
+                                a_b_2: value.a_b_2?,
+                                a_b_3: value.a_b_3?,
+                                a_b_4: value.a_b_4?,
+                                a_b_5: value.a_b_5?,
+                                extra_2: value.extra_2?,
+                                nested: value.nested?,
+                                self_: value.self_?,
+                                self_2: value.self_2?,
+                                smtp_id: value.smtp_id?,
+                                smtp_id_2: value.smtp_id_2?,
+                                type_: value.type_?,
+                                type_2: value.type_2?,
+                                user_id: value.user_id?,
+                                user_id_3: value.user_id_3?,
+                                x: value.x?,
+                                x_2: value.x_2?,
+                                x_3: value.x_3?,
+                                extra: value.extra?,
+                            })
+                        })();
+                        let built = built?;
+                        built.validate().map_err(|e| e.to_string())?;
+                        Ok(built)
+                    }
+                }
+                impl ::std::convert::From<super::Collide> for Collide {
+                    fn from(value: super::Collide) -> Self {
+                        Self {
+                            a_b: Ok(value.a_b),
+                            a_b_2: Ok(value.a_b_2),
+                            a_b_3: Ok(value.a_b_3),
+                            a_b_4: Ok(value.a_b_4),
+                            a_b_5: Ok(value.a_b_5),
+                            extra_2: Ok(value.extra_2),
+                            nested: Ok(value.nested),
+                            self_: Ok(value.self_),
+                            self_2: Ok(value.self_2),
+                            smtp_id: Ok(value.smtp_id),
+                            smtp_id_2: Ok(value.smtp_id_2),
+                            type_: Ok(value.type_),
+                            type_2: Ok(value.type_2),
+                            user_id: Ok(value.user_id),
+                            user_id_3: Ok(value.user_id_3),
+                            x: Ok(value.x),
+                            x_2: Ok(value.x_2),
+                            x_3: Ok(value.x_3),
+                            extra: Ok(value.extra),
+                        }
+                    }
+                }
+                #[derive(Clone, Debug)]
+                pub struct CollideNested {
+                    user_id_2: ::std::result::Result<
+                        ::std::option::Option<super::CollideNestedUserId2>,
+                        ::std::string::String,
+                    >,
+                    user_id_3: ::std::result::Result<
+                        ::std::option::Option<super::CollideNestedUserId3>,
+                        ::std::string::String,
+                    >,
+                    extra: ::std::result::Result<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            ::std::string::String,
+                        >,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for CollideNested {
+                    fn default() -> Self {
+                        Self {
+                            user_id_2: Ok(Default::default()),
+                            user_id_3: Ok(Default::default()),
+                            extra: Ok(::std::default::Default::default()),
+                        }
+                    }
+                }
+                impl CollideNested {
+                    pub fn user_id_2<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideNestedUserId2>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.user_id_2 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!(
+                                    "error converting supplied value for user_id_2: {e}"
+                                )
+                            });
+                        self
+                    }
+                    pub fn user_id_3<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::CollideNestedUserId3>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.user_id_3 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!(
+                                    "error converting supplied value for user_id_3: {e}"
+                                )
+                            });
+                        self
+                    }
+                    pub fn extra<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::collections::HashMap<
+                                ::std::string::String,
+                                ::std::string::String,
+                            >,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.extra = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for extra: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<CollideNested> for super::CollideNested {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: CollideNested,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        Ok(Self {
+                            user_id_2: value.user_id_2?,
+                            user_id_3: value.user_id_3?,
+                            extra: value.extra?,
+                        })
+                    }
+                }
+                impl ::std::convert::From<super::CollideNested> for CollideNested {
+                    fn from(value: super::CollideNested) -> Self {
+                        Self {
+                            user_id_2: Ok(value.user_id_2),
+                            user_id_3: Ok(value.user_id_3),
+                            extra: Ok(value.extra),
+                        }
+                    }
+                }
+            }
+            /// Error types.
+            pub mod error {
+                /// Error from a `TryFrom` or `FromStr` implementation.
+                pub struct ConversionError(::std::borrow::Cow<'static, str>);
+                impl ::std::error::Error for ConversionError {}
+                impl ::std::fmt::Display for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Display::fmt(&self.0, f)
+                    }
+                }
+                impl ::std::fmt::Debug for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Debug::fmt(&self.0, f)
+                    }
+                }
+                impl From<&'static str> for ConversionError {
+                    fn from(value: &'static str) -> Self {
+                        Self(value.into())
+                    }
+                }
+                impl From<String> for ConversionError {
+                    fn from(value: String) -> Self {
+                        Self(value.into())
+                    }
+                }
+            }
+            #[derive(::serde::Deserialize)]
+            #[serde(remote = "Collide")]
+            struct __CollideDeserialize {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub a_b: ::std::option::Option<CollideAB>,
+                #[serde(
+                    rename = "A_B",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub a_b_2: ::std::option::Option<CollideAB2>,
+                #[serde(rename = "a-b")]
+                pub a_b_3: CollideAB3,
+                #[serde(
+                    rename = "a.b",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub a_b_4: ::std::option::Option<CollideAB4>,
+                #[serde(
+                    rename = "aB",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub a_b_5: ::std::option::Option<CollideAB5>,
+                #[serde(
+                    rename = "Extra",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub extra_2: ::std::option::Option<CollideExtra2>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub nested: ::std::option::Option<CollideNested>,
+                #[serde(
+                    rename = "Self",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub self_: ::std::option::Option<CollideSelf>,
+                #[serde(
+                    rename = "self",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub self_2: ::std::option::Option<CollideSelf2>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub smtp_id: ::std::option::Option<CollideSmtpId>,
+                #[serde(
+                    rename = "smtp-id",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub smtp_id_2: ::std::option::Option<CollideSmtpId2>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub type_: ::std::option::Option<CollideType>,
+                #[serde(
+                    rename = "type",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub type_2: ::std::option::Option<CollideType2>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub user_id: ::std::option::Option<i64>,
+                #[serde(rename = "userId")]
+                pub user_id_3: CollideUserId3,
+                #[serde(
+                    rename = "",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub x: ::std::option::Option<CollideX>,
+                #[serde(
+                    rename = "_",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub x_2: ::std::option::Option<CollideX2>,
+                #[serde(
+                    rename = "😀",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub x_3: ::std::option::Option<CollideX3>,
+                #[serde(flatten)]
+                pub extra: ::std::collections::HashMap<
+                    ::std::string::String,
+                    ::std::string::String,
+                >,
+            }
+            impl ::eventwire::SelfDescribing for Collide {
+                const SCHEMA: &'static str = "iglu:com.acme/collide/jsonschema/1-0-0";
+            }
+            impl Collide {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::eventwire::__codegen::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for Collide {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    __CollideDeserialize::deserialize(value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::eventwire::__codegen::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        c::required(o, p, &["userId", "a-b"])?;
+                        if let Some(x) = o.get("") {
+                            {
+                                let v = x;
+                                let p = &p.key("");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("A_B") {
+                            {
+                                let v = x;
+                                let p = &p.key("A_B");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("Extra") {
+                            {
+                                let v = x;
+                                let p = &p.key("Extra");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("Self") {
+                            {
+                                let v = x;
+                                let p = &p.key("Self");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("_") {
+                            {
+                                let v = x;
+                                let p = &p.key("_");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("a-b") {
+                            {
+                                let v = x;
+                                let p = &p.key("a-b");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("a.b") {
+                            {
+                                let v = x;
+                                let p = &p.key("a.b");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("aB") {
+                            {
+                                let v = x;
+                                let p = &p.key("aB");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("a_b") {
+                            {
+                                let v = x;
+                                let p = &p.key("a_b");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("nested") {
+                            {
+                                let v = x;
+                                let p = &p.key("nested");
+                                c::of_type(v, p, c::types::OBJECT)?;
+                                if let Value::Object(o) = v {
+                                    if let Some(x) = o.get("user-id") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("user-id");
+                                            c::of_type(v, p, c::types::STRING)?;
+                                            if let Value::String(s) = v {
+                                                c::length(s, p, None, Some(64u64))?;
+                                            }
+                                        }
+                                    }
+                                    if let Some(x) = o.get("userId") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("userId");
+                                            c::of_type(v, p, c::types::STRING)?;
+                                            if let Value::String(s) = v {
+                                                c::length(s, p, None, Some(64u64))?;
+                                            }
+                                        }
+                                    }
+                                    for (k, x) in o {
+                                        let known = matches!(k.as_str(), "user-id" | "userId");
+                                        if !known {
+                                            {
+                                                let v = x;
+                                                let p = &p.key(k);
+                                                c::of_type(v, p, c::types::STRING)?;
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("self") {
+                            {
+                                let v = x;
+                                let p = &p.key("self");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("smtp-id") {
+                            {
+                                let v = x;
+                                let p = &p.key("smtp-id");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("smtp_id") {
+                            {
+                                let v = x;
+                                let p = &p.key("smtp_id");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("type") {
+                            {
+                                let v = x;
+                                let p = &p.key("type");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("type_") {
+                            {
+                                let v = x;
+                                let p = &p.key("type_");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("userId") {
+                            {
+                                let v = x;
+                                let p = &p.key("userId");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("user_id") {
+                            {
+                                let v = x;
+                                let p = &p.key("user_id");
+                                c::of_type(v, p, c::types::INTEGER)?;
+                                c::numbers(
+                                    v,
+                                    p,
+                                    &c::Numbers {
+                                        minimum: Some(c::Bound::Int(0i128)),
+                                        maximum: Some(c::Bound::Int(100i128)),
+                                        ..c::Numbers::NONE
+                                    },
+                                )?;
+                            }
+                        }
+                        if let Some(x) = o.get("😀") {
+                            {
+                                let v = x;
+                                let p = &p.key("😀");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        for (k, x) in o {
+                            let known = matches!(
+                                k.as_str(), "" | "A_B" | "Extra" | "Self" | "_" | "a-b" |
+                                "a.b" | "aB" | "a_b" | "nested" | "self" | "smtp-id" |
+                                "smtp_id" | "type" | "type_" | "userId" | "user_id" | "😀"
+                            );
+                            if !known {
+                                {
+                                    let v = x;
+                                    let p = &p.key(k);
+                                    c::of_type(v, p, c::types::STRING)?;
+                                }
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+    /// Versions of `iglu:com.acme/maps`.
+    pub mod maps {
+        /// `iglu:com.acme/maps/jsonschema/1-0-0`
+        /// Looser Rust type at `/properties/huge`: an `integer` whose bounds reach past 64 bits is an untyped JSON number; `validate()` checks it.
+        pub mod v1_0_0 {
+            ///A map with patterned keys, and integers past 64 bits.
+            #[derive(::serde::Serialize, Clone, Debug, Default)]
+            #[serde(deny_unknown_fields)]
+            pub struct Maps {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub big: ::std::option::Option<u64>,
+                #[serde(
+                    default,
+                    skip_serializing_if = ":: std :: collections :: HashMap::is_empty"
+                )]
+                pub counts: ::std::collections::HashMap<MapsCountsKey, i64>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub huge: ::std::option::Option<
+                    ::eventwire::__codegen::serde_json::Value,
+                >,
+                #[serde(
+                    default,
+                    skip_serializing_if = ":: std :: collections :: HashMap::is_empty"
+                )]
+                pub labels: ::std::collections::HashMap<
+                    ::std::string::String,
+                    MapsLabelsValue,
+                >,
+            }
+            impl Maps {
+                pub fn builder() -> builder::Maps {
+                    Default::default()
+                }
+            }
+            ///`MapsCountsKey`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct MapsCountsKey(::std::string::String);
+            impl ::std::ops::Deref for MapsCountsKey {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<MapsCountsKey> for ::std::string::String {
+                fn from(value: MapsCountsKey) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for MapsCountsKey {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    static PATTERN: ::std::sync::LazyLock<
+                        ::eventwire::__codegen::regress::Regex,
+                    > = ::std::sync::LazyLock::new(|| {
+                        ::eventwire::__codegen::regress::Regex::new("^[a-z]+$").unwrap()
+                    });
+                    if PATTERN.find(value).is_none() {
+                        return Err("doesn't match pattern \"^[a-z]+$\"".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for MapsCountsKey {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for MapsCountsKey {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for MapsCountsKey {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`MapsLabelsValue`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct MapsLabelsValue(::std::string::String);
+            impl ::std::ops::Deref for MapsLabelsValue {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<MapsLabelsValue> for ::std::string::String {
+                fn from(value: MapsLabelsValue) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for MapsLabelsValue {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 10usize {
+                        return Err("longer than 10 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for MapsLabelsValue {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for MapsLabelsValue {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for MapsLabelsValue {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            /// Types for composing complex structures.
+            pub mod builder {
+                #[derive(Clone, Debug)]
+                pub struct Maps {
+                    big: ::std::result::Result<
+                        ::std::option::Option<u64>,
+                        ::std::string::String,
+                    >,
+                    counts: ::std::result::Result<
+                        ::std::collections::HashMap<super::MapsCountsKey, i64>,
+                        ::std::string::String,
+                    >,
+                    huge: ::std::result::Result<
+                        ::std::option::Option<::eventwire::__codegen::serde_json::Value>,
+                        ::std::string::String,
+                    >,
+                    labels: ::std::result::Result<
+                        ::std::collections::HashMap<
+                            ::std::string::String,
+                            super::MapsLabelsValue,
+                        >,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for Maps {
+                    fn default() -> Self {
+                        Self {
+                            big: Ok(Default::default()),
+                            counts: Ok(Default::default()),
+                            huge: Ok(Default::default()),
+                            labels: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl Maps {
+                    pub fn big<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<::std::option::Option<u64>>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.big = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for big: {e}")
+                            });
+                        self
+                    }
+                    pub fn counts<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::collections::HashMap<super::MapsCountsKey, i64>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.counts = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for counts: {e}")
+                            });
+                        self
+                    }
+                    pub fn huge<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<
+                                ::eventwire::__codegen::serde_json::Value,
+                            >,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.huge = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for huge: {e}")
+                            });
+                        self
+                    }
+                    pub fn labels<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::collections::HashMap<
+                                ::std::string::String,
+                                super::MapsLabelsValue,
+                            >,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.labels = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for labels: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<Maps> for super::Maps {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: Maps,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        let built: ::std::result::Result<
+                            Self,
+                            super::error::ConversionError,
+                        > = (move || {
+                            Ok(Self {
+                                big: value.big?,
+                                counts: value.counts?,
+                                huge: value.huge?,
+                                labels: value.labels?,
+                            })
+                        })();
+                        let built = built?;
+                        built.validate().map_err(|e| e.to_string())?;
+                        Ok(built)
+                    }
+                }
+                impl ::std::convert::From<super::Maps> for Maps {
+                    fn from(value: super::Maps) -> Self {
+                        Self {
+                            big: Ok(value.big),
+                            counts: Ok(value.counts),
+                            huge: Ok(value.huge),
+                            labels: Ok(value.labels),
+                        }
+                    }
+                }
+            }
+            /// Error types.
+            pub mod error {
+                /// Error from a `TryFrom` or `FromStr` implementation.
+                pub struct ConversionError(::std::borrow::Cow<'static, str>);
+                impl ::std::error::Error for ConversionError {}
+                impl ::std::fmt::Display for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Display::fmt(&self.0, f)
+                    }
+                }
+                impl ::std::fmt::Debug for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Debug::fmt(&self.0, f)
+                    }
+                }
+                impl From<&'static str> for ConversionError {
+                    fn from(value: &'static str) -> Self {
+                        Self(value.into())
+                    }
+                }
+                impl From<String> for ConversionError {
+                    fn from(value: String) -> Self {
+                        Self(value.into())
+                    }
+                }
+            }
+            #[derive(::serde::Deserialize)]
+            #[serde(remote = "Maps")]
+            #[serde(deny_unknown_fields)]
+            struct __MapsDeserialize {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub big: ::std::option::Option<u64>,
+                #[serde(
+                    default,
+                    skip_serializing_if = ":: std :: collections :: HashMap::is_empty"
+                )]
+                pub counts: ::std::collections::HashMap<MapsCountsKey, i64>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub huge: ::std::option::Option<
+                    ::eventwire::__codegen::serde_json::Value,
+                >,
+                #[serde(
+                    default,
+                    skip_serializing_if = ":: std :: collections :: HashMap::is_empty"
+                )]
+                pub labels: ::std::collections::HashMap<
+                    ::std::string::String,
+                    MapsLabelsValue,
+                >,
+            }
+            impl ::eventwire::SelfDescribing for Maps {
+                const SCHEMA: &'static str = "iglu:com.acme/maps/jsonschema/1-0-0";
+            }
+            impl Maps {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::eventwire::__codegen::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for Maps {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    __MapsDeserialize::deserialize(value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::eventwire::__codegen::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        if let Some(x) = o.get("big") {
+                            {
+                                let v = x;
+                                let p = &p.key("big");
+                                c::of_type(v, p, c::types::INTEGER)?;
+                                c::numbers(
+                                    v,
+                                    p,
+                                    &c::Numbers {
+                                        minimum: Some(c::Bound::Int(0i128)),
+                                        maximum: Some(c::Bound::Int(9223372036854776000i128)),
+                                        ..c::Numbers::NONE
+                                    },
+                                )?;
+                            }
+                        }
+                        if let Some(x) = o.get("counts") {
+                            {
+                                let v = x;
+                                let p = &p.key("counts");
+                                c::of_type(v, p, c::types::OBJECT)?;
+                                if let Value::Object(o) = v {
+                                    for (k, x) in o {
+                                        let mut known = false;
+                                        if {
+                                            static RE: ::std::sync::OnceLock<
+                                                ::std::option::Option<
+                                                    ::eventwire::__codegen::regress::Regex,
+                                                >,
+                                            > = ::std::sync::OnceLock::new();
+                                            RE.get_or_init(|| {
+                                                ::eventwire::__codegen::regress::Regex::new("^[a-z]+$").ok()
+                                            })
+                                        }
+                                            .as_ref()
+                                            .is_some_and(|re| re.find(k).is_some())
+                                        {
+                                            known = true;
+                                            {
+                                                let v = x;
+                                                let p = &p.key(k);
+                                                c::of_type(v, p, c::types::INTEGER)?;
+                                                c::numbers(
+                                                    v,
+                                                    p,
+                                                    &c::Numbers {
+                                                        minimum: Some(c::Bound::Int(0i128)),
+                                                        maximum: Some(c::Bound::Int(1000i128)),
+                                                        ..c::Numbers::NONE
+                                                    },
+                                                )?;
+                                            }
+                                        }
+                                        if !known {
+                                            return Err(
+                                                c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("huge") {
+                            {
+                                let v = x;
+                                let p = &p.key("huge");
+                                c::of_type(v, p, c::types::INTEGER)?;
+                                c::numbers(
+                                    v,
+                                    p,
+                                    &c::Numbers {
+                                        minimum: Some(c::Bound::Int(-1i128)),
+                                        maximum: Some(c::Bound::Int(9223372036854776000i128)),
+                                        ..c::Numbers::NONE
+                                    },
+                                )?;
+                            }
+                        }
+                        if let Some(x) = o.get("labels") {
+                            {
+                                let v = x;
+                                let p = &p.key("labels");
+                                c::of_type(v, p, c::types::OBJECT)?;
+                                if let Value::Object(o) = v {
+                                    for (k, x) in o {
+                                        let known = false;
+                                        if !known {
+                                            {
+                                                let v = x;
+                                                let p = &p.key(k);
+                                                c::of_type(v, p, c::types::STRING)?;
+                                                if let Value::String(s) = v {
+                                                    c::length(s, p, None, Some(10u64))?;
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        for (k, x) in o {
+                            let known = matches!(
+                                k.as_str(), "big" | "counts" | "huge" | "labels"
+                            );
+                            if !known {
+                                return Err(
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
     /// Versions of `iglu:com.acme/odd`.
     pub mod odd {
         /// `iglu:com.acme/odd/jsonschema/1-0-0`
@@ -398,8 +3930,1530 @@ pub mod com_acme {
             }
         }
     }
-    /// The latest MODEL-1 version: `iglu:com.acme/odd/jsonschema/1-0-0`.
-    pub use self::odd::v1_0_0::Odd as Odd;
+    /// Versions of `iglu:com.acme/refs`.
+    pub mod refs {
+        /// `iglu:com.acme/refs/jsonschema/1-0-0`
+        pub mod v1_0_0 {
+            ///`AB`
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            #[serde(transparent)]
+            pub struct AB(pub i64);
+            impl ::std::ops::Deref for AB {
+                type Target = i64;
+                fn deref(&self) -> &i64 {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<AB> for i64 {
+                fn from(value: AB) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::convert::From<i64> for AB {
+                fn from(value: i64) -> Self {
+                    Self(value)
+                }
+            }
+            impl ::std::fmt::Display for AB {
+                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                    self.0.fmt(f)
+                }
+            }
+            impl ::std::str::FromStr for AB {
+                type Err = <i64 as ::std::str::FromStr>::Err;
+                fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+                    Ok(Self(value.parse()?))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for AB {
+                type Error = <i64 as ::std::str::FromStr>::Err;
+                fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<String> for AB {
+                type Error = <i64 as ::std::str::FromStr>::Err;
+                fn try_from(value: String) -> ::std::result::Result<Self, Self::Error> {
+                    value.parse()
+                }
+            }
+            ///`Billing`
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            #[serde(deny_unknown_fields)]
+            pub struct Billing {
+                pub city: BillingCity,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub zip: ::std::option::Option<BillingZip>,
+            }
+            impl Billing {
+                pub fn builder() -> builder::Billing {
+                    Default::default()
+                }
+            }
+            ///`BillingCity`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct BillingCity(::std::string::String);
+            impl ::std::ops::Deref for BillingCity {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<BillingCity> for ::std::string::String {
+                fn from(value: BillingCity) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for BillingCity {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for BillingCity {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for BillingCity {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for BillingCity {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`BillingZip`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct BillingZip(::std::string::String);
+            impl ::std::ops::Deref for BillingZip {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<BillingZip> for ::std::string::String {
+                fn from(value: BillingZip) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for BillingZip {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for BillingZip {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for BillingZip {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for BillingZip {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`CD`
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            #[serde(transparent)]
+            pub struct CD(pub bool);
+            impl ::std::ops::Deref for CD {
+                type Target = bool;
+                fn deref(&self) -> &bool {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<CD> for bool {
+                fn from(value: CD) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::convert::From<bool> for CD {
+                fn from(value: bool) -> Self {
+                    Self(value)
+                }
+            }
+            impl ::std::fmt::Display for CD {
+                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                    self.0.fmt(f)
+                }
+            }
+            impl ::std::str::FromStr for CD {
+                type Err = <bool as ::std::str::FromStr>::Err;
+                fn from_str(value: &str) -> ::std::result::Result<Self, Self::Err> {
+                    Ok(Self(value.parse()?))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for CD {
+                type Error = <bool as ::std::str::FromStr>::Err;
+                fn try_from(value: &str) -> ::std::result::Result<Self, Self::Error> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<String> for CD {
+                type Error = <bool as ::std::str::FromStr>::Err;
+                fn try_from(value: String) -> ::std::result::Result<Self, Self::Error> {
+                    value.parse()
+                }
+            }
+            ///`EF`
+            #[derive(
+                ::serde::Deserialize,
+                ::serde::Serialize,
+                Clone,
+                Copy,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            pub enum EF {
+                #[serde(rename = "x")]
+                X,
+                #[serde(rename = "y")]
+                Y,
+            }
+            impl ::std::fmt::Display for EF {
+                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                    match *self {
+                        Self::X => f.write_str("x"),
+                        Self::Y => f.write_str("y"),
+                    }
+                }
+            }
+            impl ::std::str::FromStr for EF {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    match value {
+                        "x" => Ok(Self::X),
+                        "y" => Ok(Self::Y),
+                        _ => Err("invalid value".into()),
+                    }
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for EF {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for EF {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            ///In-document references that are not into definitions: a comment tree.
+            #[derive(::serde::Serialize, Clone, Debug)]
+            #[serde(deny_unknown_fields)]
+            pub struct Refs {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub billing: ::std::option::Option<RefsBilling>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub encoded: ::std::option::Option<EF>,
+                #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+                pub replies: ::std::vec::Vec<Root>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub shipping: ::std::option::Option<Billing>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub slash: ::std::option::Option<AB>,
+                pub text: RefsText,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub tilde: ::std::option::Option<CD>,
+            }
+            impl Refs {
+                pub fn builder() -> builder::Refs {
+                    Default::default()
+                }
+            }
+            ///`RefsBilling`
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            #[serde(deny_unknown_fields)]
+            pub struct RefsBilling {
+                pub city: RefsBillingCity,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub zip: ::std::option::Option<RefsBillingZip>,
+            }
+            impl RefsBilling {
+                pub fn builder() -> builder::RefsBilling {
+                    Default::default()
+                }
+            }
+            ///`RefsBillingCity`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct RefsBillingCity(::std::string::String);
+            impl ::std::ops::Deref for RefsBillingCity {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<RefsBillingCity> for ::std::string::String {
+                fn from(value: RefsBillingCity) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for RefsBillingCity {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for RefsBillingCity {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for RefsBillingCity {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for RefsBillingCity {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`RefsBillingZip`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct RefsBillingZip(::std::string::String);
+            impl ::std::ops::Deref for RefsBillingZip {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<RefsBillingZip> for ::std::string::String {
+                fn from(value: RefsBillingZip) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for RefsBillingZip {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for RefsBillingZip {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for RefsBillingZip {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for RefsBillingZip {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`RefsText`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct RefsText(::std::string::String);
+            impl ::std::ops::Deref for RefsText {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<RefsText> for ::std::string::String {
+                fn from(value: RefsText) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for RefsText {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for RefsText {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for RefsText {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for RefsText {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///In-document references that are not into definitions: a comment tree.
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            #[serde(deny_unknown_fields)]
+            pub struct Root {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub billing: ::std::option::Option<RootBilling>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub encoded: ::std::option::Option<EF>,
+                #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+                pub replies: ::std::vec::Vec<Root>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub shipping: ::std::option::Option<Billing>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub slash: ::std::option::Option<AB>,
+                pub text: RootText,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub tilde: ::std::option::Option<CD>,
+            }
+            impl Root {
+                pub fn builder() -> builder::Root {
+                    Default::default()
+                }
+            }
+            ///`RootBilling`
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            #[serde(deny_unknown_fields)]
+            pub struct RootBilling {
+                pub city: RootBillingCity,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub zip: ::std::option::Option<RootBillingZip>,
+            }
+            impl RootBilling {
+                pub fn builder() -> builder::RootBilling {
+                    Default::default()
+                }
+            }
+            ///`RootBillingCity`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct RootBillingCity(::std::string::String);
+            impl ::std::ops::Deref for RootBillingCity {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<RootBillingCity> for ::std::string::String {
+                fn from(value: RootBillingCity) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for RootBillingCity {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for RootBillingCity {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for RootBillingCity {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for RootBillingCity {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`RootBillingZip`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct RootBillingZip(::std::string::String);
+            impl ::std::ops::Deref for RootBillingZip {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<RootBillingZip> for ::std::string::String {
+                fn from(value: RootBillingZip) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for RootBillingZip {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for RootBillingZip {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for RootBillingZip {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for RootBillingZip {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`RootText`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct RootText(::std::string::String);
+            impl ::std::ops::Deref for RootText {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<RootText> for ::std::string::String {
+                fn from(value: RootText) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for RootText {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for RootText {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for RootText {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for RootText {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            /// Types for composing complex structures.
+            pub mod builder {
+                #[derive(Clone, Debug)]
+                pub struct Billing {
+                    city: ::std::result::Result<
+                        super::BillingCity,
+                        ::std::string::String,
+                    >,
+                    zip: ::std::result::Result<
+                        ::std::option::Option<super::BillingZip>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for Billing {
+                    fn default() -> Self {
+                        Self {
+                            city: Err("no value supplied for city".to_string()),
+                            zip: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl Billing {
+                    pub fn city<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<super::BillingCity>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.city = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for city: {e}")
+                            });
+                        self
+                    }
+                    pub fn zip<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::BillingZip>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.zip = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for zip: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<Billing> for super::Billing {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: Billing,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        Ok(Self {
+                            city: value.city?,
+                            zip: value.zip?,
+                        })
+                    }
+                }
+                impl ::std::convert::From<super::Billing> for Billing {
+                    fn from(value: super::Billing) -> Self {
+                        Self {
+                            city: Ok(value.city),
+                            zip: Ok(value.zip),
+                        }
+                    }
+                }
+                #[derive(Clone, Debug)]
+                pub struct Refs {
+                    billing: ::std::result::Result<
+                        ::std::option::Option<super::RefsBilling>,
+                        ::std::string::String,
+                    >,
+                    encoded: ::std::result::Result<
+                        ::std::option::Option<super::EF>,
+                        ::std::string::String,
+                    >,
+                    replies: ::std::result::Result<
+                        ::std::vec::Vec<super::Root>,
+                        ::std::string::String,
+                    >,
+                    shipping: ::std::result::Result<
+                        ::std::option::Option<super::Billing>,
+                        ::std::string::String,
+                    >,
+                    slash: ::std::result::Result<
+                        ::std::option::Option<super::AB>,
+                        ::std::string::String,
+                    >,
+                    text: ::std::result::Result<super::RefsText, ::std::string::String>,
+                    tilde: ::std::result::Result<
+                        ::std::option::Option<super::CD>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for Refs {
+                    fn default() -> Self {
+                        Self {
+                            billing: Ok(Default::default()),
+                            encoded: Ok(Default::default()),
+                            replies: Ok(Default::default()),
+                            shipping: Ok(Default::default()),
+                            slash: Ok(Default::default()),
+                            text: Err("no value supplied for text".to_string()),
+                            tilde: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl Refs {
+                    pub fn billing<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::RefsBilling>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.billing = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for billing: {e}")
+                            });
+                        self
+                    }
+                    pub fn encoded<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<::std::option::Option<super::EF>>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.encoded = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for encoded: {e}")
+                            });
+                        self
+                    }
+                    pub fn replies<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<::std::vec::Vec<super::Root>>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.replies = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for replies: {e}")
+                            });
+                        self
+                    }
+                    pub fn shipping<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::Billing>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.shipping = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for shipping: {e}")
+                            });
+                        self
+                    }
+                    pub fn slash<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<::std::option::Option<super::AB>>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.slash = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for slash: {e}")
+                            });
+                        self
+                    }
+                    pub fn text<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<super::RefsText>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.text = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for text: {e}")
+                            });
+                        self
+                    }
+                    pub fn tilde<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<::std::option::Option<super::CD>>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.tilde = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for tilde: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<Refs> for super::Refs {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: Refs,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        let built: ::std::result::Result<
+                            Self,
+                            super::error::ConversionError,
+                        > = (move || {
+                            Ok(Self {
+                                billing: value.billing?,
+                                encoded: value.encoded?,
+                                replies: value.replies?,
+                                shipping: value.shipping?,
+                                slash: value.slash?,
+                                text: value.text?,
+                                tilde: value.tilde?,
+                            })
+                        })();
+                        let built = built?;
+                        built.validate().map_err(|e| e.to_string())?;
+                        Ok(built)
+                    }
+                }
+                impl ::std::convert::From<super::Refs> for Refs {
+                    fn from(value: super::Refs) -> Self {
+                        Self {
+                            billing: Ok(value.billing),
+                            encoded: Ok(value.encoded),
+                            replies: Ok(value.replies),
+                            shipping: Ok(value.shipping),
+                            slash: Ok(value.slash),
+                            text: Ok(value.text),
+                            tilde: Ok(value.tilde),
+                        }
+                    }
+                }
+                #[derive(Clone, Debug)]
+                pub struct RefsBilling {
+                    city: ::std::result::Result<
+                        super::RefsBillingCity,
+                        ::std::string::String,
+                    >,
+                    zip: ::std::result::Result<
+                        ::std::option::Option<super::RefsBillingZip>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for RefsBilling {
+                    fn default() -> Self {
+                        Self {
+                            city: Err("no value supplied for city".to_string()),
+                            zip: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl RefsBilling {
+                    pub fn city<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<super::RefsBillingCity>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.city = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for city: {e}")
+                            });
+                        self
+                    }
+                    pub fn zip<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::RefsBillingZip>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.zip = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for zip: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<RefsBilling> for super::RefsBilling {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: RefsBilling,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        Ok(Self {
+                            city: value.city?,
+                            zip: value.zip?,
+                        })
+                    }
+                }
+                impl ::std::convert::From<super::RefsBilling> for RefsBilling {
+                    fn from(value: super::RefsBilling) -> Self {
+                        Self {
+                            city: Ok(value.city),
+                            zip: Ok(value.zip),
+                        }
+                    }
+                }
+                #[derive(Clone, Debug)]
+                pub struct Root {
+                    billing: ::std::result::Result<
+                        ::std::option::Option<super::RootBilling>,
+                        ::std::string::String,
+                    >,
+                    encoded: ::std::result::Result<
+                        ::std::option::Option<super::EF>,
+                        ::std::string::String,
+                    >,
+                    replies: ::std::result::Result<
+                        ::std::vec::Vec<super::Root>,
+                        ::std::string::String,
+                    >,
+                    shipping: ::std::result::Result<
+                        ::std::option::Option<super::Billing>,
+                        ::std::string::String,
+                    >,
+                    slash: ::std::result::Result<
+                        ::std::option::Option<super::AB>,
+                        ::std::string::String,
+                    >,
+                    text: ::std::result::Result<super::RootText, ::std::string::String>,
+                    tilde: ::std::result::Result<
+                        ::std::option::Option<super::CD>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for Root {
+                    fn default() -> Self {
+                        Self {
+                            billing: Ok(Default::default()),
+                            encoded: Ok(Default::default()),
+                            replies: Ok(Default::default()),
+                            shipping: Ok(Default::default()),
+                            slash: Ok(Default::default()),
+                            text: Err("no value supplied for text".to_string()),
+                            tilde: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl Root {
+                    pub fn billing<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::RootBilling>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.billing = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for billing: {e}")
+                            });
+                        self
+                    }
+                    pub fn encoded<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<::std::option::Option<super::EF>>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.encoded = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for encoded: {e}")
+                            });
+                        self
+                    }
+                    pub fn replies<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<::std::vec::Vec<super::Root>>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.replies = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for replies: {e}")
+                            });
+                        self
+                    }
+                    pub fn shipping<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::Billing>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.shipping = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for shipping: {e}")
+                            });
+                        self
+                    }
+                    pub fn slash<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<::std::option::Option<super::AB>>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.slash = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for slash: {e}")
+                            });
+                        self
+                    }
+                    pub fn text<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<super::RootText>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.text = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for text: {e}")
+                            });
+                        self
+                    }
+                    pub fn tilde<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<::std::option::Option<super::CD>>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.tilde = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for tilde: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<Root> for super::Root {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: Root,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        Ok(Self {
+                            billing: value.billing?,
+                            encoded: value.encoded?,
+                            replies: value.replies?,
+                            shipping: value.shipping?,
+                            slash: value.slash?,
+                            text: value.text?,
+                            tilde: value.tilde?,
+                        })
+                    }
+                }
+                impl ::std::convert::From<super::Root> for Root {
+                    fn from(value: super::Root) -> Self {
+                        Self {
+                            billing: Ok(value.billing),
+                            encoded: Ok(value.encoded),
+                            replies: Ok(value.replies),
+                            shipping: Ok(value.shipping),
+                            slash: Ok(value.slash),
+                            text: Ok(value.text),
+                            tilde: Ok(value.tilde),
+                        }
+                    }
+                }
+                #[derive(Clone, Debug)]
+                pub struct RootBilling {
+                    city: ::std::result::Result<
+                        super::RootBillingCity,
+                        ::std::string::String,
+                    >,
+                    zip: ::std::result::Result<
+                        ::std::option::Option<super::RootBillingZip>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for RootBilling {
+                    fn default() -> Self {
+                        Self {
+                            city: Err("no value supplied for city".to_string()),
+                            zip: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl RootBilling {
+                    pub fn city<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<super::RootBillingCity>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.city = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for city: {e}")
+                            });
+                        self
+                    }
+                    pub fn zip<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::RootBillingZip>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.zip = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for zip: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<RootBilling> for super::RootBilling {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: RootBilling,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        Ok(Self {
+                            city: value.city?,
+                            zip: value.zip?,
+                        })
+                    }
+                }
+                impl ::std::convert::From<super::RootBilling> for RootBilling {
+                    fn from(value: super::RootBilling) -> Self {
+                        Self {
+                            city: Ok(value.city),
+                            zip: Ok(value.zip),
+                        }
+                    }
+                }
+            }
+            /// Error types.
+            pub mod error {
+                /// Error from a `TryFrom` or `FromStr` implementation.
+                pub struct ConversionError(::std::borrow::Cow<'static, str>);
+                impl ::std::error::Error for ConversionError {}
+                impl ::std::fmt::Display for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Display::fmt(&self.0, f)
+                    }
+                }
+                impl ::std::fmt::Debug for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Debug::fmt(&self.0, f)
+                    }
+                }
+                impl From<&'static str> for ConversionError {
+                    fn from(value: &'static str) -> Self {
+                        Self(value.into())
+                    }
+                }
+                impl From<String> for ConversionError {
+                    fn from(value: String) -> Self {
+                        Self(value.into())
+                    }
+                }
+            }
+            #[derive(::serde::Deserialize)]
+            #[serde(remote = "Refs")]
+            #[serde(deny_unknown_fields)]
+            struct __RefsDeserialize {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub billing: ::std::option::Option<RefsBilling>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub encoded: ::std::option::Option<EF>,
+                #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+                pub replies: ::std::vec::Vec<Root>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub shipping: ::std::option::Option<Billing>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub slash: ::std::option::Option<AB>,
+                pub text: RefsText,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub tilde: ::std::option::Option<CD>,
+            }
+            impl ::eventwire::SelfDescribing for Refs {
+                const SCHEMA: &'static str = "iglu:com.acme/refs/jsonschema/1-0-0";
+            }
+            impl Refs {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::eventwire::__codegen::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for Refs {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    __RefsDeserialize::deserialize(value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::eventwire::__codegen::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        c::required(o, p, &["text"])?;
+                        if let Some(x) = o.get("billing") {
+                            {
+                                let v = x;
+                                let p = &p.key("billing");
+                                c::of_type(v, p, c::types::OBJECT)?;
+                                if let Value::Object(o) = v {
+                                    c::required(o, p, &["city"])?;
+                                    if let Some(x) = o.get("city") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("city");
+                                            c::of_type(v, p, c::types::STRING)?;
+                                            if let Value::String(s) = v {
+                                                c::length(s, p, None, Some(64u64))?;
+                                            }
+                                        }
+                                    }
+                                    if let Some(x) = o.get("zip") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("zip");
+                                            c::of_type(v, p, c::types::STRING)?;
+                                            if let Value::String(s) = v {
+                                                c::length(s, p, None, Some(64u64))?;
+                                            }
+                                        }
+                                    }
+                                    for (k, x) in o {
+                                        let known = matches!(k.as_str(), "city" | "zip");
+                                        if !known {
+                                            return Err(
+                                                c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("encoded") {
+                            r1(x, &p.key("encoded"))?;
+                        }
+                        if let Some(x) = o.get("replies") {
+                            {
+                                let v = x;
+                                let p = &p.key("replies");
+                                c::of_type(v, p, c::types::ARRAY)?;
+                                if let Value::Array(a) = v {
+                                    c::items(a, p, None, Some(5u64))?;
+                                    for (i, x) in a.iter().enumerate() {
+                                        root(x, &p.index(i))?;
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("shipping") {
+                            r2(x, &p.key("shipping"))?;
+                        }
+                        if let Some(x) = o.get("slash") {
+                            r3(x, &p.key("slash"))?;
+                        }
+                        if let Some(x) = o.get("text") {
+                            {
+                                let v = x;
+                                let p = &p.key("text");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("tilde") {
+                            r4(x, &p.key("tilde"))?;
+                        }
+                        for (k, x) in o {
+                            let known = matches!(
+                                k.as_str(), "billing" | "encoded" | "replies" | "shipping" |
+                                "slash" | "text" | "tilde"
+                            );
+                            if !known {
+                                return Err(
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn r1(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::STRING)?;
+                    static ENUM: ::std::sync::OnceLock<::std::vec::Vec<Value>> = ::std::sync::OnceLock::new();
+                    c::one_of_values(v, p, c::values(&ENUM, "[\"x\",\"y\"]"))?;
+                    Ok(())
+                }
+                fn r2(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        c::required(o, p, &["city"])?;
+                        if let Some(x) = o.get("city") {
+                            {
+                                let v = x;
+                                let p = &p.key("city");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("zip") {
+                            {
+                                let v = x;
+                                let p = &p.key("zip");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        for (k, x) in o {
+                            let known = matches!(k.as_str(), "city" | "zip");
+                            if !known {
+                                return Err(
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                fn r3(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::INTEGER)?;
+                    c::numbers(
+                        v,
+                        p,
+                        &c::Numbers {
+                            minimum: Some(c::Bound::Int(0i128)),
+                            maximum: Some(c::Bound::Int(10i128)),
+                            ..c::Numbers::NONE
+                        },
+                    )?;
+                    Ok(())
+                }
+                fn r4(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::BOOLEAN)?;
+                    Ok(())
+                }
+            }
+        }
+    }
     /// Versions of `iglu:com.acme/shapes`.
     pub mod shapes {
         /// `iglu:com.acme/shapes/jsonschema/1-0-0`
@@ -900,8 +5954,6 @@ pub mod com_acme {
             }
         }
     }
-    /// The latest MODEL-1 version: `iglu:com.acme/shapes/jsonschema/1-0-0`.
-    pub use self::shapes::v1_0_0::Shapes as Shapes;
     /// Versions of `iglu:com.acme/signup`.
     pub mod signup {
         /// `iglu:com.acme/signup/jsonschema/1-0-0`
@@ -3341,8 +8393,280 @@ pub mod com_acme {
             }
         }
     }
+    /// The latest MODEL-1 version: `iglu:com.acme/add-to-cart/jsonschema/1-0-0`.
+    pub use self::add_to_cart_2::v1_0_0::AddToCart as AddToCart2;
+    /// The latest MODEL-1 version: `iglu:com.acme/add_to_cart/jsonschema/1-0-0`.
+    pub use self::add_to_cart::v1_0_0::AddToCart as AddToCart;
+    /// The latest MODEL-1 version: `iglu:com.acme/collide/jsonschema/1-0-0`.
+    pub use self::collide::v1_0_0::Collide as Collide;
+    /// The latest MODEL-1 version: `iglu:com.acme/maps/jsonschema/1-0-0`.
+    pub use self::maps::v1_0_0::Maps as Maps;
+    /// The latest MODEL-1 version: `iglu:com.acme/odd/jsonschema/1-0-0`.
+    pub use self::odd::v1_0_0::Odd as Odd;
+    /// The latest MODEL-1 version: `iglu:com.acme/refs/jsonschema/1-0-0`.
+    pub use self::refs::v1_0_0::Refs as Refs;
+    /// The latest MODEL-1 version: `iglu:com.acme/shapes/jsonschema/1-0-0`.
+    pub use self::shapes::v1_0_0::Shapes as Shapes;
     /// The latest MODEL-1 version: `iglu:com.acme/signup/jsonschema/1-0-1`.
     pub use self::signup::v1_0_1::Signup as Signup;
     /// The latest MODEL-2 version: `iglu:com.acme/signup/jsonschema/2-0-0`.
     pub use self::signup::v2_0_0::Signup as SignupV2;
+}
+/// Event types of the vendor `com_acme`.
+#[allow(
+    clippy::all,
+    clippy::unwrap_used,
+    dead_code,
+    missing_docs,
+    unused_imports,
+    irrefutable_let_patterns,
+    non_camel_case_types,
+    unused_comparisons,
+    rustdoc::all
+)]
+pub mod com_acme {
+    /// Versions of `iglu:com_acme/ping`.
+    pub mod ping {
+        /// `iglu:com_acme/ping/jsonschema/1-0-0`
+        pub mod v1_0_0 {
+            ///Names that collide once made identifiers (com_acme/ping).
+            #[derive(::serde::Serialize, Clone, Debug, Default)]
+            #[serde(deny_unknown_fields)]
+            pub struct Ping {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub sku: ::std::option::Option<PingSku>,
+            }
+            impl Ping {
+                pub fn builder() -> builder::Ping {
+                    Default::default()
+                }
+            }
+            ///`PingSku`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct PingSku(::std::string::String);
+            impl ::std::ops::Deref for PingSku {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<PingSku> for ::std::string::String {
+                fn from(value: PingSku) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for PingSku {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 64usize {
+                        return Err("longer than 64 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for PingSku {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for PingSku {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for PingSku {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            /// Types for composing complex structures.
+            pub mod builder {
+                #[derive(Clone, Debug)]
+                pub struct Ping {
+                    sku: ::std::result::Result<
+                        ::std::option::Option<super::PingSku>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for Ping {
+                    fn default() -> Self {
+                        Self {
+                            sku: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl Ping {
+                    pub fn sku<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::PingSku>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.sku = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for sku: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<Ping> for super::Ping {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: Ping,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        let built: ::std::result::Result<
+                            Self,
+                            super::error::ConversionError,
+                        > = (move || { Ok(Self { sku: value.sku? }) })();
+                        let built = built?;
+                        built.validate().map_err(|e| e.to_string())?;
+                        Ok(built)
+                    }
+                }
+                impl ::std::convert::From<super::Ping> for Ping {
+                    fn from(value: super::Ping) -> Self {
+                        Self { sku: Ok(value.sku) }
+                    }
+                }
+            }
+            /// Error types.
+            pub mod error {
+                /// Error from a `TryFrom` or `FromStr` implementation.
+                pub struct ConversionError(::std::borrow::Cow<'static, str>);
+                impl ::std::error::Error for ConversionError {}
+                impl ::std::fmt::Display for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Display::fmt(&self.0, f)
+                    }
+                }
+                impl ::std::fmt::Debug for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Debug::fmt(&self.0, f)
+                    }
+                }
+                impl From<&'static str> for ConversionError {
+                    fn from(value: &'static str) -> Self {
+                        Self(value.into())
+                    }
+                }
+                impl From<String> for ConversionError {
+                    fn from(value: String) -> Self {
+                        Self(value.into())
+                    }
+                }
+            }
+            #[derive(::serde::Deserialize)]
+            #[serde(remote = "Ping")]
+            #[serde(deny_unknown_fields)]
+            struct __PingDeserialize {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub sku: ::std::option::Option<PingSku>,
+            }
+            impl ::eventwire::SelfDescribing for Ping {
+                const SCHEMA: &'static str = "iglu:com_acme/ping/jsonschema/1-0-0";
+            }
+            impl Ping {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::eventwire::__codegen::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for Ping {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    __PingDeserialize::deserialize(value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::eventwire::__codegen::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        if let Some(x) = o.get("sku") {
+                            {
+                                let v = x;
+                                let p = &p.key("sku");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(64u64))?;
+                                }
+                            }
+                        }
+                        for (k, x) in o {
+                            let known = matches!(k.as_str(), "sku");
+                            if !known {
+                                return Err(
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+    /// The latest MODEL-1 version: `iglu:com_acme/ping/jsonschema/1-0-0`.
+    pub use self::ping::v1_0_0::Ping as Ping;
 }
