@@ -7,7 +7,8 @@
 //! check, then serialise) with what the `jsonschema` crate accepts (draft 4, formats on, plus
 //! `uuid` as Iglu validators check it). A valid instance must also come back with the same
 //! meaning: equal as JSON Schema compares values, where an optional property that allows
-//! `null` means the same absent or `null` (docs/codegen.md), and still valid.
+//! `null` means the same absent or `null`, and an absent property with a `default` means the
+//! same as its default (docs/codegen.md), and still valid.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,29 @@ use serde_json::{json, Map, Value};
 
 thread_local! {
     static RNG: std::cell::RefCell<StdRng> = std::cell::RefCell::new(StdRng::seed_from_u64(0));
+    /// The document being measured, for in-document `$ref`s.
+    static ROOT: std::cell::RefCell<Value> = const { std::cell::RefCell::new(Value::Null) };
+}
+
+/// `s`, or the target of its in-document `$ref` (followed a few times; escaped and
+/// percent-encoded pointers included).
+fn resolve(s: &Value) -> Value {
+    let mut s = s.clone();
+    for _ in 0..8 {
+        let Some(r) = s.get("$ref").and_then(Value::as_str) else {
+            break;
+        };
+        let Some(fragment) = r.strip_prefix('#') else {
+            break;
+        };
+        let pointer = fragment.replace("%20", " ").replace("%25", "%");
+        let target = ROOT.with(|root| root.borrow().pointer(&pointer).cloned());
+        match target {
+            Some(t) => s = t,
+            None => break,
+        }
+    }
+    s
 }
 
 fn seed(uri: &str) -> u64 {
@@ -176,6 +200,7 @@ pub fn measure(dir: &std::path::Path, round_trip: RoundTrip) -> Report {
         };
         // Strings for patterns are drawn at random, from a seed fixed per schema.
         RNG.with(|rng| *rng.borrow_mut() = StdRng::seed_from_u64(seed(&uri)));
+        ROOT.with(|root| *root.borrow_mut() = document.clone());
         for (instance, label) in derive_instances(&document) {
             r.instances += 1;
             let schema_ok = validator.is_valid(&instance);
@@ -236,6 +261,11 @@ fn same_meaning(schema: &Value, a: &Value, b: &Value) -> bool {
             same_meaning(sub, va, vb)
         }
         (Some(Value::Null), None) | (None, Some(Value::Null)) => null_is_absent(k),
+        // typify fills a property's `default` when it is absent (docs/codegen.md).
+        (None, Some(vb)) => props
+            .and_then(|p| p.get(k))
+            .and_then(|p| p.get("default"))
+            .is_some_and(|d| eventwire::check::equal(d, vb)),
         _ => false,
     })
 }
@@ -322,6 +352,7 @@ fn types(schema: &Value) -> Vec<String> {
 
 /// Values at and past each constraint of a property schema.
 fn boundaries(s: &Value) -> Vec<(Value, String)> {
+    let s = &resolve(s);
     let mut out = Vec::new();
     let ts = types(s);
     if let Some(Value::Array(values)) = s.get("enum") {
@@ -350,6 +381,26 @@ fn boundaries(s: &Value) -> Vec<(Value, String)> {
     }
     if integer {
         out.push((json!(1.5), "integer given a fraction".into()));
+        // Past i64 (`"maximum": 9223372036854776000`): the bound itself and i64::MAX + 1.
+        if let Some(m) = s.get("maximum").and_then(Value::as_u64) {
+            if m > i64::MAX as u64 {
+                out.push((json!(m), "maximum past i64".into()));
+                out.push((json!(i64::MAX as u64 + 1), "i64::MAX + 1".into()));
+            }
+        }
+    }
+    if let Some(Value::Object(patterns)) = s.get("patternProperties") {
+        for (pattern, value) in patterns {
+            if let Some(key) = matching(pattern, 1, Some(8)) {
+                let one = |v: Value| Value::Object(Map::from_iter([(key.clone(), v)]));
+                out.push((one(sample(value, 2)), "patterned key".into()));
+                out.push((
+                    one(json!("wrong type")),
+                    "patterned key, wrong value".into(),
+                ));
+            }
+        }
+        out.push((json!({"9 no match": 1}), "key matching no pattern".into()));
     }
     let len = |k: &str| s.get(k).and_then(Value::as_u64).map(|n| n as usize);
     if let Some(n) = len("minLength") {
@@ -392,6 +443,7 @@ fn boundaries(s: &Value) -> Vec<(Value, String)> {
 
 /// A plausible value for a schema (not always valid: patterns are not generated).
 fn sample(s: &Value, depth: usize) -> Value {
+    let s = &resolve(s);
     if let Some(Value::Array(values)) = s.get("enum") {
         if let Some(v) = values.first() {
             return v.clone();

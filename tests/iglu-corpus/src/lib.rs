@@ -10,4 +10,15 @@ pub mod project {
     include!(concat!(env!("OUT_DIR"), "/project_events.rs"));
 }
 
+/// The types of codegen's golden schemas (`codegen/tests/golden/schemas`).
+pub mod golden {
+    include!(concat!(env!("OUT_DIR"), "/golden_events.rs"));
+}
+
+/// The types of the generated schemas (`gen/schemas.rs`, written at build time to
+/// [`generated::DIR`]), with the schemas codegen left out ([`generated::SKIPPED`]).
+pub mod generated {
+    include!(concat!(env!("OUT_DIR"), "/generated_events.rs"));
+}
+
 pub mod fidelity;
