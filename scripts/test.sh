@@ -115,7 +115,7 @@ EVENTWIRE_BIN=target/debug/eventwire node tests/browser/run.mjs 2>&1 | tee -a "$
 
 step "fuzz: ${FUZZ_SECONDS:=30} s per target (longer runs: docs/reliability.md)"
 fuzz_log=$(mktemp)
-for target in collector_batch spool_reader check_formats; do
+for target in collector_batch spool_reader check_formats generated_round_trip; do
   mkdir -p "fuzz/corpus/$target"
   if ! (cd fuzz && cargo +nightly fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
       -max_total_time="$FUZZ_SECONDS" >"$fuzz_log" 2>&1); then
