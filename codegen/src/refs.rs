@@ -22,34 +22,39 @@ pub(crate) fn hoist(document: &mut Value, loosened: &mut Vec<Loosening>) {
     let Some(root) = document.as_object() else {
         return;
     };
-    let original = document.clone();
     let mut refs = Vec::new();
-    each_ref(&original, "", &mut refs);
+    each_ref(document, "", &mut refs);
     // Keys: plain definition keys stay (the first of those that become one type name);
     // everything else gets a fresh key on first use.
     let mut taken: BTreeSet<String> = BTreeSet::new();
-    if let Some(name) = original.pointer("/self/name").and_then(Value::as_str) {
+    if let Some(name) = document.pointer("/self/name").and_then(Value::as_str) {
         taken.insert(rust_type(name));
     }
+    let defs = root.get("definitions").and_then(Value::as_object);
+    let kept: BTreeSet<&String> = defs
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| plain(k) && taken.insert(rust_type(k)))
+        .map(|(k, _)| k)
+        .collect();
+    let resolved_as_is = refs.iter().all(|(_, r)| {
+        !r.starts_with('#')
+            || plain_definition(r).is_some_and(|k| kept.iter().any(|kept| kept.as_str() == k))
+    });
+    if resolved_as_is && kept.len() == defs.map_or(0, Map::len) {
+        return;
+    }
+    // Only documents with something to hoist pay for a copy.
+    let original = document.clone();
     let mut key_of: BTreeMap<String, String> = BTreeMap::new();
     let mut definitions = Map::new();
-    if let Some(Value::Object(defs)) = root.get("definitions") {
+    if let Some(Value::Object(defs)) = original.get("definitions") {
         for (k, v) in defs {
-            if plain(k) && taken.insert(rust_type(k)) {
+            if kept.contains(k) {
                 key_of.insert(format!("/definitions/{}", escape(k)), k.clone());
                 definitions.insert(k.clone(), v.clone());
             }
         }
-    }
-    let defined = root
-        .get("definitions")
-        .and_then(Value::as_object)
-        .map_or(0, Map::len);
-    let resolved_as_is = refs.iter().all(|(_, r)| {
-        !r.starts_with('#') || plain_definition(r).is_some_and(|k| definitions.contains_key(k))
-    });
-    if resolved_as_is && definitions.len() == defined {
-        return;
     }
     let mut unresolved = BTreeSet::new();
     let mut work: Vec<String> = refs.iter().filter_map(|(_, r)| pointer_of(r)).collect();
