@@ -140,6 +140,23 @@ impl Gen<'_> {
             self.refs.insert(r.to_owned(), None);
             return None;
         };
+        // A chain of references that comes back to itself never reaches a schema (draft 4
+        // leaves it undefined): it constrains nothing, instead of recursing without end.
+        let mut seen = std::collections::BTreeSet::from([decoded.clone()]);
+        let mut next = target;
+        while let Some(inner) = next.get("$ref").and_then(Value::as_str) {
+            let Some(p) = inner.strip_prefix('#').map(crate::refs::percent_decode) else {
+                break;
+            };
+            let Some(t) = self.document.pointer(&p) else {
+                break;
+            };
+            if !seen.insert(p) {
+                self.refs.insert(r.to_owned(), None);
+                return None;
+            }
+            next = t;
+        }
         // Named before its body is generated, so recursive references terminate.
         let name = self.fresh("r");
         self.refs.insert(r.to_owned(), Some(name.clone()));

@@ -106,6 +106,12 @@ fn check_draft4(file: &SchemaFile) -> Vec<Issue> {
             ))
         })
         .collect();
+    if let Some(target) = crate::refs::left_recursion(&document) {
+        issues.push(error(format!(
+            "the `$ref` to {} leads back to itself before any part of the value is checked: validation would never end",
+            pointer(&target)
+        )));
+    }
     if issues.is_empty() {
         if let Err(e) = jsonschema::draft4::new(&document) {
             if matches!(
@@ -440,12 +446,10 @@ impl<'a> Compare<'a> {
     fn compare(&mut self, old: &'a Value, new: &'a Value, path: &str, out: &mut Vec<String>) {
         let (old, old_target) = resolve(self.old_doc, old);
         let (new, new_target) = resolve(self.new_doc, new);
-        if old_target.is_some() || new_target.is_some() {
-            let pair = (
-                old_target.unwrap_or_default(),
-                new_target.unwrap_or_default(),
-            );
-            if !self.seen.insert(pair) {
+        // Recursion needs a reference on both sides (an inlined side is finite), so only a
+        // pair of references already compared ends the walk.
+        if let (Some(o), Some(n)) = (old_target, new_target) {
+            if !self.seen.insert((o, n)) {
                 return;
             }
         }
@@ -477,6 +481,16 @@ impl<'a> Compare<'a> {
             new.get("additionalProperties"),
         ) {
             self.compare(o, n, &format!("{path}/additionalProperties"), out);
+        }
+        // Combinators, branch by branch when both sides have the same number of branches.
+        for key in ["allOf", "anyOf", "oneOf"] {
+            if let (Some(Value::Array(o)), Some(Value::Array(n))) = (old.get(key), new.get(key)) {
+                if o.len() == n.len() {
+                    for (i, (o, n)) in o.iter().zip(n).enumerate() {
+                        self.compare(o, n, &format!("{path}/{key}/{i}"), out);
+                    }
+                }
+            }
         }
         // `items`: a schema for every item, or a tuple (a schema per position, then
         // `additionalItems`); each position is compared with what applies to it.
@@ -609,6 +623,14 @@ fn compare_here(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
             out.push(format!("tightens `{keyword}` at {}", at(path)));
         }
     }
+    if new.get("additionalItems") == Some(&Value::Bool(false))
+        && old.get("additionalItems") != Some(&Value::Bool(false))
+    {
+        out.push(format!(
+            "tightens `additionalItems` at {} (now false)",
+            at(path)
+        ));
+    }
     if new.get("uniqueItems") == Some(&Value::Bool(true))
         && old.get("uniqueItems") != Some(&Value::Bool(true))
     {
@@ -695,6 +717,20 @@ mod tests {
         // Recursion ends.
         let tree = json!({"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}}});
         assert_eq!(problems(tree.clone(), tree), Vec::<String>::new());
+        // One definition used twice, inlined twice with one use tightened: found.
+        let shared = json!({"type": "object", "properties": {"a": {"$ref": "#/definitions/d"}, "b": {"$ref": "#/definitions/d"}},
+            "definitions": {"d": {"type": "string", "maxLength": 10}}});
+        let inlined = json!({"type": "object", "properties": {"a": {"type": "string", "maxLength": 10}, "b": {"type": "string", "maxLength": 5}}});
+        assert_eq!(
+            problems(shared, inlined),
+            ["tightens `maxLength` at /properties/b"]
+        );
+        // Through a combinator.
+        let all_of = |n: u64| json!({"allOf": [{"$ref": "#/definitions/d"}], "definitions": {"d": {"type": "string", "maxLength": n}}});
+        assert_eq!(
+            problems(all_of(10), all_of(5)),
+            ["tightens `maxLength` at /allOf/0"]
+        );
     }
 
     #[test]

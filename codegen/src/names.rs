@@ -133,7 +133,8 @@ pub fn rust_module(name: &str) -> String {
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit()) {
         s.insert(0, 'n');
     }
-    if syn::parse_str::<syn::Ident>(&s).is_err() {
+    // syn's list lacks `gen` (reserved in edition 2024); typify's has it.
+    if syn::parse_str::<syn::Ident>(&s).is_err() || !typify::accept_as_ident(&s) {
         s.push('_');
     }
     s
@@ -150,7 +151,8 @@ pub fn rust_type(name: &str) -> String {
     if s.is_empty() || !s.starts_with(unicode_ident::is_xid_start) {
         s.insert(0, 'T');
     }
-    if syn::parse_str::<syn::Ident>(&s).is_err() {
+    // syn's list lacks `gen` (reserved in edition 2024); typify's has it.
+    if syn::parse_str::<syn::Ident>(&s).is_err() || !typify::accept_as_ident(&s) {
         s.push('_');
     }
     s
@@ -216,6 +218,7 @@ mod tests {
             ("😀", "x", "n", "T"),
             ("größe", "größe", "gr_e", "Größe"),
             ("com.acme", "com_acme", "com_acme", "ComAcme"),
+            ("gen", "gen_", "gen_", "Gen"),
         ] {
             assert_eq!(rust_field(name), field, "field of {name:?}");
             assert_eq!(rust_module(name), module, "module of {name:?}");

@@ -64,6 +64,21 @@ fn walk(schema: &mut Value, path: &str, loosened: &mut Vec<Loosening>) {
     if o.get("id").is_some_and(Value::is_string) {
         o.remove("id");
     }
+    // typify names types after `title` and merges two subschemas of one title into one type
+    // without comparing them; names come from the schema's structure instead.
+    o.remove("title");
+    // typify implements `not` for a few shapes only (and panics on the others).
+    if o.get("not").is_some_and(|n| {
+        n.as_object()
+            .is_none_or(|n| !(n.len() == 1 && n.contains_key("enum")))
+    }) {
+        o.remove("not");
+        loosened.push(Loosening {
+            path: path.to_owned(),
+            what: "`not` is not expressed by the Rust type".into(),
+            checked: true,
+        });
+    }
     for (flag, bound) in [
         ("exclusiveMinimum", "minimum"),
         ("exclusiveMaximum", "maximum"),
@@ -135,8 +150,22 @@ fn walk(schema: &mut Value, path: &str, loosened: &mut Vec<Loosening>) {
         o.get("additionalProperties"),
         None | Some(Value::Bool(true))
     );
-    let named = o.get("properties").and_then(Value::as_object);
-    if open && !o.contains_key("patternProperties") && named.is_some_and(|p| !p.is_empty()) {
+    let named = o
+        .get("properties")
+        .and_then(Value::as_object)
+        .is_some_and(|p| !p.is_empty());
+    // typify ignores `patternProperties` beside `properties`: the patterned properties are
+    // kept (as JSON values) in the map of the others.
+    if named && o.contains_key("patternProperties") {
+        o.remove("patternProperties");
+        o.insert("additionalProperties".into(), Value::Object(Map::new()));
+        loosened.push(Loosening {
+            path: path.to_owned(),
+            what: "`patternProperties` beside `properties` are kept as JSON values with the other properties".into(),
+            checked: true,
+        });
+    }
+    if open && !o.contains_key("patternProperties") && named {
         o.insert("additionalProperties".into(), Value::Object(Map::new()));
     }
     for key in ["properties", "patternProperties", "definitions"] {
@@ -265,7 +294,31 @@ fn fix_integer(o: &mut Map<String, Value>, path: &str, loosened: &mut Vec<Loosen
         bound("minimum").or_else(|| bound("exclusiveMinimum")),
         bound("maximum").or_else(|| bound("exclusiveMaximum")),
     );
-    let beyond = |n: &Option<serde_json::Number>| n.as_ref().is_some_and(|n| n.as_i64().is_none());
+    let past = |n: &serde_json::Number| {
+        n.as_i64().is_none() && (n.is_u64() || n.as_f64().is_some_and(|f| f.abs() >= 9.2e18))
+    };
+    let beyond = |n: &Option<serde_json::Number>| n.as_ref().is_some_and(past);
+    // An `enum`, `const` (now an `enum`) or `default` past i64 would be written as an `i64`
+    // literal (a compile error) or read with a panic: the value stays untyped.
+    let data = o
+        .get("enum")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(o.get("default"))
+        .filter_map(Value::as_number)
+        .any(past);
+    if data {
+        for k in ["type", "enum", "default", "format"] {
+            o.remove(k);
+        }
+        loosened.push(Loosening {
+            path: path.to_owned(),
+            what: "an `integer` whose `enum` or `default` reaches past 64 bits is an untyped JSON value".into(),
+            checked: true,
+        });
+        return;
+    }
     if !beyond(&min) && !beyond(&max) {
         return;
     }

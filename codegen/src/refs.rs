@@ -104,6 +104,55 @@ pub(crate) fn hoist(document: &mut Value, loosened: &mut Vec<Loosening>) {
     }
 }
 
+/// The first in-document `$ref` that leads back to itself without validation moving into a
+/// part of the value (through `$ref`s and `allOf`/`anyOf`/`oneOf`/`not` only, e.g.
+/// `"anyOf": [{"type": "string"}, {"$ref": "#"}]`): checking any value against it would
+/// never end. Returns the JSON pointer of the reference's target.
+pub(crate) fn left_recursion(document: &Value) -> Option<String> {
+    fn same_value(
+        document: &Value,
+        schema: &Value,
+        stack: &mut Vec<String>,
+        budget: &mut usize,
+    ) -> Option<String> {
+        let o = schema.as_object()?;
+        *budget = budget.checked_sub(1)?;
+        if let Some(pointer) = o.get("$ref").and_then(Value::as_str).and_then(pointer_of) {
+            if stack.contains(&pointer) {
+                return Some(pointer);
+            }
+            let target = document.pointer(&pointer)?;
+            stack.push(pointer);
+            let found = same_value(document, target, stack, budget);
+            stack.pop();
+            return found;
+        }
+        for key in SCHEMA_LISTS {
+            if let Some(Value::Array(branches)) = o.get(key) {
+                for b in branches {
+                    if let Some(found) = same_value(document, b, stack, budget) {
+                        return Some(found);
+                    }
+                }
+            }
+        }
+        o.get("not")
+            .and_then(|n| same_value(document, n, stack, budget))
+    }
+    fn every(document: &Value, schema: &Value, budget: &mut usize) -> Option<String> {
+        let o = schema.as_object()?;
+        if let Some(found) = same_value(document, schema, &mut Vec::new(), budget) {
+            return Some(found);
+        }
+        children(o, "")
+            .into_iter()
+            .find_map(|(child, _)| every(document, child, budget))
+    }
+    // Bounded: a pathological document is not searched forever (and then not reported).
+    let mut budget = 200_000;
+    every(document, document, &mut budget)
+}
+
 /// A key for the definition copied from `pointer`: its last segment in letters, digits and
 /// `_` (`root` for the document itself), with `_2`, `_3`, … when its type name is taken.
 fn fresh_key(pointer: &str, taken: &mut BTreeSet<String>) -> String {

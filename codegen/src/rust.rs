@@ -175,6 +175,13 @@ fn version_ident(key: &SchemaKey) -> String {
 /// Generates one schema's types (in its version module).
 fn generate_one(file: &SchemaFile, uses: &mut Uses) -> Result<Generated, CodegenError> {
     let key = &file.key;
+    if let Some(pointer) = crate::refs::left_recursion(&file.schema) {
+        return Err(CodegenError::Schema {
+            schema: key.to_string(),
+            path: pointer,
+            message: "a `$ref` that leads back to itself before any part of the value is checked: validating against it would never end".into(),
+        });
+    }
     let mut normalized = normalize(&file.schema);
     crate::normalize::widen_integers(&mut normalized.schema, &mut normalized.loosened);
     let renames = crate::fields::rename(&mut normalized.schema);
@@ -187,7 +194,9 @@ fn generate_one(file: &SchemaFile, uses: &mut Uses) -> Result<Generated, Codegen
         })?;
     let mut settings = typify::TypeSpaceSettings::default();
     settings.with_struct_builder(true);
-    let run = |type_name: &str| -> Result<(TokenStream, Option<TokenStream>, Uses), String> {
+    let run = |root: &schemars::schema::RootSchema,
+               type_name: &str|
+     -> Result<(TokenStream, Option<TokenStream>, Uses), String> {
         let mut space = typify::TypeSpace::new(&settings);
         space
             .add_ref_types(root.definitions.clone())
@@ -211,15 +220,36 @@ fn generate_one(file: &SchemaFile, uses: &mut Uses) -> Result<Generated, Codegen
         };
         Ok((space.to_stream(), wrapped, u))
     };
-    let generated = catch_unwind(AssertUnwindSafe(|| {
-        let first = run(&name)?;
-        if first.1.is_some() {
-            // The wrapper takes the schema's name; typify's types move aside.
-            run(&format!("{name}Inner"))
-        } else {
-            Ok(first)
+    let attempt = |root: &schemars::schema::RootSchema| {
+        catch_unwind(AssertUnwindSafe(|| {
+            let first = run(root, &name)?;
+            if first.1.is_some() {
+                // The wrapper takes the schema's name; typify's types move aside.
+                run(root, &format!("{name}Inner"))
+            } else {
+                Ok(first)
+            }
+        }))
+    };
+    let mut generated = attempt(&root);
+    if matches!(&generated, Ok(Err(m)) if m.contains("does not conform")) {
+        // A `default` that does not conform to its own schema (draft 4 does not check
+        // defaults), which typify refuses: the types are generated without the defaults.
+        let mut schema = normalized.schema.clone();
+        strip_defaults(&mut schema);
+        if let Ok(root) = crate::plain::from_value::<schemars::schema::RootSchema>(&schema) {
+            let again = attempt(&root);
+            if matches!(again, Ok(Ok(_))) {
+                normalized.loosened.push(Loosening {
+                    path: String::new(),
+                    what: "a `default` does not conform to its schema, so no default is used"
+                        .into(),
+                    checked: true,
+                });
+                generated = again;
+            }
         }
-    }));
+    }
     let (tokens, wrapped, u) = match generated {
         Ok(Ok(t)) => t,
         Ok(Err(message)) => {
@@ -258,9 +288,9 @@ fn generate_one(file: &SchemaFile, uses: &mut Uses) -> Result<Generated, Codegen
     let mut parsed: syn::File = syn::parse2(tokens)
         .map_err(|e| schema_error(format!("typify's output does not parse: {e}")))?;
     crate::fields::restore(&mut parsed, &renames.originals);
-    if let Some((ty, field)) = crate::fields::duplicate_field(&parsed) {
+    if let Some((owner, name)) = crate::fields::duplicate_name(&parsed) {
         return Err(schema_error(format!(
-            "two fields of `{ty}` are named `{field}` (a name clash the naming rule missed: please report it)"
+            "two items of `{owner}` are named `{name}` (a name clash in typify's output; please report it)"
         )));
     }
     default_extra(&mut parsed);
@@ -365,6 +395,14 @@ fn generate_one(file: &SchemaFile, uses: &mut Uses) -> Result<Generated, Codegen
             .map(|r| (key.to_string(), r))
             .collect(),
     })
+}
+
+/// Removes every `default` of a schema (at schema positions, not inside data).
+fn strip_defaults(schema: &mut serde_json::Value) {
+    if let Some(o) = schema.as_object_mut() {
+        o.remove("default");
+        crate::refs::each_child(o, "", &mut |child, _| strip_defaults(child));
+    }
 }
 
 /// One schema's version module and what it reports.

@@ -24,13 +24,33 @@ use crate::names::{distinct, ts_ident, ts_type, with_bases};
 use crate::normalize::normalize;
 use crate::registry::SchemaFile;
 
-/// Top-level names the module declares itself, which no schema's alias takes.
-const DECLARED: [&str; 5] = [
+/// Top-level names no schema's types take: the module's own, and TypeScript's global types
+/// a generated type could shadow.
+const DECLARED: [&str; 24] = [
     "EventMap",
     "SchemaUri",
     "Entity",
     "SelfDescribing",
     "SCHEMAS",
+    "Array",
+    "ReadonlyArray",
+    "Record",
+    "Partial",
+    "Required",
+    "Readonly",
+    "Pick",
+    "Omit",
+    "Object",
+    "String",
+    "Number",
+    "Boolean",
+    "Date",
+    "Map",
+    "Set",
+    "Promise",
+    "Error",
+    "Symbol",
+    "Function",
 ];
 
 /// The TypeScript names of a registry ([`crate::names`]'s rule): per schema a stem
@@ -53,7 +73,8 @@ impl Naming {
             .iter()
             .map(|(v, n)| (format!("{v}/{n}"), ts_type(v, n)))
             .collect();
-        let (stems, _) = distinct(&scope, ts_ident, &BTreeSet::new());
+        let declared: BTreeSet<String> = DECLARED.iter().map(|d| (*d).to_owned()).collect();
+        let (stems, _) = distinct(&scope, ts_ident, &declared);
         let stems: BTreeMap<(String, String), String> = pairs.into_iter().zip(stems).collect();
         let mut models: Vec<(String, String, u32)> = sorted
             .iter()
@@ -77,7 +98,6 @@ impl Naming {
                 }
             })
             .collect();
-        let declared = DECLARED.iter().map(|d| (*d).to_owned()).collect();
         let (aliases, _) = distinct(&scope, ts_ident, &declared);
         Naming {
             stems,
@@ -303,6 +323,7 @@ impl Ctx<'_> {
             Some(extra @ Value::Object(_)) => rest.push(one_line(&self.ty(extra, depth + 1))),
             _ => rest.push("unknown".into()),
         }
+        let closed_and_empty = !named && rest.is_empty();
         if !rest.is_empty() {
             values.extend(rest);
             let value = if values.iter().any(|v| v == "unknown") {
@@ -331,13 +352,22 @@ impl Ctx<'_> {
             }
             let _ = writeln!(out, "{indent}[key: string]: {value};");
         }
+        if closed_and_empty {
+            // `{}` would accept any value but null and undefined.
+            return "Record<string, never>".into();
+        }
         let _ = write!(out, "{}}}", "  ".repeat(depth));
         out
     }
 }
 
+/// A type on one line: each line break and the indentation after it become one space
+/// (string literals hold no raw line breaks, so their spaces are kept).
 fn one_line(ty: &str) -> String {
-    ty.split_whitespace().collect::<Vec<_>>().join(" ")
+    ty.lines()
+        .map(str::trim_start)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn literal(v: &Value) -> String {

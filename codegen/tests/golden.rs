@@ -41,7 +41,7 @@ fn builder() -> eventwire_codegen::Builder {
 fn rust_matches_the_golden_file() {
     let out = builder().generate().unwrap();
     assert!(out.skipped.is_empty(), "{:?}", out.skipped);
-    assert_eq!(out.types, 12);
+    assert_eq!(out.types, 14);
     // The loosened constructs of `odd` are reported.
     let paths: Vec<String> = out
         .loosened
@@ -51,6 +51,10 @@ fn rust_matches_the_golden_file() {
     assert_eq!(
         paths,
         [
+            "hostile /properties/mixed",
+            "hostile /properties/not_text",
+            "hostile /properties/big_default",
+            "hostile /properties/big_enum",
             "maps /properties/huge",
             "odd /items/properties/clash",
             "odd /items/properties/mixed",

@@ -106,8 +106,8 @@ fn one_schema_codegen_cannot_take_leaves_the_rest_generated() {
             head("good")
         ),
     );
-    // A default of the wrong type is valid draft 4 (defaults are not validated), but typify
-    // refuses it.
+    // A default of the wrong type is valid draft 4 (defaults are not validated): typify
+    // refuses it, so the type is generated without the defaults, noted as a loosening.
     write(
         dir.path(),
         "com.acme/odd_default/jsonschema/1-0-0",
@@ -116,22 +116,92 @@ fn one_schema_codegen_cannot_take_leaves_the_rest_generated() {
             head("odd_default")
         ),
     );
+    // A union with itself: no type can be made of it.
+    write(
+        dir.path(),
+        "com.acme/endless/jsonschema/1-0-0",
+        &format!(
+            r##"{{{}, "anyOf": [{{"type": "string"}}, {{"$ref": "#"}}]}}"##,
+            head("endless")
+        ),
+    );
     let builder = eventwire_codegen::Builder::new()
         .schemas(dir.path())
         .rerun_if_changed(false);
     let out = builder.generate().unwrap();
-    assert_eq!(out.types, 1);
+    assert_eq!(out.types, 2);
     let skipped: Vec<String> = out.skipped.iter().map(ToString::to_string).collect();
     assert_eq!(skipped.len(), 1, "{skipped:?}");
     assert!(
-        skipped[0].starts_with("iglu:com.acme/odd_default/jsonschema/1-0-0"),
+        skipped[0].starts_with("iglu:com.acme/endless/jsonschema/1-0-0"),
         "{skipped:?}"
     );
     assert!(out.code.contains("pub struct Good"));
+    assert!(out.code.contains("pub struct OddDefault"));
+    assert!(
+        out.loosened
+            .iter()
+            .any(|(k, l)| k.name == "odd_default" && l.what.contains("`default` does not conform")),
+        "{:?}",
+        out.loosened
+    );
     let file = dir.path().join("out.rs");
     let err = builder.clone().out_file(&file).compile().unwrap_err();
-    assert!(err.to_string().contains("odd_default"), "{err}");
+    assert!(err.to_string().contains("endless"), "{err}");
     assert!(std::fs::read_to_string(&file)
         .unwrap()
         .contains("pub struct Good"));
+}
+
+/// A `$ref` that leads back to itself before any part of the value is checked (a cycle of
+/// references, or a union with itself): validation would never end, so codegen refuses the
+/// schema naming it (the rest is generated) and lint reports it as an error.
+#[test]
+fn left_recursive_references_are_refused_by_codegen_and_lint() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = |name: &str, body: &str| {
+        format!(
+            r#"{{"$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#", "self": {{"vendor": "com.acme", "name": "{name}", "format": "jsonschema", "version": "1-0-0"}}, {body}}}"#
+        )
+    };
+    write(
+        dir.path(),
+        "com.acme/cycle/jsonschema/1-0-0",
+        &schema(
+            "cycle",
+            r##""type": "object", "properties": {"x": {"$ref": "#/definitions/a"}}, "definitions": {"a": {"$ref": "#/definitions/b"}, "b": {"$ref": "#/definitions/a"}}"##,
+        ),
+    );
+    write(
+        dir.path(),
+        "com.acme/union/jsonschema/1-0-0",
+        &schema("union", r##""anyOf": [{"type": "string"}, {"$ref": "#"}]"##),
+    );
+    write(
+        dir.path(),
+        "com.acme/tree/jsonschema/1-0-0",
+        &schema(
+            "tree",
+            r##""type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#"}}}"##,
+        ),
+    );
+    let out = eventwire_codegen::Builder::new()
+        .schemas(dir.path())
+        .rerun_if_changed(false)
+        .generate()
+        .unwrap();
+    let skipped: Vec<String> = out.skipped.iter().map(ToString::to_string).collect();
+    assert_eq!(skipped.len(), 2, "{skipped:#?}");
+    assert!(
+        skipped.iter().all(|s| s.contains("would never end")),
+        "{skipped:#?}"
+    );
+    assert_eq!(out.types, 1, "the tree (recursion through items) is fine");
+    let lint = eventwire_codegen::lint::lint_dir(dir.path());
+    let errors: Vec<String> = lint
+        .iter()
+        .filter(|i| i.severity == eventwire_codegen::lint::Severity::Error)
+        .map(|i| i.message.clone())
+        .collect();
+    assert_eq!(errors.len(), 2, "{lint:#?}");
 }

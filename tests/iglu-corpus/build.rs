@@ -70,5 +70,5 @@ mod gen;
 
 /// The generated registry's seed and size (`EVENTWIRE_GEN_SEED` overrides the seed, for
 /// longer hunts: the test prints it).
-const GENERATED_COUNT: usize = 48;
+const GENERATED_COUNT: usize = 64;
 const GENERATED_SEED: u64 = 15;

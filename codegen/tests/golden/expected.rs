@@ -10,6 +10,8 @@ pub const SCHEMAS: &[&str] = &[
     <com_acme_3::add_to_cart_2::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::SCHEMA,
     <com_acme_3::add_to_cart::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::SCHEMA,
     <com_acme_3::collide::v1_0_0::Collide as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_3::gen_::v1_0_0::Gen as ::eventwire::SelfDescribing>::SCHEMA,
+    <com_acme_3::hostile::v1_0_0::Hostile as ::eventwire::SelfDescribing>::SCHEMA,
     <com_acme_3::maps::v1_0_0::Maps as ::eventwire::SelfDescribing>::SCHEMA,
     <com_acme_3::odd::v1_0_0::Odd as ::eventwire::SelfDescribing>::SCHEMA,
     <com_acme_3::refs::v1_0_0::Refs as ::eventwire::SelfDescribing>::SCHEMA,
@@ -69,6 +71,16 @@ pub fn round_trip(
     {
         return ::std::option::Option::Some(
             via::<com_acme_3::collide::v1_0_0::Collide>(data),
+        );
+    }
+    if uri == <com_acme_3::gen_::v1_0_0::Gen as ::eventwire::SelfDescribing>::SCHEMA {
+        return ::std::option::Option::Some(via::<com_acme_3::gen_::v1_0_0::Gen>(data));
+    }
+    if uri
+        == <com_acme_3::hostile::v1_0_0::Hostile as ::eventwire::SelfDescribing>::SCHEMA
+    {
+        return ::std::option::Option::Some(
+            via::<com_acme_3::hostile::v1_0_0::Hostile>(data),
         );
     }
     if uri == <com_acme_3::maps::v1_0_0::Maps as ::eventwire::SelfDescribing>::SCHEMA {
@@ -3084,6 +3096,1466 @@ pub mod com_acme_3 {
                                     let p = &p.key(k);
                                     c::of_type(v, p, c::types::STRING)?;
                                 }
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+    /// Versions of `iglu:com.acme/gen`.
+    pub mod gen_ {
+        /// `iglu:com.acme/gen/jsonschema/1-0-0`
+        pub mod v1_0_0 {
+            ///A schema named after a keyword of Rust 2024.
+            #[derive(::serde::Serialize, Clone, Debug, Default)]
+            #[serde(deny_unknown_fields)]
+            pub struct Gen {
+                #[serde(
+                    rename = "gen",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub gen_: ::std::option::Option<::std::string::String>,
+            }
+            impl Gen {
+                pub fn builder() -> builder::Gen {
+                    Default::default()
+                }
+            }
+            /// Types for composing complex structures.
+            pub mod builder {
+                #[derive(Clone, Debug)]
+                pub struct Gen {
+                    gen_: ::std::result::Result<
+                        ::std::option::Option<::std::string::String>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for Gen {
+                    fn default() -> Self {
+                        Self {
+                            gen_: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl Gen {
+                    pub fn gen_<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<::std::string::String>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.gen_ = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for gen_: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<Gen> for super::Gen {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: Gen,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        let built: ::std::result::Result<
+                            Self,
+                            super::error::ConversionError,
+                        > = (move || { Ok(Self { gen_: value.gen_? }) })();
+                        let built = built?;
+                        built.validate().map_err(|e| e.to_string())?;
+                        Ok(built)
+                    }
+                }
+                impl ::std::convert::From<super::Gen> for Gen {
+                    fn from(value: super::Gen) -> Self {
+                        Self { gen_: Ok(value.gen_) }
+                    }
+                }
+            }
+            /// Error types.
+            pub mod error {
+                /// Error from a `TryFrom` or `FromStr` implementation.
+                pub struct ConversionError(::std::borrow::Cow<'static, str>);
+                impl ::std::error::Error for ConversionError {}
+                impl ::std::fmt::Display for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Display::fmt(&self.0, f)
+                    }
+                }
+                impl ::std::fmt::Debug for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Debug::fmt(&self.0, f)
+                    }
+                }
+                impl From<&'static str> for ConversionError {
+                    fn from(value: &'static str) -> Self {
+                        Self(value.into())
+                    }
+                }
+                impl From<String> for ConversionError {
+                    fn from(value: String) -> Self {
+                        Self(value.into())
+                    }
+                }
+            }
+            #[derive(::serde::Deserialize)]
+            #[serde(remote = "Gen")]
+            #[serde(deny_unknown_fields)]
+            struct __GenDeserialize {
+                #[serde(
+                    rename = "gen",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub gen_: ::std::option::Option<::std::string::String>,
+            }
+            impl ::eventwire::SelfDescribing for Gen {
+                const SCHEMA: &'static str = "iglu:com.acme/gen/jsonschema/1-0-0";
+            }
+            impl Gen {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::eventwire::__codegen::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for Gen {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    __GenDeserialize::deserialize(value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::eventwire::__codegen::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        if let Some(x) = o.get("gen") {
+                            {
+                                let v = x;
+                                let p = &p.key("gen");
+                                c::of_type(v, p, c::types::STRING)?;
+                            }
+                        }
+                        for (k, x) in o {
+                            let known = matches!(k.as_str(), "gen");
+                            if !known {
+                                return Err(
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                );
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+    }
+    /// Versions of `iglu:com.acme/hostile`.
+    pub mod hostile {
+        /// `iglu:com.acme/hostile/jsonschema/1-0-0`
+        /// Looser Rust type at `/properties/mixed`: `patternProperties` beside `properties` are kept as JSON values with the other properties; `validate()` checks it.
+        /// Looser Rust type at `/properties/not_text`: `not` is not expressed by the Rust type; `validate()` checks it.
+        /// Looser Rust type at `/properties/big_default`: an `integer` whose `enum` or `default` reaches past 64 bits is an untyped JSON value; `validate()` checks it.
+        /// Looser Rust type at `/properties/big_enum`: an `integer` whose `enum` or `default` reaches past 64 bits is an untyped JSON value; `validate()` checks it.
+        /// Field `type_2` is the property `type` (`type_` is taken).
+        /// Field `user_id_2` is the property `userId` (`user_id` is taken).
+        pub mod v1_0_0 {
+            ///Shapes a reviewer found: a tagged union whose tag is renamed, defaults of renamed properties, integers past 64 bits in enum and default, patterned properties beside named ones, `not`, repeated titles, a closed empty object.
+            #[derive(::serde::Serialize, Clone, Debug, Default)]
+            #[serde(deny_unknown_fields)]
+            pub struct Hostile {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub big_default: ::std::option::Option<
+                    ::eventwire::__codegen::serde_json::Value,
+                >,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub big_enum: ::std::option::Option<
+                    ::eventwire::__codegen::serde_json::Value,
+                >,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub long: ::std::option::Option<HostileLong>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub mixed: ::std::option::Option<HostileMixed>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub not_text: ::std::option::Option<
+                    ::eventwire::__codegen::serde_json::Value,
+                >,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub nothing: ::std::option::Option<HostileNothing>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub owner: ::std::option::Option<HostileOwner>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub shape: ::std::option::Option<HostileShape>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub short: ::std::option::Option<HostileShort>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub spaced: ::std::option::Option<HostileSpaced>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub type_: ::std::option::Option<HostileType>,
+            }
+            impl Hostile {
+                pub fn builder() -> builder::Hostile {
+                    Default::default()
+                }
+            }
+            ///`HostileLong`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct HostileLong(::std::string::String);
+            impl ::std::ops::Deref for HostileLong {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<HostileLong> for ::std::string::String {
+                fn from(value: HostileLong) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for HostileLong {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 10usize {
+                        return Err("longer than 10 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for HostileLong {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for HostileLong {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for HostileLong {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`HostileMixed`
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            pub struct HostileMixed {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub name: ::std::option::Option<::std::string::String>,
+                #[serde(flatten)]
+                pub extra: ::eventwire::__codegen::serde_json::Map<
+                    ::std::string::String,
+                    ::eventwire::__codegen::serde_json::Value,
+                >,
+            }
+            impl HostileMixed {
+                pub fn builder() -> builder::HostileMixed {
+                    Default::default()
+                }
+            }
+            ///`HostileNothing`
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+            #[serde(deny_unknown_fields)]
+            pub struct HostileNothing {}
+            impl HostileNothing {
+                pub fn builder() -> builder::HostileNothing {
+                    Default::default()
+                }
+            }
+            ///`HostileOwner`
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            #[serde(deny_unknown_fields)]
+            pub struct HostileOwner {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub user_id: ::std::option::Option<i64>,
+                #[serde(
+                    rename = "userId",
+                    skip_serializing_if = "::std::option::Option::is_none"
+                )]
+                pub user_id_2: ::std::option::Option<::std::string::String>,
+            }
+            impl ::std::default::Default for HostileOwner {
+                fn default() -> Self {
+                    HostileOwner {
+                        user_id: ::std::option::Option::Some(1_i64),
+                        user_id_2: ::std::option::Option::Some("x".to_string()),
+                    }
+                }
+            }
+            impl HostileOwner {
+                pub fn builder() -> builder::HostileOwner {
+                    Default::default()
+                }
+            }
+            ///`HostileShape`
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            #[serde(tag = "type", deny_unknown_fields)]
+            pub enum HostileShape {
+                #[serde(rename = "circle")]
+                Circle { radius: f64 },
+                #[serde(rename = "square")]
+                Square { side: f64 },
+            }
+            ///`HostileShort`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct HostileShort(::std::string::String);
+            impl ::std::ops::Deref for HostileShort {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<HostileShort> for ::std::string::String {
+                fn from(value: HostileShort) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for HostileShort {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 3usize {
+                        return Err("longer than 3 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for HostileShort {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for HostileShort {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for HostileShort {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            ///`HostileSpaced`
+            #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
+            pub struct HostileSpaced {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub e: ::std::option::Option<HostileSpacedE>,
+                #[serde(flatten)]
+                pub extra: ::std::collections::HashMap<::std::string::String, i64>,
+            }
+            impl HostileSpaced {
+                pub fn builder() -> builder::HostileSpaced {
+                    Default::default()
+                }
+            }
+            ///`HostileSpacedE`
+            #[derive(
+                ::serde::Deserialize,
+                ::serde::Serialize,
+                Clone,
+                Copy,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            pub enum HostileSpacedE {
+                #[serde(rename = "a  b")]
+                AB,
+            }
+            impl ::std::fmt::Display for HostileSpacedE {
+                fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                    match *self {
+                        Self::AB => f.write_str("a  b"),
+                    }
+                }
+            }
+            impl ::std::str::FromStr for HostileSpacedE {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    match value {
+                        "a  b" => Ok(Self::AB),
+                        _ => Err("invalid value".into()),
+                    }
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for HostileSpacedE {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for HostileSpacedE {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            ///`HostileType`
+            #[derive(
+                ::serde::Serialize,
+                Clone,
+                Debug,
+                Eq,
+                Hash,
+                Ord,
+                PartialEq,
+                PartialOrd
+            )]
+            #[serde(transparent)]
+            pub struct HostileType(::std::string::String);
+            impl ::std::ops::Deref for HostileType {
+                type Target = ::std::string::String;
+                fn deref(&self) -> &::std::string::String {
+                    &self.0
+                }
+            }
+            impl ::std::convert::From<HostileType> for ::std::string::String {
+                fn from(value: HostileType) -> Self {
+                    value.0
+                }
+            }
+            impl ::std::str::FromStr for HostileType {
+                type Err = self::error::ConversionError;
+                fn from_str(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    if value.chars().count() > 8usize {
+                        return Err("longer than 8 characters".into());
+                    }
+                    Ok(Self(value.to_string()))
+                }
+            }
+            impl ::std::convert::TryFrom<&str> for HostileType {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: &str,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl ::std::convert::TryFrom<::std::string::String> for HostileType {
+                type Error = self::error::ConversionError;
+                fn try_from(
+                    value: ::std::string::String,
+                ) -> ::std::result::Result<Self, self::error::ConversionError> {
+                    value.parse()
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for HostileType {
+                fn deserialize<D>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error>
+                where
+                    D: ::serde::Deserializer<'de>,
+                {
+                    ::std::string::String::deserialize(deserializer)?
+                        .parse()
+                        .map_err(|e: self::error::ConversionError| {
+                            <D::Error as ::serde::de::Error>::custom(e.to_string())
+                        })
+                }
+            }
+            /// Types for composing complex structures.
+            pub mod builder {
+                #[derive(Clone, Debug)]
+                pub struct Hostile {
+                    big_default: ::std::result::Result<
+                        ::std::option::Option<::eventwire::__codegen::serde_json::Value>,
+                        ::std::string::String,
+                    >,
+                    big_enum: ::std::result::Result<
+                        ::std::option::Option<::eventwire::__codegen::serde_json::Value>,
+                        ::std::string::String,
+                    >,
+                    long: ::std::result::Result<
+                        ::std::option::Option<super::HostileLong>,
+                        ::std::string::String,
+                    >,
+                    mixed: ::std::result::Result<
+                        ::std::option::Option<super::HostileMixed>,
+                        ::std::string::String,
+                    >,
+                    not_text: ::std::result::Result<
+                        ::std::option::Option<::eventwire::__codegen::serde_json::Value>,
+                        ::std::string::String,
+                    >,
+                    nothing: ::std::result::Result<
+                        ::std::option::Option<super::HostileNothing>,
+                        ::std::string::String,
+                    >,
+                    owner: ::std::result::Result<
+                        ::std::option::Option<super::HostileOwner>,
+                        ::std::string::String,
+                    >,
+                    shape: ::std::result::Result<
+                        ::std::option::Option<super::HostileShape>,
+                        ::std::string::String,
+                    >,
+                    short: ::std::result::Result<
+                        ::std::option::Option<super::HostileShort>,
+                        ::std::string::String,
+                    >,
+                    spaced: ::std::result::Result<
+                        ::std::option::Option<super::HostileSpaced>,
+                        ::std::string::String,
+                    >,
+                    type_: ::std::result::Result<
+                        ::std::option::Option<super::HostileType>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for Hostile {
+                    fn default() -> Self {
+                        Self {
+                            big_default: Ok(Default::default()),
+                            big_enum: Ok(Default::default()),
+                            long: Ok(Default::default()),
+                            mixed: Ok(Default::default()),
+                            not_text: Ok(Default::default()),
+                            nothing: Ok(Default::default()),
+                            owner: Ok(Default::default()),
+                            shape: Ok(Default::default()),
+                            short: Ok(Default::default()),
+                            spaced: Ok(Default::default()),
+                            type_: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl Hostile {
+                    pub fn big_default<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<
+                                ::eventwire::__codegen::serde_json::Value,
+                            >,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.big_default = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!(
+                                    "error converting supplied value for big_default: {e}"
+                                )
+                            });
+                        self
+                    }
+                    pub fn big_enum<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<
+                                ::eventwire::__codegen::serde_json::Value,
+                            >,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.big_enum = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for big_enum: {e}")
+                            });
+                        self
+                    }
+                    pub fn long<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::HostileLong>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.long = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for long: {e}")
+                            });
+                        self
+                    }
+                    pub fn mixed<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::HostileMixed>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.mixed = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for mixed: {e}")
+                            });
+                        self
+                    }
+                    pub fn not_text<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<
+                                ::eventwire::__codegen::serde_json::Value,
+                            >,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.not_text = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for not_text: {e}")
+                            });
+                        self
+                    }
+                    pub fn nothing<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::HostileNothing>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.nothing = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for nothing: {e}")
+                            });
+                        self
+                    }
+                    pub fn owner<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::HostileOwner>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.owner = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for owner: {e}")
+                            });
+                        self
+                    }
+                    pub fn shape<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::HostileShape>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.shape = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for shape: {e}")
+                            });
+                        self
+                    }
+                    pub fn short<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::HostileShort>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.short = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for short: {e}")
+                            });
+                        self
+                    }
+                    pub fn spaced<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::HostileSpaced>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.spaced = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for spaced: {e}")
+                            });
+                        self
+                    }
+                    pub fn type_<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::HostileType>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.type_ = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for type_: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<Hostile> for super::Hostile {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: Hostile,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        let built: ::std::result::Result<
+                            Self,
+                            super::error::ConversionError,
+                        > = (move || {
+                            Ok(Self {
+                                big_default: value.big_default?,
+                                big_enum: value.big_enum?,
+                                long: value.long?,
+                                mixed: value.mixed?,
+                                not_text: value.not_text?,
+                                nothing: value.nothing?,
+                                owner: value.owner?,
+                                shape: value.shape?,
+                                short: value.short?,
+                                spaced: value.spaced?,
+                                type_: value.type_?,
+                            })
+                        })();
+                        let built = built?;
+                        built.validate().map_err(|e| e.to_string())?;
+                        Ok(built)
+                    }
+                }
+                impl ::std::convert::From<super::Hostile> for Hostile {
+                    fn from(value: super::Hostile) -> Self {
+                        Self {
+                            big_default: Ok(value.big_default),
+                            big_enum: Ok(value.big_enum),
+                            long: Ok(value.long),
+                            mixed: Ok(value.mixed),
+                            not_text: Ok(value.not_text),
+                            nothing: Ok(value.nothing),
+                            owner: Ok(value.owner),
+                            shape: Ok(value.shape),
+                            short: Ok(value.short),
+                            spaced: Ok(value.spaced),
+                            type_: Ok(value.type_),
+                        }
+                    }
+                }
+                #[derive(Clone, Debug)]
+                pub struct HostileMixed {
+                    name: ::std::result::Result<
+                        ::std::option::Option<::std::string::String>,
+                        ::std::string::String,
+                    >,
+                    extra: ::std::result::Result<
+                        ::eventwire::__codegen::serde_json::Map<
+                            ::std::string::String,
+                            ::eventwire::__codegen::serde_json::Value,
+                        >,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for HostileMixed {
+                    fn default() -> Self {
+                        Self {
+                            name: Ok(Default::default()),
+                            extra: Ok(::std::default::Default::default()),
+                        }
+                    }
+                }
+                impl HostileMixed {
+                    pub fn name<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<::std::string::String>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.name = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for name: {e}")
+                            });
+                        self
+                    }
+                    pub fn extra<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::eventwire::__codegen::serde_json::Map<
+                                ::std::string::String,
+                                ::eventwire::__codegen::serde_json::Value,
+                            >,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.extra = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for extra: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<HostileMixed> for super::HostileMixed {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: HostileMixed,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        Ok(Self {
+                            name: value.name?,
+                            extra: value.extra?,
+                        })
+                    }
+                }
+                impl ::std::convert::From<super::HostileMixed> for HostileMixed {
+                    fn from(value: super::HostileMixed) -> Self {
+                        Self {
+                            name: Ok(value.name),
+                            extra: Ok(value.extra),
+                        }
+                    }
+                }
+                #[derive(Clone, Debug)]
+                pub struct HostileNothing {}
+                impl ::std::default::Default for HostileNothing {
+                    fn default() -> Self {
+                        Self {}
+                    }
+                }
+                impl HostileNothing {}
+                impl ::std::convert::TryFrom<HostileNothing> for super::HostileNothing {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        _value: HostileNothing,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        Ok(Self {})
+                    }
+                }
+                impl ::std::convert::From<super::HostileNothing> for HostileNothing {
+                    fn from(_value: super::HostileNothing) -> Self {
+                        Self {}
+                    }
+                }
+                #[derive(Clone, Debug)]
+                pub struct HostileOwner {
+                    user_id: ::std::result::Result<
+                        ::std::option::Option<i64>,
+                        ::std::string::String,
+                    >,
+                    user_id_2: ::std::result::Result<
+                        ::std::option::Option<::std::string::String>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for HostileOwner {
+                    fn default() -> Self {
+                        Self {
+                            user_id: Ok(Default::default()),
+                            user_id_2: Ok(Default::default()),
+                        }
+                    }
+                }
+                impl HostileOwner {
+                    pub fn user_id<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<::std::option::Option<i64>>,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.user_id = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for user_id: {e}")
+                            });
+                        self
+                    }
+                    pub fn user_id_2<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<::std::string::String>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.user_id_2 = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!(
+                                    "error converting supplied value for user_id_2: {e}"
+                                )
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<HostileOwner> for super::HostileOwner {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: HostileOwner,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        Ok(Self {
+                            user_id: value.user_id?,
+                            user_id_2: value.user_id_2?,
+                        })
+                    }
+                }
+                impl ::std::convert::From<super::HostileOwner> for HostileOwner {
+                    fn from(value: super::HostileOwner) -> Self {
+                        Self {
+                            user_id: Ok(value.user_id),
+                            user_id_2: Ok(value.user_id_2),
+                        }
+                    }
+                }
+                #[derive(Clone, Debug)]
+                pub struct HostileSpaced {
+                    e: ::std::result::Result<
+                        ::std::option::Option<super::HostileSpacedE>,
+                        ::std::string::String,
+                    >,
+                    extra: ::std::result::Result<
+                        ::std::collections::HashMap<::std::string::String, i64>,
+                        ::std::string::String,
+                    >,
+                }
+                impl ::std::default::Default for HostileSpaced {
+                    fn default() -> Self {
+                        Self {
+                            e: Ok(Default::default()),
+                            extra: Ok(::std::default::Default::default()),
+                        }
+                    }
+                }
+                impl HostileSpaced {
+                    pub fn e<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::option::Option<super::HostileSpacedE>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.e = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for e: {e}")
+                            });
+                        self
+                    }
+                    pub fn extra<T>(mut self, value: T) -> Self
+                    where
+                        T: ::std::convert::TryInto<
+                            ::std::collections::HashMap<::std::string::String, i64>,
+                        >,
+                        T::Error: ::std::fmt::Display,
+                    {
+                        self.extra = value
+                            .try_into()
+                            .map_err(|e| {
+                                format!("error converting supplied value for extra: {e}")
+                            });
+                        self
+                    }
+                }
+                impl ::std::convert::TryFrom<HostileSpaced> for super::HostileSpaced {
+                    type Error = super::error::ConversionError;
+                    fn try_from(
+                        value: HostileSpaced,
+                    ) -> ::std::result::Result<Self, super::error::ConversionError> {
+                        Ok(Self {
+                            e: value.e?,
+                            extra: value.extra?,
+                        })
+                    }
+                }
+                impl ::std::convert::From<super::HostileSpaced> for HostileSpaced {
+                    fn from(value: super::HostileSpaced) -> Self {
+                        Self {
+                            e: Ok(value.e),
+                            extra: Ok(value.extra),
+                        }
+                    }
+                }
+            }
+            /// Error types.
+            pub mod error {
+                /// Error from a `TryFrom` or `FromStr` implementation.
+                pub struct ConversionError(::std::borrow::Cow<'static, str>);
+                impl ::std::error::Error for ConversionError {}
+                impl ::std::fmt::Display for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Display::fmt(&self.0, f)
+                    }
+                }
+                impl ::std::fmt::Debug for ConversionError {
+                    fn fmt(
+                        &self,
+                        f: &mut ::std::fmt::Formatter<'_>,
+                    ) -> Result<(), ::std::fmt::Error> {
+                        ::std::fmt::Debug::fmt(&self.0, f)
+                    }
+                }
+                impl From<&'static str> for ConversionError {
+                    fn from(value: &'static str) -> Self {
+                        Self(value.into())
+                    }
+                }
+                impl From<String> for ConversionError {
+                    fn from(value: String) -> Self {
+                        Self(value.into())
+                    }
+                }
+            }
+            #[derive(::serde::Deserialize)]
+            #[serde(remote = "Hostile")]
+            #[serde(deny_unknown_fields)]
+            struct __HostileDeserialize {
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub big_default: ::std::option::Option<
+                    ::eventwire::__codegen::serde_json::Value,
+                >,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub big_enum: ::std::option::Option<
+                    ::eventwire::__codegen::serde_json::Value,
+                >,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub long: ::std::option::Option<HostileLong>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub mixed: ::std::option::Option<HostileMixed>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub not_text: ::std::option::Option<
+                    ::eventwire::__codegen::serde_json::Value,
+                >,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub nothing: ::std::option::Option<HostileNothing>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub owner: ::std::option::Option<HostileOwner>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub shape: ::std::option::Option<HostileShape>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub short: ::std::option::Option<HostileShort>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub spaced: ::std::option::Option<HostileSpaced>,
+                #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+                pub type_: ::std::option::Option<HostileType>,
+            }
+            impl ::eventwire::SelfDescribing for Hostile {
+                const SCHEMA: &'static str = "iglu:com.acme/hostile/jsonschema/1-0-0";
+            }
+            impl Hostile {
+                /// Checks this value against its schema, every keyword of it (including what the
+                /// Rust types cannot express: numeric bounds, item counts, formats, …).
+                /// Deserialising and the builder run this check; a value built as a struct literal
+                /// is checked here.
+                pub fn validate(
+                    &self,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    let value = ::eventwire::__codegen::serde_json::to_value(self)
+                        .map_err(|e| ::eventwire::check::Invalid {
+                            pointer: ::std::string::String::new(),
+                            keyword: "serialize",
+                            message: e.to_string(),
+                        })?;
+                    Self::validate_json(&value)
+                }
+                /// Checks JSON data against this type's schema.
+                pub fn validate_json(
+                    value: &::eventwire::__codegen::serde_json::Value,
+                ) -> ::std::result::Result<(), ::eventwire::check::Invalid> {
+                    __check::root(value, &::eventwire::check::Path::Root)
+                }
+            }
+            impl<'de> ::serde::Deserialize<'de> for Hostile {
+                fn deserialize<D: ::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::std::result::Result<Self, D::Error> {
+                    let value = <::eventwire::__codegen::serde_json::Value as ::serde::Deserialize>::deserialize(
+                        deserializer,
+                    )?;
+                    Self::validate_json(&value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)?;
+                    __HostileDeserialize::deserialize(value)
+                        .map_err(<D::Error as ::serde::de::Error>::custom)
+                }
+            }
+            #[allow(unused_variables, clippy::float_cmp)]
+            pub(super) mod __check {
+                use ::eventwire::check as c;
+                use ::eventwire::__codegen::serde_json::Value;
+                pub(super) fn root(v: &Value, p: &c::Path<'_>) -> c::Check {
+                    c::of_type(v, p, c::types::OBJECT)?;
+                    if let Value::Object(o) = v {
+                        if let Some(x) = o.get("big_default") {
+                            {
+                                let v = x;
+                                let p = &p.key("big_default");
+                                c::of_type(v, p, c::types::INTEGER)?;
+                            }
+                        }
+                        if let Some(x) = o.get("big_enum") {
+                            {
+                                let v = x;
+                                let p = &p.key("big_enum");
+                                c::of_type(v, p, c::types::INTEGER)?;
+                                static ENUM: ::std::sync::OnceLock<
+                                    ::std::vec::Vec<Value>,
+                                > = ::std::sync::OnceLock::new();
+                                c::one_of_values(
+                                    v,
+                                    p,
+                                    c::values(&ENUM, "[9223372036854775808,1]"),
+                                )?;
+                            }
+                        }
+                        if let Some(x) = o.get("long") {
+                            {
+                                let v = x;
+                                let p = &p.key("long");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(10u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("mixed") {
+                            {
+                                let v = x;
+                                let p = &p.key("mixed");
+                                c::of_type(v, p, c::types::OBJECT)?;
+                                if let Value::Object(o) = v {
+                                    if let Some(x) = o.get("name") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("name");
+                                            c::of_type(v, p, c::types::STRING)?;
+                                        }
+                                    }
+                                    for (k, x) in o {
+                                        let mut known = matches!(k.as_str(), "name");
+                                        if {
+                                            static RE: ::std::sync::OnceLock<
+                                                ::std::option::Option<
+                                                    ::eventwire::__codegen::regress::Regex,
+                                                >,
+                                            > = ::std::sync::OnceLock::new();
+                                            RE.get_or_init(|| {
+                                                ::eventwire::__codegen::regress::Regex::new("^x").ok()
+                                            })
+                                        }
+                                            .as_ref()
+                                            .is_some_and(|re| re.find(k).is_some())
+                                        {
+                                            known = true;
+                                            {
+                                                let v = x;
+                                                let p = &p.key(k);
+                                                c::of_type(v, p, c::types::INTEGER)?;
+                                            }
+                                        }
+                                        if !known {
+                                            return Err(
+                                                c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("not_text") {
+                            {
+                                let v = x;
+                                let p = &p.key("not_text");
+                                if (|| -> c::Check {
+                                    c::of_type(v, p, c::types::STRING)?;
+                                    Ok(())
+                                })()
+                                    .is_ok()
+                                {
+                                    return Err(
+                                        c::fail(p, "not", "matches a schema it must not match"),
+                                    );
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("nothing") {
+                            {
+                                let v = x;
+                                let p = &p.key("nothing");
+                                c::of_type(v, p, c::types::OBJECT)?;
+                                if let Value::Object(o) = v {
+                                    for (k, x) in o {
+                                        let known = false;
+                                        if !known {
+                                            return Err(
+                                                c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("owner") {
+                            {
+                                let v = x;
+                                let p = &p.key("owner");
+                                c::of_type(v, p, c::types::OBJECT)?;
+                                if let Value::Object(o) = v {
+                                    if let Some(x) = o.get("userId") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("userId");
+                                            c::of_type(v, p, c::types::STRING)?;
+                                        }
+                                    }
+                                    if let Some(x) = o.get("user_id") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("user_id");
+                                            c::of_type(v, p, c::types::INTEGER)?;
+                                        }
+                                    }
+                                    for (k, x) in o {
+                                        let known = matches!(k.as_str(), "userId" | "user_id");
+                                        if !known {
+                                            return Err(
+                                                c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                            );
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("shape") {
+                            {
+                                let v = x;
+                                let p = &p.key("shape");
+                                let matched = 0usize
+                                    + usize::from(
+                                        (|| -> c::Check {
+                                            c::of_type(v, p, c::types::OBJECT)?;
+                                            if let Value::Object(o) = v {
+                                                c::required(o, p, &["type", "radius"])?;
+                                                if let Some(x) = o.get("radius") {
+                                                    {
+                                                        let v = x;
+                                                        let p = &p.key("radius");
+                                                        c::of_type(v, p, c::types::NUMBER)?;
+                                                    }
+                                                }
+                                                if let Some(x) = o.get("type") {
+                                                    {
+                                                        let v = x;
+                                                        let p = &p.key("type");
+                                                        static ENUM: ::std::sync::OnceLock<
+                                                            ::std::vec::Vec<Value>,
+                                                        > = ::std::sync::OnceLock::new();
+                                                        c::one_of_values(v, p, c::values(&ENUM, "[\"circle\"]"))?;
+                                                    }
+                                                }
+                                                for (k, x) in o {
+                                                    let known = matches!(k.as_str(), "radius" | "type");
+                                                    if !known {
+                                                        return Err(
+                                                            c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                                        );
+                                                    }
+                                                }
+                                            }
+                                            Ok(())
+                                        })()
+                                            .is_ok(),
+                                    )
+                                    + usize::from(
+                                        (|| -> c::Check {
+                                            c::of_type(v, p, c::types::OBJECT)?;
+                                            if let Value::Object(o) = v {
+                                                c::required(o, p, &["type", "side"])?;
+                                                if let Some(x) = o.get("side") {
+                                                    {
+                                                        let v = x;
+                                                        let p = &p.key("side");
+                                                        c::of_type(v, p, c::types::NUMBER)?;
+                                                    }
+                                                }
+                                                if let Some(x) = o.get("type") {
+                                                    {
+                                                        let v = x;
+                                                        let p = &p.key("type");
+                                                        static ENUM: ::std::sync::OnceLock<
+                                                            ::std::vec::Vec<Value>,
+                                                        > = ::std::sync::OnceLock::new();
+                                                        c::one_of_values(v, p, c::values(&ENUM, "[\"square\"]"))?;
+                                                    }
+                                                }
+                                                for (k, x) in o {
+                                                    let known = matches!(k.as_str(), "side" | "type");
+                                                    if !known {
+                                                        return Err(
+                                                            c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                                        );
+                                                    }
+                                                }
+                                            }
+                                            Ok(())
+                                        })()
+                                            .is_ok(),
+                                    );
+                                if matched != 1 {
+                                    return Err(
+                                        c::fail(
+                                            p,
+                                            "oneOf",
+                                            format!(
+                                                "matches {matched} of the alternatives, not exactly one"
+                                            ),
+                                        ),
+                                    );
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("short") {
+                            {
+                                let v = x;
+                                let p = &p.key("short");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(3u64))?;
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("spaced") {
+                            {
+                                let v = x;
+                                let p = &p.key("spaced");
+                                c::of_type(v, p, c::types::OBJECT)?;
+                                if let Value::Object(o) = v {
+                                    if let Some(x) = o.get("e") {
+                                        {
+                                            let v = x;
+                                            let p = &p.key("e");
+                                            c::of_type(v, p, c::types::STRING)?;
+                                            static ENUM: ::std::sync::OnceLock<
+                                                ::std::vec::Vec<Value>,
+                                            > = ::std::sync::OnceLock::new();
+                                            c::one_of_values(v, p, c::values(&ENUM, "[\"a  b\"]"))?;
+                                        }
+                                    }
+                                    for (k, x) in o {
+                                        let known = matches!(k.as_str(), "e");
+                                        if !known {
+                                            {
+                                                let v = x;
+                                                let p = &p.key(k);
+                                                c::of_type(v, p, c::types::INTEGER)?;
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        if let Some(x) = o.get("type_") {
+                            {
+                                let v = x;
+                                let p = &p.key("type_");
+                                c::of_type(v, p, c::types::STRING)?;
+                                if let Value::String(s) = v {
+                                    c::length(s, p, None, Some(8u64))?;
+                                }
+                            }
+                        }
+                        for (k, x) in o {
+                            let known = matches!(
+                                k.as_str(), "big_default" | "big_enum" | "long" | "mixed" |
+                                "not_text" | "nothing" | "owner" | "shape" | "short" |
+                                "spaced" | "type_"
+                            );
+                            if !known {
+                                return Err(
+                                    c::fail(&p.key(k), "additionalProperties", "is not allowed"),
+                                );
                             }
                         }
                     }
@@ -8399,6 +9871,10 @@ pub mod com_acme_3 {
     pub use self::add_to_cart::v1_0_0::AddToCart as AddToCart;
     /// The latest MODEL-1 version: `iglu:com.acme/collide/jsonschema/1-0-0`.
     pub use self::collide::v1_0_0::Collide as Collide;
+    /// The latest MODEL-1 version: `iglu:com.acme/gen/jsonschema/1-0-0`.
+    pub use self::gen_::v1_0_0::Gen as Gen;
+    /// The latest MODEL-1 version: `iglu:com.acme/hostile/jsonschema/1-0-0`.
+    pub use self::hostile::v1_0_0::Hostile as Hostile;
     /// The latest MODEL-1 version: `iglu:com.acme/maps/jsonschema/1-0-0`.
     pub use self::maps::v1_0_0::Maps as Maps;
     /// The latest MODEL-1 version: `iglu:com.acme/odd/jsonschema/1-0-0`.

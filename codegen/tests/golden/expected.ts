@@ -59,6 +59,51 @@ export type ComAcmeCollideV1_0_0 = {
 };
 
 /**
+ * A schema named after a keyword of Rust 2024.
+ *
+ * `iglu:com.acme/gen/jsonschema/1-0-0`
+ */
+export type ComAcmeGenV1_0_0 = {
+  gen?: string;
+};
+
+/**
+ * Shapes a reviewer found: a tagged union whose tag is renamed, defaults of renamed properties, integers past 64 bits in enum and default, patterned properties beside named ones, `not`, repeated titles, a closed empty object.
+ *
+ * `iglu:com.acme/hostile/jsonschema/1-0-0`
+ * Not checked by this type: `patternProperties` beside `properties` are kept as JSON values with the other properties (at `/properties/mixed`).
+ * Not checked by this type: `not` is not expressed by the Rust type (at `/properties/not_text`).
+ */
+export type ComAcmeHostileV1_0_0 = {
+  big_default?: number;
+  big_enum?: 9223372036854775808 | 1;
+  long?: string;
+  mixed?: {
+    name?: string;
+    [key: string]: unknown;
+  };
+  not_text?: unknown;
+  nothing?: Record<string, never>;
+  owner?: {
+    userId?: string;
+    user_id?: number;
+  };
+  shape?: ({
+    radius: number;
+    type: "circle";
+  }) | ({
+    side: number;
+    type: "square";
+  });
+  short?: string;
+  spaced?: {
+    e?: "a  b";
+    [key: string]: "a  b" | undefined | number;
+  };
+  type_?: string;
+};
+
+/**
  * A map with patterned keys, and integers past 64 bits.
  *
  * `iglu:com.acme/maps/jsonschema/1-0-0`
@@ -260,6 +305,12 @@ export type ComAcmeAddToCart3 = ComAcmeAddToCart3V1_0_0;
 /** The latest MODEL-1 version: `iglu:com.acme/collide/jsonschema/1-0-0`. */
 export type ComAcmeCollide = ComAcmeCollideV1_0_0;
 
+/** The latest MODEL-1 version: `iglu:com.acme/gen/jsonschema/1-0-0`. */
+export type ComAcmeGen = ComAcmeGenV1_0_0;
+
+/** The latest MODEL-1 version: `iglu:com.acme/hostile/jsonschema/1-0-0`. */
+export type ComAcmeHostile = ComAcmeHostileV1_0_0;
+
 /** The latest MODEL-1 version: `iglu:com.acme/maps/jsonschema/1-0-0`. */
 export type ComAcmeMaps = ComAcmeMapsV1_0_0;
 
@@ -287,6 +338,8 @@ export interface EventMap {
   "iglu:com.acme/add-to-cart/jsonschema/1-0-0": ComAcmeAddToCart2V1_0_0;
   "iglu:com.acme/add_to_cart/jsonschema/1-0-0": ComAcmeAddToCart3V1_0_0;
   "iglu:com.acme/collide/jsonschema/1-0-0": ComAcmeCollideV1_0_0;
+  "iglu:com.acme/gen/jsonschema/1-0-0": ComAcmeGenV1_0_0;
+  "iglu:com.acme/hostile/jsonschema/1-0-0": ComAcmeHostileV1_0_0;
   "iglu:com.acme/maps/jsonschema/1-0-0": ComAcmeMapsV1_0_0;
   "iglu:com.acme/odd/jsonschema/1-0-0": ComAcmeOddV1_0_0;
   "iglu:com.acme/refs/jsonschema/1-0-0": ComAcmeRefsV1_0_0;
@@ -312,6 +365,8 @@ export const SCHEMAS: readonly SchemaUri[] = [
   "iglu:com.acme/add-to-cart/jsonschema/1-0-0",
   "iglu:com.acme/add_to_cart/jsonschema/1-0-0",
   "iglu:com.acme/collide/jsonschema/1-0-0",
+  "iglu:com.acme/gen/jsonschema/1-0-0",
+  "iglu:com.acme/hostile/jsonschema/1-0-0",
   "iglu:com.acme/maps/jsonschema/1-0-0",
   "iglu:com.acme/odd/jsonschema/1-0-0",
   "iglu:com.acme/refs/jsonschema/1-0-0",

@@ -121,8 +121,21 @@ impl Gen {
             &["string", "integer", "number", "boolean"]
         } else {
             &[
-                "string", "string", "integer", "number", "boolean", "array", "object", "map",
-                "ref", "ref", "tuple", "any_of",
+                "string",
+                "string",
+                "integer",
+                "number",
+                "boolean",
+                "array",
+                "object",
+                "map",
+                "ref",
+                "ref",
+                "tuple",
+                "any_of",
+                "tagged",
+                "not",
+                "mixed_map",
             ]
         };
         let mut s = match self.pick(kinds) {
@@ -171,12 +184,32 @@ impl Gen {
                 "additionalItems": false
             }),
             "any_of" => json!({"anyOf": [{"type": "string", "maxLength": 5}, {"type": "integer"}]}),
+            // A union tagged by a property named like a keyword.
+            "tagged" => {
+                let tag = self.pick(&["type", "kind", "Type", "@type"]);
+                let variant = |name: &str, field: &str, t: &str| {
+                    json!({"type": "object", "properties": {tag: {"enum": [name]}, field: {"type": t}},
+                        "required": [tag, field], "additionalProperties": false})
+                };
+                json!({"oneOf": [variant("circle", "radius", "number"), variant("square", "side", "integer")]})
+            }
+            "not" => json!({"not": {"type": "string"}}),
+            "mixed_map" => json!({
+                "type": "object",
+                "properties": {self.pick(NASTY_NAMES): self.string()},
+                "patternProperties": {"^x": {"type": "integer"}},
+                "additionalProperties": false
+            }),
             _ => self.string(),
         };
         if self.chance(0.2) {
             if let Some(Value::String(t)) = s.get("type").cloned() {
                 s["type"] = json!([t, "null"]);
             }
+        }
+        // Titles repeat in hand-written schemas (and named types after them).
+        if self.chance(0.15) {
+            s["title"] = json!(self.pick(&["Code", "Status", "Item"]));
         }
         s
     }
@@ -221,6 +254,15 @@ impl Gen {
             .cloned()
             .unwrap_or((None, None));
         let mut s = json!({"type": "integer"});
+        if self.chance(0.1) {
+            // Values past i64 in `enum` and `default`.
+            s["enum"] = json!([9_223_372_036_854_775_808_u64, 1]);
+            return s;
+        }
+        if self.chance(0.1) {
+            s["default"] = json!(9_223_372_036_854_775_808_u64);
+            return s;
+        }
         if let Some(m) = min {
             s["minimum"] = m;
         }
@@ -245,6 +287,16 @@ impl Gen {
         let mut s = json!({"type": "object", "properties": props});
         if !required.is_empty() {
             s["required"] = json!(required);
+        }
+        // An object default naming its (possibly renamed) properties with plain values.
+        if self.chance(0.15) {
+            let mut d = Map::new();
+            for (name, schema) in s["properties"].as_object().into_iter().flatten() {
+                if schema.get("type") == Some(&json!("boolean")) {
+                    d.insert(name.clone(), json!(true));
+                }
+            }
+            s["default"] = Value::Object(d);
         }
         match self.rng.random_range(0..3) {
             0 => s["additionalProperties"] = json!(false),

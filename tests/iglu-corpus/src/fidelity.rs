@@ -7,8 +7,9 @@
 //! check, then serialise) with what the `jsonschema` crate accepts (draft 4, formats on, plus
 //! `uuid` as Iglu validators check it). A valid instance must also come back with the same
 //! meaning: equal as JSON Schema compares values, where an optional property that allows
-//! `null` means the same absent or `null`, and an absent property with a `default` means the
-//! same as its default (docs/codegen.md), and still valid.
+//! `null` means the same absent or `null`, an absent property with a `default` means the
+//! same as its default, and an optional array property means the same empty or absent
+//! (docs/codegen.md), and still valid.
 
 use std::collections::BTreeMap;
 
@@ -266,6 +267,14 @@ fn same_meaning(schema: &Value, a: &Value, b: &Value) -> bool {
             .and_then(|p| p.get(k))
             .and_then(|p| p.get("default"))
             .is_some_and(|d| eventwire::check::equal(d, vb)),
+        // An optional array property that is empty is written absent (docs/codegen.md).
+        (Some(Value::Array(items)), None) => {
+            items.is_empty()
+                && !required.iter().any(|r| r == k)
+                && props
+                    .and_then(|p| p.get(k))
+                    .is_some_and(|p| types(p).iter().any(|t| t == "array"))
+        }
         _ => false,
     })
 }
