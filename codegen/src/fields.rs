@@ -42,8 +42,7 @@ pub(crate) fn rename(schema: &mut Value) -> Renames {
     let mut names = BTreeSet::new();
     let mut maps = false;
     collect(schema, &mut names, &mut maps);
-    let mut strings = BTreeSet::new();
-    all_strings(schema, &mut strings);
+
     let mut out = Renames::default();
     let mut reserved = BTreeSet::new();
     if maps {
@@ -51,6 +50,15 @@ pub(crate) fn rename(schema: &mut Value) -> Renames {
     }
     let scope = with_bases(names.iter().map(String::as_str), rust_field);
     let (idents, renamed) = distinct(&scope, rust_field, &reserved);
+    if scope
+        .iter()
+        .zip(&idents)
+        .all(|((name, _), ident)| name == ident)
+    {
+        return out;
+    }
+    let mut strings = BTreeSet::new();
+    all_strings(schema, &mut strings);
     let mut stand_in: BTreeMap<String, String> = BTreeMap::new();
     let mut next = 1;
     for ((name, _), ident) in scope.iter().zip(&idents) {
@@ -91,7 +99,7 @@ fn collect(schema: &Value, names: &mut BTreeSet<String>, maps: &mut bool) {
     if let Some(Value::Array(required)) = o.get("required") {
         names.extend(required.iter().filter_map(Value::as_str).map(str::to_owned));
     }
-    for (child, _) in crate::refs::children(o, "") {
+    for child in crate::refs::subschemas(o) {
         collect(child, names, maps);
     }
 }
@@ -190,7 +198,14 @@ pub(crate) fn restore(file: &mut syn::File, originals: &BTreeMap<String, String>
                 return;
             }
             if let syn::Meta::List(list) = &mut attr.meta {
-                list.tokens = replace(list.tokens.clone(), self.0);
+                // Stand-ins end in an apostrophe: most attributes hold none.
+                let has_stand_in =
+                    list.tokens.clone().into_iter().any(
+                        |t| matches!(t, TokenTree::Literal(l) if l.to_string().ends_with("'\"")),
+                    );
+                if has_stand_in {
+                    list.tokens = replace(list.tokens.clone(), self.0);
+                }
             }
         }
     }

@@ -264,6 +264,20 @@ fn fix_enum(o: &mut Map<String, Value>, path: &str, loosened: &mut Vec<Loosening
 /// Rust only (TypeScript's `number` holds them): every `integer` of `schema` whose bounds
 /// reach past `i64` gets a type that holds its values (see `fix_integer`).
 pub fn widen_integers(schema: &mut Value, loosened: &mut Vec<Loosening>) {
+    // Most documents have none: a read-only look first, the rewriting walk only then.
+    fn any_past(v: &Value) -> bool {
+        match v {
+            Value::Number(n) => {
+                n.as_i64().is_none() && n.is_u64() || n.as_f64().is_some_and(|f| f.abs() >= 9.2e18)
+            }
+            Value::Array(a) => a.iter().any(any_past),
+            Value::Object(o) => o.values().any(any_past),
+            _ => false,
+        }
+    }
+    if !any_past(schema) {
+        return;
+    }
     if let Some(o) = schema.as_object_mut() {
         fix_integer(o, "", loosened);
     }

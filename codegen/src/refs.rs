@@ -23,7 +23,7 @@ pub(crate) fn hoist(document: &mut Value, loosened: &mut Vec<Loosening>) {
         return;
     };
     let mut refs = Vec::new();
-    each_ref(document, "", &mut refs);
+    each_ref(document, &mut refs);
     // Keys: plain definition keys stay (the first of those that become one type name);
     // everything else gets a fresh key on first use.
     let mut taken: BTreeSet<String> = BTreeSet::new();
@@ -37,7 +37,7 @@ pub(crate) fn hoist(document: &mut Value, loosened: &mut Vec<Loosening>) {
         .filter(|(k, _)| plain(k) && taken.insert(rust_type(k)))
         .map(|(k, _)| k)
         .collect();
-    let resolved_as_is = refs.iter().all(|(_, r)| {
+    let resolved_as_is = refs.iter().all(|r| {
         !r.starts_with('#')
             || plain_definition(r).is_some_and(|k| kept.iter().any(|kept| kept.as_str() == k))
     });
@@ -57,7 +57,7 @@ pub(crate) fn hoist(document: &mut Value, loosened: &mut Vec<Loosening>) {
         }
     }
     let mut unresolved = BTreeSet::new();
-    let mut work: Vec<String> = refs.iter().filter_map(|(_, r)| pointer_of(r)).collect();
+    let mut work: Vec<String> = refs.iter().filter_map(|r| pointer_of(r)).collect();
     while let Some(pointer) = work.pop() {
         if key_of.contains_key(&pointer) || unresolved.contains(&pointer) {
             continue;
@@ -76,8 +76,8 @@ pub(crate) fn hoist(document: &mut Value, loosened: &mut Vec<Loosening>) {
         }
         let key = fresh_key(&pointer, &mut taken);
         let mut inner = Vec::new();
-        each_ref(&copy, "", &mut inner);
-        work.extend(inner.iter().filter_map(|(_, r)| pointer_of(r)));
+        each_ref(&copy, &mut inner);
+        work.extend(inner.iter().filter_map(|r| pointer_of(r)));
         key_of.insert(pointer, key.clone());
         definitions.insert(key, copy);
     }
@@ -144,9 +144,7 @@ pub(crate) fn left_recursion(document: &Value) -> Option<String> {
         if let Some(found) = same_value(document, schema, &mut Vec::new(), budget) {
             return Some(found);
         }
-        children(o, "")
-            .into_iter()
-            .find_map(|(child, _)| every(document, child, budget))
+        subschemas(o).find_map(|child| every(document, child, budget))
     }
     // Bounded: a pathological document is not searched forever (and then not reported).
     let mut budget = 200_000;
@@ -204,16 +202,16 @@ fn rewrite(
     });
 }
 
-/// Every `$ref` string at a schema position below `schema`, with its path.
-fn each_ref(schema: &Value, path: &str, out: &mut Vec<(String, String)>) {
+/// Every `$ref` string at a schema position below `schema`.
+fn each_ref<'a>(schema: &'a Value, out: &mut Vec<&'a str>) {
     let Some(o) = schema.as_object() else {
         return;
     };
     if let Some(r) = o.get("$ref").and_then(Value::as_str) {
-        out.push((path.to_owned(), r.to_owned()));
+        out.push(r);
     }
-    for (child, at) in children(o, path) {
-        each_ref(child, &at, out);
+    for child in subschemas(o) {
+        each_ref(child, out);
     }
 }
 
@@ -226,6 +224,26 @@ const SCHEMA_MAPS: [&str; 4] = [
 ];
 const SCHEMA_ONE_OR_LIST: [&str; 4] = ["items", "additionalProperties", "additionalItems", "not"];
 const SCHEMA_LISTS: [&str; 3] = ["allOf", "anyOf", "oneOf"];
+
+/// The subschemas of `o`, without paths (no allocation per child).
+pub(crate) fn subschemas(o: &Map<String, Value>) -> impl Iterator<Item = &Value> {
+    let maps = SCHEMA_MAPS
+        .iter()
+        .filter_map(|k| o.get(*k).and_then(Value::as_object))
+        .flat_map(|m| m.values().filter(|c| c.is_object()));
+    let ones = SCHEMA_ONE_OR_LIST
+        .iter()
+        .chain(&SCHEMA_LISTS)
+        .flat_map(|k| {
+            let (list, one) = match o.get(*k) {
+                Some(Value::Array(list)) => (Some(list.iter()), None),
+                Some(c @ Value::Object(_)) if !SCHEMA_LISTS.contains(k) => (None, Some(c)),
+                _ => (None, None),
+            };
+            list.into_iter().flatten().chain(one)
+        });
+    maps.chain(ones)
+}
 
 /// The subschemas of `o`, with their paths.
 pub(crate) fn children<'a>(o: &'a Map<String, Value>, path: &str) -> Vec<(&'a Value, String)> {
