@@ -57,21 +57,7 @@ fn golden_typescript_is_strict_where_rust_is() {
         .generate_typescript()
         .unwrap();
     std::fs::write(ts.join("golden.ts"), &code).unwrap();
-    let out = Command::new(&tsc)
-        .current_dir(&ts)
-        .args([
-            "--strict",
-            "--noEmit",
-            "--target",
-            "ES2022",
-            "--module",
-            "ES2022",
-            "--moduleResolution",
-            "bundler",
-            "golden-usage.ts",
-        ])
-        .output()
-        .unwrap();
+    let out = tsc_strict(&tsc, &ts, "golden-usage.ts");
     assert!(
         out.status.success(),
         "tsc --strict failed on the golden types:\n{}{}",
@@ -277,21 +263,7 @@ fn typescript_strictness_keyword_by_keyword() {
     }
     std::fs::write(dir.path().join("events.ts"), &code).unwrap();
     std::fs::write(dir.path().join("usage.ts"), &usage).unwrap();
-    let out = Command::new(&tsc)
-        .current_dir(dir.path())
-        .args([
-            "--strict",
-            "--noEmit",
-            "--target",
-            "ES2022",
-            "--module",
-            "ES2022",
-            "--moduleResolution",
-            "bundler",
-            "usage.ts",
-        ])
-        .output()
-        .unwrap();
+    let out = tsc_strict(&tsc, dir.path(), "usage.ts");
     assert!(
         out.status.success(),
         "tsc: a keyword TypeScript should enforce is not enforced (an unused @ts-expect-error), or the types do not compile:\n{}{}\n{usage}",
@@ -310,4 +282,24 @@ enum Strict {
     /// Bounds, lengths, patterns, formats: TypeScript cannot say them, the collector
     /// validates them (stated in docs/codegen.md).
     Collector,
+}
+
+/// `tsc --strict` on one file of `dir` (no emit, ES2022 modules), as tests/ts/tsconfig.json
+/// sets it for the project's own types.
+fn tsc_strict(tsc: &std::path::Path, dir: &std::path::Path, file: &str) -> std::process::Output {
+    Command::new(tsc)
+        .current_dir(dir)
+        .args([
+            "--strict",
+            "--noEmit",
+            "--target",
+            "ES2022",
+            "--module",
+            "ES2022",
+            "--moduleResolution",
+            "bundler",
+            file,
+        ])
+        .output()
+        .unwrap()
 }
