@@ -128,14 +128,13 @@ impl Gen<'_> {
         if let Some(done) = self.refs.get(r) {
             return done.clone();
         }
-        let Some(pointer) = r.strip_prefix('#') else {
+        // The fragment is percent-encoded; `~0`/`~1` stay for `Value::pointer`, which reads
+        // them per segment (unescaping them here made `a~1b` the two segments `a`, `b`).
+        let Some(decoded) = crate::refs::pointer_of(r) else {
             // Another document: recorded as a loosening by `normalize`.
             self.refs.insert(r.to_owned(), None);
             return None;
         };
-        // The fragment is percent-encoded; `~0`/`~1` stay for `Value::pointer`, which reads
-        // them per segment (unescaping them here made `a~1b` the two segments `a`, `b`).
-        let decoded = crate::refs::percent_decode(pointer);
         let Some(target) = self.document.pointer(&decoded) else {
             self.refs.insert(r.to_owned(), None);
             return None;
@@ -145,7 +144,7 @@ impl Gen<'_> {
         let mut seen = std::collections::BTreeSet::from([decoded.clone()]);
         let mut next = target;
         while let Some(inner) = next.get("$ref").and_then(Value::as_str) {
-            let Some(p) = inner.strip_prefix('#').map(crate::refs::percent_decode) else {
+            let Some(p) = crate::refs::pointer_of(inner) else {
                 break;
             };
             let Some(t) = self.document.pointer(&p) else {

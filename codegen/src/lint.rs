@@ -253,7 +253,7 @@ fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
 
 /// Vendors and schema names that become one identifier in the generated code.
 fn check_names(schemas: &[SchemaFile]) -> Vec<Issue> {
-    use crate::names::{distinct, rust_module, ts_type, with_bases};
+    use crate::names::{distinct, rust_module, with_bases};
     let mut issues = Vec::new();
     let file_of = |vendor: &str, name: Option<&str>| {
         schemas
@@ -309,21 +309,13 @@ fn check_names(schemas: &[SchemaFile]) -> Vec<Issue> {
             );
         }
     }
-    let mut pairs: Vec<(&str, &str)> = schemas
+    let mut pairs: Vec<(String, String)> = schemas
         .iter()
-        .map(|s| (s.key.vendor.as_str(), s.key.name.as_str()))
+        .map(|s| (s.key.vendor.clone(), s.key.name.clone()))
         .collect();
     pairs.sort_unstable();
     pairs.dedup();
-    let scope: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(v, n)| (format!("{v}/{n}"), ts_type(v, n)))
-        .collect();
-    let (_, renamed) = distinct(
-        &scope,
-        crate::names::ts_ident,
-        &std::collections::BTreeSet::new(),
-    );
+    let (_, renamed) = crate::ts::stems(&pairs);
     for r in renamed {
         let (vendor, name) = r.name.split_once('/').unwrap_or((&r.name, ""));
         warn(
@@ -533,10 +525,9 @@ fn resolve<'a>(document: &'a Value, schema: &'a Value) -> (&'a Value, Option<Str
         let Some(r) = current.get("$ref").and_then(Value::as_str) else {
             break;
         };
-        let Some(fragment) = r.strip_prefix('#') else {
+        let Some(pointer) = crate::refs::pointer_of(r) else {
             break;
         };
-        let pointer = crate::refs::percent_decode(fragment);
         match document.pointer(&pointer) {
             Some(next) => {
                 current = next;

@@ -268,7 +268,8 @@ pub fn widen_integers(schema: &mut Value, loosened: &mut Vec<Loosening>) {
     fn any_past(v: &Value) -> bool {
         match v {
             Value::Number(n) => {
-                n.as_i64().is_none() && n.is_u64() || n.as_f64().is_some_and(|f| f.abs() >= 9.2e18)
+                (n.as_i64().is_none() && n.is_u64())
+                    || n.as_f64().is_some_and(|f| f.abs() >= 9.2e18)
             }
             Value::Array(a) => a.iter().any(any_past),
             Value::Object(o) => o.values().any(any_past),

@@ -303,7 +303,7 @@ pub(crate) fn each_child(
 
 /// The JSON pointer of an in-document reference (`#/a/b` → `/a/b`, `#` → ``), decoded from
 /// the URI fragment's percent-encoding; `None` for references to other documents.
-fn pointer_of(reference: &str) -> Option<String> {
+pub(crate) fn pointer_of(reference: &str) -> Option<String> {
     let fragment = reference.strip_prefix('#')?;
     Some(percent_decode(fragment))
 }

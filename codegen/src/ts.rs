@@ -53,6 +53,18 @@ const DECLARED: [&str; 24] = [
     "Function",
 ];
 
+/// The stems of the `(vendor, name)` pairs of a registry (sorted, distinct), in their order,
+/// and the pairs whose stem is not their base (`names` is `vendor/name`). `eventwire lint`
+/// reports the same renames.
+pub(crate) fn stems(pairs: &[(String, String)]) -> (Vec<String>, Vec<crate::names::Renamed>) {
+    let scope: Vec<(String, String)> = pairs
+        .iter()
+        .map(|(v, n)| (format!("{v}/{n}"), ts_type(v, n)))
+        .collect();
+    let declared: BTreeSet<String> = DECLARED.iter().map(|d| (*d).to_owned()).collect();
+    distinct(&scope, ts_ident, &declared)
+}
+
 /// The TypeScript names of a registry ([`crate::names`]'s rule): per schema a stem
 /// (`ComAcmeAddToCart`), per MODEL an alias (the stem, or the stem and `V2`, …).
 struct Naming {
@@ -69,12 +81,8 @@ impl Naming {
             .map(|f| (f.key.vendor.clone(), f.key.name.clone()))
             .collect();
         pairs.dedup();
-        let scope: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(v, n)| (format!("{v}/{n}"), ts_type(v, n)))
-            .collect();
+        let (stems, _) = stems(&pairs);
         let declared: BTreeSet<String> = DECLARED.iter().map(|d| (*d).to_owned()).collect();
-        let (stems, _) = distinct(&scope, ts_ident, &declared);
         let stems: BTreeMap<(String, String), String> = pairs.into_iter().zip(stems).collect();
         let mut models: Vec<(String, String, u32)> = sorted
             .iter()
