@@ -112,10 +112,6 @@ impl Ledger {
         marks.insert(run.start, run.end);
     }
 
-    /// Nothing waits on the mark without the native worker.
-    #[cfg(not(feature = "native"))]
-    pub fn settle(&self, _seqs: impl IntoIterator<Item = u64>) {}
-
     /// The low-water mark: every event admitted with a number below it is settled.
     #[cfg(feature = "native")]
     pub fn low_water(&self) -> u64 {

@@ -82,10 +82,10 @@
 
 pub mod batch;
 pub mod check;
-pub mod delivery;
 pub mod event;
 pub mod iglu;
 mod ledger;
+pub mod outbox;
 pub mod policy;
 pub mod protocol;
 pub mod session;

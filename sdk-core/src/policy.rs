@@ -103,7 +103,12 @@ impl RetryPolicy {
             .initial_backoff
             .saturating_mul(factor)
             .min(self.max_backoff);
-        ceiling.mul_f64(jitter.clamp(0.0, 1.0))
+        // In whole milliseconds: plenty for a backoff, and the browser build stays small.
+        let ceiling_ms = ceiling
+            .as_secs()
+            .saturating_mul(1000)
+            .saturating_add(u64::from(ceiling.subsec_millis()));
+        Duration::from_millis((ceiling_ms as f64 * jitter.clamp(0.0, 1.0)) as u64)
     }
 
     /// Decides what follows an attempt.

@@ -164,22 +164,25 @@ impl BatchResponse {
     #[must_use]
     pub fn for_batch(body: &[u8], events: usize) -> Option<BatchResponse> {
         let answer: BatchResponse = serde_json::from_slice(body).ok()?;
-        let rejected = answer.rejected.len() as u64;
-        let total = answer
+        answer.accounts_for(events).then_some(answer)
+    }
+
+    /// True when this answer accounts for exactly `events` events: `accepted + duplicates +
+    /// rejected = events`, each rejected index distinct and below `events`.
+    pub fn accounts_for(&self, events: usize) -> bool {
+        let total = self
             .accepted
-            .checked_add(answer.duplicates)?
-            .checked_add(rejected)?;
-        if total != events as u64 {
-            return None;
+            .checked_add(self.duplicates)
+            .and_then(|n| n.checked_add(self.rejected.len() as u64));
+        if total != Some(events as u64) {
+            return false;
         }
-        let mut seen = vec![false; events];
-        for r in &answer.rejected {
-            let slot = seen.get_mut(r.index)?;
-            if std::mem::replace(slot, true) {
-                return None;
-            }
-        }
-        Some(answer)
+        // Quadratic in the rejections, but no allocation: a batch is at most a few
+        // hundred events, and the browser build pays for every routine.
+        self.rejected
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.index < events && self.rejected[..i].iter().all(|q| q.index != r.index))
     }
 }
 

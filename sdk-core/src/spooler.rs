@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::delivery::{notify, FailureCallback};
 use crate::event::EncodedEvent;
 use crate::spool::{Commit, Spool, SpoolError, Synced};
 use crate::stats::{DropReason, FailureReason};
 use crate::worker::Shared;
+use crate::worker::{notify, FailureCallback};
 
 /// Default longest time between an event's `track()` and the start of the group commit (fsync)
 /// that makes it durable.

@@ -12,6 +12,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+#[cfg(feature = "native")]
 use crate::event::EncodedEvent;
 use crate::ledger::Ledger;
 
@@ -216,6 +217,36 @@ impl Counters {
         }
     }
 
+    /// Calls `f` with each counter of [`Stats`] in a fixed order — `tracked`, `sent`,
+    /// `duplicates`, `rejected`, `filtered`, `pending`, `requests`, `retries`, `throttled`,
+    /// `bytes_sent`, `recovered`, then the drops in [`DropReason::ALL`] order — without
+    /// building a snapshot (the browser package names them in JavaScript).
+    pub fn each(&self, mut f: impl FnMut(u64)) {
+        let counters = [
+            &self.tracked,
+            &self.sent,
+            &self.duplicates,
+            &self.rejected,
+            &self.filtered,
+        ];
+        for c in counters {
+            f(c.load(Relaxed));
+        }
+        f(self.pending());
+        for c in [
+            &self.requests,
+            &self.retries,
+            &self.throttled,
+            &self.bytes_sent,
+            &self.recovered,
+        ] {
+            f(c.load(Relaxed));
+        }
+        for c in &self.dropped {
+            f(c.load(Relaxed));
+        }
+    }
+
     /// Counts an event refused by `track()` before it was admitted.
     pub fn refused(&self, reason: DropReason) {
         self.dropped[reason.index()].fetch_add(1, Relaxed);
@@ -235,6 +266,7 @@ impl Counters {
     /// Marks these admitted events settled (after counting them with [`Counters::sent`],
     /// [`Counters::rejected`], [`Counters::dropped`] or [`Counters::kept_in_spool`]), so
     /// that a flush waiting for them can answer.
+    #[cfg(feature = "native")]
     pub(crate) fn mark_settled(&self, events: &[EncodedEvent]) {
         self.ledger.settle(events.iter().map(|e| e.seq));
     }
@@ -344,6 +376,45 @@ mod tests {
         assert_eq!(s.dropped_total(), 3);
         assert_eq!(s.pending, 3); // 10 + 1 + 3 admitted, 6 + 1 + 2 + 2 settled
         assert_eq!(s.dropped.len(), DropReason::ALL.len());
+    }
+
+    #[test]
+    fn each_walks_the_snapshot_in_its_documented_order() {
+        let c = Counters::default();
+        for _ in 0..7 {
+            c.admit();
+            c.enqueued();
+        }
+        c.sent(3, 1);
+        c.rejected(1);
+        c.filtered();
+        c.request(100, true);
+        c.throttled();
+        c.recovered(2, 0, 0);
+        c.dropped(DropReason::NotACollector, 1);
+        c.refused(DropReason::QueueFull);
+        let s = c.snapshot();
+        let mut seen = Vec::new();
+        c.each(|n| seen.push(n));
+        let mut expected = vec![
+            s.tracked,
+            s.sent,
+            s.duplicates,
+            s.rejected,
+            s.filtered,
+            s.pending,
+            s.requests,
+            s.retries,
+            s.throttled,
+            s.bytes_sent,
+            s.recovered,
+        ];
+        expected.extend(s.dropped.iter().map(|(_, n)| *n));
+        assert_eq!(seen, expected);
+        assert_eq!(
+            seen,
+            [7, 3, 1, 1, 1, 4, 1, 1, 1, 100, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        );
     }
 
     #[test]

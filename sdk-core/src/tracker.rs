@@ -12,12 +12,12 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::batch::{body_overhead, BatchLimits, Batcher};
-use crate::delivery::{FailureCallback, DEFAULT_GZIP_MIN_BYTES};
+use crate::batch::BatchLimits;
 use crate::event::{
     ContextRef, EncodedEvent, EnvelopeRef, SelfDescribing, StaticContext, UnixMillis,
 };
 use crate::iglu::{IgluUriError, SchemaKey};
+use crate::outbox::{Outbox, DEFAULT_MAX_IN_FLIGHT};
 use crate::policy::RetryPolicy;
 use crate::protocol::{Entity, Event, Labels, Library};
 use crate::session::{EventIdentity, Identity, DEFAULT_SESSION_TIMEOUT};
@@ -25,7 +25,9 @@ use crate::spool::{Spool, SpoolConfig, SpoolError, SpoolFs};
 use crate::spooler::{SpoolLink, Spooler, DEFAULT_SPOOL_COMMIT_INTERVAL};
 use crate::stats::{DropReason, FailureReason, Stats};
 use crate::transport::Transport;
-use crate::worker::{unix_ms_now, Control, Shared, Worker};
+use crate::worker::{
+    unix_ms_now, Control, FailureCallback, Shared, Worker, DEFAULT_GZIP_MIN_BYTES,
+};
 
 /// Default maximum number of events waiting in the queue.
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
@@ -162,6 +164,7 @@ pub struct TrackerBuilder {
     max_queue_bytes: usize,
     when_full: WhenFull,
     retry: RetryPolicy,
+    max_in_flight: usize,
     gzip_min_bytes: Option<usize>,
     #[cfg(feature = "reqwest")]
     request_timeout: Duration,
@@ -201,6 +204,7 @@ impl Default for TrackerBuilder {
             max_queue_bytes: DEFAULT_MAX_QUEUE_BYTES,
             when_full: WhenFull::DropNew,
             retry: RetryPolicy::default(),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             gzip_min_bytes: Some(DEFAULT_GZIP_MIN_BYTES),
             #[cfg(feature = "reqwest")]
             request_timeout: crate::transport::DEFAULT_REQUEST_TIMEOUT,
@@ -327,6 +331,14 @@ impl TrackerBuilder {
         self
     }
 
+    /// Most requests in flight at once (default [`DEFAULT_MAX_IN_FLIGHT`]). More keep a
+    /// distant collector busy (one batch per round trip each); 1 sends one batch at a time,
+    /// in order. A collector's 429/503 or a failing request pauses all of them.
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
     /// Gzip bodies of at least this many bytes; `None` never compresses (default
     /// [`DEFAULT_GZIP_MIN_BYTES`]).
     pub fn gzip_min_bytes(mut self, n: Option<usize>) -> Self {
@@ -427,12 +439,14 @@ impl TrackerBuilder {
             (Some(k), true) => Some(serde_json::to_string(k)?),
             _ => None,
         };
-        let overhead = body_overhead(write_key_json.as_deref().map(str::len));
-        let batcher = Batcher::new(self.limits, overhead);
-        if self.max_event_bytes == 0 || self.max_event_bytes > batcher.max_event_bytes() {
+        if self.max_in_flight == 0 {
+            return invalid("max_in_flight must be at least 1");
+        }
+        let overhead = crate::batch::body_overhead(write_key_json.as_deref().map(str::len));
+        let largest = self.limits.max_bytes.saturating_sub(overhead);
+        if self.max_event_bytes == 0 || self.max_event_bytes > largest {
             return invalid(&format!(
-                "max_event_bytes must be between 1 and {} (max_batch_bytes minus the body's own {overhead} bytes)",
-                batcher.max_event_bytes()
+                "max_event_bytes must be between 1 and {largest} (max_batch_bytes minus the body's own {overhead} bytes)"
             ));
         }
         let transport: Arc<dyn Transport> = match (self.transport, &self.endpoint) {
@@ -519,14 +533,13 @@ impl TrackerBuilder {
             shared: shared.clone(),
             data_rx,
             control_rx,
-            batcher,
+            outbox: Outbox::new(self.limits, retry, self.max_in_flight, write_key_json),
             transport,
-            retry,
             gzip_min_bytes: self.gzip_min_bytes,
             write_key: self.write_key.map(Into::into),
-            write_key_in_body: write_key_json,
             on_failure: self.on_failure,
             spool,
+            origin: Instant::now(),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -2,21 +2,29 @@
 //! drain loop. It never touches the caller's runtime, so `flush` and `shutdown` work the same
 //! from `fn main`, a multi-thread runtime or a current-thread runtime.
 
-use std::pin::pin;
+use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant as TokioInstant;
 
-use crate::batch::Batcher;
-use crate::delivery::{notify, Delivery, FailureCallback, InFlight, Platform};
 use crate::event::EncodedEvent;
-use crate::policy::RetryPolicy;
+use crate::outbox::{self, Outbox, Outcome, Settled, Take};
+use crate::protocol::BatchResponse;
 use crate::spooler::{SpoolCtl, SpoolLink};
 use crate::stats::{Counters, DropReason, FailureReason};
 use crate::tracker::{FlushError, ShutdownError};
-use crate::transport::{LocalBoxFuture, Transport};
+use crate::transport::{LocalBoxFuture, Request, Response, Transport, TransportError};
+
+/// Default body size from which requests are gzipped.
+pub const DEFAULT_GZIP_MIN_BYTES: usize = 2048;
+
+/// Called with events that were not delivered, and why. Runs on the tracker's worker; keep it
+/// short. A panic inside it is caught and logged.
+pub type FailureCallback = dyn Fn(&FailureReason, &[EncodedEvent]) + Send + Sync;
 
 /// How long the worker keeps draining stragglers after shutdown (events admitted just before
 /// the tracker closed and still on their way into the queue).
@@ -167,28 +175,6 @@ impl Waiters {
     }
 }
 
-pub(crate) struct NativePlatform {
-    origin: Instant,
-}
-
-impl Platform for NativePlatform {
-    fn now_unix_ms(&self) -> u64 {
-        unix_ms_now()
-    }
-
-    fn monotonic_ms(&self) -> u64 {
-        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn sleep(&self, duration: Duration) -> LocalBoxFuture<'static, ()> {
-        Box::pin(tokio::time::sleep(duration))
-    }
-
-    fn jitter(&self) -> f64 {
-        fastrand::f64()
-    }
-}
-
 /// The wall clock in Unix milliseconds.
 pub(crate) fn unix_ms_now() -> u64 {
     SystemTime::now()
@@ -196,151 +182,268 @@ pub(crate) fn unix_ms_now() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A request on its way: the batch's id and how it ended.
+type Sending = LocalBoxFuture<'static, (u32, Result<Response, TransportError>)>;
+
 pub(crate) struct Worker {
     pub shared: Arc<Shared>,
     pub data_rx: flume::Receiver<EncodedEvent>,
     pub control_rx: flume::Receiver<Control>,
-    pub batcher: Batcher<EncodedEvent>,
+    /// The delivery engine: batches, the window in flight, the retry schedule.
+    pub outbox: Outbox<EncodedEvent>,
     pub transport: Arc<dyn Transport>,
-    pub retry: RetryPolicy,
     pub gzip_min_bytes: Option<usize>,
     pub write_key: Option<Arc<str>>,
-    pub write_key_in_body: Option<String>,
     pub on_failure: Option<Arc<FailureCallback>>,
     pub spool: Option<SpoolLink>,
+    /// The origin of the outbox's monotonic milliseconds.
+    pub origin: Instant,
 }
 
 impl Worker {
     /// Runs the drain loop until shutdown (or until every tracker handle is gone).
     pub async fn run(mut self) {
-        let platform = NativePlatform {
-            origin: Instant::now(),
-        };
         let mut waiters = Waiters::default();
-        let mut inflight = InFlight::default();
+        let mut sending: FuturesUnordered<Sending> = FuturesUnordered::new();
         loop {
             waiters.resolve_flushes(&self.shared.counters);
             if waiters.shutdown_expired() {
                 break;
             }
-            // Move queued events into the batcher until a batch is ready (one at a time, so
-            // the queue's bounds also bound what the worker holds).
-            let now = platform.monotonic_ms();
-            let ready = self.pull(now).or_else(|| {
-                let flush_now = waiters.draining() && !self.batcher.is_empty();
-                (flush_now || self.batcher.is_due(now)).then(|| self.batcher.take())
-            });
-            if let Some(batch) = ready {
-                self.hand_off(&batch);
-                inflight.stack.push(batch);
-                if self.deliver(&platform, &mut inflight, &mut waiters).await {
-                    break;
-                }
-                continue;
+            // Queued events move into the outbox a batch at a time, so the queue's bounds
+            // also bound what the worker holds; requests leave while the window has room.
+            let now = self.now_ms();
+            let mode = if waiters.draining() {
+                Take::Flush
+            } else {
+                Take::Due
+            };
+            self.pull(now);
+            while let Some(request) = self.outbox.take(now, unix_ms_now(), mode, 0) {
+                sending.push(self.send(request));
+                self.pull(now);
             }
             if let Some(shutdown) = &waiters.shutdown {
                 let ledger = &self.shared.counters.ledger;
-                if ledger.settled_up_to(shutdown.target) && self.batcher.is_empty() {
+                if ledger.settled_up_to(shutdown.target) && self.outbox.is_empty() {
                     break;
                 }
             }
-            let batch_due = self
-                .batcher
-                .deadline_ms()
-                .map(|d| TokioInstant::now() + Duration::from_millis(d.saturating_sub(now)));
+            let due = self
+                .outbox
+                .due(now, mode)
+                .map(|ms| TokioInstant::now() + Duration::from_millis(ms));
             let waiter_due = waiters.next_deadline();
             tokio::select! {
                 biased;
+                Some((id, result)) = sending.next(), if !sending.is_empty() => {
+                    self.settle(id, &result);
+                }
                 control = self.control_rx.recv_async(), if waiters.control_open => {
                     waiters.on_control(control.ok(), &self.shared.counters);
                 }
                 () = self.shared.wake.notified() => {}
-                () = sleep_until(batch_due), if batch_due.is_some() => {}
+                () = sleep_until(due), if due.is_some() => {}
                 () = sleep_until(waiter_due), if waiter_due.is_some() => {}
             }
         }
-        self.finish(&mut inflight, waiters).await;
+        // Requests still on their way are abandoned: their events are in the outbox, and
+        // `finish` settles them.
+        drop(sending);
+        self.finish(waiters).await;
     }
 
-    /// Moves queued events into the batcher until a batch is ready: full, or cut because the
-    /// next event did not fit (that event then opens the next batch).
-    fn pull(&mut self, now_ms: u64) -> Option<Vec<EncodedEvent>> {
-        loop {
-            if self.batcher.is_full() {
-                return Some(self.batcher.take());
+    /// Monotonic milliseconds since the worker started.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Moves queued events into the outbox while a request could leave and it holds less than
+    /// a full batch.
+    fn pull(&mut self, now_ms: u64) {
+        while self.outbox.wants_events(now_ms) {
+            let Ok(event) = self.data_rx.try_recv() else {
+                return;
+            };
+            self.hand_off(std::slice::from_ref(&event));
+            self.outbox.push(event, now_ms);
+        }
+    }
+
+    /// Accounts for events leaving the queue's bounds.
+    fn hand_off(&self, events: &[EncodedEvent]) {
+        let bytes: usize = events.iter().map(EncodedEvent::len).sum();
+        self.shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.shared.unsent.fetch_sub(events.len(), Ordering::AcqRel);
+    }
+
+    /// Gzips a request when it is large enough, counts it and starts sending it.
+    fn send(&self, request: outbox::Request) -> Sending {
+        let (body, gzip) = maybe_gzip(request.body, self.gzip_min_bytes);
+        self.shared.counters.request(body.len(), request.retry);
+        let transport = Arc::clone(&self.transport);
+        let request_id = request.id;
+        let request = Request {
+            body,
+            gzip,
+            write_key: self.write_key.clone(),
+            events: request.events,
+        };
+        Box::pin(async move { (request_id, transport.send(request).await) })
+    }
+
+    /// Settles the answer to request `id` in the outbox, then counts, logs and reports what
+    /// became of its events.
+    fn settle(&mut self, id: u32, result: &Result<Response, TransportError>) {
+        let outcome = match result {
+            Ok(r) if r.location.is_some() && !(300..400).contains(&r.status) => Outcome::Redirected,
+            Ok(r) => Outcome::Answered {
+                status: r.status,
+                retry_after: r.retry_after.as_deref(),
+                answer: (r.status == 200 && !r.truncated)
+                    .then(|| serde_json::from_slice(&r.body).ok())
+                    .flatten(),
+            },
+            Err(TransportError::Timeout) => Outcome::Timeout,
+            Err(TransportError::Network(_)) => Outcome::Network,
+        };
+        let (now, unix) = (self.now_ms(), unix_ms_now());
+        let Some(settled) = self.outbox.settle(id, outcome, now, unix, fastrand::f64()) else {
+            return;
+        };
+        match settled {
+            Settled::Answered { events, answer } => self.settle_answer(events, &answer),
+            Settled::Rejected { events } => {
+                tracing::warn!(
+                    events = events.len(),
+                    "collector answered 400 (malformed): it dead-lettered the whole batch"
+                );
+                self.fail(FailureReason::Rejected("malformed".into()), &events);
             }
-            let event = self.data_rx.try_recv().ok()?;
-            let size = event.len();
-            if let Some(cut) = self.batcher.push(event, size, now_ms) {
-                return Some(cut);
+            Settled::Dropped { reason, events } => {
+                self.log_drop(reason, result, events.len());
+                self.fail(FailureReason::Dropped(reason), &events);
+            }
+            Settled::Again { wait_ms, throttled } => {
+                let wait = Duration::from_millis(wait_ms);
+                if throttled {
+                    self.shared.counters.throttled();
+                    tracing::info!(?wait, "collector asked to slow down; pausing delivery");
+                } else {
+                    match result {
+                        Ok(r) => {
+                            tracing::debug!(status = r.status, ?wait, "collector failed; retrying")
+                        }
+                        Err(e) => tracing::debug!(error = %e, ?wait, "send failed; retrying"),
+                    }
+                }
+            }
+            Settled::Split => {
+                tracing::debug!("collector answered 413: splitting the batch");
             }
         }
     }
 
-    /// Accounts for a batch leaving the queue's bounds for delivery.
-    fn hand_off(&self, batch: &[EncodedEvent]) {
-        let bytes: usize = batch.iter().map(EncodedEvent::len).sum();
-        self.shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-        self.shared.unsent.fetch_sub(batch.len(), Ordering::AcqRel);
+    /// Logs why events are given up, with what the endpoint answered.
+    fn log_drop(
+        &self,
+        reason: DropReason,
+        result: &Result<Response, TransportError>,
+        events: usize,
+    ) {
+        let status = result.as_ref().map_or(0, |r| r.status);
+        match reason {
+            DropReason::Unauthorized => tracing::error!(
+                events,
+                "collector refused the write key (401/403): events dropped; check the tracker's write key"
+            ),
+            DropReason::NotACollector => tracing::error!(
+                endpoint = self.transport.endpoint().unwrap_or("(custom transport)"),
+                answer = %answer_summary(result, events),
+                events,
+                "the endpoint did not answer as an eventwire collector: events dropped (not_a_collector); check the tracker's endpoint (the collector's base URL, no redirect)"
+            ),
+            DropReason::HttpStatus | DropReason::Unsupported => tracing::error!(
+                status,
+                events,
+                "collector answered with a status that retrying cannot fix: events dropped"
+            ),
+            DropReason::TooLarge => tracing::warn!(
+                events,
+                "collector answered 413 for a single event: dropped as too large"
+            ),
+            DropReason::RetryExpired => {
+                tracing::warn!(events, "retry deadline passed: events dropped");
+            }
+            _ => {}
+        }
     }
 
-    /// Delivers `inflight` while still answering flush and shutdown requests. Returns true when
-    /// the shutdown deadline passed mid-delivery (the delivery is then abandoned; what it had
-    /// not settled is still in `inflight`).
-    async fn deliver(
-        &self,
-        platform: &NativePlatform,
-        inflight: &mut InFlight,
-        waiters: &mut Waiters,
-    ) -> bool {
-        let ack = |events: &[EncodedEvent]| {
-            if let Some(link) = &self.spool {
-                // Room under the spool's cap comes back now, before the flush that waits for
-                // these events can answer (the spool thread forgets them a moment later).
-                let bytes: usize = events.iter().map(EncodedEvent::len).sum();
-                self.shared
-                    .spool_live_bytes
-                    .fetch_sub(bytes as u64, Ordering::Relaxed);
-                let ids = events.iter().map(|e| e.event_id().as_u128()).collect();
-                let _ = link.ctl.send(SpoolCtl::Ack(ids));
+    /// Settles a batch by the collector's answer: rejected events are reported, the rest sent.
+    fn settle_answer(&self, batch: Vec<EncodedEvent>, answer: &BatchResponse) {
+        let counters = &self.shared.counters;
+        let seqs: Vec<u64> = batch.iter().map(|e| e.seq).collect();
+        let mut codes: Vec<Option<&str>> = vec![None; batch.len()];
+        for r in &answer.rejected {
+            if let Some(slot) = codes.get_mut(r.index) {
+                *slot = Some(&r.code);
             }
-        };
-        let delivery = Delivery {
-            on_settled: if self.spool.is_some() {
-                Some(&ack)
-            } else {
-                None
-            },
-            transport: &*self.transport,
-            platform,
-            retry: self.retry,
-            gzip_min_bytes: self.gzip_min_bytes,
-            write_key: self.write_key.clone(),
-            write_key_in_body: self.write_key_in_body.as_deref(),
-            counters: &self.shared.counters,
-            on_failure: self.on_failure.as_deref(),
-        };
-        let mut run = pin!(delivery.run(inflight));
-        loop {
-            let due = waiters.next_deadline();
-            tokio::select! {
-                biased;
-                () = &mut run => return false,
-                control = self.control_rx.recv_async(), if waiters.control_open => {
-                    waiters.on_control(control.ok(), &self.shared.counters);
-                }
-                () = sleep_until(due), if due.is_some() => {
-                    waiters.resolve_flushes(&self.shared.counters);
-                    if waiters.shutdown_expired() {
-                        return true;
-                    }
-                }
+        }
+        let mut rejected: BTreeMap<&str, Vec<EncodedEvent>> = BTreeMap::new();
+        let mut accepted = Vec::with_capacity(batch.len());
+        for (event, code) in batch.into_iter().zip(codes) {
+            match code {
+                Some(code) => rejected.entry(code).or_default().push(event),
+                None => accepted.push(event),
             }
+        }
+        // Each event is told settled once: the accepted here, the rejected by `fail`.
+        self.forget(&accepted);
+        counters.sent(accepted.len() as u64, answer.duplicates);
+        for (code, events) in rejected {
+            tracing::warn!(
+                code,
+                events = events.len(),
+                "collector dead-lettered events"
+            );
+            self.fail(FailureReason::Rejected(code.to_owned()), &events);
+        }
+        counters.ledger.settle(seqs);
+    }
+
+    /// Settles `events` as not delivered and tells the callback.
+    fn fail(&self, reason: FailureReason, events: &[EncodedEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let counters = &self.shared.counters;
+        self.forget(events);
+        let n = events.len() as u64;
+        match &reason {
+            FailureReason::Dropped(r) => counters.dropped(*r, n),
+            FailureReason::Rejected(_) => counters.rejected(n),
+        }
+        // Reported before it counts as settled: a flush that returns has seen its callbacks.
+        notify(self.on_failure.as_deref(), &reason, events);
+        counters.mark_settled(events);
+    }
+
+    /// Tells the spool that these events are answered for, so that it forgets them.
+    fn forget(&self, events: &[EncodedEvent]) {
+        if let Some(link) = &self.spool {
+            // Room under the spool's cap comes back now, before the flush that waits for
+            // these events can answer (the spool thread forgets them a moment later).
+            let bytes: usize = events.iter().map(EncodedEvent::len).sum();
+            self.shared
+                .spool_live_bytes
+                .fetch_sub(bytes as u64, Ordering::Relaxed);
+            let ids = events.iter().map(|e| e.event_id().as_u128()).collect();
+            let _ = link.ctl.send(SpoolCtl::Ack(ids));
         }
     }
 
     /// Settles whatever is left as shut down, answers the shutdown request and exits.
-    async fn finish(mut self, inflight: &mut InFlight, mut waiters: Waiters) {
+    async fn finish(mut self, mut waiters: Waiters) {
         let counters = &self.shared.counters;
         // Flushes whose events are all answered get `Ok`; the others end with the shutdown
         // (`AlreadyShutdown`, below): what they waited for is left on disk or given up now,
@@ -353,10 +456,7 @@ impl Worker {
                 let _ = done.recv_async().await;
             }
         }
-        let mut abandoned = inflight.drain();
-        let open = self.batcher.take();
-        self.hand_off(&open);
-        abandoned.extend(open);
+        let mut abandoned = self.outbox.drain();
         // Stragglers: events admitted before the tracker closed may still be on their way in.
         let grace_end = Instant::now() + STRAGGLER_GRACE;
         loop {
@@ -434,6 +534,80 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// Calls the failure callback, containing a panic inside it.
+pub(crate) fn notify(
+    callback: Option<&FailureCallback>,
+    reason: &FailureReason,
+    events: &[EncodedEvent],
+) {
+    if let Some(callback) = callback {
+        if catch_unwind(AssertUnwindSafe(|| callback(reason, events))).is_err() {
+            tracing::error!("the failure callback panicked; continuing");
+        }
+    }
+}
+
+/// The body gzipped when it has at least `min` bytes (`None`: never), and whether it is.
+#[cfg(feature = "gzip")]
+fn maybe_gzip(body: Vec<u8>, min: Option<usize>) -> (Vec<u8>, bool) {
+    use std::io::Write;
+    match min {
+        Some(min) if body.len() >= min => {
+            let mut encoder = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::fast(),
+            );
+            match encoder.write_all(&body).and_then(|()| encoder.finish()) {
+                Ok(gz) => (gz, true),
+                // Writing to a Vec cannot fail; if it did, send uncompressed.
+                Err(_) => (body, false),
+            }
+        }
+        _ => (body, false),
+    }
+}
+
+#[cfg(not(feature = "gzip"))]
+fn maybe_gzip(body: Vec<u8>, _min: Option<usize>) -> (Vec<u8>, bool) {
+    (body, false)
+}
+
+/// What an endpoint answered, for the log line of a `not_a_collector` drop.
+fn answer_summary(result: &Result<Response, TransportError>, events: usize) -> String {
+    match result {
+        Ok(r) => match &r.location {
+            Some(to) if (300..400).contains(&r.status) => {
+                format!("{} redirect to {to:?}", r.status)
+            }
+            Some(from) => format!("{} from {from:?} after a redirect", r.status),
+            None if r.status == 200 => format!(
+                "200 with a body that is not a batch answer for {events} events: {}",
+                excerpt(&r.body)
+            ),
+            None => format!("{}: {}", r.status, excerpt(&r.body)),
+        },
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The start of an answer's body, for a log line (a web page can be long).
+fn excerpt(body: &[u8]) -> String {
+    const MAX: usize = 120;
+    if body.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
+    let text: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if body.len() > MAX {
+        format!("{text:?}…")
+    } else {
+        format!("{text:?}")
     }
 }
 

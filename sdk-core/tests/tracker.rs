@@ -686,3 +686,83 @@ fn a_flush_waits_for_earlier_events_while_later_ones_are_refused() {
         assert!(*at <= flushed_at, "flush returned before {id} was answered");
     }
 }
+
+/// A transport that answers every batch after `delay`, counting the requests in flight at
+/// once and every event id it was given.
+#[derive(Default)]
+struct SlowCollector {
+    delay: Duration,
+    now: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
+    ids: Mutex<Vec<Uuid>>,
+}
+
+impl eventwire::Transport for SlowCollector {
+    fn send(
+        &self,
+        request: eventwire::transport::Request,
+    ) -> eventwire::transport::LocalBoxFuture<
+        '_,
+        Result<Response, eventwire::transport::TransportError>,
+    > {
+        use std::sync::atomic::Ordering::SeqCst;
+        Box::pin(async move {
+            let now = self.now.fetch_add(1, SeqCst) + 1;
+            self.max.fetch_max(now, SeqCst);
+            let batch: eventwire::protocol::Batch = serde_json::from_slice(&request.body).unwrap();
+            self.ids
+                .lock()
+                .unwrap()
+                .extend(batch.events.iter().map(|e| e.event_id));
+            std::thread::sleep(Duration::from_millis(1)); // a little work per request
+            tokio::time::sleep(self.delay).await;
+            self.now.fetch_sub(1, SeqCst);
+            Ok(Response::json(
+                200,
+                &BatchResponse {
+                    accepted: batch.events.len() as u64,
+                    ..Default::default()
+                },
+            ))
+        })
+    }
+}
+
+/// The window: with a slow collector, up to `max_in_flight` requests are in flight at once
+/// (the default, or 1 for one at a time), and every event still arrives once and is counted
+/// sent once.
+#[test]
+fn up_to_max_in_flight_requests_are_in_flight_at_once() {
+    for (window, want) in [
+        (None, eventwire::outbox::DEFAULT_MAX_IN_FLIGHT),
+        (Some(3), 3),
+        (Some(1), 1),
+    ] {
+        let collector = Arc::new(SlowCollector {
+            delay: Duration::from_millis(60),
+            ..SlowCollector::default()
+        });
+        let mut b = Tracker::builder()
+            .transport(collector.clone())
+            .gzip_min_bytes(None)
+            .max_batch_events(10)
+            .max_batch_delay(Duration::from_millis(5));
+        if let Some(n) = window {
+            b = b.max_in_flight(n);
+        }
+        let tracker = b.build().unwrap();
+        let n = 10 * want * 3;
+        let ids: Vec<Uuid> = (0..n).map(|i| tracker.track(play(i)).unwrap()).collect();
+        tracker.flush(T).unwrap();
+        let s = tracker.stats();
+        assert_eq!((s.sent, s.pending, s.dropped_total()), (n as u64, 0, 0));
+        let got = collector.ids.lock().unwrap().clone();
+        let mut sorted = got.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!((got.len(), sorted.len()), (n, n), "each event once");
+        assert!(ids.iter().all(|id| sorted.binary_search(id).is_ok()));
+        let max = collector.max.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(max, want, "requests in flight at once, window {window:?}");
+    }
+}

@@ -29,6 +29,8 @@ export interface InitOptions {
   maxQueueEvents?: number;
   /** Most bytes of events waiting in memory (default 50,000,000). */
   maxQueueBytes?: number;
+  /** Most requests in flight at once (default 4: a page shares the browser's 6 connections per origin); 1 sends one batch at a time. */
+  maxInFlight?: number;
   /** Most pending events kept in storage per tab, in UTF-16 code units (default 2,000,000); the oldest that fit are kept. */
   maxStoredBytes?: number;
   /** Inactivity after which a new session starts, ms (default 30 minutes). */

@@ -12,8 +12,8 @@ const PERSIST_DELAY_MS = 250;
 const RAW = "\u0001";
 // Iglu schema URIs: `eventwire::protocol::IGLU_URI_PATTERN` (a Rust test keeps them equal).
 const IGLU = /^iglu:[\w-]+(\.[\w-]+)*\/[\w-]+\/[\w-]+\/[1-9]\d{0,8}-(0|[1-9]\d{0,8})-(0|[1-9]\d{0,8})$/;
-// The counters before the core is loaded (its `stats()` names them after): counters, then
-// the reasons of `dropped_<reason>` (a Rust test keeps them equal to the core's).
+// The names of the core's `stats()` values, in its order: counters, then the reasons of
+// `dropped_<reason>` (a Rust test keeps them equal to the core's).
 const COUNTERS = "tracked sent duplicates rejected filtered pending requests retries throttled bytes_sent recovered | queue_full too_large unauthorized unsupported_encoding http_status retry_expired shut_down spool_full spool_error opted_out not_a_collector";
 
 let loading;
@@ -99,7 +99,7 @@ class Tracker {
     this.buf = [];
     this.valid = new Set();
     this.waiters = [];
-    this.busy = this.timer = this.saving = this.posts = this.early = this.turn = 0;
+    this.timer = this.saving = this.posts = this.early = this.turn = 0;
     this.out = this.get("out") === "1";
     const stop = (this.stop = new AbortController()), on = { signal: stop.signal };
     // This tab's slot in storage, held with a Web Lock for the tab's lifetime: a slot whose
@@ -143,6 +143,7 @@ class Tracker {
       o.maxBatchDelayMs,
       o.maxQueueEvents,
       o.maxQueueBytes,
+      o.maxInFlight,
     );
     // A user set before the core was ready applies from the start.
     if (this.user !== undefined) this.core.setUser(this.user);
@@ -211,34 +212,33 @@ class Tracker {
     this.kick();
   }
 
-  kick(wait) {
-    if (this.busy || !this.core) return;
-    const due = wait >= 0 ? wait : this.core.due(performance.now());
+  // Sets the timer for the next request the core has due (flushing: without the batch delay).
+  kick() {
+    if (!this.core) return;
+    const due = this.core.due(performance.now(), this.waiters.length ? 1 : 0);
     clearTimeout(this.timer);
     this.timer = due >= 0 ? setTimeout(() => this.send(), Math.ceil(due)) : 0;
   }
 
-  // Sends the next batch (`now`: even before its backoff has passed, as when the browser
-  // comes back online). Offline, nothing is tried: the batch waits, unaged.
-  async send(now) {
+  // Sends what is due, up to the core's window of requests in flight (`online`: what is
+  // queued, ending a backoff in progress). Offline, nothing is tried: the batches wait, unaged.
+  send(online) {
     this.timer = 0;
-    if (this.busy || this.out || !this.core || navigator.onLine === false) return;
-    const flushing = this.waiters.length > 0;
-    const body = this.core.take(performance.now(), Date.now(), flushing || now, 0);
+    if (this.out || !this.core || navigator.onLine === false) return;
+    let mode = online ? 3 : this.waiters.length ? 1 : 0;
+    for (let body; (body = this.core.take(performance.now(), Date.now(), mode, 0)).length; mode &= 1) {
+      this.post(this.core.batch(), body, body.length + keepalive <= KEEPALIVE_QUOTA).then(() => (this.settled(), this.kick()));
+    }
     // A timer may fire a little early: then nothing is due yet, and it is set again.
-    if (!body) return this.settled(), this.kick();
-    const id = this.core.batch(), bytes = new Blob([body]).size;
-    this.busy = 1;
-    const wait = await this.post(id, body, bytes, bytes + keepalive <= KEEPALIVE_QUOTA);
-    this.busy = 0;
     this.settled();
-    this.kick(wait >= 0 ? wait : flushing && this.waiters.length ? 0 : -1);
+    this.kick();
   }
 
   // Sends one body as text/plain (a "simple" request: no CORS preflight; the write key is
-  // in the body), reads the answer and settles it in the core. Returns the core's verdict.
+  // in the body), reads the answer and settles it in the core.
   // Redirects are not followed: only the collector's own answer is delivery.
-  async post(id, body, bytes, alive) {
+  async post(id, body, alive) {
+    const bytes = body.length;
     let status = 0, retryAfter = "", accepted = -1, rejected = "", duplicates = 0, text;
     this.posts++;
     if (alive) keepalive += bytes;
@@ -268,15 +268,14 @@ class Tracker {
     }
     if (alive) keepalive -= bytes;
     this.posts--;
-    const wait = this.core.settle(id, status, retryAfter, accepted, rejected, duplicates, performance.now(), Date.now(), Math.random());
+    this.core.settle(id, status, retryAfter, accepted, rejected, duplicates, performance.now(), Date.now(), Math.random());
     // Opted out meanwhile: what came back to be sent again goes too.
     if (this.out) this.core.clear();
     this.dirty();
-    return wait;
   }
 
   settled() {
-    if (this.waiters.length && this.core.due(performance.now()) < 0 && !this.busy && !this.posts && !this.buf.length) {
+    if (this.waiters.length && this.core.due(performance.now(), 1) < 0 && !this.posts && !this.buf.length) {
       for (const w of this.waiters.splice(0)) w(1);
     }
   }
@@ -291,7 +290,7 @@ class Tracker {
       }, Math.min(timeoutMs, 2147483647));
       const done = (ok) => (clearTimeout(t), resolve({ ok: !!ok, pending: this.stats().pending }));
       this.waiters.push(done);
-      if (this.core) this.settled(), this.kick(0);
+      if (this.core) this.settled(), this.kick();
     });
   }
 
@@ -302,11 +301,10 @@ class Tracker {
     this.drain(true);
     let budget = KEEPALIVE_QUOTA - keepalive;
     while (this.core && budget > 1000 && navigator.onLine !== false && !this.out) {
-      const body = this.core.take(performance.now(), Date.now(), true, budget);
-      if (!body) break;
-      const bytes = new Blob([body]).size;
-      budget -= bytes;
-      this.post(this.core.batch(), body, bytes, true).then((wait) => (this.kick(wait), this.settled()));
+      const body = this.core.take(performance.now(), Date.now(), 2, budget);
+      if (!body.length) break;
+      budget -= body.length;
+      this.post(this.core.batch(), body, true).then(() => (this.settled(), this.kick()));
     }
     this.persist();
   }
@@ -378,12 +376,10 @@ class Tracker {
 
   /** The counters: tracked, sent, duplicates, rejected, dropped_<reason>, pending, … */
   stats() {
-    const s = this.core ? JSON.parse(this.core.stats()) : {};
-    if (!this.core) {
-      let prefix = "";
-      for (const k of COUNTERS.split(" ")) k === "|" ? (prefix = "dropped_") : (s[prefix + k] = 0);
-      s.tracked = s.pending = this.buf.length / 4;
-    }
+    const s = {}, v = this.core ? this.core.stats().split(",") : [];
+    let prefix = "", i = 0;
+    for (const k of COUNTERS.split(" ")) k === "|" ? (prefix = "dropped_") : (s[prefix + k] = +v[i++] || 0);
+    if (!this.core) s.tracked = s.pending = this.buf.length / 4;
     s.dropped_queue_full += this.early;
     return s;
   }

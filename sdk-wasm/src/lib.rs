@@ -13,14 +13,15 @@
 //! groups (one string per group, fields separated by NUL, which `JSON.stringify` never
 //! emits), not one call per event.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
-use eventwire::batch::{body_overhead, BatchLimits};
+use eventwire::batch::BatchLimits;
 use eventwire::event::UnixMillis;
-use eventwire::policy::{Attempt, Refusal, RetryPolicy, Verdict};
+use eventwire::outbox::{Outbox, Outcome, Settled, Take};
+use eventwire::protocol::{BatchResponse, Rejection};
 use eventwire::session::{EventIdentity, Identity};
 use eventwire::stats::{Counters, DropReason};
+use eventwire::RetryPolicy;
 use wasm_bindgen::prelude::*;
 
 mod text;
@@ -37,6 +38,11 @@ pub const DEFAULT_MAX_QUEUE_EVENTS: usize = 100_000;
 /// Default most bytes of events waiting in a page's memory (the Rust tracker's 64 MiB is
 /// more than a phone's tab should hold).
 pub const DEFAULT_MAX_QUEUE_BYTES: usize = 50_000_000;
+/// Default most requests in flight at once. Lower than the Rust tracker's
+/// ([`eventwire::outbox::DEFAULT_MAX_IN_FLIGHT`]): a page shares the browser's six
+/// connections per origin (HTTP/1.1) with its own requests, and a request waiting for a
+/// connection spends its timeout there.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 
 /// `n`, or `default` when JavaScript passed nothing (`undefined`: 0 or NaN here).
 fn or_default(n: f64, default: f64) -> f64 {
@@ -47,43 +53,25 @@ fn or_default(n: f64, default: f64) -> f64 {
     }
 }
 
-/// An event waiting for delivery: its envelope.
-struct Queued {
-    json: String,
-}
-
-/// A batch handed to JavaScript to send, waiting for its answer.
-struct Sending {
-    id: u32,
-    events: Vec<Queued>,
-    attempt: u32,
-    first_ms: f64,
+/// A time from JavaScript (`performance.now()`, `Date.now()`) in whole milliseconds.
+fn ms(t: f64) -> u64 {
+    t.max(0.0) as u64
 }
 
 /// The browser tracker's state. JavaScript owns one per `init()`.
 #[wasm_bindgen]
 pub struct Core {
     context_head: String,
-    write_key_json: Option<String>,
     identity: Identity,
     /// `,"context":{…}}` and the identity it was rendered for.
     context_tail: Option<(EventIdentity, String)>,
-    limits: BatchLimits,
-    overhead: usize,
     max_queue_events: usize,
     max_queue_bytes: usize,
-    max_event_bytes: usize,
-    queue: VecDeque<Queued>,
-    queued_bytes: usize,
-    /// When the oldest queued event arrived (monotonic ms), for the batch delay.
-    oldest_ms: Option<f64>,
-    sending: Vec<Sending>,
-    /// Batches to send again (after a failure, a `Retry-After` or a 413 split), first first.
-    again: VecDeque<Sending>,
-    /// Not before this time (monotonic ms): the backoff or the collector's `Retry-After`.
-    retry_at: f64,
-    next_batch_id: u32,
-    retry: RetryPolicy,
+    /// The delivery engine, shared with the Rust tracker: batches, the window in flight, the
+    /// retry schedule.
+    outbox: Outbox<String>,
+    /// The id of the request [`Core::take`] last returned.
+    last_batch: u32,
     counters: Counters,
     rng: fastrand::Rng,
 }
@@ -95,7 +83,8 @@ impl Core {
     /// the anonymous id, the session id kept from before (empty: none), and a decimal seed
     /// from `crypto.getRandomValues` for the event ids' random bits. A limit left out (0 or
     /// `undefined`) takes its default: the Rust tracker's `DEFAULT_*` for batches and
-    /// sessions, [`DEFAULT_MAX_QUEUE_EVENTS`] and [`DEFAULT_MAX_QUEUE_BYTES`] for the queue.
+    /// sessions, [`DEFAULT_MAX_QUEUE_EVENTS`], [`DEFAULT_MAX_QUEUE_BYTES`] and
+    /// [`DEFAULT_MAX_IN_FLIGHT`] for the queue and the window.
     #[wasm_bindgen(constructor)]
     #[allow(clippy::too_many_arguments)] // one call at init; strings and numbers cost no glue
     pub fn new(
@@ -107,21 +96,18 @@ impl Core {
         max_batch_delay_ms: f64,
         max_queue_events: u32,
         max_queue_bytes: u32,
+        max_in_flight: u32,
     ) -> Core {
         use eventwire::batch::{
             DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_DELAY, DEFAULT_MAX_BATCH_EVENTS,
         };
-        let ms = |d: Duration| d.as_millis() as f64;
+        let in_ms = |d: Duration| d.as_millis() as f64;
         let session_timeout_ms = or_default(
             session_timeout_ms,
-            ms(eventwire::session::DEFAULT_SESSION_TIMEOUT),
+            in_ms(eventwire::session::DEFAULT_SESSION_TIMEOUT),
         );
         let count = |n: u32, default: usize| if n == 0 { default } else { n as usize };
-        let max_batch_events = count(max_batch_events, DEFAULT_MAX_BATCH_EVENTS);
-        let max_batch_bytes = count(max_batch_bytes, DEFAULT_MAX_BATCH_BYTES);
-        let max_batch_delay_ms = or_default(max_batch_delay_ms, ms(DEFAULT_MAX_BATCH_DELAY));
-        let max_queue_events = count(max_queue_events, DEFAULT_MAX_QUEUE_EVENTS);
-        let max_queue_bytes = count(max_queue_bytes, DEFAULT_MAX_QUEUE_BYTES);
+        let max_batch_delay_ms = or_default(max_batch_delay_ms, in_ms(DEFAULT_MAX_BATCH_DELAY));
         let mut parts = Fields::new(strings);
         let mut next = || parts.next().unwrap_or_default();
         let (labels, library, write_key, anonymous_id, session_id, seed) =
@@ -141,38 +127,33 @@ impl Core {
             Duration::from_millis(session_timeout_ms.max(1.0) as u64),
         );
         if !session_id.is_empty() {
-            identity.resume(session_id, last_activity_ms.max(0.0) as u64);
+            identity.resume(session_id, ms(last_activity_ms));
         }
         let limits = BatchLimits {
-            max_events: max_batch_events,
-            max_bytes: max_batch_bytes.max(1024),
+            max_events: count(max_batch_events, DEFAULT_MAX_BATCH_EVENTS),
+            max_bytes: count(max_batch_bytes, DEFAULT_MAX_BATCH_BYTES).max(1024),
             max_delay: Duration::from_millis(max_batch_delay_ms.max(1.0) as u64),
         };
-        let overhead = body_overhead(write_key_json.as_ref().map(String::len));
+        // No retry deadline: an event leaves the page's storage only when a collector
+        // answered for it (as with the Rust tracker's spool); the queue's bounds are what
+        // limit the backlog.
+        let retry = RetryPolicy {
+            deadline: Duration::MAX,
+            ..RetryPolicy::default()
+        };
         Core {
             context_head,
-            write_key_json,
             identity,
             context_tail: None,
-            limits,
-            overhead,
-            max_queue_events,
-            max_queue_bytes: max_queue_bytes.max(1024),
-            max_event_bytes: limits.max_bytes - overhead,
-            queue: VecDeque::new(),
-            queued_bytes: 0,
-            oldest_ms: None,
-            sending: Vec::new(),
-            again: VecDeque::new(),
-            retry_at: 0.0,
-            next_batch_id: 1,
-            // No retry deadline: an event leaves the page's storage only when a collector
-            // answered for it (as with the Rust tracker's spool); the queue's bounds are
-            // what limit the backlog.
-            retry: RetryPolicy {
-                deadline: Duration::MAX,
-                ..RetryPolicy::default()
-            },
+            max_queue_events: count(max_queue_events, DEFAULT_MAX_QUEUE_EVENTS),
+            max_queue_bytes: count(max_queue_bytes, DEFAULT_MAX_QUEUE_BYTES).max(1024),
+            outbox: Outbox::new(
+                limits,
+                retry,
+                count(max_in_flight, DEFAULT_MAX_IN_FLIGHT),
+                write_key_json,
+            ),
+            last_batch: 0,
             counters: Counters::default(),
             rng: fastrand::Rng::with_seed(parse_u64(seed).unwrap_or(0x5eed)),
         }
@@ -188,23 +169,16 @@ impl Core {
             (fields.next(), fields.next(), fields.next(), fields.next())
         {
             let created = parse_u64(time).unwrap_or(0);
-            if self.push(schema, data, entities, created, now_ms) {
+            if self.push(schema, data, entities, created, ms(now_ms)) {
                 queued += 1;
             }
         }
         queued
     }
 
-    fn push(
-        &mut self,
-        schema: &str,
-        data: &str,
-        entities: &str,
-        created: u64,
-        now_ms: f64,
-    ) -> bool {
+    fn push(&mut self, schema: &str, data: &str, entities: &str, created: u64, now: u64) -> bool {
         self.counters.admit();
-        if self.queue.len() >= self.max_queue_events {
+        if self.outbox.queued().0 >= self.max_queue_events {
             self.counters.dropped(DropReason::QueueFull, 1);
             return false;
         }
@@ -212,19 +186,17 @@ impl Core {
         let rng = &mut self.rng;
         let who = self.identity.touch(created, || new_v4(rng));
         if !matches!(&self.context_tail, Some((rendered, _)) if *rendered == who) {
-            {
-                let mut tail = self.context_head.clone();
-                tail.push_str(r#","anonymous_id":"#);
-                push_json_str(&mut tail, &who.anonymous_id);
-                if let Some(user) = &who.user_id {
-                    tail.push_str(r#","user_id":"#);
-                    push_json_str(&mut tail, user);
-                }
-                tail.push_str(r#","session_id":"#);
-                push_json_str(&mut tail, &who.session_id);
-                tail.push_str("}}");
-                self.context_tail = Some((who, tail));
+            let mut tail = self.context_head.clone();
+            tail.push_str(r#","anonymous_id":"#);
+            push_json_str(&mut tail, &who.anonymous_id);
+            if let Some(user) = &who.user_id {
+                tail.push_str(r#","user_id":"#);
+                push_json_str(&mut tail, user);
             }
+            tail.push_str(r#","session_id":"#);
+            push_json_str(&mut tail, &who.session_id);
+            tail.push_str("}}");
+            self.context_tail = Some((who, tail));
         }
         // Rendered once per identity, spliced into every envelope.
         let tail = self.context_tail.as_ref().map_or("", |(_, t)| t.as_str());
@@ -244,23 +216,17 @@ impl Core {
             json.push_str(entities);
         }
         json.push_str(tail);
-        if json.len() > self.max_event_bytes {
+        if json.len() > self.outbox.max_event_bytes() {
             self.counters.dropped(DropReason::TooLarge, 1);
             return false;
         }
-        if self.queued_bytes + json.len() > self.max_queue_bytes {
+        if self.outbox.queued().1 + json.len() > self.max_queue_bytes {
             self.counters.dropped(DropReason::QueueFull, 1);
             return false;
         }
         self.counters.enqueued();
-        self.enqueue(Queued { json }, now_ms);
+        self.outbox.push(json, now);
         true
-    }
-
-    fn enqueue(&mut self, event: Queued, now_ms: f64) {
-        self.queued_bytes += event.json.len() + 1;
-        self.oldest_ms.get_or_insert(now_ms);
-        self.queue.push_back(event);
     }
 
     fn event_id(&mut self, unix_ms: u64) -> [u8; 36] {
@@ -280,160 +246,66 @@ impl Core {
             if envelope_id(json).is_none() {
                 continue;
             }
-            if self.queue.len() >= self.max_queue_events {
-                self.counters.recovered(1, 0, 0);
+            self.counters.recovered(1, 0, 0);
+            if self.outbox.queued().0 >= self.max_queue_events {
                 self.counters.dropped(DropReason::QueueFull, 1);
                 continue;
             }
             // Kept by a page with larger batches: it could never be sent from this one.
-            if json.len() > self.max_event_bytes {
-                self.counters.recovered(1, 0, 0);
+            if json.len() > self.outbox.max_event_bytes() {
                 self.counters.dropped(DropReason::TooLarge, 1);
                 continue;
             }
-            self.counters.recovered(1, 0, 0);
-            self.enqueue(
-                Queued {
-                    json: json.to_owned(),
-                },
-                now_ms,
-            );
+            self.outbox.push(json.to_owned(), ms(now_ms));
             n += 1;
         }
         n
     }
 
-    /// Milliseconds until [`Core::take`] has something to send (0: now), or -1 for nothing.
-    pub fn due(&self, now_ms: f64) -> f64 {
-        let due = if !self.again.is_empty() {
-            0.0
-        } else if self.queue.is_empty() {
-            return -1.0;
-        } else if self.queue.len() >= self.limits.max_events
-            || self.queued_bytes + self.overhead >= self.limits.max_bytes
-        {
-            0.0
-        } else {
-            let oldest = self.oldest_ms.unwrap_or(now_ms);
-            oldest + self.limits.max_delay.as_secs_f64() * 1000.0 - now_ms
-        };
-        due.max(self.retry_at - now_ms).max(0.0)
+    /// Milliseconds until [`Core::take`] in `mode` has something to send (0: now), or -1 when
+    /// nothing will be before an answer or a new event (nothing waits, or the window of
+    /// requests in flight is full).
+    pub fn due(&self, now_ms: f64, mode: u8) -> f64 {
+        match self.outbox.due(ms(now_ms), take_mode(mode)) {
+            Some(wait) => wait as f64,
+            None => -1.0,
+        }
     }
 
-    /// The next request body to send, or empty when none is due. `force` sends what is
-    /// queued now (flush); `max_bytes` caps the body in UTF-8 bytes (0: the batch limit;
-    /// page hide passes what the keepalive quota allows). A batch sent again (after a
-    /// failure or a 413 split) is capped too: what does not fit stays for the next body.
-    pub fn take(&mut self, now_ms: f64, unix_ms: f64, force: bool, max_bytes: u32) -> String {
-        if !force && self.due(now_ms) != 0.0 {
-            return String::new();
+    /// The next request body to send (UTF-8 bytes), or an empty one when none may leave.
+    /// `mode`: 0 a due batch only; 1 what is queued now (flush), within the pause and the
+    /// window; 2 what is queued now, whatever the pause and the window (page hide); 3 as 1,
+    /// after ending a backoff in progress (the network came back).
+    /// `max_bytes` caps the body (0: the batch limit; page hide passes what the keepalive
+    /// quota allows); a batch sent again is capped too: what does not fit stays first.
+    pub fn take(&mut self, now_ms: f64, unix_ms: f64, mode: u8, max_bytes: u32) -> Vec<u8> {
+        if mode == 3 {
+            self.outbox.resume();
         }
-        let id = self.next_batch_id;
-        let cap = match max_bytes as usize {
-            0 => self.limits.max_bytes,
-            n => n.min(self.limits.max_bytes),
+        let Some(request) =
+            self.outbox
+                .take(ms(now_ms), ms(unix_ms), take_mode(mode), max_bytes as usize)
+        else {
+            return Vec::new();
         };
-        let batch = match self.again.pop_front() {
-            Some(mut batch) => {
-                // Keep the longest prefix that fits; the rest waits, first in line.
-                let mut bytes = self.overhead;
-                let fits = batch
-                    .events
-                    .iter()
-                    .take_while(|e| {
-                        bytes += e.json.len() + 1;
-                        bytes <= cap + 1
-                    })
-                    .count();
-                // (Every event fits a whole batch: `add` and `restore` refuse larger ones.)
-                if fits == 0 {
-                    self.again.push_front(batch);
-                    return String::new();
-                }
-                if fits < batch.events.len() {
-                    let rest = batch.events.split_off(fits);
-                    self.again.push_front(Sending {
-                        id: 0,
-                        events: rest,
-                        attempt: batch.attempt,
-                        first_ms: batch.first_ms,
-                    });
-                }
-                batch.attempt += 1;
-                batch.id = id;
-                batch
-            }
-            None => {
-                let mut events = Vec::new();
-                let mut bytes = self.overhead;
-                while let Some(next) = self.queue.front() {
-                    // An event over a page-hide cap is left for the next page.
-                    if events.len() >= self.limits.max_events
-                        || bytes + next.json.len() + usize::from(!events.is_empty()) > cap
-                    {
-                        break;
-                    }
-                    bytes += next.json.len() + usize::from(!events.is_empty());
-                    let Some(event) = self.queue.pop_front() else {
-                        break;
-                    };
-                    self.queued_bytes -= event.json.len() + 1;
-                    events.push(event);
-                }
-                if events.is_empty() {
-                    return String::new();
-                }
-                self.oldest_ms = (!self.queue.is_empty()).then_some(now_ms);
-                Sending {
-                    id,
-                    events,
-                    attempt: 0,
-                    first_ms: now_ms,
-                }
-            }
-        };
-        self.next_batch_id = id.wrapping_add(1).max(1);
-        let body = self.body(&batch.events, unix_ms);
-        self.counters.request(body.len(), batch.attempt > 0);
-        self.sending.push(batch);
-        body
+        self.counters.request(request.body.len(), request.retry);
+        self.last_batch = request.id;
+        request.body
     }
 
     /// The id of the batch [`Core::take`] last returned.
     pub fn batch(&self) -> u32 {
-        self.next_batch_id.wrapping_sub(1)
-    }
-
-    /// The request body: `batch::encode_body`'s format, written as a `String` (a test
-    /// checks the two agree byte for byte).
-    fn body(&self, events: &[Queued], unix_ms: f64) -> String {
-        let size = self.overhead + events.iter().map(|e| e.json.len() + 1).sum::<usize>();
-        let mut body = String::with_capacity(size);
-        body.push_str(r#"{"sent_at":""#);
-        push_ascii(&mut body, &UnixMillis(unix_ms.max(0.0) as u64).to_rfc3339());
-        body.push('"');
-        if let Some(key) = &self.write_key_json {
-            body.push_str(r#","write_key":"#);
-            body.push_str(key);
-        }
-        body.push_str(r#","events":["#);
-        for (i, e) in events.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            body.push_str(&e.json);
-        }
-        body.push_str("]}");
-        body
+        self.last_batch
     }
 
     /// Settles the answer to batch `id`: `status` (0 when the request failed without one; a
-    /// 3xx for a redirect, which the browser may hide), the `Retry-After` header, and from a
-    /// 200's body: `accepted` (-1 when the body is not a batch answer), the indices the
-    /// collector dead-lettered (comma-separated) and its `duplicates` count. Only a batch
-    /// answer that accounts for every event of the batch settles events as sent; any other
-    /// 200, 2xx or 3xx drops them as `not_a_collector`. Returns milliseconds after which to
-    /// send again (the batch is queued again, first), or -1 when the batch is settled.
+    /// 3xx for a redirect, which the browser may hide), the `Retry-After` header in seconds,
+    /// and from a 200's body: `accepted` (-1 when the body is not a batch answer), the
+    /// indices the collector dead-lettered (comma-separated) and its `duplicates` count.
+    /// Only a batch answer that accounts for every event of the batch settles events as
+    /// sent; any other 200, 2xx or 3xx drops them as `not_a_collector`. Returns
+    /// milliseconds after which the batch is sent again (it waits first in line), or -1 when
+    /// it is settled.
     #[allow(clippy::too_many_arguments)]
     pub fn settle(
         &mut self,
@@ -447,84 +319,39 @@ impl Core {
         unix_ms: f64,
         jitter: f64,
     ) -> f64 {
-        let Some(at) = self.sending.iter().position(|s| s.id == id) else {
-            return -1.0;
-        };
-        let batch = self.sending.swap_remove(at);
         let outcome = if status == 0 {
-            Attempt::Network
+            Outcome::Network
         } else {
-            Attempt::Status {
-                code: status,
+            Outcome::Answered {
+                status,
                 retry_after: (!retry_after.is_empty()).then_some(retry_after),
+                answer: answer(accepted, rejected, duplicates),
             }
         };
-        let elapsed = Duration::from_millis((now_ms - batch.first_ms).max(0.0) as u64);
-        let verdict = self.retry.decide(
-            outcome,
-            batch.attempt,
-            elapsed,
-            unix_ms.max(0.0) as u64,
-            jitter,
-        );
-        let n = batch.events.len() as u64;
-        match verdict {
-            Verdict::Delivered => {
-                match answer_for(batch.events.len(), accepted, rejected, duplicates) {
-                    Some(bad) => {
-                        self.counters.sent(n - bad, u64::from(duplicates));
-                        self.counters.rejected(bad);
-                    }
-                    None => self.counters.dropped(DropReason::NotACollector, n),
+        let settled = self
+            .outbox
+            .settle(id, outcome, ms(now_ms), ms(unix_ms), jitter);
+        let c = &self.counters;
+        match settled {
+            Some(Settled::Answered { events, answer }) => {
+                let bad = answer.rejected.len() as u64;
+                c.sent(events.len() as u64 - bad, answer.duplicates);
+                c.rejected(bad);
+            }
+            Some(Settled::Rejected { events }) => c.rejected(events.len() as u64),
+            Some(Settled::Dropped { reason, events, .. }) => {
+                c.dropped(reason, events.len() as u64);
+            }
+            Some(Settled::Again { wait_ms, throttled }) => {
+                if throttled {
+                    c.throttled();
                 }
-                -1.0
+                return wait_ms as f64;
             }
-            Verdict::Refuse(_) if status == 400 => {
-                self.counters.rejected(n);
-                -1.0
-            }
-            Verdict::Refuse(refusal) => {
-                let reason = match refusal {
-                    Refusal::Unauthorized => DropReason::Unauthorized,
-                    Refusal::Unsupported => DropReason::Unsupported,
-                    Refusal::NotACollector => DropReason::NotACollector,
-                    Refusal::Malformed | Refusal::Status(_) => DropReason::HttpStatus,
-                };
-                self.counters.dropped(reason, n);
-                -1.0
-            }
-            Verdict::GiveUp => {
-                self.counters.dropped(DropReason::RetryExpired, n);
-                -1.0
-            }
-            Verdict::Split if batch.events.len() == 1 => {
-                self.counters.dropped(DropReason::TooLarge, n);
-                -1.0
-            }
-            Verdict::Split => {
-                // Both halves go first, each on its own.
-                let mut first = batch;
-                let second = first.events.split_off(first.events.len() / 2);
-                let second = Sending {
-                    id: 0,
-                    events: second,
-                    attempt: first.attempt,
-                    first_ms: first.first_ms,
-                };
-                self.again.push_front(second);
-                self.again.push_front(first);
-                0.0
-            }
-            Verdict::Retry(wait) | Verdict::Throttle(wait) => {
-                if matches!(verdict, Verdict::Throttle(_)) {
-                    self.counters.throttled();
-                }
-                let wait = wait.as_secs_f64() * 1000.0;
-                self.retry_at = now_ms + wait;
-                self.again.push_front(batch);
-                wait
-            }
+            Some(Settled::Split) => return 0.0,
+            None => {}
         }
+        -1.0
     }
 
     /// Every event not yet answered for, newline-separated envelopes, oldest first (being
@@ -532,27 +359,18 @@ impl Core {
     /// answered for it —, then to send again, then queued), for storage.
     pub fn pending(&self) -> String {
         let mut out = String::new();
-        let sending = self.sending.iter().flat_map(|s| &s.events);
-        for e in sending
-            .chain(self.again.iter().flat_map(|s| &s.events))
-            .chain(&self.queue)
-        {
+        self.outbox.for_each_pending(|e| {
             if !out.is_empty() {
                 out.push('\n');
             }
-            out.push_str(&e.json);
-        }
+            out.push_str(e);
+        });
         out
     }
 
     /// Drops everything queued (opt-out), counted as `dropped_opted_out`.
     pub fn clear(&mut self) {
-        let n =
-            (self.queue.len() + self.again.iter().map(|s| s.events.len()).sum::<usize>()) as u64;
-        self.queue.clear();
-        self.again.clear();
-        self.queued_bytes = 0;
-        self.oldest_ms = None;
+        let n = self.outbox.clear() as u64;
         self.counters.dropped(DropReason::OptedOut, n);
     }
 
@@ -579,39 +397,35 @@ impl Core {
         out
     }
 
-    /// The counters as a JSON object (the same names as the Rust tracker's `Stats`).
+    /// The counters, comma-separated, in the order of [`STATS`] then the drops (the names
+    /// of the Rust tracker's `Stats`; JavaScript names them: fewer bytes than JSON here).
     pub fn stats(&self) -> String {
-        let s = self.counters.snapshot();
-        let mut out = String::from("{");
-        let mut field = |name: &str, v: u64| {
-            if out.len() > 1 {
+        let mut out = String::new();
+        self.counters.each(|n| {
+            if !out.is_empty() {
                 out.push(',');
             }
-            out.push('"');
-            out.push_str(name);
-            out.push_str("\":");
-            push_u64(&mut out, v);
-        };
-        field("tracked", s.tracked);
-        field("sent", s.sent);
-        field("duplicates", s.duplicates);
-        field("rejected", s.rejected);
-        field("filtered", s.filtered);
-        field("pending", s.pending);
-        field("requests", s.requests);
-        field("retries", s.retries);
-        field("throttled", s.throttled);
-        field("bytes_sent", s.bytes_sent);
-        field("recovered", s.recovered);
-        for (reason, n) in &s.dropped {
-            let mut name = String::from("dropped_");
-            name.push_str(reason.as_str());
-            field(&name, *n);
-        }
-        out.push('}');
+            push_u64(&mut out, n);
+        });
         out
     }
 }
+
+/// The names of [`Core::stats`]'s values: counters, then `dropped_<reason>` for each
+/// reason of `DropReason::ALL`.
+pub const STATS: [&str; 11] = [
+    "tracked",
+    "sent",
+    "duplicates",
+    "rejected",
+    "filtered",
+    "pending",
+    "requests",
+    "retries",
+    "throttled",
+    "bytes_sent",
+    "recovered",
+];
 
 fn new_v4(rng: &mut fastrand::Rng) -> String {
     let mut bytes = [0u8; 16];
@@ -626,23 +440,36 @@ fn new_v4(rng: &mut fastrand::Rng) -> String {
     id
 }
 
-/// How many events of a batch of `n` a collector's answer dead-lettered, if it is a batch
-/// answer for exactly these events: `accepted + duplicates + rejected = n`, each rejected
-/// index distinct and below `n` (as `eventwire::protocol::BatchResponse::for_batch`).
-fn answer_for(n: usize, accepted: f64, rejected: &str, duplicates: u32) -> Option<u64> {
+/// The take mode of JavaScript's number: 0 due, 1 flush, 2 now, 3 flush (after a resume).
+fn take_mode(mode: u8) -> Take {
+    match mode {
+        0 => Take::Due,
+        2 => Take::Now,
+        _ => Take::Flush,
+    }
+}
+
+/// A collector's batch answer from what JavaScript read of a 200's body: `accepted` (-1, or
+/// not a whole number, when the body is not an answer), the rejected indices
+/// (comma-separated) and `duplicates`. Whether it accounts for the batch is the outbox's
+/// check.
+fn answer(accepted: f64, rejected: &str, duplicates: u32) -> Option<BatchResponse> {
     if !(accepted >= 0.0 && accepted.fract() == 0.0) {
         return None;
     }
-    let mut seen = vec![false; n];
-    let mut bad = 0u64;
+    let mut list = Vec::new();
     for index in split(rejected, b',').filter(|i| !i.is_empty()) {
-        let slot = seen.get_mut(usize::try_from(parse_u64(index)?).ok()?)?;
-        if std::mem::replace(slot, true) {
-            return None;
-        }
-        bad += 1;
+        list.push(Rejection {
+            index: usize::try_from(parse_u64(index)?).ok()?,
+            event_id: None,
+            code: String::new(),
+        });
     }
-    (accepted + f64::from(duplicates) + bad as f64 == n as f64).then_some(bad)
+    Some(BatchResponse {
+        accepted: accepted as u64,
+        duplicates: u64::from(duplicates),
+        rejected: list,
+    })
 }
 
 /// The `event_id` at the start of an envelope this package wrote.

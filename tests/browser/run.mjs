@@ -471,6 +471,26 @@ await test("probe: random reloads, closes, outages and offline spells across two
   await context.close();
 });
 
+await test("up to maxInFlight requests are in flight at once (default 4; 1 sends one at a time), each event once", async () => {
+  for (const [extra, want] of [["", 4], ["&window=1", 1]]) {
+    const context = await chrome.newContext();
+    let now = 0, max = 0;
+    await context.route("**/v1/batch", async (route) => {
+      max = Math.max(max, ++now);
+      await sleep(300);
+      await route.continue();
+      now--;
+    });
+    const page = await open(context, 50, "&batch=50" + extra);
+    const run = "window" + want;
+    await page.evaluate((run) => trackMany(run, 0, 1000), run);
+    await until(`the ${run} events`, () => arrived(run).counts.size === 1000, 20000);
+    exactlyOnce(run, 1000);
+    check(max === want, `${max} requests in flight at once, want ${want}`);
+    await context.close();
+  }
+});
+
 await test("the package loads in a bundler (esbuild)", async () => {
   const entry = join(HERE, "size-entry.js");
   execFileSync(join(HERE, "node_modules/.bin/esbuild"), [entry, "--bundle", "--minify", "--format=esm", `--outfile=${join(build, "app.js")}`, "--log-level=warning"]);
