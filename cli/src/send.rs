@@ -40,6 +40,9 @@ pub struct SendArgs {
     /// Most events per request.
     #[arg(long, default_value_t = eventwire::batch::DEFAULT_MAX_BATCH_EVENTS)]
     batch_size: usize,
+    /// Most requests in flight at once (1: one batch per round trip).
+    #[arg(long, default_value_t = eventwire::outbox::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
     /// How long to wait for the last events to be delivered, in seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -77,6 +80,7 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
         .endpoint(&args.endpoint)
         .service(&args.service)
         .max_batch_events(args.batch_size)
+        .max_in_flight(args.max_in_flight)
         // A file is read faster than it can be sent: wait for room instead of dropping.
         .when_full(WhenFull::Block(Duration::from_secs(args.timeout)))
         .on_failure(move |reason, events| {

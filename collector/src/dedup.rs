@@ -7,8 +7,7 @@
 
 use std::collections::HashSet;
 
-/// Default ids per generation (the window is at least this many events).
-pub const DEFAULT_DEDUP_GENERATION: usize = 1_000_000;
+pub use crate::defaults::DEFAULT_DEDUP_GENERATION;
 
 /// A bounded set of recently seen event ids.
 #[derive(Debug)]

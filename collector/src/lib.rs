@@ -36,6 +36,7 @@
 
 pub mod auth;
 pub mod dedup;
+pub mod defaults;
 pub mod metrics;
 pub mod record;
 pub mod registry;

@@ -16,10 +16,7 @@ use std::time::{Duration, Instant};
 use eventwire::iglu::SchemaKey;
 use serde_json::Value;
 
-/// Default time an unknown schema is remembered as unknown.
-pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(10);
-/// Default number of compiled schemas kept.
-pub const DEFAULT_MAX_CACHED: usize = 10_000;
+pub use crate::defaults::{DEFAULT_MAX_CACHED, DEFAULT_NEGATIVE_TTL};
 /// Schema documents larger than this are refused.
 pub const MAX_SCHEMA_BYTES: usize = 1024 * 1024;
 /// Time allowed to fetch one schema over HTTP.

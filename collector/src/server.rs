@@ -31,16 +31,11 @@ use crate::time::format_timestamp;
 use crate::uniques::{parse_window, Uniques};
 use crate::validate::{BatchError, Checked, Limits, Pipeline};
 
-/// Default time allowed to receive a whole request body (a trickling body is cut off).
-pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default time allowed to receive a request's headers.
-pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::defaults::{DEFAULT_BODY_TIMEOUT, DEFAULT_DEV_CAPACITY, DEFAULT_HEADER_TIMEOUT};
 /// Most headers in one request.
 pub const MAX_HEADERS: usize = 64;
 /// Most open connections; further ones wait to be accepted.
 pub const MAX_CONNECTIONS: usize = 1024;
-/// Recent events kept per kind in dev mode.
-pub const DEFAULT_DEV_CAPACITY: usize = 10_000;
 /// `Retry-After` sent with a 503.
 pub const RETRY_AFTER_SECONDS: u64 = 2;
 

@@ -23,16 +23,10 @@ use crate::record::{DeadLetter, ErrorDetail, MAX_ERRORS};
 use crate::registry::{Lookup, Registry};
 use crate::time::{event_time, format_timestamp, parse_timestamp};
 
-/// Default largest request body, after decompression.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Default most events in one batch.
-pub const DEFAULT_MAX_EVENTS: usize = 10_000;
-/// Default largest event (its JSON).
-pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
-/// Default deepest nesting of arrays and objects inside an event.
-pub const DEFAULT_MAX_DEPTH: usize = 32;
-/// Default longest string (or object key) inside an event, in bytes.
-pub const DEFAULT_MAX_STRING_BYTES: usize = 64 * 1024;
+pub use crate::defaults::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_EVENTS, DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_MAX_STRING_BYTES,
+};
 
 /// The envelope schema, as checked in (derived from the tracker's Rust types).
 pub const ENVELOPE_SCHEMA: &str =

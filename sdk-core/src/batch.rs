@@ -6,12 +6,9 @@
 
 use std::time::Duration;
 
-/// Default maximum number of events in one batch.
-pub const DEFAULT_MAX_BATCH_EVENTS: usize = 500;
-/// Default maximum size of one request body before compression (the collector's limit).
-pub const DEFAULT_MAX_BATCH_BYTES: usize = 1024 * 1024;
-/// Default maximum time an event waits in a batch that is not yet full.
-pub const DEFAULT_MAX_BATCH_DELAY: Duration = Duration::from_millis(1000);
+pub use crate::defaults::{
+    DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_DELAY, DEFAULT_MAX_BATCH_EVENTS,
+};
 
 /// Length of the `sent_at` timestamp: `2026-11-26T03:10:26.123Z`.
 pub const TIMESTAMP_LEN: usize = 24;

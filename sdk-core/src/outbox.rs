@@ -36,10 +36,7 @@ use crate::policy::{Attempt, Refusal, RetryPolicy, Verdict};
 use crate::protocol::BatchResponse;
 use crate::stats::DropReason;
 
-/// Default most requests in flight at once, per tracker. 16 batches of the default 500 events
-/// keep a collector 50 ms away busy at about 100,000 events/s (docs/benchmarks.md); 1 sends
-/// one batch per round trip.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 16;
+pub use crate::defaults::DEFAULT_MAX_IN_FLIGHT;
 
 /// An event as the outbox holds it: its envelope, already serialised.
 pub trait Envelope {

@@ -6,14 +6,9 @@
 
 use std::time::Duration;
 
-/// Default delay before the first retry (before jitter).
-pub const DEFAULT_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-/// Default ceiling of one backoff delay (before jitter).
-pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
-/// Default total time a batch may spend being retried before its events are given up.
-pub const DEFAULT_RETRY_DEADLINE: Duration = Duration::from_secs(300);
-/// Default ceiling on a server's `Retry-After`, so a wrong header cannot stall the pipeline.
-pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+pub use crate::defaults::{
+    DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRY_AFTER, DEFAULT_RETRY_DEADLINE,
+};
 
 /// Retry settings. Build with [`RetryPolicy::default`] and the `with_*` methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

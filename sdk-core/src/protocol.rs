@@ -13,6 +13,14 @@ use uuid::Uuid;
 /// Path of the batch endpoint, appended to the collector's base URL.
 pub const BATCH_PATH: &str = "/v1/batch";
 
+/// Largest request body a collector takes by default, after decompression, in bytes (1 MiB):
+/// the tracker's default batch size and the collector's default body limit.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Largest event (its envelope's JSON) a collector takes by default, in bytes (256 KiB): the
+/// tracker's default event limit and the collector's.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
 /// Iglu URI of the envelope schema.
 pub const EVENT_SCHEMA: &str = "iglu:dev.eventwire/event/jsonschema/1-0-0";
 

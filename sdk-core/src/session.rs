@@ -5,8 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Default inactivity after which the next event starts a new session (as in Snowplow and GA).
-pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+pub use crate::defaults::DEFAULT_SESSION_TIMEOUT;
 
 /// The identity attached to events: a stable anonymous id, an optional user id, and a session
 /// that is renewed after a period of inactivity.

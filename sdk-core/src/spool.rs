@@ -54,10 +54,10 @@ pub use fs::{OsFs, SegmentFile, SpoolFs};
 
 /// Largest record accepted (a header claiming more is corruption).
 pub const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
-/// Default cap on the spool's size on disk.
-pub const DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
-/// Default size at which the active segment is closed and a new one started.
-pub const DEFAULT_SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
+pub use crate::defaults::{
+    DEFAULT_SPOOL_MAX_BYTES as DEFAULT_MAX_BYTES,
+    DEFAULT_SPOOL_SEGMENT_BYTES as DEFAULT_SEGMENT_BYTES,
+};
 /// Appended bytes kept in memory before they are written to the active segment.
 const BUFFER_BYTES: usize = 256 * 1024;
 /// While the disk refuses writes, appends go on into memory up to this much; past it they

@@ -24,9 +24,7 @@ use crate::stats::{DropReason, FailureReason};
 use crate::worker::Shared;
 use crate::worker::{notify, FailureCallback};
 
-/// Default longest time between an event's `track()` and the start of the group commit (fsync)
-/// that makes it durable.
-pub const DEFAULT_SPOOL_COMMIT_INTERVAL: Duration = Duration::from_millis(50);
+pub use crate::defaults::DEFAULT_SPOOL_COMMIT_INTERVAL;
 /// How often spilled events are offered to the queue while they wait for room.
 const FEED_TICK: Duration = Duration::from_millis(5);
 /// Events taken from the inbox per turn before the thread looks at acknowledgements again.

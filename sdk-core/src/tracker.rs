@@ -25,20 +25,13 @@ use crate::spool::{Spool, SpoolConfig, SpoolError, SpoolFs};
 use crate::spooler::{SpoolLink, Spooler, DEFAULT_SPOOL_COMMIT_INTERVAL};
 use crate::stats::{DropReason, FailureReason, Stats};
 use crate::transport::Transport;
-use crate::worker::{
-    unix_ms_now, Control, FailureCallback, Shared, Worker, DEFAULT_GZIP_MIN_BYTES,
-};
+use crate::worker::{unix_ms_now, Control, FailureCallback, Shared, Worker};
 
-/// Default maximum number of events waiting in the queue.
-pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
-/// Default maximum bytes of events waiting in the queue.
-pub const DEFAULT_MAX_QUEUE_BYTES: usize = 64 * 1024 * 1024;
-/// Default largest accepted event (its whole envelope, serialised).
-pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
-/// Default cap on bytes of undelivered events kept in the spool.
-pub const DEFAULT_SPOOL_MAX_BYTES: u64 = crate::spool::DEFAULT_MAX_BYTES;
-/// Default time the last handle's drop waits for pending events to be delivered.
-pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+use crate::defaults::DEFAULT_GZIP_MIN_BYTES;
+pub use crate::defaults::{
+    DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SPOOL_MAX_BYTES,
+};
 /// The library name sent in `context.library.name`.
 pub const LIBRARY_NAME: &str = "eventwire-rust";
 /// Extra time a blocking `flush`/`shutdown` waits past its timeout for the worker's answer.

@@ -19,9 +19,6 @@ use crate::stats::{Counters, DropReason, FailureReason};
 use crate::tracker::{FlushError, ShutdownError};
 use crate::transport::{LocalBoxFuture, Request, Response, Transport, TransportError};
 
-/// Default body size from which requests are gzipped.
-pub const DEFAULT_GZIP_MIN_BYTES: usize = 2048;
-
 /// Called with events that were not delivered, and why. Runs on the tracker's worker; keep it
 /// short. A panic inside it is caught and logged.
 pub type FailureCallback = dyn Fn(&FailureReason, &[EncodedEvent]) + Send + Sync;

@@ -2,14 +2,15 @@
 //!
 //! The tracker core of the npm package `eventwire`, compiled to wasm. The decisions are the
 //! Rust core's, shared with the native tracker: Iglu URIs ([`eventwire::SchemaKey`]), event
-//! ids (UUID v7) and timestamps, identity and sessions ([`eventwire::session`]), batching by
-//! count, bytes and time ([`eventwire::batch`]), the retry policy
-//! ([`eventwire::RetryPolicy`]) and the accounting ([`eventwire::stats`]). Only what only a
-//! browser can do is JavaScript (`npm/src/index.js`): `JSON.stringify` of the data, `fetch`
-//! and `sendBeacon`, page-hide events, storage and the tab locks.
+//! ids (UUID v7) and timestamps, identity and sessions ([`eventwire::session`]), and the
+//! delivery engine itself ([`eventwire::outbox`]: batching by count, bytes and time, the
+//! window of requests in flight, the retry policy, 413 splits, settling) with the
+//! accounting ([`eventwire::stats`]). Only what only a browser can do is JavaScript
+//! (`npm/index.js`): `JSON.stringify` of the data, `fetch` (keepalive on page hide),
+//! storage and the tab locks.
 //!
-//! The interface is narrow and string-based on purpose: every exported function costs glue
-//! code in the package, whose whole budget is 18 KB gzipped. Events cross from JavaScript in
+//! The interface is narrow and string- or byte-based on purpose: every exported function
+//! costs glue code in the package, whose whole budget is 18,000 bytes gzipped. Events cross from JavaScript in
 //! groups (one string per group, fields separated by NUL, which `JSON.stringify` never
 //! emits), not one call per event.
 
@@ -32,17 +33,10 @@ use text::{hyphenated, parse_u64, push_ascii, push_json_str, push_u64, split, Fi
 #[global_allocator]
 static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
-/// Default most events waiting in a page's memory. Higher than the Rust tracker's (10,000):
-/// a page cannot spill to disk, and a tab left open offline must hold its visit.
-pub const DEFAULT_MAX_QUEUE_EVENTS: usize = 100_000;
-/// Default most bytes of events waiting in a page's memory (the Rust tracker's 64 MiB is
-/// more than a phone's tab should hold).
-pub const DEFAULT_MAX_QUEUE_BYTES: usize = 50_000_000;
-/// Default most requests in flight at once. Lower than the Rust tracker's
-/// ([`eventwire::outbox::DEFAULT_MAX_IN_FLIGHT`]): a page shares the browser's six
-/// connections per origin (HTTP/1.1) with its own requests, and a request waiting for a
-/// connection spends its timeout there.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+pub mod defaults;
+use defaults::{
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_MAX_QUEUE_EVENTS, RETRY_DEADLINE,
+};
 
 /// `n`, or `default` when JavaScript passed nothing (`undefined`: 0 or NaN here).
 fn or_default(n: f64, default: f64) -> f64 {
@@ -138,7 +132,7 @@ impl Core {
         // answered for it (as with the Rust tracker's spool); the queue's bounds are what
         // limit the backlog.
         let retry = RetryPolicy {
-            deadline: Duration::MAX,
+            deadline: RETRY_DEADLINE,
             ..RetryPolicy::default()
         };
         Core {

@@ -429,3 +429,51 @@ fn an_adopted_event_too_large_for_this_page_is_counted_not_stuck() {
 fn body_events(text: &[u8]) -> usize {
     body(text)["events"].as_array().unwrap().len()
 }
+
+/// Each browser default equals the Rust tracker's or says why not, and `index.js` holds the
+/// values of the table where it keeps a default itself.
+#[test]
+fn the_browsers_defaults_are_the_rust_ones_or_say_why_not() {
+    for d in defaults::DEFAULTS {
+        match d.differs_because {
+            None => assert_eq!(d.browser, d.rust, "{}: differs without a reason", d.name),
+            Some(reason) => {
+                assert_ne!(d.browser, d.rust, "{}: a reason for no difference", d.name);
+                assert!(reason.len() > 20, "{}: name the reason", d.name);
+            }
+        }
+    }
+    let js = include_str!("../npm/index.js");
+    let timeout = format!(
+        "this.o.requestTimeoutMs || {}",
+        defaults::DEFAULT_REQUEST_TIMEOUT_MS
+    );
+    assert!(js.contains(&timeout), "index.js must hold `{timeout}`");
+    // Calls kept before the core is loaded are bounded like the core's queue.
+    let early = format!(
+        "this.o.maxQueueEvents || {:e}",
+        defaults::DEFAULT_MAX_QUEUE_EVENTS as f64
+    );
+    assert!(js.contains(&early), "index.js must hold `{early}`");
+    // A limit left out takes the table's value in the core.
+    let mut c = Core::new(
+        "{}\0{}\0\0a\0\u{0}1",
+        0.0,
+        f64::NAN,
+        0,
+        0,
+        f64::NAN,
+        0,
+        0,
+        0,
+    );
+    for i in 0..defaults::DEFAULT_MAX_IN_FLIGHT {
+        c.add(&group(&[(PLAY, "{}", "", i as u64)]), 0.0);
+        assert!(
+            !c.take(0.0, 0.0, 1, 0).is_empty(),
+            "request {i} within the window"
+        );
+    }
+    add_plays(&mut c, 1);
+    assert!(c.take(0.0, 0.0, 1, 0).is_empty(), "the window is full");
+}

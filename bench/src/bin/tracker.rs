@@ -1,5 +1,7 @@
 //! Tracker benchmark: caller-side cost of `track()` against one `serde_json::to_vec` of the
-//! same event, and end-to-end events per second into a loopback HTTP sink.
+//! same event, end-to-end events per second into a loopback HTTP sink, and the same through
+//! a delay line (the game days' proxy) at 0, 20 and 50 ms of added round trip, one request
+//! in flight (the tracker before the outbox's window) against the default window.
 //!
 //! Run: `cargo run --release -p eventwire-bench --bin tracker`
 
@@ -15,6 +17,8 @@ use eventwire_bench::{player_entity, MediaPlay, Sink};
 const CALLS: u64 = 100_000;
 const ROUND: u64 = 1_000;
 const E2E_EVENTS: u64 = 200_000;
+/// Events per cell of the delay-line table.
+const LATENCY_EVENTS: u64 = 40_000;
 
 /// Per-call nanoseconds of each round of `ROUND` calls, for several methods measured in
 /// turn round after round, so that the machine's noise falls on all of them alike.
@@ -233,6 +237,25 @@ fn main() {
         e2e.as_secs_f64() / e2e_spooled.as_secs_f64()
     );
     assert_eq!(counted, E2E_EVENTS, "the sink counted every event");
+
+    // Through a delay line: each request held `rtt` by the proxy before it goes on.
+    println!();
+    println!(
+        "| added round trip | events/s, 1 request in flight | events/s, window of {} (default) | ratio |",
+        eventwire::outbox::DEFAULT_MAX_IN_FLIGHT
+    );
+    println!("|---:|---:|---:|---:|");
+    for rtt_ms in [0, 20, 50] {
+        let one = through_delay_line(Duration::from_millis(rtt_ms), 1);
+        let window = through_delay_line(
+            Duration::from_millis(rtt_ms),
+            eventwire::outbox::DEFAULT_MAX_IN_FLIGHT,
+        );
+        println!(
+            "| {rtt_ms} ms | {one:.0} | {window:.0} | {:.1}x |",
+            window / one
+        );
+    }
     assert!(
         counted_spooled >= E2E_EVENTS,
         "the sink counted every event (spool)"
@@ -263,4 +286,36 @@ fn end_to_end(spool: Option<&std::path::Path>) -> (Duration, u64, eventwire::Sta
     let stats = tracker.stats();
     tracker.shutdown(Duration::from_secs(10)).unwrap();
     (elapsed, counted, stats)
+}
+
+/// Events per second of `LATENCY_EVENTS` tracked into a loopback sink behind a proxy that
+/// holds each request `rtt`, with `window` requests in flight at most. Every event must
+/// reach the sink.
+fn through_delay_line(rtt: Duration, window: usize) -> f64 {
+    use eventwire_game_days::proxy::{Fault, Proxy};
+    let sink = Sink::start();
+    let proxy = Proxy::start(sink.addr);
+    proxy.set(Fault::Delay(rtt));
+    let tracker = Tracker::builder()
+        .endpoint(proxy.endpoint())
+        .environment("bench")
+        .service("tracker-bench")
+        .max_in_flight(window)
+        .when_full(WhenFull::Block(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let entity = [player_entity()];
+    let start = Instant::now();
+    for i in 0..LATENCY_EVENTS {
+        tracker.track_with(MediaPlay::sample(i), &entity).unwrap();
+    }
+    tracker.flush(Duration::from_secs(300)).unwrap();
+    let elapsed = start.elapsed();
+    tracker.shutdown(Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        sink.events.load(Ordering::Relaxed),
+        LATENCY_EVENTS,
+        "the sink counted every event ({rtt:?}, window {window})"
+    );
+    LATENCY_EVENTS as f64 / elapsed.as_secs_f64()
 }

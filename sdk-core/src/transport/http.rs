@@ -10,10 +10,7 @@ use reqwest::header::{
 use super::{LocalBoxFuture, Request, Response, Transport, TransportError};
 use crate::protocol::BATCH_PATH;
 
-/// Default time for one request, connection included.
-pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Default time to establish a connection.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::defaults::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 /// Answers larger than this are cut: the collector's answer is small, anything bigger is not it.
 const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 

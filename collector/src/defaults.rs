@@ -1,0 +1,30 @@
+//! Every default of the collector, in one place. The modules that use one re-export it
+//! under its old path; the CLI's `eventwire collect` flags start from these.
+
+use std::time::Duration;
+
+/// Largest request body, after decompression (the protocol's 1 MiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = eventwire::protocol::MAX_BODY_BYTES;
+/// Most events in one batch.
+pub const DEFAULT_MAX_EVENTS: usize = 10_000;
+/// Largest event, its JSON (the protocol's 256 KiB).
+pub const DEFAULT_MAX_EVENT_BYTES: usize = eventwire::protocol::MAX_EVENT_BYTES;
+/// Deepest nesting of arrays and objects inside an event.
+pub const DEFAULT_MAX_DEPTH: usize = 32;
+/// Longest string (or object key) inside an event, in bytes.
+pub const DEFAULT_MAX_STRING_BYTES: usize = 64 * 1024;
+
+/// Time allowed to receive a whole request body (a trickling body is cut off).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed to receive a request's headers.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Recent events kept per kind in dev mode.
+pub const DEFAULT_DEV_CAPACITY: usize = 10_000;
+
+/// Event ids per deduplication generation (the window is at least this many events).
+pub const DEFAULT_DEDUP_GENERATION: usize = 1_000_000;
+
+/// Time an unknown schema is remembered as unknown.
+pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(10);
+/// Compiled schemas kept.
+pub const DEFAULT_MAX_CACHED: usize = 10_000;
