@@ -2,7 +2,8 @@
 //! reads the request as the protocol it is (ours, Segment's and RudderStack's batches,
 //! PostHog's batch or single event, Snowplow's `payload_data`), counts its events, notes
 //! each event's sequence number to tell deliveries from duplicates, and answers 200 the way
-//! each service does.
+//! each service does. (eventwire's own tracker is measured against `eventwire-testkit`'s
+//! collector; this one speaks every peer's protocol.)
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -211,7 +212,7 @@ async fn handle(
             .query()
             .is_some_and(|q| q.contains("compression=gzip"));
     let path = req.uri().path().to_owned();
-    let plain = eventwire_bench::read_body(req.into_body(), gzip).await;
+    let plain = eventwire_testkit::read_body(req.into_body(), gzip).await;
     let n = record(&state, &plain);
     state.counts.requests.fetch_add(1, Ordering::Relaxed);
     // Each service's success answer.

@@ -4,74 +4,49 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::convert::Infallible;
-use std::io::Read;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use eventwire::protocol::{BatchResponse, Rejection};
+use eventwire_testkit::{Collector, Step};
 use serde_json::{json, Value};
 
 /// A loopback collector stand-in: records events, rejects those whose data has `"bad": true`.
-fn start_collector() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let events: Arc<Mutex<Vec<Value>>> = Arc::default();
-    let log = events.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            // Bounded: the test needs a handful of connections; stop after 100.
-            for _ in 0..100 {
-                let Ok((stream, _)) = listener.accept().await else { break };
-                let log = log.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let log = log.clone();
-                        async move {
-                            let gzip = req.headers().get("content-encoding").is_some();
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let mut plain = Vec::new();
-                            if gzip {
-                                flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut plain).unwrap();
-                            } else {
-                                plain = body.to_vec();
-                            }
-                            let batch: Value = serde_json::from_slice(&plain).unwrap();
-                            let events = batch["events"].as_array().unwrap().clone();
-                            let rejected: Vec<Value> = events
-                                .iter()
-                                .enumerate()
-                                .filter(|(_, e)| e["data"]["bad"] == json!(true))
-                                .map(|(i, e)| json!({"index": i, "event_id": e["event_id"], "code": "schema_invalid"}))
-                                .collect();
-                            let answer = json!({"accepted": events.len() - rejected.len(), "duplicates": 0, "rejected": rejected});
-                            log.lock().unwrap().extend(events);
-                            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(answer.to_string()))))
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    });
-    (format!("http://{addr}"), events)
+fn start_collector() -> Collector {
+    Collector::scripted(|_, batch| {
+        let rejected: Vec<Rejection> = batch
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.data["bad"] == json!(true))
+            .map(|(index, e)| Rejection {
+                index,
+                event_id: Some(e.event_id.to_string()),
+                code: "schema_invalid".into(),
+            })
+            .collect();
+        let answer = BatchResponse {
+            accepted: (batch.events.len() - rejected.len()) as u64,
+            duplicates: 0,
+            rejected,
+        };
+        Step::Answer(200, vec![], Some(answer))
+    })
+}
+
+/// Every event the collector received, as JSON.
+fn received(collector: &Collector) -> Vec<Value> {
+    collector
+        .seen()
+        .iter()
+        .flat_map(|s| &s.batch.events)
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect()
 }
 
 #[test]
 fn sends_good_lines_reports_bad_ones_and_summarises() {
-    let (endpoint, events) = start_collector();
+    let collector = start_collector();
+    let endpoint = collector.endpoint();
     let dir = std::env::temp_dir().join(format!("eventwire-send-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("events.jsonl");
@@ -126,7 +101,7 @@ fn sends_good_lines_reports_bad_ones_and_summarises() {
     );
     assert!(stdout.contains("dropped:      0"), "{stdout}");
 
-    let events = events.lock().unwrap();
+    let events = received(&collector);
     assert_eq!(events.len(), 26);
     assert!(events
         .iter()
@@ -151,51 +126,9 @@ fn a_missing_file_is_a_clear_error_with_status_2() {
 }
 
 /// A web server where the collector should be: `/v1/batch` answers `status` with a
-/// `Location` to `/welcome`, which (like anything else) answers 200 with a page. Returns the
-/// endpoint and the number of requests that reached another path than `/v1/batch`.
-fn start_redirector(status: u16) -> (String, Arc<Mutex<u32>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let strays: Arc<Mutex<u32>> = Arc::default();
-    let count = strays.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            for _ in 0..100 {
-                let Ok((stream, _)) = listener.accept().await else {
-                    break;
-                };
-                let count = count.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let count = count.clone();
-                        async move {
-                            let response = if req.uri().path() == "/v1/batch" {
-                                Response::builder()
-                                    .status(status)
-                                    .header("location", "/welcome")
-                                    .body(Full::new(Bytes::new()))
-                                    .unwrap()
-                            } else {
-                                *count.lock().unwrap() += 1;
-                                Response::new(Full::new(Bytes::from("<html>Welcome</html>")))
-                            };
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-    });
-    (format!("http://{addr}"), strays)
+/// `Location` to `/welcome`, which (like anything else) answers 200 with a page.
+fn start_redirector(status: u16) -> Collector {
+    Collector::scripted(move |_, _| Step::Raw(status, vec![("location", "/welcome".into())], ""))
 }
 
 /// An endpoint that redirects (an `http://` URL behind an https redirect, a mistyped URL
@@ -209,7 +142,8 @@ fn a_redirecting_endpoint_is_not_delivery() {
     let line = json!({"schema": "iglu:com.example/click/jsonschema/1-0-0", "data": {"n": 1}});
     std::fs::write(&file, format!("{line}\n{line}\n{line}\n")).unwrap();
     for status in [301u16, 302, 307, 308] {
-        let (endpoint, strays) = start_redirector(status);
+        let redirector = start_redirector(status);
+        let endpoint = redirector.endpoint();
         let out = Command::new(env!("CARGO_BIN_EXE_eventwire"))
             .args(["send", "--endpoint", &endpoint])
             .arg(&file)
@@ -229,8 +163,8 @@ fn a_redirecting_endpoint_is_not_delivery() {
             "{status}: the endpoint is named: {stderr}"
         );
         assert_eq!(
-            *strays.lock().unwrap(),
-            0,
+            redirector.strays(),
+            vec![],
             "{status}: the redirect was followed"
         );
     }

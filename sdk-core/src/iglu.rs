@@ -190,11 +190,6 @@ impl SchemaKey {
             self.vendor, self.name, self.format, self.version
         )
     }
-
-    /// True when `self` and `other` are versions of the same schema.
-    pub fn same_schema(&self, other: &SchemaKey) -> bool {
-        self.vendor == other.vendor && self.name == other.name && self.format == other.format
-    }
 }
 
 const fn ident_byte(b: u8) -> bool {

@@ -6,20 +6,14 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use eventwire::protocol::{Batch, BatchResponse, Rejection};
+use eventwire::protocol::{BatchResponse, Rejection};
 use eventwire::{
     DropReason, FailureReason, RetryPolicy, SelfDescribing, Tracker, TrackerBuilder, Uuid,
 };
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use eventwire_testkit::{ok, status, Collector as Server, Step};
 
 const T: Duration = Duration::from_secs(20);
 
@@ -32,216 +26,7 @@ impl SelfDescribing for Click {
     const SCHEMA: &'static str = "iglu:com.example/click/jsonschema/1-0-0";
 }
 
-/// What the server does with one request.
-enum Step {
-    /// Answer with this status, headers and body.
-    Answer(u16, Vec<(&'static str, String)>, Option<BatchResponse>),
-    /// Wait this long, then answer 200 (the client should have timed out).
-    Hang(Duration),
-    /// Answer with this status, headers and raw body (not a batch answer).
-    Raw(u16, Vec<(&'static str, String)>, &'static str),
-}
-
-/// A request as the server saw it.
-#[derive(Debug, Clone)]
-struct Seen {
-    batch: Batch,
-    status: u16,
-    gzip: bool,
-    authorization: Option<String>,
-    at: Instant,
-}
-
 type Failures = Arc<Mutex<Vec<(FailureReason, Vec<Uuid>)>>>;
-
-/// Requests that reached another path than `/v1/batch` (method, path, body bytes): only a
-/// redirect followed by the client gets there.
-static STRAYS: Mutex<Vec<(String, String, usize)>> = Mutex::new(Vec::new());
-
-type Script = dyn Fn(usize, &Batch) -> Step + Send + Sync;
-
-struct Server {
-    addr: SocketAddr,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(script: impl Fn(usize, &Batch) -> Step + Send + Sync + 'static) -> Server {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        Self::start_on(listener, script)
-    }
-
-    fn start_on(
-        listener: std::net::TcpListener,
-        script: impl Fn(usize, &Batch) -> Step + Send + Sync + 'static,
-    ) -> Server {
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
-        let script: Arc<Script> = Arc::new(script);
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        let log = seen.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    tokio::select! {
-                        _ = &mut stopped => break,
-                        accepted = listener.accept() => {
-                            let Ok((stream, _)) = accepted else { continue };
-                            let script = script.clone();
-                            let log = log.clone();
-                            let arrived = arrived.clone();
-                            tokio::spawn(async move {
-                                let service = hyper::service::service_fn(move |req| {
-                                    handle(req, script.clone(), log.clone(), arrived.clone())
-                                });
-                                let _ = hyper::server::conn::http1::Builder::new()
-                                    .serve_connection(TokioIo::new(stream), service)
-                                    .await;
-                            });
-                        }
-                    }
-                }
-            });
-        });
-        Server {
-            addr,
-            seen,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-
-    fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
-    }
-
-    /// How often each event id arrived in any request.
-    fn arrivals(&self) -> HashMap<Uuid, usize> {
-        let mut map = HashMap::new();
-        for s in self.seen() {
-            for e in s.batch.events {
-                *map.entry(e.event_id).or_insert(0) += 1;
-            }
-        }
-        map
-    }
-
-    /// How often each event id arrived in a request answered 200.
-    fn accepted(&self) -> HashMap<Uuid, usize> {
-        let mut map = HashMap::new();
-        for s in self.seen().into_iter().filter(|s| s.status == 200) {
-            for e in s.batch.events {
-                *map.entry(e.event_id).or_insert(0) += 1;
-            }
-        }
-        map
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-async fn handle(
-    req: Request<Incoming>,
-    script: Arc<Script>,
-    log: Arc<Mutex<Vec<Seen>>>,
-    arrived: Arc<std::sync::atomic::AtomicUsize>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let gzip = req
-        .headers()
-        .get("content-encoding")
-        .is_some_and(|v| v == "gzip");
-    let authorization = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if req.uri().path() != "/v1/batch" {
-        // Where a redirect leads: a web page that answers anything with 200.
-        let method = req.method().to_string();
-        let path = req.uri().path().to_owned();
-        let body = req.into_body().collect().await.unwrap().to_bytes();
-        STRAYS.lock().unwrap().push((method, path, body.len()));
-        let page = "<!doctype html><title>Welcome</title><p>Our new site";
-        return Ok(Response::builder()
-            .status(200)
-            .header("content-type", "text/html")
-            .body(Full::new(Bytes::from(page)))
-            .unwrap());
-    }
-    let body = req.into_body().collect().await.unwrap().to_bytes();
-    let batch: Batch = eventwire::transport::decode_request(&eventwire::transport::Request {
-        body: body.to_vec(),
-        gzip,
-        write_key: None,
-        events: 0,
-    })
-    .expect("the tracker sends valid batches");
-    // Number requests by arrival: a hung request is logged only when it answers.
-    let n = arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let step = script(n, &batch);
-    // Logged on arrival; a hung request is logged with status 0 (the client never got one).
-    let (status, headers, answer, hang, raw) = match step {
-        Step::Answer(status, headers, answer) => (status, headers, answer, None, None),
-        Step::Hang(d) => (200, vec![], None, Some(d), None),
-        Step::Raw(status, headers, body) => (status, headers, None, None, Some(body)),
-    };
-    log.lock().unwrap().push(Seen {
-        batch: batch.clone(),
-        status: if hang.is_some() { 0 } else { status },
-        gzip,
-        authorization,
-        at: Instant::now(),
-    });
-    if let Some(d) = hang {
-        tokio::time::sleep(d).await;
-    }
-    let answer = answer.unwrap_or(BatchResponse {
-        accepted: batch.events.len() as u64,
-        ..Default::default()
-    });
-    let mut response = Response::builder().status(status);
-    for (k, v) in headers {
-        response = response.header(k, v);
-    }
-    let body = if let Some(raw) = raw {
-        raw.as_bytes().to_vec()
-    } else if status == 200 {
-        serde_json::to_vec(&answer).unwrap()
-    } else {
-        Vec::new()
-    };
-    Ok(response.body(Full::new(Bytes::from(body))).unwrap())
-}
-
-fn ok() -> Step {
-    Step::Answer(200, vec![], None)
-}
-
-fn status(code: u16) -> Step {
-    Step::Answer(code, vec![], None)
-}
 
 fn fast_retries() -> RetryPolicy {
     RetryPolicy {
@@ -281,7 +66,7 @@ fn assert_each_once(map: &HashMap<Uuid, usize>, ids: &[Uuid]) {
 
 #[test]
 fn server_error_then_success() {
-    let server = Server::start(|n, _| if n == 0 { status(500) } else { ok() });
+    let server = Server::scripted(|n, _| if n == 0 { status(500) } else { ok() });
     let tracker = tracker_for(&server.endpoint()).build().unwrap();
     let ids = track_n(&tracker, 20);
     tracker.flush(T).unwrap();
@@ -298,7 +83,7 @@ fn server_error_then_success() {
 
 #[test]
 fn too_many_requests_with_retry_after_seconds_pauses_the_pipeline() {
-    let server = Server::start(|n, _| {
+    let server = Server::scripted(|n, _| {
         if n == 0 {
             Step::Answer(429, vec![("retry-after", "1".into())], None)
         } else {
@@ -320,7 +105,7 @@ fn too_many_requests_with_retry_after_seconds_pauses_the_pipeline() {
 #[test]
 fn unavailable_with_retry_after_http_date() {
     let when = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2));
-    let server = Server::start(move |n, _| {
+    let server = Server::scripted(move |n, _| {
         if n == 0 {
             Step::Answer(503, vec![("retry-after", when.clone())], None)
         } else {
@@ -344,7 +129,7 @@ fn unavailable_with_retry_after_http_date() {
 #[test]
 fn payload_too_large_splits_the_batch() {
     // The server takes at most 4 events per request.
-    let server = Server::start(|_, batch| {
+    let server = Server::scripted(|_, batch| {
         if batch.events.len() > 4 {
             status(413)
         } else {
@@ -372,7 +157,7 @@ fn payload_too_large_splits_the_batch() {
 #[test]
 fn hanging_server_times_out_and_the_retry_succeeds() {
     // The first request hangs past the client's 500 ms timeout; then the server answers.
-    let server = Server::start(|n, _| {
+    let server = Server::scripted(|n, _| {
         if n == 0 {
             Step::Hang(Duration::from_secs(2))
         } else {
@@ -409,7 +194,7 @@ fn connection_refused_then_the_server_appears() {
     );
     assert_eq!(tracker.stats().sent, 0);
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let server = Server::start_on(listener, |_, _| ok());
+    let server = Server::scripted_on(listener, |_, _| ok());
     tracker.flush(T).unwrap();
     assert_each_once(&server.arrivals(), &ids);
     let s = tracker.stats();
@@ -418,7 +203,7 @@ fn connection_refused_then_the_server_appears() {
 
 #[test]
 fn per_event_rejections_in_a_200_are_counted_and_not_resent() {
-    let server = Server::start(|_, batch| {
+    let server = Server::scripted(|_, batch| {
         let rejected = vec![
             Rejection {
                 index: 1,
@@ -476,7 +261,7 @@ fn per_event_rejections_in_a_200_are_counted_and_not_resent() {
 
 #[test]
 fn unauthorized_is_dropped_loudly_not_retried_and_write_key_is_sent() {
-    let server = Server::start(|_, _| status(401));
+    let server = Server::scripted(|_, _| status(401));
     let tracker = tracker_for(&server.endpoint())
         .write_key("wrong-key")
         .build()
@@ -492,7 +277,7 @@ fn unauthorized_is_dropped_loudly_not_retried_and_write_key_is_sent() {
 
 #[test]
 fn malformed_400_counts_as_rejected() {
-    let server = Server::start(|_, _| status(400));
+    let server = Server::scripted(|_, _| status(400));
     let tracker = tracker_for(&server.endpoint()).build().unwrap();
     track_n(&tracker, 2);
     tracker.flush(T).unwrap();
@@ -503,7 +288,7 @@ fn malformed_400_counts_as_rejected() {
 
 #[test]
 fn large_bodies_are_gzipped_small_ones_are_not() {
-    let server = Server::start(|_, _| ok());
+    let server = Server::scripted(|_, _| ok());
     let tracker = tracker_for(&server.endpoint())
         .gzip_min_bytes(Some(4096))
         .max_batch_events(200)
@@ -610,7 +395,7 @@ fn an_answer_that_is_not_a_collectors_is_never_counted_as_sent() {
     ];
     for (name, step) in cases {
         let events = 4;
-        let server = Server::start(move |_, batch| step(batch.events.len()));
+        let server = Server::scripted(move |_, batch| step(batch.events.len()));
         let failures: Failures = Arc::default();
         let sink = failures.clone();
         let tracker = tracker_for(&server.endpoint())
@@ -633,14 +418,14 @@ fn an_answer_that_is_not_a_collectors_is_never_counted_as_sent() {
         );
         assert_eq!((s.pending, s.rejected), (0, 0), "{name}");
         assert_eq!(server.seen().len(), 1, "{name}: not resent");
+        // The redirects were not followed: nothing reached the page or another path.
+        assert_eq!(server.strays(), vec![], "{name}");
         assert_eq!(
             *failures.lock().unwrap(),
             vec![(FailureReason::Dropped(DropReason::NotACollector), ids)],
             "{name}"
         );
     }
-    // The redirects were not followed: nothing reached the page or the other path.
-    assert_eq!(*STRAYS.lock().unwrap(), vec![]);
 }
 
 /// `Retry-After` is honoured on any 5xx that carries it (gateways send it with 500, 502 and
@@ -648,7 +433,7 @@ fn an_answer_that_is_not_a_collectors_is_never_counted_as_sent() {
 #[test]
 fn retry_after_on_any_server_error_pauses_the_pipeline() {
     for code in [500u16, 502, 504, 529] {
-        let server = Server::start(move |n, _| {
+        let server = Server::scripted(move |n, _| {
             if n == 0 {
                 Step::Answer(code, vec![("retry-after", "1".into())], None)
             } else {
@@ -672,7 +457,7 @@ fn retry_after_on_any_server_error_pauses_the_pipeline() {
 /// send them, so the answer's URL lacks them, and it is still the collector's answer.
 #[test]
 fn credentials_in_the_endpoint_are_not_taken_for_a_redirect() {
-    let server = Server::start(|_, _| ok());
+    let server = Server::scripted(|_, _| ok());
     let endpoint = server.endpoint().replace("http://", "http://user:secret@");
     let tracker = tracker_for(&endpoint).build().unwrap();
     let ids = track_n(&tracker, 3);
@@ -689,7 +474,7 @@ fn a_body_cut_at_the_read_limit_is_not_a_batch_answer() {
     let body: &'static str = Box::leak(
         format!("{{\"accepted\":2}}{}garbage", " ".repeat(2 * 1024 * 1024)).into_boxed_str(),
     );
-    let server = Server::start(move |_, _| Step::Raw(200, vec![], body));
+    let server = Server::scripted(move |_, _| Step::Raw(200, vec![], body));
     let tracker = tracker_for(&server.endpoint()).build().unwrap();
     track_n(&tracker, 2);
     tracker.flush(T).unwrap();

@@ -8,11 +8,11 @@
 #![allow(clippy::unwrap_used)] // benchmark harness: fail loudly
 
 use std::hint::black_box;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use eventwire::{NoopTransport, Tracker, WhenFull};
-use eventwire_bench::{player_entity, MediaPlay, Sink};
+use eventwire_bench::{player_entity, MediaPlay};
+use eventwire_testkit::Collector;
 
 const CALLS: u64 = 100_000;
 const ROUND: u64 = 1_000;
@@ -265,7 +265,7 @@ fn main() {
 /// Tracks `E2E_EVENTS` into a fresh loopback sink; returns the time to deliver them all, what
 /// the sink counted and the tracker's stats.
 fn end_to_end(spool: Option<&std::path::Path>) -> (Duration, u64, eventwire::Stats) {
-    let sink = Sink::start();
+    let sink = Collector::accept_all();
     let mut builder = Tracker::builder()
         .endpoint(sink.endpoint())
         .environment("bench")
@@ -282,7 +282,7 @@ fn end_to_end(spool: Option<&std::path::Path>) -> (Duration, u64, eventwire::Sta
     }
     tracker.flush(Duration::from_secs(120)).unwrap();
     let elapsed = start.elapsed();
-    let counted = sink.events.load(Ordering::Relaxed);
+    let counted = sink.events();
     let stats = tracker.stats();
     tracker.shutdown(Duration::from_secs(10)).unwrap();
     (elapsed, counted, stats)
@@ -292,8 +292,8 @@ fn end_to_end(spool: Option<&std::path::Path>) -> (Duration, u64, eventwire::Sta
 /// holds each request `rtt`, with `window` requests in flight at most. Every event must
 /// reach the sink.
 fn through_delay_line(rtt: Duration, window: usize) -> f64 {
-    use eventwire_game_days::proxy::{Fault, Proxy};
-    let sink = Sink::start();
+    use eventwire_testkit::proxy::{Fault, Proxy};
+    let sink = Collector::accept_all();
     let proxy = Proxy::start(sink.addr);
     proxy.set(Fault::Delay(rtt));
     let tracker = Tracker::builder()
@@ -313,7 +313,7 @@ fn through_delay_line(rtt: Duration, window: usize) -> f64 {
     let elapsed = start.elapsed();
     tracker.shutdown(Duration::from_secs(10)).unwrap();
     assert_eq!(
-        sink.events.load(Ordering::Relaxed),
+        sink.events(),
         LATENCY_EVENTS,
         "the sink counted every event ({rtt:?}, window {window})"
     );

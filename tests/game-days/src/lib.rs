@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)] // a test harness: fail loudly
 
-pub mod proxy;
+pub use eventwire_testkit::proxy;
 
 use std::collections::HashMap;
 use std::io::BufRead;
