@@ -9,13 +9,13 @@
 //! accepts is valid against its schema.
 //!
 //! Every draft-4 validation keyword is compiled: `type`, `enum`, the numeric, string, array
-//! and object keywords, `format` (the formats of [`eventwire::check::Format`]), `allOf`,
+//! and object keywords, `format` (the formats of [`eventwire_schema::check::Format`]), `allOf`,
 //! `anyOf`, `oneOf`, `not` and `$ref` within the document (recursion included). A `$ref` to
 //! another document cannot be checked here and is recorded as a loosening by `normalize`.
 
 use std::collections::BTreeMap;
 
-use eventwire::check::Format;
+use eventwire_schema::check::Format;
 use proc_macro2::{Ident, TokenStream};
 use quote::{format_ident, quote};
 use serde_json::{Map, Value};

@@ -43,7 +43,8 @@ pub mod names;
 pub mod normalize;
 mod plain;
 mod refs;
-pub mod registry;
+/// Reading a schema registry directory in Iglu layout (from [`eventwire_schema`]).
+pub use eventwire_schema::registry;
 pub mod rust;
 pub mod ts;
 

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use eventwire::iglu::SchemaKey;
+use eventwire_schema::iglu::SchemaKey;
 use serde_json::{Map, Value};
 
 use crate::normalize::json_type;
@@ -86,11 +86,7 @@ pub fn lint_dir(dir: &Path) -> Vec<Issue> {
 }
 
 fn check_draft4(file: &SchemaFile) -> Vec<Issue> {
-    let mut document = file.schema.clone();
-    if let Some(o) = document.as_object_mut() {
-        o.remove("$schema");
-        o.remove("self");
-    }
+    let document = eventwire_schema::draft4::as_draft4(&file.schema);
     let error = |message: String| Issue {
         path: file.path.clone(),
         severity: Severity::Error,
@@ -113,7 +109,7 @@ fn check_draft4(file: &SchemaFile) -> Vec<Issue> {
         )));
     }
     if issues.is_empty() {
-        if let Err(e) = jsonschema::draft4::new(&document) {
+        if let Err(e) = eventwire_schema::draft4::compile(&document) {
             if matches!(
                 e.kind(),
                 jsonschema::error::ValidationErrorKind::Referencing(_)
@@ -207,8 +203,9 @@ fn typos_in(schema: &Value, path: &str, out: &mut Vec<String>) {
     };
     let here = pointer(path);
     if let Some(format) = o.get("format").and_then(Value::as_str) {
-        if eventwire::check::Format::from_name(format).is_none() {
-            let names = eventwire::check::Format::ALL.map(eventwire::check::Format::name);
+        if eventwire_schema::check::Format::from_name(format).is_none() {
+            let names =
+                eventwire_schema::check::Format::ALL.map(eventwire_schema::check::Format::name);
             out.push(format!(
                 "unknown `format: {format}` at {here} checks nothing{}",
                 closest(format, &names)

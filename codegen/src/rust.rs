@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use eventwire::iglu::SchemaKey;
+use eventwire_schema::iglu::SchemaKey;
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 

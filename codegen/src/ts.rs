@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use eventwire::iglu::SchemaKey;
+use eventwire_schema::iglu::SchemaKey;
 use serde_json::{Map, Value};
 
 use crate::names::{distinct, ts_ident, ts_type, with_bases};

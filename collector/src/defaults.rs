@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 /// Largest request body, after decompression (the protocol's 1 MiB).
-pub const DEFAULT_MAX_BODY_BYTES: usize = eventwire::protocol::MAX_BODY_BYTES;
+pub const DEFAULT_MAX_BODY_BYTES: usize = eventwire_schema::protocol::MAX_BODY_BYTES;
 /// Most events in one batch.
 pub const DEFAULT_MAX_EVENTS: usize = 10_000;
 /// Largest event, its JSON (the protocol's 256 KiB).
-pub const DEFAULT_MAX_EVENT_BYTES: usize = eventwire::protocol::MAX_EVENT_BYTES;
+pub const DEFAULT_MAX_EVENT_BYTES: usize = eventwire_schema::protocol::MAX_EVENT_BYTES;
 /// Deepest nesting of arrays and objects inside an event.
 pub const DEFAULT_MAX_DEPTH: usize = 32;
 /// Longest string (or object key) inside an event, in bytes.

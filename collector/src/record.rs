@@ -2,7 +2,7 @@
 //! (DESIGN §4).
 
 use base64::Engine as _;
-use eventwire::protocol::ErrorCode;
+use eventwire_schema::protocol::ErrorCode;
 use serde::Serialize;
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 //! the collector without a restart.
 //!
 //! A schema URI can never make the collector read outside the registry: URIs are parsed with
-//! the strict grammar of [`eventwire::iglu`] (no `/`, `\`, `%`, `..` or empty parts), joined
+//! the strict grammar of [`eventwire_schema::iglu`] (no `/`, `\`, `%`, `..` or empty parts), joined
 //! part by part, and, for a directory, the resolved file must still lie under the root after
 //! symlinks are followed.
 
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use eventwire::iglu::SchemaKey;
+use eventwire_schema::iglu::SchemaKey;
 use serde_json::Value;
 
 pub use crate::defaults::{DEFAULT_MAX_CACHED, DEFAULT_NEGATIVE_TTL};
@@ -39,20 +39,11 @@ impl std::fmt::Debug for CompiledSchema {
 
 impl CompiledSchema {
     /// Compiles a self-describing schema document as JSON Schema draft 4 (formats checked).
-    pub fn compile(key: SchemaKey, mut document: Value) -> Result<Self, String> {
-        let Some(object) = document.as_object_mut() else {
+    pub fn compile(key: SchemaKey, document: Value) -> Result<Self, String> {
+        if !document.is_object() {
             return Err("schema is not a JSON object".into());
-        };
-        // `$schema` names Iglu's self-describing meta-schema, not a draft; `self` is metadata.
-        object.remove("$schema");
-        object.remove("self");
-        let validator = jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft4)
-            .should_validate_formats(true)
-            // Draft 4 leaves `uuid` unchecked; every Iglu validator checks it, and so do the
-            // generated types (one definition, shared).
-            .with_format("uuid", |s: &str| eventwire::check::Format::Uuid.accepts(s))
-            .build(&document)
+        }
+        let validator = eventwire_schema::draft4::compile(&document)
             .map_err(|e| format!("schema does not compile: {e}"))?;
         Ok(CompiledSchema { key, validator })
     }

@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use eventwire::protocol::{BatchResponse, ErrorCode, Rejection};
+use eventwire_schema::protocol::{BatchResponse, ErrorCode, Rejection};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::{json, Value};

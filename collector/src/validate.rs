@@ -13,8 +13,8 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use eventwire::iglu::SchemaKey;
-use eventwire::protocol::ErrorCode;
+use eventwire_schema::iglu::SchemaKey;
+use eventwire_schema::protocol::ErrorCode;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -174,7 +174,8 @@ impl Pipeline {
     /// A pipeline with these limits. Fails only if the embedded envelope schema does not
     /// compile (a build defect, caught by the tests).
     pub fn new(limits: Limits) -> Result<Self, String> {
-        let key = SchemaKey::parse(eventwire::protocol::EVENT_SCHEMA).map_err(|e| e.to_string())?;
+        let key = SchemaKey::parse(eventwire_schema::protocol::EVENT_SCHEMA)
+            .map_err(|e| e.to_string())?;
         let document: Value = serde_json::from_str(ENVELOPE_SCHEMA).map_err(|e| e.to_string())?;
         let envelope = crate::registry::CompiledSchema::compile(key, document)?;
         Ok(Pipeline { limits, envelope })

@@ -83,14 +83,11 @@
 //! drive.
 
 pub mod batch;
-pub mod check;
 pub mod defaults;
 pub mod event;
-pub mod iglu;
 mod ledger;
 pub mod outbox;
 pub mod policy;
-pub mod protocol;
 pub mod session;
 pub mod stats;
 pub mod transport;
@@ -103,6 +100,13 @@ mod spooler;
 mod tracker;
 #[cfg(feature = "native")]
 mod worker;
+
+/// The runtime of the checks generated from schemas (from [`eventwire_schema`]).
+pub use eventwire_schema::check;
+/// Iglu schema keys and SchemaVer (from [`eventwire_schema`]).
+pub use eventwire_schema::iglu;
+/// The wire types of `POST /v1/batch` and their limits (from [`eventwire_schema`]).
+pub use eventwire_schema::protocol;
 
 pub use event::{EncodedEvent, SelfDescribing};
 pub use iglu::{IgluUriError, SchemaKey, SchemaVer};

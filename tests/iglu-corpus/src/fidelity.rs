@@ -185,17 +185,8 @@ pub fn measure(dir: &std::path::Path, round_trip: RoundTrip) -> Report {
     };
     for file in &loaded.schemas {
         let uri = file.key.to_string();
-        let mut document = file.schema.clone();
-        if let Some(o) = document.as_object_mut() {
-            o.remove("$schema");
-            o.remove("self");
-        }
-        let Ok(validator) = jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft4)
-            .should_validate_formats(true)
-            .with_format("uuid", |s: &str| eventwire::check::Format::Uuid.accepts(s))
-            .build(&document)
-        else {
+        let document = eventwire_schema::draft4::as_draft4(&file.schema);
+        let Ok(validator) = eventwire_schema::draft4::compile(&document) else {
             r.uncompilable.push(uri);
             continue;
         };

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use eventwire::iglu::{IgluUriError, SchemaKey};
+use crate::iglu::{IgluUriError, SchemaKey};
 use serde_json::Value;
 
 /// One schema file.
