@@ -19,7 +19,9 @@
 //!
 //! Up to `max_in_flight` requests are in flight at once (the window); a retry or a
 //! collector's 429/503 pauses new requests for the whole outbox, and a batch sent again goes
-//! before newer ones. With a window above 1 batches may reach the collector out of order; each
+//! before newer ones. After such a failure the outbox probes: one request at a time until
+//! the collector gives a final answer again, so a collector coming back from an outage or
+//! an overload is not met by the whole window at once. With a window above 1 batches may reach the collector out of order; each
 //! event still keeps its id, and its `created_at` orders it.
 //!
 //! The outbox reads no clock (the driver passes monotonic and wall-clock milliseconds), draws
@@ -164,6 +166,12 @@ pub struct Outbox<E> {
     in_flight: Vec<Batch<E>>,
     /// No new request before this (monotonic ms): a backoff or the collector's `Retry-After`.
     paused_until: u64,
+    /// The part of the pause the collector asked for (429/503 `Retry-After`): a
+    /// [`resume`](Outbox::resume) keeps it.
+    throttled_until: u64,
+    /// A request failed (retry or throttle) and no final answer came since: one request in
+    /// flight at a time.
+    probing: bool,
     next_id: u32,
     next_order: u64,
 }
@@ -189,6 +197,8 @@ impl<E: Envelope> Outbox<E> {
             again: Vec::new(),
             in_flight: Vec::new(),
             paused_until: 0,
+            throttled_until: 0,
+            probing: false,
             next_id: 1,
             next_order: 0,
         }
@@ -217,14 +227,19 @@ impl<E: Envelope> Outbox<E> {
     /// tracker's channel) moves events in only then, so that while the collector is slow or
     /// away its bounds (and a spool's overflow) apply, not the outbox's.
     pub fn wants_events(&self, now_ms: u64) -> bool {
-        !self.batch_full()
-            && self.in_flight.len() < self.max_in_flight
-            && now_ms >= self.paused_until
+        !self.batch_full() && self.window_open() && now_ms >= self.paused_until
     }
 
-    /// Ends a pause now (the network came back: waiting out a backoff would only delay).
+    /// Ends a backoff now (the network came back: waiting it out would only delay). A pause
+    /// the collector asked for (`Retry-After` on a 429/503) still holds.
     pub fn resume(&mut self) {
-        self.paused_until = 0;
+        self.paused_until = self.throttled_until;
+    }
+
+    /// True while the window has room: `max_in_flight` requests, or one while probing.
+    fn window_open(&self) -> bool {
+        let window = if self.probing { 1 } else { self.max_in_flight };
+        self.in_flight.len() < window
     }
 
     /// Requests in flight.
@@ -246,7 +261,7 @@ impl<E: Envelope> Outbox<E> {
     /// when nothing will be due before an event is pushed or an answer settled (nothing
     /// waits, or the window is full).
     pub fn due(&self, now_ms: u64, mode: Take) -> Option<u64> {
-        if self.in_flight.len() >= self.max_in_flight && mode != Take::Now {
+        if !self.window_open() && mode != Take::Now {
             return None;
         }
         let oldest = match (self.again.is_empty(), self.queue.front()) {
@@ -278,11 +293,7 @@ impl<E: Envelope> Outbox<E> {
     ) -> Option<Request> {
         match mode {
             Take::Due if self.due(now_ms, mode) != Some(0) => return None,
-            Take::Flush
-                if self.in_flight.len() >= self.max_in_flight || now_ms < self.paused_until =>
-            {
-                return None
-            }
+            Take::Flush if !self.window_open() || now_ms < self.paused_until => return None,
             _ => {}
         }
         let cap = match max_bytes {
@@ -416,6 +427,11 @@ impl<E: Envelope> Outbox<E> {
             .retry
             .decide(attempt, batch.attempt, elapsed, unix_ms, jitter);
         let dropped = |reason, events| Settled::Dropped { reason, events };
+        // A final answer from the endpoint ends probing; a failure starts it.
+        self.probing = matches!(
+            verdict,
+            Verdict::Retry(_) | Verdict::Throttle(_) | Verdict::GiveUp
+        );
         Some(match verdict {
             Verdict::Delivered => match answer {
                 Some(answer) if answer.accounts_for(batch.events.len()) => Settled::Answered {
@@ -449,7 +465,11 @@ impl<E: Envelope> Outbox<E> {
             }
             Verdict::Retry(wait) | Verdict::Throttle(wait) => {
                 let wait_ms = millis(wait);
-                self.paused_until = self.paused_until.max(now_ms.saturating_add(wait_ms));
+                let until = now_ms.saturating_add(wait_ms);
+                self.paused_until = self.paused_until.max(until);
+                if matches!(verdict, Verdict::Throttle(_)) {
+                    self.throttled_until = self.throttled_until.max(until);
+                }
                 batch.attempt = batch.attempt.saturating_add(1);
                 let at = self.again_position(batch.order);
                 self.again.insert(at, batch);

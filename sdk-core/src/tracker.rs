@@ -886,6 +886,8 @@ impl Tracker {
                 let crossed = queued / inner.wake_bytes != (queued + size) / inner.wake_bytes;
                 if unsent == 1 || unsent.is_multiple_of(inner.wake_events) || crossed {
                     inner.shared.wake.notify_one();
+                    #[cfg(test)]
+                    inner.shared.wakes.fetch_add(1, Ordering::Relaxed);
                 }
                 Ok(id)
             }
@@ -1119,5 +1121,39 @@ impl Drop for ShutdownGuard {
             Ok(()) | Err(ShutdownError::AlreadyShutdown) => {}
             Err(e) => tracing::warn!(error = %e, "eventwire shutdown"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+    use super::*;
+
+    /// `track()` wakes the worker when a batch opens or fills, not per event: events the
+    /// worker has moved into its outbox still count as queued until a batch is cut.
+    #[test]
+    fn track_wakes_the_worker_per_batch_not_per_event() {
+        let tracker = Tracker::builder()
+            .transport(crate::NoopTransport)
+            .max_batch_events(100)
+            .max_batch_delay(Duration::from_millis(20))
+            .queue_capacity(100_000)
+            .build()
+            .unwrap();
+        let n = 20_000;
+        for i in 0..n {
+            tracker
+                .track_json(
+                    "iglu:com.example/e/jsonschema/1-0-0",
+                    &serde_json::json!({ "i": i }),
+                )
+                .unwrap();
+        }
+        tracker.flush(Duration::from_secs(20)).unwrap();
+        let wakes = tracker.inner.shared.wakes.load(Ordering::Relaxed);
+        // A batch opening and a batch filling: about two per 100 events, not one per event.
+        assert!(wakes <= n / 100 * 3, "{wakes} wakes for {n} events");
+        assert_eq!(tracker.stats().sent, n);
     }
 }

@@ -31,8 +31,8 @@ const STRAGGLER_GRACE: Duration = Duration::from_millis(500);
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     pub counters: Counters,
-    /// Bytes of events not yet handed to delivery: in the queue or the open batch (bounded
-    /// by the builder's `max_queue_bytes`).
+    /// Bytes of events not yet in a batch: in the queue or the outbox's queue (the batch
+    /// filling), bounded by the builder's `max_queue_bytes`.
     pub queued_bytes: AtomicUsize,
     /// Events not yet handed to delivery.
     pub unsent: AtomicUsize,
@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     /// Wakes the worker. `track()` uses it only when a batch opens or fills, not per event:
     /// a wake-up is a syscall, and most events need none.
     pub wake: tokio::sync::Notify,
+    /// Wakes sent by `track()` (tests: a wake per batch, not per event).
+    #[cfg(test)]
+    pub wakes: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) enum Control {
@@ -216,7 +219,7 @@ impl Worker {
                 Take::Due
             };
             self.pull(now);
-            while let Some(request) = self.outbox.take(now, unix_ms_now(), mode, 0) {
+            while let Some(request) = self.take(now, mode) {
                 sending.push(self.send(request));
                 self.pull(now);
             }
@@ -262,16 +265,34 @@ impl Worker {
             let Ok(event) = self.data_rx.try_recv() else {
                 return;
             };
-            self.hand_off(std::slice::from_ref(&event));
             self.outbox.push(event, now_ms);
         }
+    }
+
+    /// The outbox's next request, accounting for the events it cut from its queue into a
+    /// new batch as handed off (the outbox's queue counts as the queue, as the open batch
+    /// did: `track()` wakes the worker when a batch opens or fills, not per event).
+    fn take(&mut self, now_ms: u64, mode: Take) -> Option<outbox::Request> {
+        let before = self.outbox.queued();
+        let request = self.outbox.take(now_ms, unix_ms_now(), mode, 0);
+        let after = self.outbox.queued();
+        let events = before.0 - after.0;
+        // The outbox counts each envelope plus one.
+        self.hand_off_counts(events, before.1 - after.1 - events);
+        request
     }
 
     /// Accounts for events leaving the queue's bounds.
     fn hand_off(&self, events: &[EncodedEvent]) {
         let bytes: usize = events.iter().map(EncodedEvent::len).sum();
-        self.shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
-        self.shared.unsent.fetch_sub(events.len(), Ordering::AcqRel);
+        self.hand_off_counts(events.len(), bytes);
+    }
+
+    fn hand_off_counts(&self, events: usize, bytes: usize) {
+        if events > 0 {
+            self.shared.queued_bytes.fetch_sub(bytes, Ordering::Relaxed);
+            self.shared.unsent.fetch_sub(events, Ordering::AcqRel);
+        }
     }
 
     /// Gzips a request when it is large enough, counts it and starts sending it.
@@ -453,6 +474,8 @@ impl Worker {
                 let _ = done.recv_async().await;
             }
         }
+        let (events, bytes) = self.outbox.queued();
+        self.hand_off_counts(events, bytes - events);
         let mut abandoned = self.outbox.drain();
         // Stragglers: events admitted before the tracker closed may still be on their way in.
         let grace_end = Instant::now() + STRAGGLER_GRACE;

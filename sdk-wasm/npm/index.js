@@ -217,7 +217,7 @@ class Tracker {
     if (!this.core) return;
     const due = this.core.due(performance.now(), this.waiters.length ? 1 : 0);
     clearTimeout(this.timer);
-    this.timer = due >= 0 ? setTimeout(() => this.send(), Math.ceil(due)) : 0;
+    this.timer = due >= 0 ? setTimeout(() => this.send(), Math.min(Math.ceil(due), 2147483647)) : 0;
   }
 
   // Sends what is due, up to the core's window of requests in flight (`online`: what is
@@ -258,10 +258,11 @@ class Tracker {
         const at = Date.parse(retryAfter);
         retryAfter = at ? String(Math.max(0, Math.ceil((at - Date.now()) / 1000))) : "";
       }
-      const a = JSON.parse(text);
-      rejected = (a.rejected || []).map((x) => x.index).join(",");
-      duplicates = a.duplicates || 0;
-      accepted = +a.accepted;
+      // Numbers only, as the Rust tracker reads them (anything else: not a batch answer).
+      const a = JSON.parse(text), num = (v) => (typeof v == "number" ? v : -1);
+      rejected = (a.rejected || []).map((x) => num(x.index)).join(",");
+      duplicates = a.duplicates === undefined ? 0 : num(a.duplicates);
+      accepted = num(a.accepted);
     } catch (e) {
       // No answer (offline, refused, aborted; status 0): retried. A body that is not a
       // batch answer leaves `accepted` at -1: not a collector's.

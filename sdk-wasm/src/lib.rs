@@ -308,7 +308,7 @@ impl Core {
         retry_after: &str,
         accepted: f64,
         rejected: &str,
-        duplicates: u32,
+        duplicates: f64,
         now_ms: f64,
         unix_ms: f64,
         jitter: f64,
@@ -447,8 +447,9 @@ fn take_mode(mode: u8) -> Take {
 /// not a whole number, when the body is not an answer), the rejected indices
 /// (comma-separated) and `duplicates`. Whether it accounts for the batch is the outbox's
 /// check.
-fn answer(accepted: f64, rejected: &str, duplicates: u32) -> Option<BatchResponse> {
-    if !(accepted >= 0.0 && accepted.fract() == 0.0) {
+fn answer(accepted: f64, rejected: &str, duplicates: f64) -> Option<BatchResponse> {
+    let whole = |n: f64| n >= 0.0 && n.fract() == 0.0;
+    if !(whole(accepted) && whole(duplicates)) {
         return None;
     }
     let mut list = Vec::new();
@@ -461,7 +462,7 @@ fn answer(accepted: f64, rejected: &str, duplicates: u32) -> Option<BatchRespons
     }
     Some(BatchResponse {
         accepted: accepted as u64,
-        duplicates: u64::from(duplicates),
+        duplicates: duplicates as u64,
         rejected: list,
     })
 }

@@ -118,7 +118,7 @@ fn events_become_envelopes_in_batches_by_count_and_time() {
     );
     assert_eq!(c.due(2_000.0, 0), 0.0);
     let id = c.batch();
-    assert_eq!(c.settle(id, 200, "", 2.0, "", 0, 2_001.0, 0.0, 0.5), -1.0);
+    assert_eq!(c.settle(id, 200, "", 2.0, "", 0.0, 2_001.0, 0.0, 0.5), -1.0);
     assert_eq!(stats(&c, &["tracked", "sent", "pending"]), [5, 2, 3]);
 }
 
@@ -133,7 +133,7 @@ fn failures_retry_with_backoff_and_keep_their_events() {
         .iter()
         .map(|e| e["event_id"].clone())
         .collect();
-    let wait = c.settle(c.batch(), 503, "2", -1.0, "", 0, 10.0, 0.0, 0.5);
+    let wait = c.settle(c.batch(), 503, "2", -1.0, "", 0.0, 10.0, 0.0, 0.5);
     assert_eq!(wait, 2_000.0, "Retry-After is obeyed");
     assert!(c.take(500.0, 0.0, 0, 0).is_empty(), "not before the wait");
     let again = c.take(2_010.0, 99_000.0, 0, 0);
@@ -147,12 +147,12 @@ fn failures_retry_with_backoff_and_keep_their_events() {
     assert_eq!(same, ids);
     assert_eq!(b["sent_at"], "1970-01-01T00:01:39.000Z", "fresh sent_at");
     assert!(
-        c.settle(c.batch(), 0, "", -1.0, "", 0, 2_020.0, 0.0, 0.5) > 0.0,
+        c.settle(c.batch(), 0, "", -1.0, "", 0.0, 2_020.0, 0.0, 0.5) > 0.0,
         "network error: retry"
     );
     let _ = c.take(10_000.0, 0.0, 0, 0);
     assert_eq!(
-        c.settle(c.batch(), 200, "", 2.0, "1", 0, 10_001.0, 0.0, 0.5),
+        c.settle(c.batch(), 200, "", 2.0, "1", 0.0, 10_001.0, 0.0, 0.5),
         -1.0
     );
     assert_eq!(stats(&c, &["sent", "rejected"]), [2, 1]);
@@ -165,18 +165,18 @@ fn a_413_splits_and_a_lone_event_over_the_limit_is_dropped() {
     add_plays(&mut c, 3);
     let _ = c.take(0.0, 0.0, 0, 0);
     assert_eq!(
-        c.settle(c.batch(), 413, "", -1.0, "", 0, 1.0, 0.0, 0.5),
+        c.settle(c.batch(), 413, "", -1.0, "", 0.0, 1.0, 0.0, 0.5),
         0.0
     );
     let one = body(&c.take(1.0, 0.0, 0, 0));
     assert_eq!(one["events"].as_array().unwrap().len(), 1);
     assert_eq!(
-        c.settle(c.batch(), 413, "", -1.0, "", 0, 2.0, 0.0, 0.5),
+        c.settle(c.batch(), 413, "", -1.0, "", 0.0, 2.0, 0.0, 0.5),
         -1.0
     );
     let two = body(&c.take(2.0, 0.0, 0, 0));
     assert_eq!(two["events"].as_array().unwrap().len(), 2);
-    c.settle(c.batch(), 200, "", 2.0, "", 0, 3.0, 0.0, 0.5);
+    c.settle(c.batch(), 200, "", 2.0, "", 0.0, 3.0, 0.0, 0.5);
     assert_eq!(
         stats(&c, &["sent", "dropped_too_large", "pending"]),
         [2, 1, 0]
@@ -270,18 +270,23 @@ fn ids_are_hyphenated_like_uuid_does_it() {
 /// not an answer, or one whose counts do not add up is `not_a_collector`.
 #[test]
 fn only_a_collectors_answer_is_delivery() {
-    let cases: &[(u16, f64, &str, u32, &str)] = &[
-        (200, 3.0, "", 0, "sent"),
-        (200, 1.0, "0", 1, "sent"),
-        (200, -1.0, "", 0, "dropped_not_a_collector"),
-        (200, 2.0, "", 0, "dropped_not_a_collector"),
-        (200, 2.0, "5", 0, "dropped_not_a_collector"),
-        (200, 1.0, "0,0", 0, "dropped_not_a_collector"),
-        (200, 2.5, "", 0, "dropped_not_a_collector"),
-        (204, -1.0, "", 0, "dropped_not_a_collector"),
-        (300, -1.0, "", 0, "dropped_not_a_collector"),
-        (301, -1.0, "", 0, "dropped_not_a_collector"),
-        (308, -1.0, "", 0, "dropped_not_a_collector"),
+    let cases: &[(u16, f64, &str, f64, &str)] = &[
+        (200, 3.0, "", 0.0, "sent"),
+        (200, 1.0, "0", 1.0, "sent"),
+        (200, -1.0, "", 0.0, "dropped_not_a_collector"),
+        (200, 2.0, "", 0.0, "dropped_not_a_collector"),
+        (200, 2.0, "5", 0.0, "dropped_not_a_collector"),
+        (200, 1.0, "0,0", 0.0, "dropped_not_a_collector"),
+        (200, 2.5, "", 0.0, "dropped_not_a_collector"),
+        (204, -1.0, "", 0.0, "dropped_not_a_collector"),
+        (300, -1.0, "", 0.0, "dropped_not_a_collector"),
+        (301, -1.0, "", 0.0, "dropped_not_a_collector"),
+        (308, -1.0, "", 0.0, "dropped_not_a_collector"),
+        // Numbers only, whole and not negative (JavaScript passes -1 for anything else).
+        (200, 3.0, "", -1.0, "dropped_not_a_collector"),
+        (200, 2.0, "", 1.5, "dropped_not_a_collector"),
+        (200, 1.0, "-1", 1.0, "dropped_not_a_collector"),
+        (200, 2.0, "", 4_294_967_297.0, "dropped_not_a_collector"),
     ];
     for &(status, accepted, rejected, duplicates, counter) in cases {
         let mut c = core();
@@ -321,7 +326,7 @@ fn a_batch_sent_again_respects_the_cap() {
     add_plays(&mut c, 3);
     let all = c.take(0.0, 0.0, 2, 0);
     assert_eq!(body(&all)["events"].as_array().unwrap().len(), 3);
-    assert!(c.settle(c.batch(), 0, "", -1.0, "", 0, 1.0, 0.0, 0.5) >= 0.0);
+    assert!(c.settle(c.batch(), 0, "", -1.0, "", 0.0, 1.0, 0.0, 0.5) >= 0.0);
     let cap = (all.len() / 2) as u32;
     let part = c.take(10_000.0, 0.0, 2, cap);
     let n = body(&part)["events"].as_array().unwrap().len();

@@ -302,6 +302,52 @@ fn an_envelope_over_the_batch_limit_goes_alone() {
 }
 
 #[test]
+fn after_a_failure_one_request_probes_until_a_final_answer_reopens_the_window() {
+    let mut o = outbox(1, 3);
+    push(&mut o, 0..6, 0);
+    let r: Vec<Request> = (0..3)
+        .map(|_| o.take(0, 0, Take::Due, 0).unwrap())
+        .collect();
+    for x in &r {
+        o.settle(x.id, status(503), 1, 0, 0.0).unwrap();
+    }
+    // After the pause: one request at a time, not the whole window.
+    let probe = o.take(10_000, 0, Take::Due, 0).unwrap();
+    assert_eq!(numbers(&probe.body), [0]);
+    assert!(o.take(10_000, 0, Take::Due, 0).is_none(), "probing");
+    assert!(o.take(10_000, 0, Take::Flush, 0).is_none(), "probing");
+    assert_eq!(o.due(10_000, Take::Due), None);
+    assert!(!o.wants_events(10_000));
+    o.settle(probe.id, ok(1, 0, &[]), 10_001, 0, 0.0).unwrap();
+    let reopened: Vec<Request> = (0..3)
+        .filter_map(|_| o.take(10_001, 0, Take::Due, 0))
+        .collect();
+    assert_eq!(reopened.len(), 3, "a final answer reopens the window");
+    assert_eq!(numbers(&reopened[0].body), [1], "oldest first");
+}
+
+#[test]
+fn resume_ends_a_backoff_but_not_a_pause_the_collector_asked_for() {
+    let mut o = outbox(10, 1);
+    push(&mut o, 0..1, 0);
+    let r = o.take(0, 0, Take::Flush, 0).unwrap();
+    o.settle(r.id, Outcome::Network, 0, 0, 1.0).unwrap();
+    assert!(o.take(1, 0, Take::Flush, 0).is_none(), "backing off");
+    o.resume();
+    let r = o.take(1, 0, Take::Flush, 0).expect("resumed");
+    let retry_after = Outcome::Answered {
+        status: 429,
+        retry_after: Some("30"),
+        answer: None,
+    };
+    o.settle(r.id, retry_after, 2, 0, 0.5).unwrap();
+    o.resume();
+    assert!(o.take(3, 0, Take::Flush, 0).is_none(), "Retry-After holds");
+    assert_eq!(o.due(3, Take::Flush), Some(29_999));
+    assert!(o.take(30_002, 0, Take::Flush, 0).is_some());
+}
+
+#[test]
 fn a_batch_is_cut_by_bytes_exactly_at_the_limit() {
     let ten =
         |n: u64| format!(r#"{{"n":{n}}}"#) + &" ".repeat(10 - format!(r#"{{"n":{n}}}"#).len());
@@ -334,7 +380,7 @@ fn only_a_request_that_could_leave_pulls_events_in() {
     assert!(!o.wants_events(10), "paused");
     assert!(o.wants_events(1_000_000));
     o.resume();
-    assert!(o.wants_events(10), "resumed");
+    assert!(!o.wants_events(10), "a 503's pause holds after resume");
 }
 
 #[test]
@@ -409,6 +455,8 @@ fn model_every_event_leaves_exactly_once_over_random_sequences() {
         let mut out: BTreeMap<u64, &'static str> = BTreeMap::new();
         let mut flying: Vec<(u32, Vec<u64>)> = Vec::new();
         let mut failed_before: BTreeSet<u64> = BTreeSet::new();
+        // A failure since the last final answer: one request at a time.
+        let mut probing = false;
         let leave = |n: u64, how: &'static str, out: &mut BTreeMap<u64, &'static str>| {
             if let Some(first) = out.insert(n, how) {
                 panic!("seed {seed}: event {n} left twice ({first}, then {how})");
@@ -430,6 +478,7 @@ fn model_every_event_leaves_exactly_once_over_random_sequences() {
                     if let Some(r) = o.take(now, now, mode, cap) {
                         if mode != Take::Now {
                             assert!(before < window, "seed {seed}: window");
+                            assert!(!probing || before == 0, "seed {seed}: probing");
                         }
                         let ns = numbers(&r.body);
                         assert_eq!(ns.len(), r.events);
@@ -460,7 +509,13 @@ fn model_every_event_leaves_exactly_once_over_random_sequences() {
                         6 => Outcome::Network,
                         _ => ok(ns.len() as u64, 0, &[]),
                     };
-                    match o.settle(id, outcome, now, now, 0.5).unwrap() {
+                    let settled = o.settle(id, outcome, now, now, 0.5).unwrap();
+                    probing = match &settled {
+                        Settled::Again { .. } => true,
+                        Settled::Dropped { reason, .. } => *reason == DropReason::RetryExpired,
+                        _ => false,
+                    };
+                    match settled {
                         Settled::Answered { events, answer } => {
                             assert_eq!(events.iter().map(|e| number(e)).collect::<Vec<_>>(), ns);
                             assert!(answer.accounts_for(ns.len()));
