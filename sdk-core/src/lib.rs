@@ -93,6 +93,12 @@ pub mod stats;
 pub mod transport;
 
 #[cfg(feature = "native")]
+mod builder;
+#[cfg(feature = "native")]
+mod errors;
+#[cfg(feature = "native")]
+mod shared;
+#[cfg(feature = "native")]
 pub mod spool;
 #[cfg(feature = "native")]
 mod spooler;

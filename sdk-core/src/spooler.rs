@@ -19,10 +19,9 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::event::EncodedEvent;
+use crate::shared::{notify, FailureCallback, Shared};
 use crate::spool::{Commit, Spool, SpoolError, Synced};
 use crate::stats::{DropReason, FailureReason};
-use crate::worker::Shared;
-use crate::worker::{notify, FailureCallback};
 
 pub use crate::defaults::DEFAULT_SPOOL_COMMIT_INTERVAL;
 /// How often spilled events are offered to the queue while they wait for room.

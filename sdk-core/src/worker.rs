@@ -3,62 +3,25 @@
 //! from `fn main`, a multi-thread runtime or a current-thread runtime.
 
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::time::Instant as TokioInstant;
 
+use crate::errors::{FlushError, ShutdownError};
 use crate::event::EncodedEvent;
 use crate::outbox::{self, Outbox, Outcome, Settled, Take};
 use crate::protocol::BatchResponse;
+use crate::shared::{notify, unix_ms_now, Control, FailureCallback, Shared};
 use crate::spooler::{SpoolCtl, SpoolLink};
 use crate::stats::{Counters, DropReason, FailureReason};
-use crate::tracker::{FlushError, ShutdownError};
 use crate::transport::{LocalBoxFuture, Request, Response, Transport, TransportError};
-
-/// Called with events that were not delivered, and why. Runs on the tracker's worker; keep it
-/// short. A panic inside it is caught and logged.
-pub type FailureCallback = dyn Fn(&FailureReason, &[EncodedEvent]) + Send + Sync;
 
 /// How long the worker keeps draining stragglers after shutdown (events admitted just before
 /// the tracker closed and still on their way into the queue).
 const STRAGGLER_GRACE: Duration = Duration::from_millis(500);
-
-/// State shared by the tracker handles and the worker.
-#[derive(Debug, Default)]
-pub(crate) struct Shared {
-    pub counters: Counters,
-    /// Bytes of events not yet in a batch: in the queue or the outbox's queue (the batch
-    /// filling), bounded by the builder's `max_queue_bytes`.
-    pub queued_bytes: AtomicUsize,
-    /// Events not yet handed to delivery.
-    pub unsent: AtomicUsize,
-    /// With a spool: bytes of the undelivered events it keeps (its cap is checked by
-    /// `track()`, and acknowledgements give room back).
-    pub spool_live_bytes: std::sync::atomic::AtomicU64,
-    /// Wakes the worker. `track()` uses it only when a batch opens or fills, not per event:
-    /// a wake-up is a syscall, and most events need none.
-    pub wake: tokio::sync::Notify,
-    /// Wakes sent by `track()` (tests: a wake per batch, not per event).
-    #[cfg(test)]
-    pub wakes: std::sync::atomic::AtomicU64,
-}
-
-pub(crate) enum Control {
-    Flush {
-        target: u64,
-        deadline: Instant,
-        reply: flume::Sender<Result<(), FlushError>>,
-    },
-    Shutdown {
-        target: u64,
-        deadline: Instant,
-        reply: flume::Sender<Result<(), ShutdownError>>,
-    },
-}
 
 struct FlushWaiter {
     target: u64,
@@ -130,7 +93,7 @@ impl Waiters {
                 let (reply, _) = flume::bounded(1);
                 self.register(Control::Shutdown {
                     target: counters.ledger.admitted(),
-                    deadline: Instant::now() + crate::tracker::DEFAULT_SHUTDOWN_TIMEOUT,
+                    deadline: Instant::now() + crate::defaults::DEFAULT_SHUTDOWN_TIMEOUT,
                     reply,
                 });
             }
@@ -173,13 +136,6 @@ impl Waiters {
             .as_ref()
             .is_some_and(|w| TokioInstant::now() >= w.deadline)
     }
-}
-
-/// The wall clock in Unix milliseconds.
-pub(crate) fn unix_ms_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// A request on its way: the batch's id and how it ended.
@@ -553,19 +509,6 @@ impl Worker {
                     let _ = reply.send(Err(ShutdownError::AlreadyShutdown));
                 }
             }
-        }
-    }
-}
-
-/// Calls the failure callback, containing a panic inside it.
-pub(crate) fn notify(
-    callback: Option<&FailureCallback>,
-    reason: &FailureReason,
-    events: &[EncodedEvent],
-) {
-    if let Some(callback) = callback {
-        if catch_unwind(AssertUnwindSafe(|| callback(reason, events))).is_err() {
-            tracing::error!("the failure callback panicked; continuing");
         }
     }
 }

@@ -1,0 +1,104 @@
+//! Why an operation of the tracker did not succeed: one error enum per operation (`track`,
+//! `flush`, `shutdown`, `build`).
+
+use crate::iglu::IgluUriError;
+use crate::spool::SpoolError;
+#[allow(unused_imports)] // for the docs' links
+use crate::stats::Stats;
+
+/// Why `track` refused an event. Every refusal is also counted in [`Stats`].
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    /// The event's (or an entity's) schema URI is malformed: fix the URI.
+    #[error("invalid schema URI `{uri}`: {source}")]
+    InvalidSchema {
+        /// The URI as given.
+        uri: String,
+        /// What is wrong with it.
+        source: IgluUriError,
+    },
+    /// The event's data could not be serialised to JSON (e.g. a map with non-string keys).
+    #[error("event data is not serialisable to JSON: {0}")]
+    Serialize(#[from] serde_json::Error),
+    /// The serialised envelope is over the per-event limit: send less data per event.
+    #[error("event is {size} bytes, over the {limit}-byte limit")]
+    TooLarge {
+        /// The envelope's size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The queue is full (the collector is slow or unreachable): the event was dropped.
+    #[error("event queue is full: event dropped")]
+    QueueFull,
+    /// The tracker was shut down: create a new one to track more.
+    #[error("tracker is shut down")]
+    ShutDown,
+    /// The `before_send` hook dropped the event (not a failure: your hook chose to).
+    #[error("event dropped by the before_send hook")]
+    Filtered,
+    /// The spool holds its byte cap of undelivered events (the collector has been
+    /// unreachable for long): the event was dropped.
+    #[error("spool is full: event dropped")]
+    SpoolFull,
+}
+
+/// Why `flush` did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlushError {
+    /// Events were still pending when the timeout passed. They stay queued and keep being
+    /// delivered; call `flush` again or `shutdown`.
+    #[error("flush timed out with {pending} events still pending")]
+    Timeout {
+        /// Events not yet answered for.
+        pending: u64,
+    },
+    /// The tracker is shut down; nothing more will be delivered.
+    #[error("tracker is already shut down")]
+    AlreadyShutdown,
+}
+
+/// Why `shutdown` did not complete cleanly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShutdownError {
+    /// The timeout passed first: these events were given up, counted as
+    /// `DropReason::ShutDown` and passed to the failure callback.
+    #[error("shutdown timed out: {dropped} events were not delivered")]
+    Timeout {
+        /// Events given up.
+        dropped: u64,
+    },
+    /// `shutdown` was already called.
+    #[error("tracker is already shut down")]
+    AlreadyShutdown,
+}
+
+/// Why the builder could not make a tracker.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No endpoint and no custom transport: set one.
+    #[error("no endpoint: call `.endpoint(\"http://…\")` or `.transport(…)`")]
+    NoEndpoint,
+    /// The endpoint is not an http(s) URL.
+    #[error("endpoint `{0}` is not an http:// or https:// URL")]
+    InvalidEndpoint(String),
+    /// A setting is out of range; the message says which.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// The HTTP client could not be created.
+    #[error("HTTP client: {0}")]
+    Transport(String),
+    /// The worker thread could not be started.
+    #[error("could not start the worker thread: {0}")]
+    Spawn(#[from] std::io::Error),
+    /// The spool directory could not be opened: in use by another tracker
+    /// ([`SpoolError::Locked`]), or not readable and writable.
+    #[error("spool: {0}")]
+    Spool(#[from] SpoolError),
+}
+
+impl From<serde_json::Error> for BuildError {
+    fn from(e: serde_json::Error) -> Self {
+        BuildError::InvalidConfig(e.to_string())
+    }
+}
