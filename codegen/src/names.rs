@@ -20,6 +20,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use eventwire_schema::iglu::SchemaKey;
 use heck::{ToSnakeCase, ToUpperCamelCase};
 
 /// A name whose identifier is not its base, because its base was taken.
@@ -244,6 +245,13 @@ pub fn with_bases<'a>(
     base: impl Fn(&str) -> String,
 ) -> Vec<(String, String)> {
     names.into_iter().map(|n| (n.to_owned(), base(n))).collect()
+}
+
+pub(crate) fn version_ident(key: &SchemaKey) -> String {
+    format!(
+        "v{}_{}_{}",
+        key.version.model, key.version.revision, key.version.addition
+    )
 }
 
 #[cfg(test)]
