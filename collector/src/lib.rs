@@ -45,3 +45,14 @@ pub mod sink;
 pub mod time;
 pub mod uniques;
 pub mod validate;
+
+// The server's parts, each re-exported from `server` where its items are public:
+// `config` (CollectorConfig, CollectorError, Totals), `ingest` (the write key, the body, its
+// content type and encoding), `refusal` (the refusals of a whole request, one enum),
+// `commit` (`POST /v1/batch`: validation, dedup, the sink writes, dead letters) and `dev`
+// (the dev mode's recent events).
+mod commit;
+mod config;
+mod dev;
+mod ingest;
+mod refusal;

@@ -1,0 +1,412 @@
+//! `POST /v1/batch` from the write key to the answer: the body validated, deduplicated and
+//! committed to the good and the dead-letter sinks, what was written counted, and a request
+//! refused as a whole dead-lettered before it is answered.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use eventwire_schema::protocol::{BatchResponse, Rejection};
+use serde_json::Value;
+
+use crate::dev::push_bounded;
+use crate::ingest::{bearer, check_content_type, decode, BatchQuery};
+use crate::record::{DeadLetter, ErrorDetail, GoodRecord};
+use crate::refusal::{Refusal, Refused};
+use crate::server::Shared;
+use crate::sink::SinkRecord;
+use crate::time::format_timestamp;
+use crate::validate::{BatchError, Checked};
+
+pub(crate) async fn batch(
+    State(shared): State<Arc<Shared>>,
+    query: Result<Query<BatchQuery>, QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    // A query string that does not parse (a repeated `write_key`…) carries no key; the
+    // request is judged on the rest, never refused outside the collector's own answers.
+    let query = query.map_or(BatchQuery { write_key: None }, |Query(q)| q);
+    let started = Instant::now();
+    let received_at = Utc::now();
+    let (response, bytes) = shared
+        .clone()
+        .handle(received_at, query, headers, body)
+        .await;
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    shared.metrics.request(
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+        bytes,
+    );
+    response
+}
+
+impl Shared {
+    async fn handle(
+        self: Arc<Self>,
+        received_at: DateTime<Utc>,
+        query: BatchQuery,
+        headers: HeaderMap,
+        body: Body,
+    ) -> (Response, usize) {
+        let received = format_timestamp(received_at);
+        // With write keys, a stranger is turned away before anything is read, parsed, looked
+        // up or stored: a key in the header or the query now, one in the body right after the
+        // body arrives (a bounded scan, before any parsing).
+        let header_key = bearer(&headers).or(query.write_key);
+        let keys = !self.write_keys.is_empty();
+        if keys
+            && header_key
+                .as_deref()
+                .is_some_and(|k| !self.known_key(k.as_bytes()))
+        {
+            return (Refusal::Unauthorized.into_response(), 0);
+        }
+        // From here on, whatever is started runs to its end even if the client goes away
+        // (hyper drops this future then): a sink write that began is finished and recorded.
+        // Without a key in the header, the body's first 4 KiB must hold one: checked once
+        // they are in (or the body ended or failed sooner), and a stranger's body is not read
+        // further (nor dead-lettered when it fails to arrive).
+        let body_key = keys && header_key.is_none();
+        let raw = match self.read_body(body, body_key.then_some(&headers)).await {
+            Ok(raw) => raw,
+            Err(refused) if refused.refusal == Refusal::Unauthorized => {
+                return (refused.refusal.into_response(), 0)
+            }
+            Err(refused) => return (self.spawn_refusal(received, refused).await, 0),
+        };
+        let len = raw.len();
+        let shared = self.clone();
+        let work = tokio::spawn(async move {
+            match shared.process(received_at, &received, &headers, &raw).await {
+                Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
+                Err(refused) => shared.refuse(&received, refused).await,
+            }
+        });
+        let response = work.await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a batch's processing task failed");
+            Refusal::Unavailable("the request could not be processed".into()).into_response()
+        });
+        (response, len)
+    }
+
+    /// [`Shared::refuse`] in a task of its own, so that a dead letter is written whole even
+    /// if the client goes away meanwhile.
+    async fn spawn_refusal(self: Arc<Self>, received: String, refused: Refused) -> Response {
+        let shared = self.clone();
+        tokio::spawn(async move { shared.refuse(&received, refused).await })
+            .await
+            .unwrap_or_else(|_| {
+                Refusal::Unavailable("the request could not be processed".into()).into_response()
+            })
+    }
+
+    async fn process(
+        &self,
+        received_at: DateTime<Utc>,
+        received: &str,
+        headers: &HeaderMap,
+        raw: &[u8],
+    ) -> Result<BatchResponse, Refused> {
+        check_content_type(headers, raw)?;
+        let plain = decode(headers, raw, self.pipeline.limits().max_body_bytes)?;
+        let checked = match self
+            .pipeline
+            .check_batch(&plain, received_at, &self.registry)
+            .await
+        {
+            Ok(c) => c,
+            Err(BatchError::Malformed(m)) => {
+                return Err(Refused::new(Refusal::Malformed(m), &plain))
+            }
+            Err(e @ BatchError::TooManyEvents { .. }) => {
+                return Err(Refused::new(
+                    Refusal::PayloadTooLarge(e.to_string()),
+                    &plain,
+                ))
+            }
+            Err(e @ BatchError::RegistryUnavailable(_)) => {
+                tracing::warn!(error = %e, "answering 503");
+                return Err(Refusal::Unavailable(e.to_string()).into());
+            }
+        };
+        self.commit(received, checked).await
+    }
+
+    /// Dedups, writes the good sink then the dead-letter sink, and only then remembers the
+    /// ids and answers. A sink failure answers 503 with nothing of the batch kept that the
+    /// resend would write again: what a sink did take is remembered (and counted) first.
+    async fn commit(&self, received: &str, checked: Checked) -> Result<BatchResponse, Refused> {
+        let mut guard = self.commit.lock().await;
+        let (window, dead_window) = &mut *guard;
+        let mut in_batch = HashSet::new();
+        let mut fresh = Vec::with_capacity(checked.good.len());
+        let mut duplicate_events = Vec::new();
+        for good in &checked.good {
+            if window.contains(&good.event_id)
+                || !in_batch.insert(crate::dedup::key(&good.event_id))
+            {
+                duplicate_events.push(good);
+            } else {
+                fresh.push(good);
+            }
+        }
+        let good_records: Vec<SinkRecord> = fresh
+            .iter()
+            .map(|g| SinkRecord {
+                key: Some(crate::dedup::canonical_id(&g.event_id)),
+                line: good_line(g, &checked.sent_at, received),
+            })
+            .collect();
+        // A dead letter already written for this very event (a resend: the same code and the
+        // same bytes) is not written again; the event is still reported rejected, with its
+        // code. Another event under the same id is not the same dead letter.
+        let mut dead_in_batch = HashSet::new();
+        let mut new_dead = Vec::with_capacity(checked.bad.len());
+        let mut repeated_dead = Vec::new();
+        for b in &checked.bad {
+            match dead_letter_key(&b.dead) {
+                Some(k) if dead_window.contains_key(k) || !dead_in_batch.insert(k) => {
+                    repeated_dead.push(b);
+                }
+                k => new_dead.push((k, b)),
+            }
+        }
+        let bad_records: Vec<SinkRecord> = new_dead
+            .iter()
+            .map(|(_, b)| SinkRecord {
+                key: b.dead.event_id().map(crate::dedup::canonical_id),
+                line: serde_json::to_vec(&b.dead).unwrap_or_default(),
+            })
+            .collect();
+        if let Err(e) = self.good.write(&good_records).await {
+            // What the sink did take (Kafka acknowledges record by record) is remembered, so
+            // the sender's resend of this batch does not write it twice.
+            // Each index once, whatever the sink reported.
+            let taken_at: std::collections::BTreeSet<usize> = e.written().iter().copied().collect();
+            let taken: Vec<&crate::validate::GoodEvent> = taken_at
+                .iter()
+                .filter_map(|&i| fresh.get(i).copied())
+                .collect();
+            for g in &taken {
+                window.insert(&g.event_id);
+            }
+            drop(guard);
+            let taken_records: Vec<&SinkRecord> = taken_at
+                .iter()
+                .filter_map(|&i| good_records.get(i))
+                .collect();
+            self.account_good(&taken, &[], taken_records.into_iter());
+            tracing::error!(error = %e, written = e.written().len(), "good sink refused a batch; answering 503");
+            return Err(Refusal::Unavailable(format!("sink unavailable: {e}")).into());
+        }
+        for g in &fresh {
+            window.insert(&g.event_id);
+        }
+        if let Err(e) = self.bad.write(&bad_records).await {
+            // Each index once, whatever the sink reported.
+            let taken: std::collections::BTreeSet<usize> = e.written().iter().copied().collect();
+            for &i in &taken {
+                if let Some((Some(k), _)) = new_dead.get(i) {
+                    dead_window.insert_key(*k);
+                }
+            }
+            drop(guard);
+            // The good events are stored and remembered: counted now, as the resend will
+            // find them duplicates.
+            self.account_good(&fresh, &[], good_records.iter());
+            let taken_dead: Vec<&crate::validate::BadEvent> = taken
+                .iter()
+                .filter_map(|&i| new_dead.get(i).map(|(_, b)| *b))
+                .collect();
+            let taken_records: Vec<&SinkRecord> =
+                taken.iter().filter_map(|&i| bad_records.get(i)).collect();
+            self.account_bad(&taken_dead, &[], taken_records.into_iter());
+            tracing::error!(error = %e, "dead-letter sink refused a batch; answering 503");
+            return Err(Refusal::Unavailable(format!("sink unavailable: {e}")).into());
+        }
+        for (k, _) in &new_dead {
+            if let Some(k) = k {
+                dead_window.insert_key(*k);
+            }
+        }
+        drop(guard);
+
+        self.account_good(&fresh, &duplicate_events, good_records.iter());
+        let written_dead: Vec<&crate::validate::BadEvent> =
+            new_dead.iter().map(|(_, b)| *b).collect();
+        self.account_bad(&written_dead, &repeated_dead, bad_records.iter());
+        Ok(BatchResponse {
+            accepted: fresh.len() as u64,
+            duplicates: duplicate_events.len() as u64,
+            rejected: checked
+                .bad
+                .iter()
+                .map(|b| Rejection {
+                    index: b.index,
+                    event_id: b.dead.event_id().map(str::to_owned),
+                    code: b.dead.code.as_str().to_owned(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Counts good events written (`fresh`, whose `records` went to the good sink) and
+    /// duplicates dropped: metrics, totals, unique users, the dev view.
+    fn account_good<'r>(
+        &self,
+        fresh: &[&crate::validate::GoodEvent],
+        duplicates: &[&crate::validate::GoodEvent],
+        records: impl Iterator<Item = &'r SinkRecord>,
+    ) {
+        for g in fresh {
+            self.metrics
+                .accepted(g.label("service"), g.label("version"));
+        }
+        for d in duplicates {
+            self.metrics
+                .duplicate(d.label("service"), d.label("version"));
+        }
+        self.accepted
+            .fetch_add(fresh.len() as u64, Ordering::Relaxed);
+        self.duplicates
+            .fetch_add(duplicates.len() as u64, Ordering::Relaxed);
+        self.count_uniques(fresh);
+        self.remember_recent(records, |r| &mut r.good);
+    }
+
+    /// Counts dead letters written (`written`, whose `records` went to the dead-letter sink)
+    /// and refused events whose dead letter was already written (`repeated`, counted as
+    /// duplicates: nothing written again).
+    fn account_bad<'r>(
+        &self,
+        written: &[&crate::validate::BadEvent],
+        repeated: &[&crate::validate::BadEvent],
+        records: impl Iterator<Item = &'r SinkRecord>,
+    ) {
+        for b in written {
+            self.metrics.rejected(
+                b.dead.code.as_str(),
+                dead_letter_label(&b.dead, "service"),
+                dead_letter_label(&b.dead, "version"),
+            );
+        }
+        for b in repeated {
+            self.metrics.duplicate(
+                dead_letter_label(&b.dead, "service"),
+                dead_letter_label(&b.dead, "version"),
+            );
+        }
+        self.rejected
+            .fetch_add(written.len() as u64, Ordering::Relaxed);
+        self.duplicates
+            .fetch_add(repeated.len() as u64, Ordering::Relaxed);
+        self.remember_recent(records, |r| &mut r.bad);
+    }
+
+    fn count_uniques(&self, events: &[&crate::validate::GoodEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let now = Utc::now().timestamp();
+        let mut uniques = self
+            .uniques
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for g in events {
+            if let Some(user) = g
+                .context_str("user_id")
+                .or_else(|| g.context_str("anonymous_id"))
+            {
+                uniques.record(g.schema(), user, now);
+            }
+        }
+    }
+
+    /// Answers a refused request, dead-lettering it first when it should be kept. A dead
+    /// letter that cannot be written turns the refusal into a 503 the sender retries:
+    /// nothing it sent may vanish.
+    async fn refuse(&self, received: &str, refused: Refused) -> Response {
+        let Refused { refusal, raw } = refused;
+        if refusal.dead_letter() {
+            let message = refusal.message();
+            let dead = DeadLetter::for_raw(
+                received,
+                refusal.code(),
+                vec![ErrorDetail::new("", "request", message.clone())],
+                &raw,
+            );
+            let record = SinkRecord {
+                key: None,
+                line: serde_json::to_vec(&dead).unwrap_or_default(),
+            };
+            if let Err(e) = self.bad.write(std::slice::from_ref(&record)).await {
+                tracing::error!(error = %e, "dead-letter sink refused a record; answering 503");
+                return Refusal::Unavailable(format!(
+                    "{message} (and the dead-letter sink is unavailable: {e})"
+                ))
+                .into_response();
+            }
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            self.metrics.rejected(refusal.code().as_str(), None, None);
+            if let Some(recent) = &self.recent {
+                let mut recent = recent
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                push_bounded(&mut recent.bad, &record.line, self.dev_capacity);
+            }
+        }
+        refusal.into_response()
+    }
+}
+
+fn good_line(g: &crate::validate::GoodEvent, sent_at: &str, received: &str) -> Vec<u8> {
+    let e = &g.event;
+    let record = GoodRecord {
+        event_id: &g.event_id,
+        schema: g.schema(),
+        data: e.get("data").unwrap_or(&Value::Null),
+        entities: e.get("entities"),
+        context: e.get("context").unwrap_or(&Value::Null),
+        created_at: e
+            .get("created_at")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        sent_at,
+        received_at: received,
+        event_time: g.event_time.clone(),
+        event_time_clamped: g.clamped.map(crate::time::Clamped::as_str),
+    };
+    serde_json::to_vec(&record).unwrap_or_default()
+}
+
+/// What a dead letter is remembered by across resends: its code and the event as received,
+/// so only the same refusal of the same event is not written twice. A dead letter without
+/// a parsed event (its raw bytes, perhaps cut) has no reliable identity: `None`, always
+/// written.
+fn dead_letter_key(dead: &DeadLetter) -> Option<u128> {
+    let event = serde_json::to_vec(dead.event.as_ref()?).ok()?;
+    Some(crate::dedup::fingerprint(&[
+        dead.code.as_str().as_bytes(),
+        &event,
+    ]))
+}
+
+/// A `context.labels` value of a dead letter's event.
+fn dead_letter_label<'a>(dead: &'a DeadLetter, label: &str) -> Option<&'a str> {
+    dead.event
+        .as_ref()?
+        .get("context")?
+        .get("labels")?
+        .get(label)?
+        .as_str()
+}
