@@ -49,8 +49,18 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod commit;
 mod fs;
+mod record;
+mod recover;
+pub use commit::{Commit, Synced};
 pub use fs::{OsFs, SegmentFile, SpoolFs};
+#[doc(hidden)]
+pub use record::scan_for_fuzzing;
+use record::{
+    put_record, scan, segment_path, verified_envelope, ACKS_PER_RECORD, EVENT_PREFIX, HEADER,
+    KIND_ACK, KIND_EVENT,
+};
 
 /// Largest record accepted (a header claiming more is corruption).
 pub const MAX_RECORD_BYTES: usize = 16 * 1024 * 1024;
@@ -63,15 +73,6 @@ const BUFFER_BYTES: usize = 256 * 1024;
 /// While the disk refuses writes, appends go on into memory up to this much; past it they
 /// are refused (the caller keeps the event in memory only, and counts it).
 const MAX_BUFFER_BYTES: usize = 4 * BUFFER_BYTES;
-
-const HEADER: usize = 8;
-/// Kind byte and event id, before the envelope in an event record's body.
-const EVENT_PREFIX: usize = 17;
-const KIND_EVENT: u8 = 1;
-const KIND_ACK: u8 = 2;
-/// Acknowledgements per ack record: a record (256 KiB) fits the memory buffer's bound even
-/// when the disk refuses writes.
-const ACKS_PER_RECORD: usize = 16_384;
 
 /// What can go wrong with a spool.
 #[derive(Debug, thiserror::Error)]
@@ -200,75 +201,6 @@ pub struct Spool {
     reader: Option<(u64, Box<dyn SegmentFile>)>,
 }
 
-fn segment_path(dir: &Path, n: u64) -> PathBuf {
-    dir.join(format!("{n:020}.log"))
-}
-
-/// One segment's records, read as far as they can be trusted.
-struct Scan {
-    /// Offset and length of each good record's body.
-    records: Vec<(usize, usize)>,
-    good_len: u64,
-    corrupt_records: u64,
-    corrupt_bytes: u64,
-}
-
-/// Reads the records of one segment's bytes: the reader the recovery (and its fuzz target)
-/// relies on. Never panics, whatever the input.
-fn scan(data: &[u8]) -> Scan {
-    let mut s = Scan {
-        records: Vec::new(),
-        good_len: 0,
-        corrupt_records: 0,
-        corrupt_bytes: 0,
-    };
-    let mut at = 0usize;
-    while at < data.len() {
-        let Some(header) = data.get(at..at + HEADER) else {
-            break;
-        };
-        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-        let body_at = at + HEADER;
-        let Some(body) = (len <= MAX_RECORD_BYTES && len > 0)
-            .then(|| data.get(body_at..body_at + len))
-            .flatten()
-        else {
-            break;
-        };
-        if crc32fast::hash(body) == crc {
-            s.records.push((body_at, len));
-        } else {
-            s.corrupt_records += 1;
-        }
-        at = body_at + len;
-        s.good_len = at as u64;
-    }
-    s.corrupt_bytes = (data.len() as u64).saturating_sub(s.good_len);
-    s
-}
-
-/// Reads a whole segment and applies `scan`; fuzzing entry point.
-#[doc(hidden)]
-#[must_use]
-pub fn scan_for_fuzzing(data: &[u8]) -> (usize, u64, u64) {
-    let s = scan(data);
-    (s.records.len(), s.corrupt_records, s.corrupt_bytes)
-}
-
-/// The envelope of event `id` if `record` is exactly its intact record.
-fn verified_envelope(record: &[u8], id: u128) -> Option<&[u8]> {
-    let header = record.get(..HEADER)?;
-    let body = record.get(HEADER..)?;
-    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-    let crc = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    let intact = len == body.len()
-        && crc32fast::hash(body) == crc
-        && body.first() == Some(&KIND_EVENT)
-        && body.get(1..EVENT_PREFIX)? == id.to_le_bytes();
-    intact.then(|| &body[EVENT_PREFIX..])
-}
-
 /// Event ids are UUIDs (v7: 74 random bits) chosen by this process: hashed by folding, not
 /// SipHash — the index is on the spool thread's per-event path.
 #[derive(Default, Clone, Copy)]
@@ -305,181 +237,7 @@ impl std::fmt::Debug for BuildIdHasher {
     }
 }
 
-/// Files to fsync to make what was appended durable; see [`Spool::prepare_commit`].
-#[derive(Debug)]
-pub struct Commit {
-    files: Vec<Box<dyn SegmentFile>>,
-    dir: Option<(Arc<dyn SpoolFs>, PathBuf)>,
-    synced: Synced,
-}
-
-/// What a commit that succeeded made durable: give it back to [`Spool::mark_synced`].
-#[derive(Debug, Default, Clone)]
-#[must_use]
-pub struct Synced(Vec<(u64, u64)>);
-
-impl Commit {
-    /// Syncs the files (and the directory, when segments were created): the durability
-    /// point. Can run on another thread than the spool's.
-    ///
-    /// # Errors
-    ///
-    /// When the file system refuses: what this commit covers may not be durable (the
-    /// events are still pending in the spool, and delivered from memory; the next commit
-    /// syncs them again).
-    pub fn sync(self) -> std::io::Result<Synced> {
-        for f in &self.files {
-            f.sync_data()?;
-        }
-        if let Some((fs, dir)) = &self.dir {
-            fs.sync_dir(dir)?;
-        }
-        Ok(self.synced)
-    }
-}
-
-fn put_record(buffer: &mut Vec<u8>, parts: &[&[u8]]) {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let mut crc = crc32fast::Hasher::new();
-    for p in parts {
-        crc.update(p);
-    }
-    buffer.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
-    buffer.extend_from_slice(&crc.finalize().to_le_bytes());
-    for p in parts {
-        buffer.extend_from_slice(p);
-    }
-}
-
 impl Spool {
-    /// Opens (creating if needed) the spool in `dir`, takes its lock and recovers what it
-    /// holds.
-    ///
-    /// # Errors
-    ///
-    /// [`SpoolError::Locked`] when another tracker has it open; [`SpoolError::Io`] when the
-    /// directory cannot be read or written.
-    pub fn open(
-        dir: impl AsRef<Path>,
-        config: SpoolConfig,
-    ) -> Result<(Spool, Recovery), SpoolError> {
-        Self::open_on(Arc::new(OsFs), dir, config)
-    }
-
-    /// [`Spool::open`] on other file operations than the OS's (tests inject faults here).
-    ///
-    /// # Errors
-    ///
-    /// As [`Spool::open`].
-    pub fn open_on(
-        fs: Arc<dyn SpoolFs>,
-        dir: impl AsRef<Path>,
-        config: SpoolConfig,
-    ) -> Result<(Spool, Recovery), SpoolError> {
-        let dir = dir.as_ref().to_path_buf();
-        fs.create_dir_all(&dir)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(SpoolError::Locked(dir)),
-            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
-        }
-        let mut numbers = fs.segments(&dir)?;
-        numbers.sort_unstable();
-
-        let mut recovery = Recovery::default();
-        let mut events: BTreeMap<u64, Vec<(u128, Loc)>> = BTreeMap::new();
-        let mut acked: std::collections::HashSet<u128> = std::collections::HashSet::new();
-        let mut segments = BTreeMap::new();
-        let mut last_good = 0;
-        for &n in &numbers {
-            let data = fs.read(&segment_path(&dir, n))?;
-            let s = scan(&data);
-            recovery.corrupt_records += s.corrupt_records;
-            recovery.corrupt_bytes += s.corrupt_bytes;
-            last_good = s.good_len;
-            let list = events.entry(n).or_default();
-            for (at, len) in s.records {
-                let body = &data[at..at + len];
-                match body.first() {
-                    Some(&KIND_EVENT) if body.len() >= EVENT_PREFIX => {
-                        let id = u128::from_le_bytes(
-                            body[1..EVENT_PREFIX].try_into().unwrap_or([0; 16]),
-                        );
-                        let loc = Loc {
-                            segment: n,
-                            at: (at - HEADER) as u64,
-                            len: (len - EVENT_PREFIX) as u32,
-                        };
-                        list.push((id, loc));
-                    }
-                    Some(&KIND_ACK) => {
-                        for chunk in body[1..].chunks_exact(16) {
-                            acked.insert(u128::from_le_bytes(chunk.try_into().unwrap_or([0; 16])));
-                        }
-                    }
-                    // A checksummed record of a kind we do not know: a newer format.
-                    _ => recovery.corrupt_records += 1,
-                }
-            }
-            segments.insert(
-                n,
-                Segment {
-                    bytes: s.good_len,
-                    live: 0,
-                    synced: s.good_len,
-                },
-            );
-        }
-        let mut live = HashMap::with_hasher(BuildIdHasher);
-        for (n, list) in events {
-            for (id, loc) in list {
-                if acked.contains(&id) || live.contains_key(&id) {
-                    continue;
-                }
-                live.insert(id, loc);
-                if let Some(seg) = segments.get_mut(&n) {
-                    seg.live += 1;
-                }
-                recovery.pending.push(id);
-                recovery.pending_bytes += u64::from(loc.len);
-            }
-        }
-        // Continue in the last segment, cut after its last good record.
-        let active = numbers.last().copied().unwrap_or(1);
-        let file = fs.open_segment(&segment_path(&dir, active), numbers.is_empty())?;
-        if !numbers.is_empty() {
-            file.set_len(last_good)?;
-        }
-        segments.entry(active).or_default();
-        let used = segments.values().map(|s| s.bytes).sum();
-        let mut spool = Spool {
-            dir,
-            config,
-            fs,
-            _lock: lock,
-            active,
-            file,
-            flushed: last_good,
-            buffer: Vec::new(),
-            dirty_tail: false,
-            next_rotation: 0,
-            segments,
-            live,
-            used,
-            reader: None,
-            unsynced: Vec::new(),
-            dir_dirty: numbers.is_empty(),
-        };
-        // A finished segment that cannot be deleted now is retried at the next ack.
-        let _ = spool.delete_finished();
-        Ok((spool, recovery))
-    }
-
     /// Bytes on disk (including what is buffered for the next commit).
     #[must_use]
     pub fn used_bytes(&self) -> u64 {
@@ -571,57 +329,6 @@ impl Spool {
         })
     }
 
-    /// Records what a commit made durable, once its [`Commit::sync`] succeeded.
-    pub fn mark_synced(&mut self, synced: &Synced) {
-        for &(n, bytes) in &synced.0 {
-            if let Some(seg) = self.segments.get_mut(&n) {
-                seg.synced = seg.synced.max(bytes.min(seg.bytes));
-            }
-        }
-    }
-
-    /// Writes what is buffered and fsyncs every segment that holds a pending event (and the
-    /// closed ones not yet synced, and the directory), whatever earlier commits did: after
-    /// `Ok`, every event pushed before is durable. For shutdown, where an event left
-    /// in the spool must really be there.
-    ///
-    /// # Errors
-    ///
-    /// When the file system refuses: then nothing can be called durable.
-    pub fn sync_all(&mut self) -> Result<(), SpoolError> {
-        // What is already in the files first: a disk that refuses the buffer's write may
-        // still make those durable.
-        self.sync_written()?;
-        self.write_buffer()?;
-        self.sync_written()
-    }
-
-    /// Fsyncs every file byte written so far (the active segment up to `flushed`, closed
-    /// segments not known durable, the directory) and marks it durable.
-    fn sync_written(&mut self) -> Result<(), SpoolError> {
-        self.file.sync_data()?;
-        for (_, f) in &self.unsynced {
-            f.sync_data()?;
-        }
-        self.unsynced.clear();
-        for (&n, seg) in &self.segments {
-            if n != self.active && seg.live > 0 && seg.synced < seg.bytes {
-                self.fs
-                    .open_segment(&segment_path(&self.dir, n), false)?
-                    .sync_data()?;
-            }
-        }
-        self.fs.sync_dir(&self.dir)?;
-        self.dir_dirty = false;
-        for seg in self.segments.values_mut() {
-            seg.synced = seg.bytes;
-        }
-        if let Some(active) = self.segments.get_mut(&self.active) {
-            active.synced = self.flushed;
-        }
-        Ok(())
-    }
-
     /// The envelope bytes of a pending event, as appended (also before its commit), checked
     /// against the record's length, checksum and id.
     ///
@@ -669,123 +376,6 @@ impl Spool {
         let skip = record.len() - envelope.len();
         record.drain(..skip);
         Ok(record)
-    }
-
-    /// Makes everything appended so far durable (one `fsync`).
-    ///
-    /// # Errors
-    ///
-    /// When the file system refuses.
-    pub fn commit(&mut self) -> Result<(), SpoolError> {
-        let synced = self.prepare_commit()?.sync()?;
-        self.mark_synced(&synced);
-        Ok(())
-    }
-
-    /// Writes what was appended to the active segment and returns the files whose fsync makes
-    /// it durable, so that the fsync can run on another thread while appends go on.
-    /// Everything appended before this call is durable once [`Commit::sync`] returns.
-    ///
-    /// # Errors
-    ///
-    /// When the file system refuses: nothing is lost from the spool (what was not written
-    /// stays buffered for the next commit), but it is not durable yet.
-    pub fn prepare_commit(&mut self) -> Result<Commit, SpoolError> {
-        self.write_buffer()?;
-        let active = self.file.try_clone()?;
-        let mut files = Vec::new();
-        let mut marks = Vec::new();
-        // Closed segments not known durable: just closed, or their last sync failed.
-        let stale: Vec<(u64, u64, bool)> = self
-            .segments
-            .iter()
-            .filter(|(n, s)| **n != self.active && s.synced < s.bytes)
-            .map(|(n, s)| (*n, s.bytes, s.live > 0))
-            .collect();
-        for (n, bytes, live) in stale {
-            let file = match self.unsynced.iter().position(|(u, _)| *u == n) {
-                Some(at) => self.unsynced.swap_remove(at).1,
-                // Nothing pending in it: its acknowledgements only save a resend.
-                None if !live => continue,
-                None => self.fs.open_segment(&segment_path(&self.dir, n), false)?,
-            };
-            files.push(file);
-            marks.push((n, bytes));
-        }
-        files.push(active);
-        marks.push((self.active, self.flushed));
-        let dir = self.dir_dirty.then(|| (self.fs.clone(), self.dir.clone()));
-        self.dir_dirty = false;
-        Ok(Commit {
-            files,
-            dir,
-            synced: Synced(marks),
-        })
-    }
-
-    /// Writes the buffer to the active segment at `flushed`. On failure the buffer is kept
-    /// and the segment's tail marked for cutting; nothing the index points to moves.
-    fn write_buffer(&mut self) -> Result<(), SpoolError> {
-        if self.dirty_tail {
-            self.cut_tail()?;
-        }
-        let mut done = 0;
-        while done < self.buffer.len() {
-            match self
-                .file
-                .write_at(&self.buffer[done..], self.flushed + done as u64)
-            {
-                Ok(0) => {
-                    self.dirty_tail = true;
-                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
-                }
-                Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.dirty_tail = true;
-                    return Err(e.into());
-                }
-            }
-        }
-        self.flushed += self.buffer.len() as u64;
-        self.buffer.clear();
-        Ok(())
-    }
-
-    /// Removes what a failed write may have left past `flushed`: the file is cut back, or,
-    /// if it cannot be, the buffered records move to a fresh segment and the old one keeps
-    /// only what the index knows (recovery skips the rest by checksum).
-    fn cut_tail(&mut self) -> Result<(), SpoolError> {
-        if self.file.set_len(self.flushed).is_ok() {
-            self.dirty_tail = false;
-            return Ok(());
-        }
-        let (old, flushed) = (self.active, self.flushed);
-        self.open_next_segment()?;
-        let next = self.active;
-        let mut moved = 0;
-        for loc in self.live.values_mut() {
-            if loc.segment == old && loc.at >= flushed {
-                loc.segment = next;
-                loc.at -= flushed;
-                moved += 1;
-            }
-        }
-        if let Some(seg) = self.segments.get_mut(&old) {
-            seg.live -= moved;
-            seg.bytes = flushed;
-            seg.synced = seg.synced.min(flushed);
-        }
-        self.segments.insert(
-            next,
-            Segment {
-                bytes: self.buffer.len() as u64,
-                live: moved,
-                synced: 0,
-            },
-        );
-        self.dirty_tail = false;
-        Ok(())
     }
 
     /// Records that the collector answered for these events (they will not come back), and

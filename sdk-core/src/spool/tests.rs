@@ -1,3 +1,8 @@
+//! The storage engine's tests: every failure path of the disk (refused writes, short
+//! writes, failed fsyncs, damaged and torn records, a full disk, deletions refused) against
+//! one fault-injecting file system. Over 600 lines on purpose: the cases share their fixture
+//! and read best side by side.
+
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
 use super::*;
