@@ -477,4 +477,105 @@ mod tests {
         assert!(v("2-0-0") > v("1-99-99"));
         assert!(v("1-1-0") > v("1-0-5"));
     }
+
+    /// One grammar, written three ways in Rust (the parser, the `const fn` that checks typed
+    /// events' URIs at compile time, and `IGLU_URI_PATTERN`, the regex of the envelope schema
+    /// and of the browser package): over random near-URIs, the three agree on every string.
+    #[test]
+    fn the_parser_the_const_check_and_the_pattern_agree() {
+        let pattern = regress::Regex::new(crate::protocol::IGLU_URI_PATTERN).unwrap();
+        const PIECES: &[&str] = &[
+            "iglu:",
+            "com",
+            "example",
+            "media",
+            ".",
+            "/",
+            "-",
+            "_",
+            "0",
+            "1",
+            "9",
+            "01",
+            "10",
+            "123456789",
+            "1234567890",
+            "4294967295",
+            "a",
+            "Z",
+            "jsonschema",
+            "é",
+            " ",
+            "..",
+            "//",
+            ":",
+            "+",
+            "%2F",
+            "\u{0}",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut valid = 0;
+        for round in 0..200_000 {
+            let s = if round % 2 == 0 {
+                // Well-formed shape, pieces mutated now and then.
+                const IDENT: &[&str] = &["com", "example", "a", "Z", "0", "-", "_", "jsonschema"];
+                const VERSION: &[&str] =
+                    &["1", "0", "9", "10", "123456789", "01", "1234567890", ""];
+                let part = |next: &mut dyn FnMut(usize) -> usize, dots: bool| {
+                    let mut p = String::new();
+                    for i in 0..=next(3) {
+                        if dots && i > 0 && next(2) == 0 {
+                            p.push('.');
+                        }
+                        p.push_str(if next(20) == 0 {
+                            PIECES[next(PIECES.len())]
+                        } else {
+                            IDENT[next(IDENT.len())]
+                        });
+                    }
+                    p
+                };
+                let version = |next: &mut dyn FnMut(usize) -> usize| {
+                    VERSION[if next(4) == 0 {
+                        next(VERSION.len())
+                    } else {
+                        next(5)
+                    }]
+                };
+                format!(
+                    "iglu:{}/{}/{}/{}-{}-{}",
+                    part(&mut next, true),
+                    part(&mut next, false),
+                    part(&mut next, false),
+                    version(&mut next),
+                    version(&mut next),
+                    version(&mut next)
+                )
+            } else {
+                let mut s = String::new();
+                if next(5) > 0 {
+                    s.push_str("iglu:");
+                }
+                for _ in 0..=next(12) {
+                    s.push_str(PIECES[next(PIECES.len())]);
+                }
+                s
+            };
+            let parsed = SchemaKey::parse(&s).is_ok();
+            let matched = pattern.find(&s).is_some();
+            assert_eq!(parsed, matched, "parse vs IGLU_URI_PATTERN on {s:?}");
+            assert_eq!(parsed, is_valid_uri(&s), "parse vs is_valid_uri on {s:?}");
+            valid += usize::from(parsed);
+        }
+        assert!(
+            valid > 5_000,
+            "only {valid} valid URIs drawn: the test would not see much"
+        );
+    }
 }

@@ -6,7 +6,7 @@
 //! - [`iglu`]: Iglu schema keys (`iglu:vendor/name/format/M-R-A`) and SchemaVer;
 //! - [`registry`]: reading a schema registry directory in Iglu layout (each file's path and
 //!   `self` block must agree);
-//! - [`draft4`] (feature `draft4`): the one recipe that compiles an Iglu schema as JSON
+//! - `draft4` (feature `draft4`): the one recipe that compiles an Iglu schema as JSON
 //!   Schema draft 4, used by the collector, the linter and the fidelity tests;
 //! - [`protocol`]: the wire types of `POST /v1/batch` and their limits;
 //! - [`check`]: the runtime of the checks generated from schemas (formats, patterns,

@@ -98,6 +98,13 @@ impl Default for TrackerBuilder {
     }
 }
 
+impl Tracker {
+    /// A builder with every setting at its default.
+    pub fn builder() -> TrackerBuilder {
+        TrackerBuilder::default()
+    }
+}
+
 impl TrackerBuilder {
     /// The collector's base URL, e.g. `http://127.0.0.1:8080` (`/v1/batch` is appended).
     pub fn endpoint(mut self, url: impl Into<String>) -> Self {
@@ -268,7 +275,7 @@ impl TrackerBuilder {
     /// An event is durable at the spool's next group commit, which starts at most
     /// [`spool_commit_interval`](Self::spool_commit_interval) after `track()` returned and
     /// ends when its fsync does (on a thread of its own: appends never wait for it). One
-    /// tracker per directory: a second one gets [`SpoolError::Locked`] from `build()`.
+    /// tracker per directory: a second one gets [`SpoolError::Locked`](crate::spool::SpoolError::Locked) from `build()`.
     /// `build()` reads the spool's index (not the events) to find what is undelivered.
     ///
     /// With a spool, transient failures (5xx, timeouts, connection errors) never expire an
@@ -281,7 +288,7 @@ impl TrackerBuilder {
 
     /// Most bytes of undelivered events the spool keeps (default
     /// [`DEFAULT_SPOOL_MAX_BYTES`]); past it `track()` drops with
-    /// [`DropReason::SpoolFull`].
+    /// [`DropReason::SpoolFull`](crate::DropReason::SpoolFull).
     pub fn spool_max_bytes(mut self, n: u64) -> Self {
         self.spool_max_bytes = n;
         self

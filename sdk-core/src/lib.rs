@@ -114,6 +114,8 @@ pub use eventwire_schema::iglu;
 /// The wire types of `POST /v1/batch` and their limits (from [`eventwire_schema`]).
 pub use eventwire_schema::protocol;
 
+#[cfg(feature = "native")]
+pub use builder::TrackerBuilder;
 pub use event::{EncodedEvent, SelfDescribing};
 pub use iglu::{IgluUriError, SchemaKey, SchemaVer};
 pub use policy::RetryPolicy;
@@ -124,8 +126,8 @@ pub use stats::{DropReason, FailureReason, Stats};
 #[cfg(feature = "native")]
 pub use tracker::{
     BeforeSend, BuildError, FlushError, ShutdownError, ShutdownGuard, TrackError, Tracker,
-    TrackerBuilder, WhenFull, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_QUEUE_BYTES,
-    DEFAULT_QUEUE_CAPACITY, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SPOOL_MAX_BYTES, LIBRARY_NAME,
+    WhenFull, DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_QUEUE_CAPACITY,
+    DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SPOOL_MAX_BYTES, LIBRARY_NAME,
 };
 pub use transport::{MemoryTransport, NoopTransport, Transport};
 

@@ -1,7 +1,7 @@
 //! What the tracker handles, the worker and the spool thread share: the counters and queue
 //! gauges, the worker's wake-up, the control messages, and the failure callback. Nothing
-//! here depends on the handle, the builder or the worker, so none of them import each other
-//! in a circle.
+//! here depends on the handle, the builder or the worker; the handle, the worker and the
+//! spool thread import this, not each other (the builder, above them, imports all three).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::AtomicUsize;

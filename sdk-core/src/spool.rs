@@ -1,8 +1,8 @@
 //! The durable spool: an append-only log of events on disk, so that what was tracked
 //! survives a crash or restart until the collector has answered for it.
 //!
-//! This module is the storage engine; the tracker's worker drives it (append on arrival,
-//! [`Spool::commit`] once per group, [`Spool::ack`] when the collector answered).
+//! This module is the storage engine; the tracker's spool thread drives it (append on
+//! arrival, [`Spool::commit`] once per group, [`Spool::ack`] when the collector answered).
 //!
 //! ## Format
 //!

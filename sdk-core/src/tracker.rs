@@ -1,6 +1,6 @@
 //! The tracker handle: `track()` on the caller's thread (envelope, identity, admission to the
-//! queue), `flush`, `shutdown` and `stats`. The builder is in `builder`, the worker in
-//! `worker`; the three share only `shared`.
+//! queue), `flush`, `shutdown` and `stats`. The builder (`builder`) makes it and starts the
+//! worker (`worker`); the handle and the worker share only `shared`.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,7 +13,6 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
 
-pub use crate::builder::TrackerBuilder;
 pub use crate::defaults::{
     DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_QUEUE_BYTES, DEFAULT_QUEUE_CAPACITY,
     DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SPOOL_MAX_BYTES,
@@ -96,11 +95,6 @@ impl std::fmt::Debug for Tracker {
 }
 
 impl Tracker {
-    /// A builder with every setting at its default.
-    pub fn builder() -> TrackerBuilder {
-        TrackerBuilder::default()
-    }
-
     /// Tracks a typed event. Returns its `event_id`.
     pub fn track<E: SelfDescribing>(&self, event: E) -> Result<Uuid, TrackError> {
         self.track_with(event, &[])
