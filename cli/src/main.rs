@@ -2,6 +2,11 @@
 
 use std::process::ExitCode;
 
+// mimalloc rather than the system allocator: the collector allocates per event from several
+// threads, and glibc's malloc was a quarter of its profile (docs/benchmarks.md, issue 17).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// Types generated from `schemas/` by `build.rs`.

@@ -16,6 +16,10 @@ use eventwire_collector::sink::SinkSpec;
 use eventwire_collector::validate::{Limits, Pipeline};
 use serde_json::{json, Value};
 
+// The allocator of the `eventwire` binary (cli/src/main.rs), so the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const BATCH: usize = 500;
 const ROUNDS: usize = 200;
 const E2E_EVENTS: usize = 200_000;
