@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use crate::batch::{encode_body, BatchLimits, TIMESTAMP_LEN};
 use crate::event::UnixMillis;
-use crate::policy::{Attempt, Refusal, RetryPolicy, Verdict};
+use crate::policy::{duration_ms, Attempt, Refusal, RetryPolicy, Verdict};
 use crate::protocol::BatchResponse;
 use crate::stats::DropReason;
 
@@ -266,17 +266,15 @@ impl<E: Envelope> Outbox<E> {
         }
         let oldest = match (self.again.is_empty(), self.queue.front()) {
             (true, None) => return None,
+            _ if mode == Take::Now => return Some(0),
             (_, front) => front.map_or(0, |(_, arrived)| *arrived),
         };
-        let ready = if !self.again.is_empty() || self.batch_full() || mode != Take::Due {
+        let ready = if !self.again.is_empty() || self.batch_full() || mode == Take::Flush {
             0
         } else {
-            let delay = millis(self.limits.max_delay);
+            let delay = duration_ms(self.limits.max_delay);
             oldest.saturating_add(delay).saturating_sub(now_ms)
         };
-        if mode == Take::Now {
-            return Some(0);
-        }
         Some(ready.max(self.paused_until.saturating_sub(now_ms)))
     }
 
@@ -464,7 +462,7 @@ impl<E: Envelope> Outbox<E> {
                 Settled::Split
             }
             Verdict::Retry(wait) | Verdict::Throttle(wait) => {
-                let wait_ms = millis(wait);
+                let wait_ms = duration_ms(wait);
                 let until = now_ms.saturating_add(wait_ms);
                 self.paused_until = self.paused_until.max(until);
                 if matches!(verdict, Verdict::Throttle(_)) {
@@ -523,14 +521,6 @@ impl<E: Envelope> Outbox<E> {
         self.queued_bytes = 0;
         n
     }
-}
-
-/// A duration in whole milliseconds, saturating (no 128-bit arithmetic: the browser build
-/// pays for every routine).
-fn millis(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_mul(1000)
-        .saturating_add(u64::from(d.subsec_millis()))
 }
 
 impl Refusal {

@@ -99,11 +99,7 @@ impl RetryPolicy {
             .saturating_mul(factor)
             .min(self.max_backoff);
         // In whole milliseconds: plenty for a backoff, and the browser build stays small.
-        let ceiling_ms = ceiling
-            .as_secs()
-            .saturating_mul(1000)
-            .saturating_add(u64::from(ceiling.subsec_millis()));
-        Duration::from_millis((ceiling_ms as f64 * jitter.clamp(0.0, 1.0)) as u64)
+        Duration::from_millis((duration_ms(ceiling) as f64 * jitter.clamp(0.0, 1.0)) as u64)
     }
 
     /// Decides what follows an attempt.
@@ -167,6 +163,14 @@ impl RetryPolicy {
             verdict
         }
     }
+}
+
+/// A duration in whole milliseconds, saturating at `u64::MAX` (no 128-bit arithmetic: the
+/// browser build pays for every routine). `const`, for tables of defaults.
+pub const fn duration_ms(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1000)
+        .saturating_add(d.subsec_millis() as u64)
 }
 
 /// Reads a `Retry-After` value: delay-seconds or an HTTP date (relative to `now_unix_ms`).

@@ -37,7 +37,7 @@ impl Identity {
             user_id: None,
             session_id: None,
             last_activity_ms: 0,
-            session_timeout_ms: u64::try_from(session_timeout.as_millis()).unwrap_or(u64::MAX),
+            session_timeout_ms: crate::policy::duration_ms(session_timeout),
         }
     }
 

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use eventwire::defaults as rust;
+use eventwire::policy::duration_ms as ms;
 
 /// Most events waiting in a page's memory.
 pub const DEFAULT_MAX_QUEUE_EVENTS: usize = 100_000;
@@ -30,12 +31,6 @@ pub struct Default {
     pub rust: u64,
     /// Why they differ; `None` when they must not.
     pub differs_because: Option<&'static str>,
-}
-
-const fn ms(d: Duration) -> u64 {
-    d.as_secs()
-        .saturating_mul(1000)
-        .saturating_add(d.subsec_millis() as u64)
 }
 
 /// Every default the two trackers share, with the reason where they differ.

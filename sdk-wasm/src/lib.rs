@@ -95,7 +95,7 @@ impl Core {
         use eventwire::batch::{
             DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_DELAY, DEFAULT_MAX_BATCH_EVENTS,
         };
-        let in_ms = |d: Duration| d.as_millis() as f64;
+        let in_ms = |d: Duration| eventwire::policy::duration_ms(d) as f64;
         let session_timeout_ms = or_default(
             session_timeout_ms,
             in_ms(eventwire::session::DEFAULT_SESSION_TIMEOUT),
