@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use eventwire_collector::registry::Source;
-use eventwire_collector::server::{Collector, CollectorConfig};
+use eventwire_collector::server::{
+    Collector, CollectorConfig, DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_IN_FLIGHT_REQUESTS,
+};
 use eventwire_collector::sink::SinkSpec;
 
 /// Arguments of `eventwire collect`.
@@ -35,6 +37,23 @@ pub struct CollectArgs {
     /// fsync file sinks after every batch.
     #[arg(long)]
     fsync: bool,
+    /// Most batch requests in flight; one more is answered 503 with Retry-After at once,
+    /// before its body is read.
+    #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT_REQUESTS, value_parser = at_least::<1>)]
+    max_in_flight_requests: usize,
+    /// Most request body bytes in flight (as sent plus decompressed); a request that would
+    /// pass it is answered 503 with Retry-After.
+    #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT_BYTES, value_parser = at_least::<1024>)]
+    max_in_flight_bytes: usize,
+}
+
+/// A whole number no smaller than `MIN`.
+fn at_least<const MIN: usize>(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= MIN => Ok(n),
+        Ok(_) => Err(format!("must be at least {MIN}")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Runs the collector until Ctrl-C.
@@ -46,7 +65,8 @@ pub fn run(args: CollectArgs) -> anyhow::Result<ExitCode> {
             .bad(SinkSpec::parse(&args.bad))
             .write_keys(args.write_keys)
             .cors_origins(args.cors_origins)
-            .dev(args.dev);
+            .dev(args.dev)
+            .max_in_flight(args.max_in_flight_requests, args.max_in_flight_bytes);
         config.fsync = args.fsync;
         let collector = Collector::new(config)
             .await

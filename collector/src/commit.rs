@@ -2,7 +2,7 @@
 //! committed to the good and the dead-letter sinks, what was written counted, and a request
 //! refused as a whole dead-lettered before it is answered.
 
-use std::collections::HashSet;
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,13 +10,15 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use eventwire_schema::protocol::{BatchResponse, Rejection};
 use serde_json::Value;
 
+use crate::admission::{expected_bytes, Admitted, Shed};
+use crate::committer::{Dead, Good, Job};
 use crate::dev::push_bounded;
 use crate::ingest::{bearer, check_content_type, decode, BatchQuery};
 use crate::record::{DeadLetter, ErrorDetail, GoodRecord};
@@ -24,7 +26,8 @@ use crate::refusal::{Refusal, Refused};
 use crate::server::Shared;
 use crate::sink::SinkRecord;
 use crate::time::format_timestamp;
-use crate::validate::{BatchError, Checked};
+use crate::validate::{resolve_all, BadEvent, BatchError, Checked, GoodEvent};
+use tokio::sync::oneshot;
 
 pub(crate) async fn batch(
     State(shared): State<Arc<Shared>>,
@@ -71,6 +74,17 @@ impl Shared {
         {
             return (Refusal::Unauthorized.into_response(), 0);
         }
+        // Past the bound of work in flight, shed now: 503 and `Retry-After`, nothing read.
+        let expected = expected_bytes(
+            headers
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()),
+            self.pipeline.limits().max_body_bytes,
+        );
+        let mut admitted = match self.admission.try_admit(expected) {
+            Ok(admitted) => admitted,
+            Err(shed) => return (self.shed(shed), 0),
+        };
         // From here on, whatever is started runs to its end even if the client goes away
         // (hyper drops this future then): a sink write that began is finished and recorded.
         // Without a key in the header, the body's first 4 KiB must hold one: checked once
@@ -87,7 +101,10 @@ impl Shared {
         let len = raw.len();
         let shared = self.clone();
         let work = tokio::spawn(async move {
-            match shared.process(received_at, &received, &headers, &raw).await {
+            let answer = shared
+                .process(received_at, &received, &headers, &raw, &mut admitted)
+                .await;
+            match answer {
                 Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
                 Err(refused) => shared.refuse(&received, refused).await,
             }
@@ -97,6 +114,12 @@ impl Shared {
             Refusal::Unavailable("the request could not be processed".into()).into_response()
         });
         (response, len)
+    }
+
+    /// The answer to a request shed by admission, counted.
+    fn shed(&self, shed: Shed) -> Response {
+        self.metrics.shed(shed.as_str());
+        Refusal::Overloaded(shed).into_response()
     }
 
     /// [`Shared::refuse`] in a task of its own, so that a dead letter is written whole even
@@ -110,144 +133,80 @@ impl Shared {
             })
     }
 
+    /// Decodes and validates the body (each CPU-bound half in its turn at a core, the
+    /// registry lookups between them), then commits it.
     async fn process(
         &self,
         received_at: DateTime<Utc>,
         received: &str,
         headers: &HeaderMap,
         raw: &[u8],
+        admitted: &mut Admitted,
     ) -> Result<BatchResponse, Refused> {
         check_content_type(headers, raw)?;
-        let plain = decode(headers, raw, self.pipeline.limits().max_body_bytes)?;
-        let checked = match self
-            .pipeline
-            .check_batch(&plain, received_at, &self.registry)
-            .await
-        {
-            Ok(c) => c,
-            Err(BatchError::Malformed(m)) => {
-                return Err(Refused::new(Refusal::Malformed(m), &plain))
+        let prepared = {
+            let _turn = self.admission.cpu().await;
+            let plain = decode(headers, raw, self.pipeline.limits().max_body_bytes)?;
+            if let Cow::Owned(plain) = &plain {
+                if let Err(shed) = self.admission.grow(admitted, plain.len()) {
+                    self.metrics.shed(shed.as_str());
+                    return Err(Refusal::Overloaded(shed).into());
+                }
             }
-            Err(e @ BatchError::TooManyEvents { .. }) => {
-                return Err(Refused::new(
-                    Refusal::PayloadTooLarge(e.to_string()),
-                    &plain,
-                ))
-            }
-            Err(e @ BatchError::RegistryUnavailable(_)) => {
-                tracing::warn!(error = %e, "answering 503");
-                return Err(Refusal::Unavailable(e.to_string()).into());
-            }
+            self.pipeline
+                .prepare(&plain, received_at)
+                .map_err(|e| refused(e, &plain))?
         };
-        self.commit(received, checked).await
+        let lookups = resolve_all(&self.registry, prepared.schema_uris())
+            .await
+            .map_err(|e| refused(e, b""))?;
+        let (checked, good, bad) = {
+            let _turn = self.admission.cpu().await;
+            let checked = self.pipeline.finish(prepared, &lookups);
+            let (good, bad) = records(&checked, received);
+            (checked, good, bad)
+        };
+        self.commit(checked, good, bad).await
     }
 
-    /// Dedups, writes the good sink then the dead-letter sink, and only then remembers the
-    /// ids and answers. A sink failure answers 503 with nothing of the batch kept that the
-    /// resend would write again: what a sink did take is remembered (and counted) first.
-    async fn commit(&self, received: &str, checked: Checked) -> Result<BatchResponse, Refused> {
-        let mut guard = self.commit.lock().await;
-        let (window, dead_window) = &mut *guard;
-        let mut in_batch = HashSet::new();
-        let mut fresh = Vec::with_capacity(checked.good.len());
-        let mut duplicate_events = Vec::new();
-        for good in &checked.good {
-            if window.contains(&good.event_id)
-                || !in_batch.insert(crate::dedup::key(&good.event_id))
-            {
-                duplicate_events.push(good);
-            } else {
-                fresh.push(good);
-            }
-        }
-        let good_records: Vec<SinkRecord> = fresh
-            .iter()
-            .map(|g| SinkRecord {
-                key: Some(crate::dedup::canonical_id(&g.event_id)),
-                line: good_line(g, &checked.sent_at, received),
-            })
-            .collect();
-        // A dead letter already written for this very event (a resend: the same code and the
-        // same bytes) is not written again; the event is still reported rejected, with its
-        // code. Another event under the same id is not the same dead letter.
-        let mut dead_in_batch = HashSet::new();
-        let mut new_dead = Vec::with_capacity(checked.bad.len());
-        let mut repeated_dead = Vec::new();
-        for b in &checked.bad {
-            match dead_letter_key(&b.dead) {
-                Some(k) if dead_window.contains_key(k) || !dead_in_batch.insert(k) => {
-                    repeated_dead.push(b);
-                }
-                k => new_dead.push((k, b)),
-            }
-        }
-        let bad_records: Vec<SinkRecord> = new_dead
-            .iter()
-            .map(|(_, b)| SinkRecord {
-                key: b.dead.event_id().map(crate::dedup::canonical_id),
-                line: serde_json::to_vec(&b.dead).unwrap_or_default(),
-            })
-            .collect();
-        if let Err(e) = self.good.write(&good_records).await {
-            // What the sink did take (Kafka acknowledges record by record) is remembered, so
-            // the sender's resend of this batch does not write it twice.
-            // Each index once, whatever the sink reported.
-            let taken_at: std::collections::BTreeSet<usize> = e.written().iter().copied().collect();
-            let taken: Vec<&crate::validate::GoodEvent> = taken_at
+    /// Hands the records to the group commit and waits for its word on them; counts what
+    /// was written, and answers. A sink failure answers 503, with what a sink did take
+    /// remembered (and counted), so the resend does not write it again.
+    async fn commit(
+        &self,
+        checked: Checked,
+        good: Vec<Good>,
+        bad: Vec<Dead>,
+    ) -> Result<BatchResponse, Refused> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || Refused::from(Refusal::Unavailable("the commit task is gone".into()));
+        self.commits()
+            .send(Job { good, bad, reply })
+            .await
+            .map_err(|_| gone())?;
+        let committed = answer.await.map_err(|_| gone())?;
+        let pick = |indices: &[usize]| -> Vec<&GoodEvent> {
+            indices
                 .iter()
-                .filter_map(|&i| fresh.get(i).copied())
-                .collect();
-            for g in &taken {
-                window.insert(&g.event_id);
-            }
-            drop(guard);
-            let taken_records: Vec<&SinkRecord> = taken_at
-                .iter()
-                .filter_map(|&i| good_records.get(i))
-                .collect();
-            self.account_good(&taken, &[], taken_records.into_iter());
-            tracing::error!(error = %e, written = e.written().len(), "good sink refused a batch; answering 503");
-            return Err(Refusal::Unavailable(format!("sink unavailable: {e}")).into());
+                .filter_map(|&i| checked.good.get(i))
+                .collect()
+        };
+        let pick_bad = |indices: &[usize]| -> Vec<&BadEvent> {
+            indices.iter().filter_map(|&i| checked.bad.get(i)).collect()
+        };
+        let (fresh, duplicates) = (pick(&committed.written), pick(&committed.duplicates));
+        self.account_good(&fresh, &duplicates, committed.good_lines.iter());
+        self.account_bad(
+            &pick_bad(&committed.dead_written),
+            &pick_bad(&committed.dead_repeated),
+            committed.bad_lines.iter(),
+        );
+        if let Some(why) = committed.failure {
+            return Err(Refusal::Unavailable(why).into());
         }
-        for g in &fresh {
-            window.insert(&g.event_id);
-        }
-        if let Err(e) = self.bad.write(&bad_records).await {
-            // Each index once, whatever the sink reported.
-            let taken: std::collections::BTreeSet<usize> = e.written().iter().copied().collect();
-            for &i in &taken {
-                if let Some((Some(k), _)) = new_dead.get(i) {
-                    dead_window.insert_key(*k);
-                }
-            }
-            drop(guard);
-            // The good events are stored and remembered: counted now, as the resend will
-            // find them duplicates.
-            self.account_good(&fresh, &[], good_records.iter());
-            let taken_dead: Vec<&crate::validate::BadEvent> = taken
-                .iter()
-                .filter_map(|&i| new_dead.get(i).map(|(_, b)| *b))
-                .collect();
-            let taken_records: Vec<&SinkRecord> =
-                taken.iter().filter_map(|&i| bad_records.get(i)).collect();
-            self.account_bad(&taken_dead, &[], taken_records.into_iter());
-            tracing::error!(error = %e, "dead-letter sink refused a batch; answering 503");
-            return Err(Refusal::Unavailable(format!("sink unavailable: {e}")).into());
-        }
-        for (k, _) in &new_dead {
-            if let Some(k) = k {
-                dead_window.insert_key(*k);
-            }
-        }
-        drop(guard);
-
-        self.account_good(&fresh, &duplicate_events, good_records.iter());
-        let written_dead: Vec<&crate::validate::BadEvent> =
-            new_dead.iter().map(|(_, b)| *b).collect();
-        self.account_bad(&written_dead, &repeated_dead, bad_records.iter());
         Ok(BatchResponse {
             accepted: fresh.len() as u64,
-            duplicates: duplicate_events.len() as u64,
+            duplicates: duplicates.len() as u64,
             rejected: checked
                 .bad
                 .iter()
@@ -264,8 +223,8 @@ impl Shared {
     /// duplicates dropped: metrics, totals, unique users, the dev view.
     fn account_good<'r>(
         &self,
-        fresh: &[&crate::validate::GoodEvent],
-        duplicates: &[&crate::validate::GoodEvent],
+        fresh: &[&GoodEvent],
+        duplicates: &[&GoodEvent],
         records: impl Iterator<Item = &'r SinkRecord>,
     ) {
         for g in fresh {
@@ -289,8 +248,8 @@ impl Shared {
     /// duplicates: nothing written again).
     fn account_bad<'r>(
         &self,
-        written: &[&crate::validate::BadEvent],
-        repeated: &[&crate::validate::BadEvent],
+        written: &[&BadEvent],
+        repeated: &[&BadEvent],
         records: impl Iterator<Item = &'r SinkRecord>,
     ) {
         for b in written {
@@ -313,7 +272,7 @@ impl Shared {
         self.remember_recent(records, |r| &mut r.bad);
     }
 
-    fn count_uniques(&self, events: &[&crate::validate::GoodEvent]) {
+    fn count_uniques(&self, events: &[&GoodEvent]) {
         if events.is_empty() {
             return;
         }
@@ -367,6 +326,48 @@ impl Shared {
         }
         refusal.into_response()
     }
+}
+
+/// The answer to a batch refused as a whole.
+fn refused(e: BatchError, plain: &[u8]) -> Refused {
+    match e {
+        BatchError::Malformed(m) => Refused::new(Refusal::Malformed(m), plain),
+        e @ BatchError::TooManyEvents { .. } => {
+            Refused::new(Refusal::PayloadTooLarge(e.to_string()), plain)
+        }
+        e @ BatchError::RegistryUnavailable(_) => {
+            tracing::warn!(error = %e, "answering 503");
+            Refusal::Unavailable(e.to_string()).into()
+        }
+    }
+}
+
+/// The lines a checked batch writes: each good event's record with the key its id is
+/// remembered by, each dead letter's with the key its refusal is remembered by.
+fn records(checked: &Checked, received: &str) -> (Vec<Good>, Vec<Dead>) {
+    let good = checked
+        .good
+        .iter()
+        .map(|g| Good {
+            key: crate::dedup::key(&g.event_id),
+            record: SinkRecord {
+                key: Some(crate::dedup::canonical_id(&g.event_id)),
+                line: good_line(g, &checked.sent_at, received),
+            },
+        })
+        .collect();
+    let bad = checked
+        .bad
+        .iter()
+        .map(|b| Dead {
+            key: dead_letter_key(&b.dead),
+            record: SinkRecord {
+                key: b.dead.event_id().map(crate::dedup::canonical_id),
+                line: serde_json::to_vec(&b.dead).unwrap_or_default(),
+            },
+        })
+        .collect();
+    (good, bad)
 }
 
 fn good_line(g: &crate::validate::GoodEvent, sent_at: &str, received: &str) -> Vec<u8> {

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use crate::dedup::DEFAULT_DEDUP_GENERATION;
-use crate::defaults::{DEFAULT_BODY_TIMEOUT, DEFAULT_DEV_CAPACITY};
+use crate::defaults::{
+    DEFAULT_BODY_TIMEOUT, DEFAULT_DEV_CAPACITY, DEFAULT_MAX_IN_FLIGHT_BYTES,
+    DEFAULT_MAX_IN_FLIGHT_REQUESTS,
+};
 use crate::registry::{RegistryError, Source, DEFAULT_NEGATIVE_TTL};
 use crate::sink::{SinkError, SinkSpec};
 use crate::validate::Limits;
@@ -36,6 +39,12 @@ pub struct CollectorConfig {
     pub body_timeout: Duration,
     /// `fsync` file sinks after each batch (slower, survives power loss).
     pub fsync: bool,
+    /// Most batch requests in flight; one more is shed (503, `Retry-After`) before its body
+    /// is read.
+    pub max_in_flight_requests: usize,
+    /// Most request body bytes in flight, as sent plus decompressed; a request that would
+    /// pass it is shed (503, `Retry-After`).
+    pub max_in_flight_bytes: usize,
 }
 
 impl CollectorConfig {
@@ -54,6 +63,8 @@ impl CollectorConfig {
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             fsync: false,
+            max_in_flight_requests: DEFAULT_MAX_IN_FLIGHT_REQUESTS,
+            max_in_flight_bytes: DEFAULT_MAX_IN_FLIGHT_BYTES,
         }
     }
 
@@ -96,6 +107,13 @@ impl CollectorConfig {
     /// How long unknown schemas stay unknown.
     pub fn negative_ttl(mut self, ttl: Duration) -> Self {
         self.negative_ttl = ttl;
+        self
+    }
+
+    /// At most `requests` batch requests and `bytes` body bytes in flight; more are shed.
+    pub fn max_in_flight(mut self, requests: usize, bytes: usize) -> Self {
+        self.max_in_flight_requests = requests;
+        self.max_in_flight_bytes = bytes;
         self
     }
 

@@ -28,3 +28,17 @@ pub const DEFAULT_DEDUP_GENERATION: usize = 1_000_000;
 pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(10);
 /// Compiled schemas kept.
 pub const DEFAULT_MAX_CACHED: usize = 10_000;
+
+/// Most batch requests in flight (read, validated or being committed); one more is shed with
+/// 503 and `Retry-After` before its body is read.
+pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 256;
+/// Most request body bytes in flight, as sent plus decompressed (32 MiB). The memory this
+/// work takes is a few times that: the events parsed, the lines written (docs/collector.md).
+pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 32 * 1024 * 1024;
+/// Most requests whose records are written together (one write and one flush per sink).
+pub const DEFAULT_MAX_GROUP_REQUESTS: usize = 64;
+/// `Retry-After` of a request shed because the collector is busy: soon, as the work in
+/// flight ends within milliseconds (a sink or registry outage says [`RETRY_AFTER_SECONDS`]).
+///
+/// [`RETRY_AFTER_SECONDS`]: crate::server::RETRY_AFTER_SECONDS
+pub const SHED_RETRY_AFTER_SECONDS: u64 = 1;

@@ -3,6 +3,7 @@
 //! bounded in size and time, its content type, and its `Content-Encoding` undone within the
 //! body limit.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::sync::Arc;
 
@@ -179,12 +180,17 @@ pub(crate) fn check_content_type(headers: &HeaderMap, raw: &[u8]) -> Result<(), 
 
 /// Undoes `Content-Encoding`, never producing more than `limit` bytes: a gzip bomb costs
 /// `limit` bytes of memory at most.
-pub(crate) fn decode(headers: &HeaderMap, raw: &[u8], limit: usize) -> Result<Vec<u8>, Refused> {
+/// A body without an encoding is borrowed as it is.
+pub(crate) fn decode<'r>(
+    headers: &HeaderMap,
+    raw: &'r [u8],
+    limit: usize,
+) -> Result<Cow<'r, [u8]>, Refused> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("?").trim().to_ascii_lowercase());
     match encoding.as_deref() {
-        None | Some("identity") | Some("") => Ok(raw.to_vec()),
+        None | Some("identity") | Some("") => Ok(Cow::Borrowed(raw)),
         Some("gzip") | Some("x-gzip") => {
             let mut plain = Vec::new();
             // Every member of a multi-member gzip body (concatenated streams are gzip too).
@@ -196,7 +202,7 @@ pub(crate) fn decode(headers: &HeaderMap, raw: &[u8], limit: usize) -> Result<Ve
                     )),
                     raw,
                 )),
-                Ok(_) => Ok(plain),
+                Ok(_) => Ok(Cow::Owned(plain)),
                 Err(e) => Err(Refused::new(
                     Refusal::Malformed(format!("gzip body could not be decoded: {e}")),
                     raw,

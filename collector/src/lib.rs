@@ -49,9 +49,13 @@ pub mod validate;
 // The server's parts, each re-exported from `server` where its items are public:
 // `config` (CollectorConfig, CollectorError, Totals), `ingest` (the write key, the body, its
 // content type and encoding), `refusal` (the refusals of a whole request, one enum),
-// `commit` (`POST /v1/batch`: validation, dedup, the sink writes, dead letters) and `dev`
-// (the dev mode's recent events).
+// `admission` (the bounds of work in flight, shedding), `commit` (`POST /v1/batch`:
+// validation, accounting, the answer), `committer` (the group commit: dedup decisions in
+// arrival order, several requests' lines in one write per sink) and `dev` (the dev mode's
+// recent events).
+mod admission;
 mod commit;
+mod committer;
 mod config;
 mod dev;
 mod ingest;

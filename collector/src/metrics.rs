@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Distinct `(service, version)` pairs kept as label values; later ones count as `other`,
@@ -33,6 +34,9 @@ pub struct Metrics {
     duplicates: IntCounterVec,
     bytes: IntCounter,
     latency: HistogramVec,
+    shed: IntCounterVec,
+    in_flight_requests: IntGauge,
+    in_flight_bytes: IntGauge,
     pairs: Mutex<HashSet<(String, String)>>,
 }
 
@@ -86,6 +90,25 @@ impl Metrics {
             ]),
             &["status"],
         )?;
+        let shed = IntCounterVec::new(
+            Opts::new(
+                "eventwire_requests_shed_total",
+                "Batch requests answered 503 at once because the collector had as much work \
+                 in flight as it takes, by the bound reached (requests, bytes).",
+            ),
+            &["reason"],
+        )?;
+        let in_flight_requests = IntGauge::new(
+            "eventwire_in_flight_requests",
+            "Batch requests being read, validated or committed.",
+        )?;
+        let in_flight_bytes = IntGauge::new(
+            "eventwire_in_flight_bytes",
+            "Request body bytes held by requests in flight (as sent plus decompressed).",
+        )?;
+        registry.register(Box::new(shed.clone()))?;
+        registry.register(Box::new(in_flight_requests.clone()))?;
+        registry.register(Box::new(in_flight_bytes.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(accepted.clone()))?;
         registry.register(Box::new(rejected.clone()))?;
@@ -100,6 +123,9 @@ impl Metrics {
             duplicates,
             bytes,
             latency,
+            shed,
+            in_flight_requests,
+            in_flight_bytes,
             pairs: Mutex::default(),
         })
     }
@@ -132,6 +158,19 @@ impl Metrics {
             .with_label_values(&[status.as_str()])
             .observe(seconds);
         self.bytes.inc_by(bytes as u64);
+    }
+
+    /// A request shed by admission, because of `reason` (`requests` or `bytes`).
+    pub fn shed(&self, reason: &str) {
+        self.shed.with_label_values(&[reason]).inc();
+    }
+
+    /// The work in flight now, for the gauges.
+    pub fn in_flight(&self, requests: usize, bytes: usize) {
+        self.in_flight_requests
+            .set(i64::try_from(requests).unwrap_or(i64::MAX));
+        self.in_flight_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     /// An event accepted.

@@ -34,6 +34,9 @@ pub(crate) enum Refusal {
     /// 503 `unavailable`, with `Retry-After`: a sink or the schema registry cannot take the
     /// request now. Nothing stored, the sender retries.
     Unavailable(String),
+    /// 503 `unavailable`, with a shorter `Retry-After`: the collector has as much work in
+    /// flight as it takes; the body was not read. Nothing stored, the sender retries.
+    Overloaded(crate::admission::Shed),
 }
 
 impl Refusal {
@@ -47,7 +50,7 @@ impl Refusal {
             Refusal::UnsupportedMediaType(_) | Refusal::UnsupportedEncoding(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Refusal::Unavailable(_) | Refusal::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -61,7 +64,7 @@ impl Refusal {
             Refusal::UnsupportedMediaType(_) | Refusal::UnsupportedEncoding(_) => {
                 ErrorCode::UnsupportedEncoding
             }
-            Refusal::Unavailable(_) => ErrorCode::Unavailable,
+            Refusal::Unavailable(_) | Refusal::Overloaded(_) => ErrorCode::Unavailable,
         }
     }
 
@@ -76,6 +79,7 @@ impl Refusal {
             Refusal::UnsupportedEncoding(encoding) => {
                 format!("content encoding {encoding:?} is not supported (use gzip or none)")
             }
+            Refusal::Overloaded(shed) => shed.message(),
             Refusal::Malformed(message)
             | Refusal::PayloadTooLarge(message)
             | Refusal::Unavailable(message) => message.clone(),
@@ -85,7 +89,10 @@ impl Refusal {
     /// Whether the request is stored as a dead letter (not for 401 and 503: nothing was
     /// accepted, nothing is lost).
     pub(crate) fn dead_letter(&self) -> bool {
-        !matches!(self, Refusal::Unauthorized | Refusal::Unavailable(_))
+        !matches!(
+            self,
+            Refusal::Unauthorized | Refusal::Unavailable(_) | Refusal::Overloaded(_)
+        )
     }
 }
 
@@ -97,10 +104,15 @@ impl IntoResponse for Refusal {
             Json(json!({ "error": self.message(), "code": self.code().as_str() })),
         )
             .into_response();
-        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+        let retry_after = match self {
+            Refusal::Overloaded(_) => Some(crate::defaults::SHED_RETRY_AFTER_SECONDS),
+            Refusal::Unavailable(_) => Some(RETRY_AFTER_SECONDS),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

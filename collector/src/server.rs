@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -15,8 +15,11 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 
+use crate::admission::Admission;
 use crate::commit::batch;
+use crate::committer::{Committer, Job};
 use crate::dedup::DedupWindow;
 use crate::dev::{dev_events, dev_reset, Recent};
 use crate::ingest::key_holders_only;
@@ -27,7 +30,10 @@ use crate::uniques::{parse_window, Uniques};
 use crate::validate::Pipeline;
 
 pub use crate::config::{CollectorConfig, CollectorError, Totals};
-pub use crate::defaults::{DEFAULT_BODY_TIMEOUT, DEFAULT_DEV_CAPACITY, DEFAULT_HEADER_TIMEOUT};
+pub use crate::defaults::{
+    DEFAULT_BODY_TIMEOUT, DEFAULT_DEV_CAPACITY, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_GROUP_REQUESTS,
+    DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_IN_FLIGHT_REQUESTS, SHED_RETRY_AFTER_SECONDS,
+};
 pub use crate::refusal::RETRY_AFTER_SECONDS;
 /// Most headers in one request.
 pub const MAX_HEADERS: usize = 64;
@@ -40,11 +46,16 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     pub(crate) good: Arc<dyn Sink>,
     pub(crate) bad: Arc<dyn Sink>,
-    /// Held from the dedup check to the dedup insert, across the sink writes: two requests
-    /// carrying the same event (a retry racing the original) cannot both write it. Good
-    /// events' ids, and dead-lettered events' ids (a resend of a refused event is refused
-    /// again, but not written to the dead-letter sink twice).
-    pub(crate) commit: tokio::sync::Mutex<(DedupWindow, DedupWindow)>,
+    /// Requests' records to the group commit ([`crate::committer`]), which alone holds the
+    /// deduplication windows.
+    pub(crate) commits: mpsc::Sender<Job>,
+    /// The group commit, until its task is started by the first request (in the runtime
+    /// that serves it).
+    committer: Mutex<Option<(Committer, mpsc::Receiver<Job>)>>,
+    committer_started: OnceLock<()>,
+    /// How much work is taken on at once.
+    pub(crate) admission: Admission,
+    pub(crate) max_in_flight_requests: usize,
     pub(crate) metrics: Metrics,
     pub(crate) recent: Option<Mutex<Recent>>,
     pub(crate) dev_capacity: usize,
@@ -55,6 +66,24 @@ pub(crate) struct Shared {
     pub(crate) rejected: AtomicU64,
     pub(crate) duplicates: AtomicU64,
     pub(crate) requests: AtomicU64,
+}
+
+impl Shared {
+    /// Where requests hand their records to the group commit; its task is started on
+    /// first use, in the runtime serving the request.
+    pub(crate) fn commits(&self) -> &mpsc::Sender<Job> {
+        self.committer_started.get_or_init(|| {
+            let pending = self
+                .committer
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some((committer, jobs)) = pending {
+                tokio::spawn(committer.run(jobs));
+            }
+        });
+        &self.commits
+    }
 }
 
 /// A collector: validation, sinks and state, ready to serve.
@@ -111,16 +140,32 @@ impl Collector {
         for id in &seeded {
             dedup.insert(id);
         }
+        let max_in_flight_requests = config.max_in_flight_requests.max(1);
+        let (commits, jobs) = mpsc::channel(max_in_flight_requests);
+        let committer = Committer {
+            good: good.clone(),
+            bad: bad.clone(),
+            window: dedup,
+            dead_window: DedupWindow::new(config.dedup_generation / 10 + 1),
+            keep_lines: config.dev,
+            max_group: DEFAULT_MAX_GROUP_REQUESTS,
+        };
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Ok(Collector {
             shared: Arc::new(Shared {
                 pipeline,
                 registry,
                 good,
                 bad,
-                commit: tokio::sync::Mutex::new((
-                    dedup,
-                    DedupWindow::new(config.dedup_generation / 10 + 1),
-                )),
+                commits,
+                committer: Mutex::new(Some((committer, jobs))),
+                committer_started: OnceLock::new(),
+                admission: Admission::new(
+                    max_in_flight_requests,
+                    config.max_in_flight_bytes,
+                    cores,
+                ),
+                max_in_flight_requests,
                 metrics,
                 recent: config.dev.then(|| Mutex::new(Recent::default())),
                 dev_capacity: config.dev_capacity.max(1),
@@ -289,6 +334,12 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    shared.metrics.in_flight(
+        shared
+            .admission
+            .requests_in_flight(shared.max_in_flight_requests),
+        shared.admission.bytes_in_flight(),
+    );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         shared.metrics.render(),

@@ -163,7 +163,29 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
+/// A batch whose events were parsed and their envelopes checked, waiting for the schemas
+/// they name ([`Pipeline::prepare`]).
+#[derive(Debug)]
+pub struct Prepared {
+    received: String,
+    received_at: DateTime<Utc>,
+    sent_at: DateTime<Utc>,
+    checked: Checked,
+    candidates: Vec<Candidate>,
+}
+
+impl Prepared {
+    /// Every schema URI its events name (their own and their entities'), each once.
+    pub fn schema_uris(&self) -> HashSet<&str> {
+        self.candidates
+            .iter()
+            .flat_map(|c| schema_uris(&c.event))
+            .collect()
+    }
+}
+
 /// A parsed event waiting for its schemas.
+#[derive(Debug)]
 struct Candidate {
     index: usize,
     event: Value,
@@ -187,12 +209,21 @@ impl Pipeline {
     }
 
     /// Checks a decompressed body. `received_at` is the collector's clock at arrival.
+    /// [`Pipeline::prepare`], the registry lookups, then [`Pipeline::finish`].
     pub async fn check_batch(
         &self,
         body: &[u8],
         received_at: DateTime<Utc>,
         registry: &Registry,
     ) -> Result<Checked, BatchError> {
+        let prepared = self.prepare(body, received_at)?;
+        let lookups = resolve_all(registry, prepared.schema_uris()).await?;
+        Ok(self.finish(prepared, &lookups))
+    }
+
+    /// The first half of [`Pipeline::check_batch`], without I/O: the batch parsed, each
+    /// event's limits and envelope checked.
+    pub fn prepare(&self, body: &[u8], received_at: DateTime<Utc>) -> Result<Prepared, BatchError> {
         let received = format_timestamp(received_at);
         let batch: RawBatch<'_> =
             serde_json::from_slice(body).map_err(|e| BatchError::Malformed(e.to_string()))?;
@@ -234,18 +265,29 @@ impl Pipeline {
                 Err(dead) => checked.bad.push(BadEvent { index, dead }),
             }
         }
+        Ok(Prepared {
+            received,
+            received_at,
+            sent_at,
+            checked,
+            candidates,
+        })
+    }
 
-        // Each distinct schema of the batch is looked up once; events then find theirs by URI
-        // without parsing it again.
-        let uris: HashSet<&str> = candidates
-            .iter()
-            .flat_map(|c| schema_uris(&c.event))
-            .collect();
-        let lookups = resolve_all(registry, uris).await?;
-
+    /// The second half of [`Pipeline::check_batch`], without I/O: each event's `data` and
+    /// entities checked against the schemas looked up for `prepared` (by
+    /// [`resolve_all`] of its [`Prepared::schema_uris`]).
+    pub fn finish(&self, prepared: Prepared, lookups: &HashMap<String, Lookup>) -> Checked {
+        let Prepared {
+            received,
+            received_at,
+            sent_at,
+            mut checked,
+            candidates,
+        } = prepared;
         for c in candidates {
             let (schema, data, entities) = parts(&c.event);
-            match self.check_data(schema, data, entities, &lookups) {
+            match self.check_data(schema, data, entities, lookups) {
                 Ok(()) => {
                     let event_id = c.event["event_id"].as_str().unwrap_or_default().to_owned();
                     let (time, clamped) = event_time(received_at, sent_at, c.created_at);
@@ -264,7 +306,7 @@ impl Pipeline {
             }
         }
         checked.bad.sort_by_key(|b| b.index);
-        Ok(checked)
+        checked
     }
 
     /// The size and depth limits, on an event's text before it is parsed (`too_large`):
