@@ -81,7 +81,7 @@ impl Shared {
                 .and_then(|v| v.to_str().ok()),
             self.pipeline.limits().max_body_bytes,
         );
-        let mut admitted = match self.admission.try_admit(expected) {
+        let admitted = match self.admission.try_admit(expected) {
             Ok(admitted) => admitted,
             Err(shed) => return (self.shed(shed), 0),
         };
@@ -102,7 +102,7 @@ impl Shared {
         let shared = self.clone();
         let work = tokio::spawn(async move {
             let answer = shared
-                .process(received_at, &received, &headers, &raw, &mut admitted)
+                .process(received_at, &received, headers, raw, admitted)
                 .await;
             match answer {
                 Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
@@ -133,40 +133,62 @@ impl Shared {
             })
     }
 
-    /// Decodes and validates the body (each CPU-bound half in its turn at a core, the
-    /// registry lookups between them), then commits it.
+    /// Decodes and validates the body (each CPU-bound half on a core of its own, off the
+    /// async threads; the registry lookups between them), then commits it. `admitted` is
+    /// held until the answer.
     async fn process(
-        &self,
+        self: &Arc<Self>,
         received_at: DateTime<Utc>,
         received: &str,
-        headers: &HeaderMap,
-        raw: &[u8],
-        admitted: &mut Admitted,
+        headers: HeaderMap,
+        raw: Vec<u8>,
+        admitted: Admitted,
     ) -> Result<BatchResponse, Refused> {
-        check_content_type(headers, raw)?;
-        let prepared = {
-            let _turn = self.admission.cpu().await;
-            let plain = decode(headers, raw, self.pipeline.limits().max_body_bytes)?;
-            if let Cow::Owned(plain) = &plain {
-                if let Err(shed) = self.admission.grow(admitted, plain.len()) {
-                    self.metrics.shed(shed.as_str());
-                    return Err(Refusal::Overloaded(shed).into());
+        check_content_type(&headers, &raw)?;
+        let shared = self.clone();
+        let (prepared, _admitted) = self
+            .on_a_core(move || {
+                let mut admitted = admitted;
+                let limit = shared.pipeline.limits().max_body_bytes;
+                let plain = decode(&headers, &raw, limit)?;
+                if let Cow::Owned(plain) = &plain {
+                    if let Err(shed) = shared.admission.grow(&mut admitted, plain.len()) {
+                        shared.metrics.shed(shed.as_str());
+                        return Err(Refusal::Overloaded(shed).into());
+                    }
                 }
-            }
-            self.pipeline
-                .prepare(&plain, received_at)
-                .map_err(|e| refused(e, &plain))?
-        };
+                let prepared = shared
+                    .pipeline
+                    .prepare(&plain, received_at)
+                    .map_err(|e| refused(e, &plain))?;
+                Ok((prepared, admitted))
+            })
+            .await?;
         let lookups = resolve_all(&self.registry, prepared.schema_uris())
             .await
             .map_err(|e| refused(e, b""))?;
-        let (checked, good, bad) = {
-            let _turn = self.admission.cpu().await;
-            let checked = self.pipeline.finish(prepared, &lookups);
-            let (good, bad) = records(&checked, received);
-            (checked, good, bad)
-        };
+        let (shared, received) = (self.clone(), received.to_owned());
+        let (checked, good, bad) = self
+            .on_a_core(move || {
+                let checked = shared.pipeline.finish(prepared, &lookups);
+                let (good, bad) = records(&checked, &received);
+                Ok((checked, good, bad))
+            })
+            .await?;
         self.commit(checked, good, bad).await
+    }
+
+    /// Runs CPU-bound work on a blocking thread, one request per core at a time: the async
+    /// threads stay free to read requests and answer `/healthz` and `/metrics`.
+    async fn on_a_core<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, Refused> + Send + 'static,
+    ) -> Result<T, Refused> {
+        let _turn = self.admission.cpu().await;
+        tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a batch's validation failed");
+            Err(Refusal::Unavailable("the request could not be processed".into()).into())
+        })
     }
 
     /// Hands the records to the group commit and waits for its word on them; counts what

@@ -78,6 +78,24 @@ fn envelope(i: usize) -> Value {
     e
 }
 
+/// How long `GET /healthz` takes to be answered (a new connection each time).
+fn healthz(addr: std::net::SocketAddr) -> Duration {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.0\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.0 200") || answer.starts_with(b"HTTP/1.1 200"),
+        "healthz answered {}",
+        String::from_utf8_lossy(&answer)
+    );
+    started.elapsed()
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -149,6 +167,19 @@ fn main() {
         schema: "iglu:com.example.media/player/jsonschema/1-0-0".into(),
         data: player()["data"].clone(),
     };
+    // `/healthz` probed every 10 ms while both cores are saturated by the run.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = std::thread::spawn({
+        let (stop, addr) = (stop.clone(), server.addr());
+        move || {
+            let mut took = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                took.push(healthz(addr));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            took
+        }
+    });
     let start = Instant::now();
     for i in 0..E2E_EVENTS {
         let (schema, data, entities) = mix(i);
@@ -161,6 +192,9 @@ fn main() {
     }
     tracker.flush(Duration::from_secs(120)).unwrap();
     let e2e = start.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut probes = probe.join().unwrap();
+    probes.sort();
     let stats = tracker.stats();
     tracker.shutdown(Duration::from_secs(10)).unwrap();
     let totals = collector.totals();
@@ -206,6 +240,14 @@ fn main() {
     println!(
         "| end to end: requests, tracker retries | {}, {} |",
         stats.requests, stats.retries
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "| end to end: `/healthz` meanwhile, p50 / p99 / max ms ({} probes) | {:.1} / {:.1} / {:.1} |",
+        probes.len(),
+        ms(probes[probes.len() / 2]),
+        ms(probes[probes.len() * 99 / 100]),
+        ms(probes[probes.len() - 1])
     );
     assert_eq!(lines, E2E_EVENTS, "every event landed once");
     assert_eq!(stats.sent, E2E_EVENTS as u64);

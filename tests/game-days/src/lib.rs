@@ -23,6 +23,15 @@ pub fn free_addr() -> SocketAddr {
     l.local_addr().unwrap()
 }
 
+/// Resident memory of process `pid`, in kB (`VmRSS`).
+fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// The collector as a child process with file sinks in `dir`.
 pub struct CollectorProc {
     bin: PathBuf,
@@ -67,6 +76,12 @@ impl CollectorProc {
             assert!(Instant::now() < deadline, "collector did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Resident memory of the process, in kB (`VmRSS`).
+    #[must_use]
+    pub fn rss_kb(&self) -> Option<u64> {
+        rss_kb(self.child.as_ref()?.id())
     }
 
     /// SIGKILL: no chance to finish a write or answer.
@@ -215,12 +230,7 @@ impl TrackerProc {
     /// Resident memory of the process, in kB (`VmRSS`).
     #[must_use]
     pub fn rss_kb(&self) -> Option<u64> {
-        let pid = self.child.as_ref()?.id();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        rss_kb(self.child.as_ref()?.id())
     }
 
     /// SIGKILL.

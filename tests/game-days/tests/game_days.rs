@@ -615,6 +615,160 @@ fn clients_hang_up_mid_commit() -> Row {
     }
 }
 
+/// `GET path` on `addr` (HTTP/1.0, so the answer ends with the connection): the status, the
+/// body and how long the answer took.
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, Duration) {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nhost: x\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let took = started.elapsed();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body, took)
+}
+
+/// The sum of a metric's samples in a scrape (every label set).
+fn metric_sum(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Trackers offer 20× what the collector can take for 30 s: its good sink slows to 15 ms a
+/// record (a disk or broker in trouble), it takes 8 requests at a time and sheds the rest
+/// with 503 and `Retry-After`. Its memory stays bounded, `/healthz` and `/metrics` answer
+/// within milliseconds throughout, shed requests are counted, the trackers pause as told
+/// (they do not hammer), and once the sink recovers every event is stored exactly once.
+fn overload() -> Row {
+    let name = "14. overload: 20× what the collector takes, 30 s";
+    let mut world = World::new("overload");
+    let slow = world.dir.join("sink-is-slow");
+    std::fs::write(&slow, b"").unwrap();
+    let (trackers, rate, incident, window) = (4u64, 500u64, Duration::from_secs(30), 4u64);
+    world.collector.env.extend([
+        ("GAMEDAY_SINK_MS_PER_RECORD".into(), "15".into()),
+        ("GAMEDAY_SLOW_WHILE".into(), slow.display().to_string()),
+        ("GAMEDAY_MAX_IN_FLIGHT".into(), "8".into()),
+    ]);
+    world.collector.start();
+    let addr = world.collector.addr;
+    let endpoint = format!("http://{addr}");
+    let window_arg = window.to_string();
+    let mut procs: Vec<TrackerProc> = (0..trackers)
+        .map(|i| {
+            let spool = world.dir.join(format!("spool-{i}")).display().to_string();
+            let events = (rate * incident.as_secs()).to_string();
+            let first = (i * 1_000_000).to_string();
+            let args: Vec<String> = [
+                "--endpoint",
+                &endpoint,
+                "--events",
+                &events,
+                "--rate",
+                &rate.to_string(),
+                "--first",
+                &first,
+                "--spool",
+                &spool,
+                "--batch-size",
+                "50",
+                "--max-in-flight",
+                &window_arg,
+                "--request-timeout-ms",
+                "30000",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+            TrackerProc::start(Path::new(TRACKER), &args)
+        })
+        .collect();
+    let start = Instant::now();
+    let (mut rss, mut probes) = (Vec::new(), Vec::new());
+    while start.elapsed() < incident {
+        std::thread::sleep(Duration::from_millis(100));
+        rss.push(world.collector.rss_kb().unwrap());
+        for path in ["/healthz", "/metrics"] {
+            let (status, _, took) = http_get(addr, path);
+            assert_eq!(status, 200, "{path} during the overload");
+            probes.push(took);
+        }
+    }
+    let stored_in_incident = world.collector.good_ids().len() as u64;
+    std::fs::remove_file(&slow).unwrap();
+    let recovered = Instant::now();
+    let reports: Vec<Report> = procs
+        .iter_mut()
+        .map(|t| t.finish(Duration::from_secs(300)))
+        .collect();
+    let elapsed = start.elapsed();
+    let mut expected = HashSet::new();
+    for r in &reports {
+        check_stats(r);
+        expected.extend(ids(r));
+    }
+    let (delivered, lost) = check(&world, &expected, &HashSet::new());
+
+    let offered = expected.len() as f64 / incident.as_secs_f64();
+    let taken = stored_in_incident as f64 / incident.as_secs_f64();
+    assert!(
+        offered >= 20.0 * taken,
+        "offered {offered:.0} events/s, the collector took {taken:.0}: not a 20× overload"
+    );
+    let (_, scrape, _) = http_get(addr, "/metrics");
+    let shed = metric_sum(&scrape, "eventwire_requests_shed_total");
+    // A tracker told to retry after 1 s sends nothing meanwhile: at most its window (and a
+    // probe) is shed per second. Trackers ignoring it would be shed thousands of times.
+    let bound = (trackers * (window + 1)) as f64 * (elapsed.as_secs_f64() + 2.0);
+    assert!(shed > 0.0, "nothing was shed: {scrape}");
+    assert!(
+        shed <= bound,
+        "{shed} requests shed, over {bound}: trackers did not back off"
+    );
+    let peak = *rss.iter().max().unwrap();
+    assert!(peak < 150 * 1024, "collector peak RSS {peak} kB");
+    probes.sort();
+    let slowest = *probes.last().unwrap();
+    let p99 = probes[probes.len() * 99 / 100];
+    assert!(
+        slowest < Duration::from_millis(250),
+        "a health or metrics probe took {slowest:?}"
+    );
+    Row {
+        scenario: name,
+        sent: expected.len() as u64,
+        delivered,
+        duplicates: reports.iter().map(|r| r.stat("duplicates")).sum(),
+        lost,
+        dropped: reports.iter().map(|r| r.stat("dropped")).sum(),
+        retries: reports.iter().map(|r| r.stat("retries")).sum(),
+        drain: recovered.elapsed(),
+        note: format!(
+            "offered {offered:.0} events/s, taken {taken:.0}/s ({:.0}×); {shed:.0} requests shed; \
+             collector peak RSS {} MB; /healthz and /metrics p99 {:.1} ms, max {:.1} ms",
+            offered / taken.max(1.0),
+            peak / 1024,
+            p99.as_secs_f64() * 1e3,
+            slowest.as_secs_f64() * 1e3
+        ),
+    }
+}
+
 /// 10,000 requests without a write key at a collector that requires one: each is 401,
 /// nothing reaches either sink, and the tracker with the key is served all along.
 fn strangers() -> Row {
@@ -693,6 +847,7 @@ fn main() {
         ("collector-disk", Box::new(collector_disk_fills)),
         ("hang-up", Box::new(clients_hang_up_mid_commit)),
         ("strangers", Box::new(strangers)),
+        ("overload", Box::new(overload)),
     ];
     let mut rows = Vec::new();
     for (key, run) in &scenarios {

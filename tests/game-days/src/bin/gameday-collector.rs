@@ -2,8 +2,11 @@
 //! `gameday-collector LISTEN SCHEMAS GOOD BAD`, file sinks, runs until killed.
 //!
 //! `GAMEDAY_SINK_DELAY_MS`: the good sink takes this long to say it stored a batch (after
-//! storing it): a slow sink, for clients that give up mid-commit. `GAMEDAY_WRITE_KEY`: the
-//! one write key required.
+//! storing it): a slow sink, for clients that give up mid-commit.
+//! `GAMEDAY_SINK_MS_PER_RECORD`: the good sink takes this long per record, while the file
+//! `GAMEDAY_SLOW_WHILE` exists (a sink whose throughput drops during an incident).
+//! `GAMEDAY_MAX_IN_FLIGHT`: the collector's bound of requests in flight.
+//! `GAMEDAY_WRITE_KEY`: the one write key required.
 
 #![allow(clippy::unwrap_used)] // a test harness: fail loudly
 
@@ -15,17 +18,23 @@ use eventwire_collector::server::{Collector, CollectorConfig};
 use eventwire_collector::sink::{Sink, SinkError, SinkRecord, SinkSpec};
 use futures_util::future::BoxFuture;
 
-/// A sink that stores, then takes its time to say so.
+/// A sink that stores, then takes its time to say so: `delay` per write and `per_record`
+/// per record (while `while_exists` exists, if set).
 struct Slow {
     inner: Arc<dyn Sink>,
     delay: Duration,
+    per_record: Duration,
+    while_exists: Option<std::path::PathBuf>,
 }
 
 impl Sink for Slow {
     fn write<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             self.inner.write(records).await?;
-            tokio::time::sleep(self.delay).await;
+            if self.while_exists.as_ref().is_none_or(|p| p.exists()) {
+                let n = u32::try_from(records.len()).unwrap_or(u32::MAX);
+                tokio::time::sleep(self.delay + self.per_record * n).await;
+            }
             Ok(())
         })
     }
@@ -49,14 +58,21 @@ async fn main() {
     if let Ok(key) = std::env::var("GAMEDAY_WRITE_KEY") {
         config = config.write_keys(vec![key]);
     }
+    let ms = |name: &str| -> Option<u64> { std::env::var(name).ok()?.parse().ok() };
+    if let Some(n) = ms("GAMEDAY_MAX_IN_FLIGHT") {
+        config.max_in_flight_requests = usize::try_from(n).unwrap();
+    }
     let mut good_sink = SinkSpec::parse(good).open(false).await.unwrap();
-    if let Some(ms) = std::env::var("GAMEDAY_SINK_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    let (delay, per_record) = (
+        ms("GAMEDAY_SINK_DELAY_MS"),
+        ms("GAMEDAY_SINK_MS_PER_RECORD"),
+    );
+    if delay.is_some() || per_record.is_some() {
         good_sink = Arc::new(Slow {
             inner: good_sink,
-            delay: Duration::from_millis(ms),
+            delay: Duration::from_millis(delay.unwrap_or(0)),
+            per_record: Duration::from_millis(per_record.unwrap_or(0)),
+            while_exists: std::env::var_os("GAMEDAY_SLOW_WHILE").map(Into::into),
         });
     }
     let bad_sink = SinkSpec::parse(bad).open(false).await.unwrap();

@@ -47,6 +47,12 @@ struct Args {
     /// The write key to send.
     #[arg(long)]
     write_key: Option<String>,
+    /// Most events per request.
+    #[arg(long, default_value_t = eventwire::batch::DEFAULT_MAX_BATCH_EVENTS)]
+    batch_size: usize,
+    /// Most requests in flight.
+    #[arg(long, default_value_t = eventwire::outbox::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
 }
 
 fn main() {
@@ -61,6 +67,8 @@ fn main() {
         .team("reliability")
         .version("1")
         .request_timeout(Duration::from_millis(args.request_timeout_ms))
+        .max_batch_events(args.batch_size)
+        .max_in_flight(args.max_in_flight)
         .spool_commit_interval(Duration::from_millis(args.commit_ms))
         .retry(RetryPolicy {
             initial_backoff: Duration::from_millis(50),
