@@ -310,28 +310,36 @@ impl Pipeline {
     }
 
     /// The size and depth limits, on an event's text before it is parsed (`too_large`):
-    /// the collector's first check of every event, and `eventwire validate`'s of every line.
-    /// Deeper than the limit is `too_large` at any depth, before the parser's own limit
-    /// (128) could call it malformed.
+    /// `eventwire validate`'s first check of every line. Deeper than the limit is
+    /// `too_large` at any depth, before the parser's own limit (128) could call it
+    /// malformed. (The collector checks the size on the text and the depth on the parsed
+    /// event, with the parser's own limit read as too deep: the same verdicts, one pass
+    /// fewer.)
     pub fn text_violation(&self, text: &[u8]) -> Option<ErrorDetail> {
-        if text.len() > self.limits.max_event_bytes {
-            return Some(ErrorDetail::new(
+        self.size_violation(text.len())
+            .or_else(|| nesting_over(text, self.limits.max_depth).then(|| self.depth_detail()))
+    }
+
+    /// An event of `len` bytes over the event size limit.
+    fn size_violation(&self, len: usize) -> Option<ErrorDetail> {
+        (len > self.limits.max_event_bytes).then(|| {
+            ErrorDetail::new(
                 "",
                 "maxEventBytes",
                 format!(
-                    "event is {} bytes, over the limit of {}",
-                    text.len(),
+                    "event is {len} bytes, over the limit of {}",
                     self.limits.max_event_bytes
                 ),
-            ));
-        }
-        nesting_over(text, self.limits.max_depth).then(|| {
-            ErrorDetail::new(
-                "",
-                "maxDepth",
-                format!("nesting deeper than {} levels", self.limits.max_depth),
             )
         })
+    }
+
+    fn depth_detail(&self) -> ErrorDetail {
+        ErrorDetail::new(
+            "",
+            "maxDepth",
+            format!("nesting deeper than {} levels", self.limits.max_depth),
+        )
     }
 
     /// Parses one event and checks its limits and envelope.
@@ -341,15 +349,18 @@ impl Pipeline {
         received: &str,
     ) -> Result<(Value, DateTime<Utc>), DeadLetter> {
         let text = raw.get();
-        if let Some(detail) = self.text_violation(text.as_bytes()) {
-            return Err(DeadLetter::for_raw(
-                received,
-                ErrorCode::TooLarge,
-                vec![detail],
-                text.as_bytes(),
-            ));
+        let too_large = |detail| {
+            DeadLetter::for_raw(received, ErrorCode::TooLarge, vec![detail], text.as_bytes())
+        };
+        if let Some(detail) = self.size_violation(text.len()) {
+            return Err(too_large(detail));
         }
+        // Nesting is judged on the parsed event ([`shape_violation`]); deeper than the
+        // parser goes (128) is too deep as well, not malformed.
         let event: Value = serde_json::from_str(text).map_err(|e| {
+            if is_recursion_limit(&e) {
+                return too_large(self.depth_detail());
+            }
             DeadLetter::for_raw(
                 received,
                 ErrorCode::Malformed,
@@ -515,6 +526,10 @@ pub fn collect_errors(
     instance: &Value,
     prefix: &str,
 ) -> Vec<ErrorDetail> {
+    // Most events are valid: the check that stops at the first error and builds none first.
+    if validator.is_valid(instance) {
+        return Vec::new();
+    }
     validator
         .iter_errors(instance)
         .take(MAX_ERRORS)
@@ -526,6 +541,12 @@ pub fn collect_errors(
             )
         })
         .collect()
+}
+
+/// Whether the parser gave up because the text nests deeper than it goes.
+fn is_recursion_limit(e: &serde_json::Error) -> bool {
+    e.classify() == serde_json::error::Category::Syntax
+        && e.to_string().starts_with("recursion limit exceeded")
 }
 
 /// The first nesting-depth or string-length violation inside `value`.
