@@ -41,8 +41,8 @@ pub struct CollectArgs {
     /// before its body is read.
     #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT_REQUESTS, value_parser = at_least::<1>)]
     max_in_flight_requests: usize,
-    /// Most request body bytes in flight (as sent plus decompressed); a request that would
-    /// pass it is answered 503 with Retry-After.
+    /// Most request bytes in flight (bodies as they arrive, then the lines waiting to be
+    /// written); a request that would pass it is answered 503 with Retry-After.
     #[arg(long, default_value_t = DEFAULT_MAX_IN_FLIGHT_BYTES, value_parser = at_least::<1024>)]
     max_in_flight_bytes: usize,
 }

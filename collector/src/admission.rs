@@ -1,14 +1,15 @@
-//! Admission: how much work the collector takes on at once. A batch request is admitted
-//! before its body is read, when a request slot and room for its body are free; otherwise it
-//! is shed at once with 503 and `Retry-After` (nothing read, nothing stored, the sender
-//! retries later), instead of queueing without bound. `/healthz` and `/metrics` are never
-//! shed.
+//! Admission: how much work the collector takes on at once. When a batch request arrives
+//! and no request slot is free, or its declared length (the body limit when it declares
+//! none) does not fit in the bytes left, it is shed at once with 503 and `Retry-After`
+//! (nothing read, nothing stored, the sender retries later) instead of queueing without
+//! bound. Otherwise its body holds bytes as it arrives, and it takes a slot once it is in
+//! (shed then if the bound was reached meanwhile), so connections that trickle hold next
+//! to nothing. While its lines wait to be written it holds their size if that is larger.
+//! `/healthz` and `/metrics` are never shed.
 //!
-//! Bytes are counted as sent before the body is read (the declared `Content-Length`, or the
-//! body limit when none is declared), and the decompressed size is added once known.
 //! Validation's CPU work is admitted separately, one request per core at a time
-//! ([`Admission::cpu`]), so that a backlog of validation never stands in the async
-//! runtime's queues in front of a health check.
+//! ([`Admission::cpu`]): the parsed events exist only there, and a backlog of validation
+//! never stands in the async runtime's queues in front of a health check.
 
 use std::sync::Arc;
 
@@ -53,11 +54,19 @@ pub(crate) struct Admission {
     max_units: usize,
 }
 
-/// An admitted request's share; given back when dropped.
+/// Bytes held by one request: what of its body has arrived, then what it holds while its
+/// lines wait to be written (the larger). Given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    bytes: usize,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// An admitted request's share: a request slot and its bytes; given back when dropped.
 #[derive(Debug)]
 pub(crate) struct Admitted {
     _request: OwnedSemaphorePermit,
-    bytes: OwnedSemaphorePermit,
+    pub(crate) reservation: Reservation,
 }
 
 impl Admission {
@@ -66,49 +75,80 @@ impl Admission {
     pub(crate) fn new(requests: usize, bytes: usize, cores: usize) -> Self {
         let max_units = units(bytes).clamp(1, u32::MAX as usize);
         Admission {
-            requests: Arc::new(Semaphore::new(requests.max(1))),
+            requests: Arc::new(Semaphore::new(requests.clamp(1, Semaphore::MAX_PERMITS))),
             bytes: Arc::new(Semaphore::new(max_units)),
             cpu: Semaphore::new(cores.max(1)),
             max_units,
         }
     }
 
-    /// Admits a request expected to bring `bytes` bytes, or says why not.
-    pub(crate) fn try_admit(&self, bytes: usize) -> Result<Admitted, Shed> {
+    /// Whether a request declaring `bytes` would be taken now. Nothing is taken: a body
+    /// holds bytes only as it arrives ([`Admission::grow`]), and a slot only once it is in
+    /// ([`Admission::admit`]), so connections that trickle hold next to nothing.
+    pub(crate) fn check(&self, bytes: usize) -> Result<(), Shed> {
+        if self.requests.available_permits() == 0 {
+            return Err(Shed::Requests);
+        }
+        if units(bytes).min(self.max_units) > self.bytes.available_permits() {
+            return Err(Shed::Bytes);
+        }
+        Ok(())
+    }
+
+    /// A reservation holding nothing yet.
+    pub(crate) fn reservation(&self) -> Reservation {
+        Reservation {
+            bytes: 0,
+            permit: None,
+        }
+    }
+
+    /// Raises `reservation` to hold `bytes` in all (never lowers it), or says why not. A
+    /// request may hold the whole bound, never more: one larger than the bound is taken
+    /// when it is alone.
+    pub(crate) fn hold(&self, reservation: &mut Reservation, bytes: usize) -> Result<(), Shed> {
+        if bytes <= reservation.bytes {
+            return Ok(());
+        }
+        let have = reservation.permit.as_ref().map_or(0, |p| p.num_permits());
+        let need = units(bytes).min(self.max_units);
+        if need > have {
+            let more = u32::try_from(need - have).map_err(|_| Shed::Bytes)?;
+            let permit = match self.bytes.clone().try_acquire_many_owned(more) {
+                Ok(p) => p,
+                Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => {
+                    return Err(Shed::Bytes)
+                }
+            };
+            match &mut reservation.permit {
+                Some(held) => held.merge(permit),
+                None => reservation.permit = Some(permit),
+            }
+        }
+        reservation.bytes = bytes;
+        Ok(())
+    }
+
+    /// Adds `bytes` to what `reservation` holds (a part of the body that arrived).
+    pub(crate) fn grow(&self, reservation: &mut Reservation, bytes: usize) -> Result<(), Shed> {
+        self.hold(reservation, reservation.bytes.saturating_add(bytes))
+    }
+
+    /// Takes a request slot for a request whose body is in.
+    pub(crate) fn admit(&self, reservation: Reservation) -> Result<Admitted, Shed> {
         let request = self
             .requests
             .clone()
             .try_acquire_owned()
             .map_err(|_| Shed::Requests)?;
-        let bytes = self.take(bytes)?;
         Ok(Admitted {
             _request: request,
-            bytes,
+            reservation,
         })
     }
 
-    /// Adds `bytes` more to an admitted request (its decompressed body), or says why not.
-    pub(crate) fn grow(&self, admitted: &mut Admitted, bytes: usize) -> Result<(), Shed> {
-        if bytes == 0 {
-            return Ok(());
-        }
-        let more = self.take(bytes)?;
-        admitted.bytes.merge(more);
-        Ok(())
-    }
-
-    fn take(&self, bytes: usize) -> Result<OwnedSemaphorePermit, Shed> {
-        // A request larger than the whole bound is admitted alone rather than never.
-        let n = units(bytes).clamp(1, self.max_units);
-        let n = u32::try_from(n).map_err(|_| Shed::Bytes)?;
-        match self.bytes.clone().try_acquire_many_owned(n) {
-            Ok(p) => Ok(p),
-            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => Err(Shed::Bytes),
-        }
-    }
-
-    /// A turn at the CPU for one request's validation; waits (parked, off the runtime's
-    /// queues) while every core's turn is taken.
+    /// A turn at the CPU for one request's validation; waits (parked) while every core's
+    /// turn is taken.
     pub(crate) async fn cpu(&self) -> Option<SemaphorePermit<'_>> {
         self.cpu.acquire().await.ok()
     }
@@ -118,17 +158,17 @@ impl Admission {
         max.max(1).saturating_sub(self.requests.available_permits())
     }
 
-    /// Bytes reserved now (in whole KiB).
+    /// Bytes held now (in whole KiB).
     pub(crate) fn bytes_in_flight(&self) -> usize {
         (self.max_units - self.bytes.available_permits().min(self.max_units)) * UNIT
     }
 }
 
 #[cfg(test)]
-impl Admitted {
-    /// Bytes this request holds.
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes.num_permits() * UNIT
+impl Reservation {
+    /// KiB this reservation holds.
+    fn units(&self) -> usize {
+        self.permit.as_ref().map_or(0, |p| p.num_permits())
     }
 }
 
@@ -172,24 +212,47 @@ mod tests {
     #[test]
     fn requests_and_bytes_are_bounded_and_given_back() {
         let admission = Admission::new(2, 10 * UNIT, 1);
-        let a = admission.try_admit(4 * UNIT).unwrap();
-        let mut b = admission.try_admit(4 * UNIT).unwrap();
-        assert_eq!(admission.try_admit(0).unwrap_err(), Shed::Requests);
-        assert_eq!(admission.bytes_in_flight(), 8 * UNIT);
-        assert_eq!(admission.grow(&mut b, 3 * UNIT), Err(Shed::Bytes));
-        admission.grow(&mut b, 2 * UNIT).unwrap();
-        assert_eq!(b.bytes(), 6 * UNIT);
+        assert_eq!(admission.check(4 * UNIT), Ok(()));
+        let mut a = admission.reservation();
+        // A trickling body holds what arrived, byte by byte, in whole KiB.
+        for _ in 0..10 {
+            admission.grow(&mut a, 1).unwrap();
+        }
+        assert_eq!((a.units(), admission.bytes_in_flight()), (1, UNIT));
+        admission.grow(&mut a, 4 * UNIT - 10).unwrap();
+        assert_eq!(a.units(), 4);
+        let a = admission.admit(a).unwrap();
+        let mut b = admission.reservation();
+        admission.grow(&mut b, 4 * UNIT).unwrap();
+        let mut b = admission.admit(b).unwrap();
+        // Every slot taken: the next is shed before anything is read.
+        assert_eq!(admission.check(0), Err(Shed::Requests));
+        assert_eq!(
+            admission.admit(admission.reservation()).unwrap_err(),
+            Shed::Requests
+        );
         assert_eq!(admission.requests_in_flight(2), 2);
+        // Two KiB left: holding more than that is refused, up to it is not.
+        assert_eq!(
+            admission.hold(&mut b.reservation, 7 * UNIT),
+            Err(Shed::Bytes)
+        );
+        admission.hold(&mut b.reservation, 6 * UNIT).unwrap();
+        admission.hold(&mut b.reservation, UNIT).unwrap(); // never lowered
+        assert_eq!(b.reservation.units(), 6);
         drop(a);
         assert_eq!(admission.requests_in_flight(2), 1);
-        assert_eq!(admission.try_admit(5 * UNIT).unwrap_err(), Shed::Bytes);
-        let c = admission.try_admit(4 * UNIT).unwrap();
-        drop((b, c));
+        assert_eq!(admission.check(5 * UNIT), Err(Shed::Bytes));
+        assert_eq!(admission.check(4 * UNIT), Ok(()));
+        drop(b);
         assert_eq!(admission.bytes_in_flight(), 0);
-        // Larger than the whole bound: admitted alone, not never.
-        let big = admission.try_admit(100 * UNIT).unwrap();
-        assert_eq!(admission.try_admit(1).unwrap_err(), Shed::Bytes);
+        // Larger than the whole bound: may hold all of it when alone, not more.
+        let mut big = admission.reservation();
+        assert_eq!(admission.check(100 * UNIT), Ok(()));
+        admission.grow(&mut big, 100 * UNIT).unwrap();
+        assert_eq!(big.units(), 10);
+        assert_eq!(admission.check(1), Err(Shed::Bytes));
         drop(big);
-        assert!(admission.try_admit(1).is_ok());
+        assert_eq!(admission.check(1), Ok(()));
     }
 }

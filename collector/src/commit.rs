@@ -2,7 +2,6 @@
 //! committed to the good and the dead-letter sinks, what was written counted, and a request
 //! refused as a whole dead-lettered before it is answered.
 
-use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,7 +16,7 @@ use chrono::{DateTime, Utc};
 use eventwire_schema::protocol::{BatchResponse, Rejection};
 use serde_json::Value;
 
-use crate::admission::{expected_bytes, Admitted, Shed};
+use crate::admission::{expected_bytes, Admitted, Reservation, Shed};
 use crate::committer::{Dead, Good, Job};
 use crate::dev::push_bounded;
 use crate::ingest::{bearer, check_content_type, decode, BatchQuery};
@@ -26,7 +25,8 @@ use crate::refusal::{Refusal, Refused};
 use crate::server::Shared;
 use crate::sink::SinkRecord;
 use crate::time::format_timestamp;
-use crate::validate::{resolve_all, BadEvent, BatchError, Checked, GoodEvent};
+use crate::validate::{resolve_all, BatchError, Checked};
+use eventwire_schema::protocol::ErrorCode;
 use tokio::sync::oneshot;
 
 pub(crate) async fn batch(
@@ -81,32 +81,47 @@ impl Shared {
                 .and_then(|v| v.to_str().ok()),
             self.pipeline.limits().max_body_bytes,
         );
-        let admitted = match self.admission.try_admit(expected) {
-            Ok(admitted) => admitted,
-            Err(shed) => return (self.shed(shed), 0),
-        };
+        if let Err(shed) = self.admission.check(expected) {
+            return (self.shed(shed), 0);
+        }
+        let mut reservation = self.admission.reservation();
         // From here on, whatever is started runs to its end even if the client goes away
         // (hyper drops this future then): a sink write that began is finished and recorded.
         // Without a key in the header, the body's first 4 KiB must hold one: checked once
         // they are in (or the body ended or failed sooner), and a stranger's body is not read
         // further (nor dead-lettered when it fails to arrive).
         let body_key = keys && header_key.is_none();
-        let raw = match self.read_body(body, body_key.then_some(&headers)).await {
+        let read = self
+            .read_body(body, body_key.then_some(&headers), &mut reservation)
+            .await;
+        let raw = match read {
             Ok(raw) => raw,
-            Err(refused) if refused.refusal == Refusal::Unauthorized => {
-                return (refused.refusal.into_response(), 0)
-            }
-            Err(refused) => return (self.spawn_refusal(received, refused).await, 0),
+            Err(refused) => match refused.refusal {
+                Refusal::Unauthorized => return (refused.refusal.into_response(), 0),
+                Refusal::Overloaded(shed) => return (self.shed(shed), 0),
+                _ => return (self.spawn_refusal(received, refused, reservation).await, 0),
+            },
+        };
+        // The body is in: a request slot now, or shed if they were all taken meanwhile.
+        let mut admitted = match self.admission.admit(reservation) {
+            Ok(admitted) => admitted,
+            Err(shed) => return (self.shed(shed), raw.len()),
         };
         let len = raw.len();
         let shared = self.clone();
+        // Holds its share of the bounds until answered, dead letters included.
         let work = tokio::spawn(async move {
             let answer = shared
-                .process(received_at, &received, headers, raw, admitted)
+                .process(received_at, &received, headers, raw, &mut admitted)
                 .await;
             match answer {
                 Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
-                Err(refused) => shared.refuse(&received, refused).await,
+                Err(refused) => {
+                    if let Refusal::Overloaded(shed) = refused.refusal {
+                        return shared.shed(shed);
+                    }
+                    shared.refuse(&received, refused).await
+                }
             }
         });
         let response = work.await.unwrap_or_else(|e| {
@@ -123,59 +138,65 @@ impl Shared {
     }
 
     /// [`Shared::refuse`] in a task of its own, so that a dead letter is written whole even
-    /// if the client goes away meanwhile.
-    async fn spawn_refusal(self: Arc<Self>, received: String, refused: Refused) -> Response {
+    /// if the client goes away meanwhile; it holds the request's bytes until then.
+    async fn spawn_refusal(
+        self: Arc<Self>,
+        received: String,
+        refused: Refused,
+        reservation: Reservation,
+    ) -> Response {
         let shared = self.clone();
-        tokio::spawn(async move { shared.refuse(&received, refused).await })
-            .await
-            .unwrap_or_else(|_| {
-                Refusal::Unavailable("the request could not be processed".into()).into_response()
-            })
+        tokio::spawn(async move {
+            let _held = reservation;
+            shared.refuse(&received, refused).await
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Refusal::Unavailable("the request could not be processed".into()).into_response()
+        })
     }
 
     /// Decodes and validates the body (each CPU-bound half on a core of its own, off the
-    /// async threads; the registry lookups between them), then commits it. `admitted` is
-    /// held until the answer.
+    /// async threads; the registry lookups between them), then commits it. The parsed
+    /// events exist only during validation (one request per core); while its lines wait to
+    /// be written, the request holds their size in `admitted` if that is more than its body.
     async fn process(
         self: &Arc<Self>,
         received_at: DateTime<Utc>,
         received: &str,
         headers: HeaderMap,
         raw: Vec<u8>,
-        admitted: Admitted,
+        admitted: &mut Admitted,
     ) -> Result<BatchResponse, Refused> {
         check_content_type(&headers, &raw)?;
         let shared = self.clone();
-        let (prepared, _admitted) = self
+        let prepared = self
             .on_a_core(move || {
-                let mut admitted = admitted;
                 let limit = shared.pipeline.limits().max_body_bytes;
                 let plain = decode(&headers, &raw, limit)?;
-                if let Cow::Owned(plain) = &plain {
-                    if let Err(shed) = shared.admission.grow(&mut admitted, plain.len()) {
-                        shared.metrics.shed(shed.as_str());
-                        return Err(Refusal::Overloaded(shed).into());
-                    }
-                }
-                let prepared = shared
+                shared
                     .pipeline
                     .prepare(&plain, received_at)
-                    .map_err(|e| refused(e, &plain))?;
-                Ok((prepared, admitted))
+                    .map_err(|e| refused(e, &plain))
             })
             .await?;
         let lookups = resolve_all(&self.registry, prepared.schema_uris())
             .await
             .map_err(|e| refused(e, b""))?;
         let (shared, received) = (self.clone(), received.to_owned());
-        let (checked, good, bad) = self
+        let (tally, good, bad) = self
             .on_a_core(move || {
                 let checked = shared.pipeline.finish(prepared, &lookups);
                 let (good, bad) = records(&checked, &received);
-                Ok((checked, good, bad))
+                Ok((Tally::of(&checked), good, bad))
             })
             .await?;
-        self.commit(checked, good, bad).await
+        let lines: usize = good.iter().map(|g| g.record.line.len()).sum::<usize>()
+            + bad.iter().map(|d| d.record.line.len()).sum::<usize>();
+        self.admission
+            .hold(&mut admitted.reservation, lines)
+            .map_err(|shed| Refused::from(Refusal::Overloaded(shed)))?;
+        self.commit(tally, good, bad).await
     }
 
     /// Runs CPU-bound work on a blocking thread, one request per core at a time: the async
@@ -196,7 +217,7 @@ impl Shared {
     /// remembered (and counted), so the resend does not write it again.
     async fn commit(
         &self,
-        checked: Checked,
+        tally: Tally,
         good: Vec<Good>,
         bad: Vec<Dead>,
     ) -> Result<BatchResponse, Refused> {
@@ -207,14 +228,11 @@ impl Shared {
             .await
             .map_err(|_| gone())?;
         let committed = answer.await.map_err(|_| gone())?;
-        let pick = |indices: &[usize]| -> Vec<&GoodEvent> {
-            indices
-                .iter()
-                .filter_map(|&i| checked.good.get(i))
-                .collect()
+        let pick = |indices: &[usize]| -> Vec<&GoodTally> {
+            indices.iter().filter_map(|&i| tally.good.get(i)).collect()
         };
-        let pick_bad = |indices: &[usize]| -> Vec<&BadEvent> {
-            indices.iter().filter_map(|&i| checked.bad.get(i)).collect()
+        let pick_bad = |indices: &[usize]| -> Vec<&BadTally> {
+            indices.iter().filter_map(|&i| tally.bad.get(i)).collect()
         };
         let (fresh, duplicates) = (pick(&committed.written), pick(&committed.duplicates));
         self.account_good(&fresh, &duplicates, committed.good_lines.iter());
@@ -229,13 +247,13 @@ impl Shared {
         Ok(BatchResponse {
             accepted: fresh.len() as u64,
             duplicates: duplicates.len() as u64,
-            rejected: checked
+            rejected: tally
                 .bad
-                .iter()
+                .into_iter()
                 .map(|b| Rejection {
                     index: b.index,
-                    event_id: b.dead.event_id().map(str::to_owned),
-                    code: b.dead.code.as_str().to_owned(),
+                    event_id: b.event_id,
+                    code: b.code.as_str().to_owned(),
                 })
                 .collect(),
         })
@@ -245,17 +263,17 @@ impl Shared {
     /// duplicates dropped: metrics, totals, unique users, the dev view.
     fn account_good<'r>(
         &self,
-        fresh: &[&GoodEvent],
-        duplicates: &[&GoodEvent],
+        fresh: &[&GoodTally],
+        duplicates: &[&GoodTally],
         records: impl Iterator<Item = &'r SinkRecord>,
     ) {
         for g in fresh {
             self.metrics
-                .accepted(g.label("service"), g.label("version"));
+                .accepted(g.service.as_deref(), g.version.as_deref());
         }
         for d in duplicates {
             self.metrics
-                .duplicate(d.label("service"), d.label("version"));
+                .duplicate(d.service.as_deref(), d.version.as_deref());
         }
         self.accepted
             .fetch_add(fresh.len() as u64, Ordering::Relaxed);
@@ -270,22 +288,17 @@ impl Shared {
     /// duplicates: nothing written again).
     fn account_bad<'r>(
         &self,
-        written: &[&BadEvent],
-        repeated: &[&BadEvent],
+        written: &[&BadTally],
+        repeated: &[&BadTally],
         records: impl Iterator<Item = &'r SinkRecord>,
     ) {
         for b in written {
-            self.metrics.rejected(
-                b.dead.code.as_str(),
-                dead_letter_label(&b.dead, "service"),
-                dead_letter_label(&b.dead, "version"),
-            );
+            self.metrics
+                .rejected(b.code.as_str(), b.service.as_deref(), b.version.as_deref());
         }
         for b in repeated {
-            self.metrics.duplicate(
-                dead_letter_label(&b.dead, "service"),
-                dead_letter_label(&b.dead, "version"),
-            );
+            self.metrics
+                .duplicate(b.service.as_deref(), b.version.as_deref());
         }
         self.rejected
             .fetch_add(written.len() as u64, Ordering::Relaxed);
@@ -294,7 +307,7 @@ impl Shared {
         self.remember_recent(records, |r| &mut r.bad);
     }
 
-    fn count_uniques(&self, events: &[&GoodEvent]) {
+    fn count_uniques(&self, events: &[&GoodTally]) {
         if events.is_empty() {
             return;
         }
@@ -304,11 +317,8 @@ impl Shared {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         for g in events {
-            if let Some(user) = g
-                .context_str("user_id")
-                .or_else(|| g.context_str("anonymous_id"))
-            {
-                uniques.record(g.schema(), user, now);
+            if let Some(user) = &g.user {
+                uniques.record(&g.schema, user, now);
             }
         }
     }
@@ -347,6 +357,62 @@ impl Shared {
             }
         }
         refusal.into_response()
+    }
+}
+
+/// What the counters and the answer need of a checked batch, without its parsed events
+/// (which are dropped before the request waits for its lines to be written).
+struct Tally {
+    good: Vec<GoodTally>,
+    bad: Vec<BadTally>,
+}
+
+/// A good event's labels, schema and user (`user_id`, else `anonymous_id`).
+struct GoodTally {
+    service: Option<String>,
+    version: Option<String>,
+    schema: String,
+    user: Option<String>,
+}
+
+/// A refused event's place, id, code and labels.
+struct BadTally {
+    index: usize,
+    event_id: Option<String>,
+    code: ErrorCode,
+    service: Option<String>,
+    version: Option<String>,
+}
+
+impl Tally {
+    fn of(checked: &Checked) -> Tally {
+        let owned = |s: Option<&str>| s.map(str::to_owned);
+        Tally {
+            good: checked
+                .good
+                .iter()
+                .map(|g| GoodTally {
+                    service: owned(g.label("service")),
+                    version: owned(g.label("version")),
+                    schema: g.schema().to_owned(),
+                    user: owned(
+                        g.context_str("user_id")
+                            .or_else(|| g.context_str("anonymous_id")),
+                    ),
+                })
+                .collect(),
+            bad: checked
+                .bad
+                .iter()
+                .map(|b| BadTally {
+                    index: b.index,
+                    event_id: owned(b.dead.event_id()),
+                    code: b.dead.code,
+                    service: owned(dead_letter_label(&b.dead, "service")),
+                    version: owned(dead_letter_label(&b.dead, "version")),
+                })
+                .collect(),
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 //! those it was told are duplicates; otherwise 503, and its resend finds out again.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -78,6 +79,9 @@ pub(crate) struct Committer {
     pub(crate) keep_lines: bool,
     /// Most requests in one group.
     pub(crate) max_group: usize,
+    /// When the group being written began to be written (ms since the Unix epoch; 0 when
+    /// no write is under way), for `/healthz`.
+    pub(crate) busy_since: Arc<AtomicU64>,
 }
 
 /// Where a record of the group came from: its job and its index there.
@@ -151,6 +155,7 @@ impl Committer {
             replies.push(job.reply);
         }
 
+        self.busy_since.store(unix_ms(), Ordering::Relaxed);
         let good_failure = write(&*self.good, &good_records, |i| {
             if let Some(k) = good_origins[i].key {
                 self.window.insert_key(k);
@@ -175,6 +180,7 @@ impl Committer {
             }
         };
 
+        self.busy_since.store(0, Ordering::Relaxed);
         // Each request's share of the group. A request is answered 200 only when every new
         // record of its own was stored; the others are resent, and find what was stored
         // duplicates.
@@ -218,6 +224,15 @@ impl Committer {
             let _ = reply.send(answer);
         }
     }
+}
+
+/// Now, in milliseconds since the Unix epoch (at least 1, so that 0 means "idle").
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        })
 }
 
 /// Writes `records` to `sink`; calls `remember` with the index of each record stored (all of
@@ -375,6 +390,7 @@ mod tests {
                 dead_window: DedupWindow::new(1000),
                 keep_lines: rng.below(2) == 0,
                 max_group: 8,
+                busy_since: Arc::default(),
             };
             let mut pending: Vec<Request> = Vec::new();
             let mut offered_good = std::collections::HashSet::new();

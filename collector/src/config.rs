@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::dedup::DEFAULT_DEDUP_GENERATION;
 use crate::defaults::{
     DEFAULT_BODY_TIMEOUT, DEFAULT_DEV_CAPACITY, DEFAULT_MAX_IN_FLIGHT_BYTES,
-    DEFAULT_MAX_IN_FLIGHT_REQUESTS,
+    DEFAULT_MAX_IN_FLIGHT_REQUESTS, HEALTH_MAX_WRITE,
 };
 use crate::registry::{RegistryError, Source, DEFAULT_NEGATIVE_TTL};
 use crate::sink::{SinkError, SinkSpec};
@@ -42,9 +42,12 @@ pub struct CollectorConfig {
     /// Most batch requests in flight; one more is shed (503, `Retry-After`) before its body
     /// is read.
     pub max_in_flight_requests: usize,
-    /// Most request body bytes in flight, as sent plus decompressed; a request that would
-    /// pass it is shed (503, `Retry-After`).
+    /// Most request bytes in flight: bodies as they arrive, then the lines waiting to be
+    /// written (each request holds the larger); a request that would pass it is shed (503,
+    /// `Retry-After`). A request larger than the bound is taken when it is alone.
     pub max_in_flight_bytes: usize,
+    /// `/healthz` answers 503 once a sink write has been under way this long.
+    pub health_max_write: Duration,
 }
 
 impl CollectorConfig {
@@ -65,6 +68,7 @@ impl CollectorConfig {
             fsync: false,
             max_in_flight_requests: DEFAULT_MAX_IN_FLIGHT_REQUESTS,
             max_in_flight_bytes: DEFAULT_MAX_IN_FLIGHT_BYTES,
+            health_max_write: HEALTH_MAX_WRITE,
         }
     }
 

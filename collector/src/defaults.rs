@@ -32,11 +32,15 @@ pub const DEFAULT_MAX_CACHED: usize = 10_000;
 /// Most batch requests in flight (read, validated or being committed); one more is shed with
 /// 503 and `Retry-After` before its body is read.
 pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 256;
-/// Most request body bytes in flight, as sent plus decompressed (32 MiB). The memory this
-/// work takes is a few times that: the events parsed, the lines written (docs/collector.md).
+/// Most request bytes in flight (32 MiB): bodies as they arrive, then the lines waiting to
+/// be written (each request holds the larger). Parsed events come on top, on the
+/// validation threads only (one request per core; docs/collector.md).
 pub const DEFAULT_MAX_IN_FLIGHT_BYTES: usize = 32 * 1024 * 1024;
 /// Most requests whose records are written together (one write and one flush per sink).
 pub const DEFAULT_MAX_GROUP_REQUESTS: usize = 64;
+/// `/healthz` answers 503 once a sink write has been under way this long (a stuck disk, a
+/// broker that does not acknowledge): every request waits behind it.
+pub const HEALTH_MAX_WRITE: Duration = Duration::from_secs(60);
 /// `Retry-After` of a request shed because the collector is busy: soon, as the work in
 /// flight ends within milliseconds (a sink or registry outage says [`RETRY_AFTER_SECONDS`]).
 ///

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use serde::Deserialize;
 
+use crate::admission::Reservation;
 use crate::refusal::{Refusal, Refused};
 use crate::server::Shared;
 
@@ -79,10 +80,14 @@ impl Shared {
     /// are in without one is not read further. A body that fails (too large, too
     /// slow, cut off) before a known key was seen is a stranger's: 401, nothing stored. Once
     /// the key is seen, a failure is the sender's usual 413/408/400.
+    ///
+    /// Each part holds its bytes in `reservation` as it arrives; past the bound of bytes in
+    /// flight the request is shed (503, nothing stored).
     pub(crate) async fn read_body(
         &self,
         body: Body,
         key_in: Option<&HeaderMap>,
+        reservation: &mut Reservation,
     ) -> Result<Vec<u8>, Refused> {
         let limit = self.pipeline.limits().max_body_bytes;
         let mut key_pending = key_in.is_some();
@@ -149,6 +154,9 @@ impl Shared {
                 } else {
                     refused
                 });
+            }
+            if let Err(shed) = self.admission.grow(reservation, data.len()) {
+                return Err(Refusal::Overloaded(shed).into());
             }
             raw.extend_from_slice(&data);
         }

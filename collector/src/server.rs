@@ -53,6 +53,9 @@ pub(crate) struct Shared {
     /// that serves it).
     committer: Mutex<Option<(Committer, mpsc::Receiver<Job>)>>,
     committer_started: OnceLock<()>,
+    /// When the group commit's current write began (0: none under way).
+    pub(crate) commit_busy_since: Arc<AtomicU64>,
+    health_max_write: std::time::Duration,
     /// How much work is taken on at once.
     pub(crate) admission: Admission,
     pub(crate) max_in_flight_requests: usize,
@@ -142,6 +145,7 @@ impl Collector {
         }
         let max_in_flight_requests = config.max_in_flight_requests.max(1);
         let (commits, jobs) = mpsc::channel(max_in_flight_requests);
+        let busy_since = Arc::new(AtomicU64::new(0));
         let committer = Committer {
             good: good.clone(),
             bad: bad.clone(),
@@ -149,6 +153,7 @@ impl Collector {
             dead_window: DedupWindow::new(config.dedup_generation / 10 + 1),
             keep_lines: config.dev,
             max_group: DEFAULT_MAX_GROUP_REQUESTS,
+            busy_since: busy_since.clone(),
         };
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Ok(Collector {
@@ -160,6 +165,8 @@ impl Collector {
                 commits,
                 committer: Mutex::new(Some((committer, jobs))),
                 committer_started: OnceLock::new(),
+                commit_busy_since: busy_since,
+                health_max_write: config.health_max_write,
                 admission: Admission::new(
                     max_in_flight_requests,
                     config.max_in_flight_bytes,
@@ -206,7 +213,7 @@ impl Collector {
             ));
         let router = Router::new()
             .route("/v1/batch", post(batch))
-            .route("/healthz", get(|| async { "ok\n" }))
+            .route("/healthz", get(health))
             .route("/metrics", get(metrics))
             .merge(key_holders)
             .with_state(self.shared.clone());
@@ -331,6 +338,29 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
             .expose_headers([header::RETRY_AFTER])
             .max_age(Duration::from_secs(3600)),
     )
+}
+
+/// `ok`, or 503 with the reason when the collector cannot store what it is sent: its commit
+/// task is gone, or a sink write has been under way longer than `health_max_write`
+/// ([`HEALTH_MAX_WRITE`] by default).
+async fn health(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.commits.is_closed() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the commit task stopped: nothing can be stored\n",
+        )
+            .into_response();
+    }
+    let since = shared.commit_busy_since.load(Ordering::Relaxed);
+    let busy = crate::committer::unix_ms().saturating_sub(since);
+    if since != 0 && busy > u64::try_from(shared.health_max_write.as_millis()).unwrap_or(u64::MAX) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("a sink write has been under way for {} s\n", busy / 1000),
+        )
+            .into_response();
+    }
+    "ok\n".into_response()
 }
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {

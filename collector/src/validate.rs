@@ -313,8 +313,10 @@ impl Pipeline {
     /// `eventwire validate`'s first check of every line. Deeper than the limit is
     /// `too_large` at any depth, before the parser's own limit (128) could call it
     /// malformed. (The collector checks the size on the text and the depth on the parsed
-    /// event, with the parser's own limit read as too deep: the same verdicts, one pass
-    /// fewer.)
+    /// event, with the parser's own limit read as too deep: one pass fewer. The verdicts
+    /// differ only for an object naming a key twice — the parsed event keeps the last value,
+    /// and that is what is judged and stored — and for text the parser refuses that is also
+    /// too deep: `malformed` there, `too_large` here.)
     pub fn text_violation(&self, text: &[u8]) -> Option<ErrorDetail> {
         self.size_violation(text.len())
             .or_else(|| nesting_over(text, self.limits.max_depth).then(|| self.depth_detail()))

@@ -829,6 +829,49 @@ async fn a_sink_naming_a_record_twice_counts_it_once() {
     assert_eq!(collector.totals().accepted, 3);
 }
 
+/// A sink that reports a failure but names every record as taken (each twice).
+struct FailingButTookAll(MemorySink);
+
+impl Sink for FailingButTookAll {
+    fn write<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.0.write(records).await?;
+            Err(SinkError::Broker {
+                sink: "took-all".into(),
+                message: "an error after every acknowledgement".into(),
+                written: (0..records.len()).chain(0..records.len()).collect(),
+            })
+        })
+    }
+    fn describe(&self) -> String {
+        "took-all".into()
+    }
+}
+
+/// A sink that failed but took every record of a request leaves nothing to resend: the
+/// request is answered 200, each record counted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_that_took_every_record_is_answered_200() {
+    let config = CollectorConfig::new(Source::Dir(common::repo().join("schemas")));
+    let good = MemorySink::default();
+    let collector = Collector::with_sinks(
+        config,
+        Arc::new(FailingButTookAll(good.clone())),
+        Arc::new(MemorySink::default()),
+    )
+    .unwrap();
+    let server = collector
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = format!("{}/v1/batch", server.endpoint());
+    let (status, answer) = post_json(&url, &batch(vec![play(1.0), play(2.0)])).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 2, "{answer}");
+    assert_eq!(collector.totals().accepted, 2);
+    assert_eq!(good.records().len(), 2);
+}
+
 /// A key holder's body that arrives a byte at a time, its key at the end, is read whole:
 /// the key is looked for when the body ends, not only when 4 KiB are in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

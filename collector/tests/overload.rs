@@ -269,3 +269,52 @@ async fn past_the_byte_bound_a_request_is_shed_before_its_body_is_read() {
     assert_eq!(small.await.unwrap().0, 200);
     server.shutdown().await;
 }
+
+/// Connections that declare big bodies and trickle them hold only what arrived: they do
+/// not shut out a request that sends its body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trickling_bodies_hold_only_what_arrived() {
+    let good = GatedSink::default();
+    good.open();
+    let (_collector, server) = serve(config().max_in_flight(64, 64 * 1024), &good).await;
+    let mut tricklers = Vec::new();
+    for _ in 0..8 {
+        let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+        let head = "POST /v1/batch HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 60000\r\n\r\n{";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        tricklers.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut events: Vec<Value> = Vec::new();
+    while batch(events.clone()).to_string().len() < 40 * 1024 {
+        events.push(play(1.0));
+    }
+    let url = format!("{}/v1/batch", server.endpoint());
+    let (status, answer) = post_json(&url, &batch(events)).await;
+    assert_eq!(status, 200, "{answer}");
+    drop(tricklers);
+    server.shutdown().await;
+}
+
+/// `/healthz` says 503 while a sink write has been under way too long (a stuck disk, a
+/// broker that does not answer), and ok again once it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_a_stuck_sink_write() {
+    let good = GatedSink::default();
+    let mut cfg = config();
+    cfg.health_max_write = Duration::from_millis(300);
+    let (_collector, server) = serve(cfg, &good).await;
+    let health = format!("{}/healthz", server.endpoint());
+    assert_eq!(get(&health).await.0, 200);
+    let url = format!("{}/v1/batch", server.endpoint());
+    let held = tokio::spawn(async move { post_json(&url, &batch(vec![play(1.0)])).await });
+    good.held().await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = get(&health).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("sink write"), "{body}");
+    good.open();
+    assert_eq!(held.await.unwrap().0, 200);
+    assert_eq!(get(&health).await.0, 200);
+    server.shutdown().await;
+}

@@ -50,6 +50,9 @@ struct Args {
     /// Most events per request.
     #[arg(long, default_value_t = eventwire::batch::DEFAULT_MAX_BATCH_EVENTS)]
     batch_size: usize,
+    /// The longest retry backoff, in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    max_backoff_ms: u64,
     /// Most requests in flight.
     #[arg(long, default_value_t = eventwire::outbox::DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
@@ -71,8 +74,8 @@ fn main() {
         .max_in_flight(args.max_in_flight)
         .spool_commit_interval(Duration::from_millis(args.commit_ms))
         .retry(RetryPolicy {
-            initial_backoff: Duration::from_millis(50),
-            max_backoff: Duration::from_millis(1_000),
+            initial_backoff: Duration::from_millis(args.max_backoff_ms.min(50)),
+            max_backoff: Duration::from_millis(args.max_backoff_ms),
             deadline: Duration::from_millis(args.retry_deadline_ms),
             ..RetryPolicy::default()
         })
