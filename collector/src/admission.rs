@@ -51,6 +51,7 @@ pub(crate) struct Admission {
     requests: Arc<Semaphore>,
     bytes: Arc<Semaphore>,
     cpu: Semaphore,
+    max_requests: usize,
     max_units: usize,
 }
 
@@ -74,8 +75,10 @@ impl Admission {
     /// validation at once (each at least 1).
     pub(crate) fn new(requests: usize, bytes: usize, cores: usize) -> Self {
         let max_units = units(bytes).clamp(1, u32::MAX as usize);
+        let max_requests = requests.clamp(1, Semaphore::MAX_PERMITS);
         Admission {
-            requests: Arc::new(Semaphore::new(requests.clamp(1, Semaphore::MAX_PERMITS))),
+            requests: Arc::new(Semaphore::new(max_requests)),
+            max_requests,
             bytes: Arc::new(Semaphore::new(max_units)),
             cpu: Semaphore::new(cores.max(1)),
             max_units,
@@ -154,8 +157,9 @@ impl Admission {
     }
 
     /// Requests in flight now.
-    pub(crate) fn requests_in_flight(&self, max: usize) -> usize {
-        max.max(1).saturating_sub(self.requests.available_permits())
+    pub(crate) fn requests_in_flight(&self) -> usize {
+        self.max_requests
+            .saturating_sub(self.requests.available_permits())
     }
 
     /// Bytes held now (in whole KiB).
@@ -231,7 +235,7 @@ mod tests {
             admission.admit(admission.reservation()).unwrap_err(),
             Shed::Requests
         );
-        assert_eq!(admission.requests_in_flight(2), 2);
+        assert_eq!(admission.requests_in_flight(), 2);
         // Two KiB left: holding more than that is refused, up to it is not.
         assert_eq!(
             admission.hold(&mut b.reservation, 7 * UNIT),
@@ -241,7 +245,7 @@ mod tests {
         admission.hold(&mut b.reservation, UNIT).unwrap(); // never lowered
         assert_eq!(b.reservation.units(), 6);
         drop(a);
-        assert_eq!(admission.requests_in_flight(2), 1);
+        assert_eq!(admission.requests_in_flight(), 1);
         assert_eq!(admission.check(5 * UNIT), Err(Shed::Bytes));
         assert_eq!(admission.check(4 * UNIT), Ok(()));
         drop(b);

@@ -58,7 +58,6 @@ pub(crate) struct Shared {
     health_max_write: std::time::Duration,
     /// How much work is taken on at once.
     pub(crate) admission: Admission,
-    pub(crate) max_in_flight_requests: usize,
     pub(crate) metrics: Metrics,
     pub(crate) recent: Option<Mutex<Recent>>,
     pub(crate) dev_capacity: usize,
@@ -172,7 +171,6 @@ impl Collector {
                     config.max_in_flight_bytes,
                     cores,
                 ),
-                max_in_flight_requests,
                 metrics,
                 recent: config.dev.then(|| Mutex::new(Recent::default())),
                 dev_capacity: config.dev_capacity.max(1),
@@ -365,9 +363,7 @@ async fn health(State(shared): State<Arc<Shared>>) -> Response {
 
 async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
     shared.metrics.in_flight(
-        shared
-            .admission
-            .requests_in_flight(shared.max_in_flight_requests),
+        shared.admission.requests_in_flight(),
         shared.admission.bytes_in_flight(),
     );
     (

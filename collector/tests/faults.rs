@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{batch, envelope, play, post, post_json, start, start_with_source};
+use common::{batch, envelope, play, post, post_json, serve_with_sinks, start, start_with_source};
 use eventwire_collector::registry::Source;
 use eventwire_collector::server::{Collector, CollectorConfig};
 use eventwire_collector::sink::{MemorySink, Sink, SinkError, SinkRecord};
@@ -147,16 +147,12 @@ impl Sink for SlowSink {
 async fn a_client_that_gives_up_mid_commit_causes_no_duplicate() {
     let good = SlowSink::default();
     let config = CollectorConfig::new(Source::Dir(common::repo().join("schemas")));
-    let collector = Collector::with_sinks(
+    let (_collector, server) = serve_with_sinks(
         config,
         Arc::new(good.clone()),
         Arc::new(MemorySink::default()),
     )
-    .unwrap();
-    let server = collector
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    .await;
     let url = format!("{}/v1/batch", server.endpoint());
     let body = batch((0..20).map(|i| play(f64::from(i))).collect()).to_string();
     let impatient = reqwest::Client::builder()
@@ -289,16 +285,12 @@ impl Sink for RefusingSink {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_dead_letter_sink_turns_refusals_into_retries() {
     let config = CollectorConfig::new(Source::Dir(common::repo().join("schemas")));
-    let collector = Collector::with_sinks(
+    let (_collector, server) = serve_with_sinks(
         config,
         Arc::new(MemorySink::default()),
         Arc::new(RefusingSink),
     )
-    .unwrap();
-    let server = collector
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    .await;
     let url = format!("{}/v1/batch", server.endpoint());
     for (body, headers) in [
         (
@@ -752,11 +744,7 @@ async fn two_refused_events_sharing_an_id_are_two_dead_letters() {
 async fn good_events_stored_before_a_dead_letter_failure_are_counted() {
     let good = Arc::new(MemorySink::default());
     let config = CollectorConfig::new(Source::Dir(common::repo().join("schemas")));
-    let collector = Collector::with_sinks(config, good.clone(), Arc::new(RefusingSink)).unwrap();
-    let server = collector
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (collector, server) = serve_with_sinks(config, good.clone(), Arc::new(RefusingSink)).await;
     let url = format!("{}/v1/batch", server.endpoint());
     let mut wrong = play(1.0);
     wrong["data"]["position_s"] = json!("not a number");
@@ -777,26 +765,26 @@ async fn good_events_stored_before_a_dead_letter_failure_are_counted() {
     assert_eq!(good.records().len(), 1);
 }
 
-/// A sink that stores the batch and then fails, naming what it took — more than once.
-struct StutteringSink(MemorySink);
+/// A sink that stores the batch and then fails, naming as taken the records `taken` lists
+/// for a batch of that many (as it likes: twice, out of range).
+struct NamingSink {
+    inner: MemorySink,
+    taken: fn(usize) -> Vec<usize>,
+}
 
-impl Sink for StutteringSink {
+impl Sink for NamingSink {
     fn write<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            self.0.write(records).await?;
+            self.inner.write(records).await?;
             Err(SinkError::Broker {
-                sink: "stuttering".into(),
+                sink: "naming".into(),
                 message: "no acknowledgement for the rest".into(),
-                // Every record but the last, each named twice, and one that is not there.
-                written: (0..records.len().saturating_sub(1))
-                    .chain(0..records.len().saturating_sub(1))
-                    .chain([99])
-                    .collect(),
+                written: (self.taken)(records.len()),
             })
         })
     }
     fn describe(&self) -> String {
-        "stuttering".into()
+        "naming".into()
     }
 }
 
@@ -805,16 +793,21 @@ impl Sink for StutteringSink {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sink_naming_a_record_twice_counts_it_once() {
     let config = CollectorConfig::new(Source::Dir(common::repo().join("schemas")));
-    let collector = Collector::with_sinks(
+    let (collector, server) = serve_with_sinks(
         config,
-        Arc::new(StutteringSink(MemorySink::default())),
+        Arc::new(NamingSink {
+            inner: MemorySink::default(),
+            // Every record but the last, each named twice, and one that is not there.
+            taken: |n| {
+                (0..n.saturating_sub(1))
+                    .chain(0..n.saturating_sub(1))
+                    .chain([99])
+                    .collect()
+            },
+        }),
         Arc::new(MemorySink::default()),
     )
-    .unwrap();
-    let server = collector
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    .await;
     let url = format!("{}/v1/batch", server.endpoint());
     let events = batch(vec![play(1.0), play(2.0), play(3.0)]);
     let (status, answer) = post_json(&url, &events).await;
@@ -829,41 +822,22 @@ async fn a_sink_naming_a_record_twice_counts_it_once() {
     assert_eq!(collector.totals().accepted, 3);
 }
 
-/// A sink that reports a failure but names every record as taken (each twice).
-struct FailingButTookAll(MemorySink);
-
-impl Sink for FailingButTookAll {
-    fn write<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Result<(), SinkError>> {
-        Box::pin(async move {
-            self.0.write(records).await?;
-            Err(SinkError::Broker {
-                sink: "took-all".into(),
-                message: "an error after every acknowledgement".into(),
-                written: (0..records.len()).chain(0..records.len()).collect(),
-            })
-        })
-    }
-    fn describe(&self) -> String {
-        "took-all".into()
-    }
-}
-
 /// A sink that failed but took every record of a request leaves nothing to resend: the
 /// request is answered 200, each record counted once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_write_that_took_every_record_is_answered_200() {
     let config = CollectorConfig::new(Source::Dir(common::repo().join("schemas")));
     let good = MemorySink::default();
-    let collector = Collector::with_sinks(
+    let (collector, server) = serve_with_sinks(
         config,
-        Arc::new(FailingButTookAll(good.clone())),
+        Arc::new(NamingSink {
+            inner: good.clone(),
+            // Every record, each twice.
+            taken: |n| (0..n).chain(0..n).collect(),
+        }),
         Arc::new(MemorySink::default()),
     )
-    .unwrap();
-    let server = collector
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    .await;
     let url = format!("{}/v1/batch", server.endpoint());
     let (status, answer) = post_json(&url, &batch(vec![play(1.0), play(2.0)])).await;
     assert_eq!(status, 200, "{answer}");

@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{batch, play, post_json};
+use common::{batch, play, post_json, serve_with_sinks};
 use eventwire_collector::registry::Source;
 use eventwire_collector::server::{Collector, CollectorConfig, ServerHandle};
 use eventwire_collector::sink::{MemorySink, Sink, SinkError, SinkRecord};
+use eventwire_testkit::probe::metric_sum;
 use futures_util::future::BoxFuture;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -75,29 +76,29 @@ impl GatedSink {
 }
 
 async fn serve(config: CollectorConfig, good: &GatedSink) -> (Collector, ServerHandle) {
-    let collector = Collector::with_sinks(
+    serve_with_sinks(
         config,
         Arc::new(good.clone()),
         Arc::new(MemorySink::default()),
     )
-    .unwrap();
-    let server = collector
-        .serve("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    (collector, server)
+    .await
+}
+
+/// Waits until `/metrics` shows at least `n` requests in flight.
+async fn wait_for_in_flight(server: &ServerHandle, n: f64) {
+    let url = format!("{}/metrics", server.endpoint());
+    for _ in 0..500 {
+        let (_, scrape) = get(&url).await;
+        if metric_sum(&scrape, "eventwire_in_flight_requests") >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never {n} requests in flight");
 }
 
 fn config() -> CollectorConfig {
     CollectorConfig::new(Source::Dir(common::repo().join("schemas")))
-}
-
-/// A metric's value in a scrape (0 when absent).
-fn metric(scrape: &str, name: &str) -> f64 {
-    scrape
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
 }
 
 async fn get(url: &str) -> (u16, String) {
@@ -146,14 +147,7 @@ async fn requests_arriving_during_a_write_are_written_together() {
         })
         .collect();
     // All ten admitted and validated (tiny batches), so waiting at the group commit.
-    let scrape_url = format!("{}/metrics", server.endpoint());
-    for _ in 0..500 {
-        let (_, scrape) = get(&scrape_url).await;
-        if metric(&scrape, "eventwire_in_flight_requests") >= 11.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_in_flight(&server, 11.0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     good.open();
     assert_eq!(first.await.unwrap().0, 200);
@@ -188,14 +182,8 @@ async fn past_the_request_bound_a_request_is_shed_before_its_body_is_read() {
         })
         .collect();
     good.held().await;
+    wait_for_in_flight(&server, 2.0).await;
     let scrape_url = format!("{}/metrics", server.endpoint());
-    for _ in 0..500 {
-        let (_, scrape) = get(&scrape_url).await;
-        if metric(&scrape, "eventwire_in_flight_requests") >= 2.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 
     let answer = headers_only(server.addr(), 1000).await;
     assert!(answer.starts_with("http/1.1 503"), "{answer}");
@@ -208,7 +196,7 @@ async fn past_the_request_bound_a_request_is_shed_before_its_body_is_read() {
     let (status, scrape) = get(&scrape_url).await;
     assert_eq!(status, 200);
     assert_eq!(
-        metric(
+        metric_sum(
             &scrape,
             "eventwire_requests_shed_total{reason=\"requests\"}"
         ),
@@ -216,7 +204,7 @@ async fn past_the_request_bound_a_request_is_shed_before_its_body_is_read() {
         "{scrape}"
     );
     assert_eq!(
-        metric(&scrape, "eventwire_requests_total{status=\"503\"}"),
+        metric_sum(&scrape, "eventwire_requests_total{status=\"503\"}"),
         1.0
     );
 
@@ -260,7 +248,7 @@ async fn past_the_byte_bound_a_request_is_shed_before_its_body_is_read() {
     });
     let (_, scrape) = get(&format!("{}/metrics", server.endpoint())).await;
     assert_eq!(
-        metric(&scrape, "eventwire_requests_shed_total{reason=\"bytes\"}"),
+        metric_sum(&scrape, "eventwire_requests_shed_total{reason=\"bytes\"}"),
         1.0,
         "{scrape}"
     );

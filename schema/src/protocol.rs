@@ -40,12 +40,7 @@ pub struct Event {
     /// deduplication key.
     pub event_id: Uuid,
     /// Iglu URI of the schema that `data` conforms to.
-    #[cfg_attr(
-        feature = "schemars",
-        schemars(regex(
-            pattern = r"^iglu:[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/[1-9][0-9]{0,8}-(0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,8})$"
-        ))
-    )]
+    #[cfg_attr(feature = "schemars", schemars(regex = "IGLU_URI_PATTERN"))]
     pub schema: String,
     /// The event's own properties, valid against `schema`.
     pub data: Value,
@@ -67,12 +62,7 @@ pub struct Event {
 #[serde(deny_unknown_fields)]
 pub struct Entity {
     /// Iglu URI of the schema that `data` conforms to.
-    #[cfg_attr(
-        feature = "schemars",
-        schemars(regex(
-            pattern = r"^iglu:[a-zA-Z0-9_-]+(\.[a-zA-Z0-9_-]+)*/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/[1-9][0-9]{0,8}-(0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,8})$"
-        ))
-    )]
+    #[cfg_attr(feature = "schemars", schemars(regex = "IGLU_URI_PATTERN"))]
     pub schema: String,
     /// The entity's properties.
     pub data: Value,

@@ -14,6 +14,7 @@ use eventwire_collector::registry::{Registry, Source};
 use eventwire_collector::server::{Collector, CollectorConfig};
 use eventwire_collector::sink::SinkSpec;
 use eventwire_collector::validate::{Limits, Pipeline};
+use eventwire_testkit::probe::http_get;
 use serde_json::{json, Value};
 
 // The allocator of the `eventwire` binary (cli/src/main.rs), so the figures are the product's.
@@ -76,24 +77,6 @@ fn envelope(i: usize) -> Value {
         e["entities"] = Value::Array(entities);
     }
     e
-}
-
-/// How long `GET /healthz` takes to be answered (a new connection each time).
-fn healthz(addr: std::net::SocketAddr) -> Duration {
-    use std::io::{Read, Write};
-    let started = Instant::now();
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .write_all(b"GET /healthz HTTP/1.0\r\nhost: x\r\n\r\n")
-        .unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
-    assert!(
-        answer.starts_with(b"HTTP/1.0 200") || answer.starts_with(b"HTTP/1.1 200"),
-        "healthz answered {}",
-        String::from_utf8_lossy(&answer)
-    );
-    started.elapsed()
 }
 
 fn main() {
@@ -183,7 +166,9 @@ fn main() {
         move || {
             let mut took = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                took.push(healthz(addr));
+                let (status, _, took_now) = http_get(addr, "/healthz");
+                assert_eq!(status, 200, "/healthz during the run");
+                took.push(took_now);
                 std::thread::sleep(Duration::from_millis(10));
             }
             took

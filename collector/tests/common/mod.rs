@@ -4,11 +4,12 @@
 #![allow(dead_code, clippy::unwrap_used)] // shared by several test binaries
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventwire_collector::registry::Source;
 use eventwire_collector::server::{Collector, CollectorConfig, ServerHandle};
-use eventwire_collector::sink::SinkSpec;
+use eventwire_collector::sink::{Sink, SinkSpec};
 use serde_json::Value;
 
 pub fn repo() -> PathBuf {
@@ -88,6 +89,20 @@ pub async fn start_with_source(
         server,
         dir,
     }
+}
+
+/// A collector writing to the sinks given, served on a free loopback port.
+pub async fn serve_with_sinks(
+    config: CollectorConfig,
+    good: Arc<dyn Sink>,
+    bad: Arc<dyn Sink>,
+) -> (Collector, ServerHandle) {
+    let collector = Collector::with_sinks(config, good, bad).unwrap();
+    let server = collector
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (collector, server)
 }
 
 /// A batch body around these events.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use eventwire_game_days::proxy::{Fault, Proxy};
 use eventwire_game_days::{CollectorProc, Report, TrackerProc};
+use eventwire_testkit::probe::{http_get, metric_sum};
 
 const TRACKER: &str = env!("CARGO_BIN_EXE_gameday-tracker");
 const COLLECTOR: &str = env!("CARGO_BIN_EXE_gameday-collector");
@@ -613,40 +614,6 @@ fn clients_hang_up_mid_commit() -> Row {
         ),
         ..row
     }
-}
-
-/// `GET path` on `addr` (HTTP/1.0, so the answer ends with the connection): the status, the
-/// body and how long the answer took.
-fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String, Duration) {
-    use std::io::{Read, Write};
-    let started = Instant::now();
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nhost: x\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let took = started.elapsed();
-    let status = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_owned();
-    (status, body, took)
-}
-
-/// The sum of a metric's samples in a scrape (every label set).
-fn metric_sum(scrape: &str, name: &str) -> f64 {
-    scrape
-        .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 /// Trackers offer 20× what the collector can take for 30 s: its good sink slows to 15 ms a
