@@ -96,11 +96,10 @@ impl Shared {
             .await;
         let raw = match read {
             Ok(raw) => raw,
-            Err(refused) => match refused.refusal {
-                Refusal::Unauthorized => return (refused.refusal.into_response(), 0),
-                Refusal::Overloaded(shed) => return (self.shed(shed), 0),
-                _ => return (self.spawn_refusal(received, refused, reservation).await, 0),
-            },
+            Err(refused) if refused.refusal == Refusal::Unauthorized => {
+                return (refused.refusal.into_response(), 0)
+            }
+            Err(refused) => return (self.spawn_refusal(received, refused, reservation).await, 0),
         };
         // The body is in: a request slot now, or shed if they were all taken meanwhile.
         let mut admitted = match self.admission.admit(reservation) {
@@ -116,12 +115,7 @@ impl Shared {
                 .await;
             match answer {
                 Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
-                Err(refused) => {
-                    if let Refusal::Overloaded(shed) = refused.refusal {
-                        return shared.shed(shed);
-                    }
-                    shared.refuse(&received, refused).await
-                }
+                Err(refused) => shared.refuse(&received, refused).await,
             }
         });
         let response = work.await.unwrap_or_else(|e| {
@@ -325,9 +319,12 @@ impl Shared {
 
     /// Answers a refused request, dead-lettering it first when it should be kept. A dead
     /// letter that cannot be written turns the refusal into a 503 the sender retries:
-    /// nothing it sent may vanish.
+    /// nothing it sent may vanish. A request shed by admission is answered 503 and counted.
     async fn refuse(&self, received: &str, refused: Refused) -> Response {
         let Refused { refusal, raw } = refused;
+        if let Refusal::Overloaded(shed) = refusal {
+            return self.shed(shed);
+        }
         if refusal.dead_letter() {
             let message = refusal.message();
             let dead = DeadLetter::for_raw(
