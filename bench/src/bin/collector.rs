@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use eventwire::{Entity, Tracker, WhenFull};
+use eventwire_bench::mix::{envelope, mix, player};
 use eventwire_collector::registry::{Registry, Source};
 use eventwire_collector::server::{Collector, CollectorConfig};
 use eventwire_collector::sink::SinkSpec;
@@ -27,56 +28,6 @@ const E2E_EVENTS: usize = 200_000;
 
 fn schemas() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../schemas")
-}
-
-fn player() -> Value {
-    json!({"schema": "iglu:com.example.media/player/jsonschema/1-0-0",
-           "data": {"kind": "video", "player_name": "html5", "player_version": "4.2.1", "volume": 80, "quality": "hd"}})
-}
-
-/// A realistic mix: media events with the player entity, page views, searches, checkouts.
-fn mix(i: usize) -> (&'static str, Value, Vec<Value>) {
-    match i % 5 {
-        0 | 1 => (
-            "iglu:com.example.media/play/jsonschema/1-0-0",
-            json!({"media_id": "b0074dlv", "position_s": (i % 7200) as f64 * 0.5, "playback_rate": 1.0, "autoplay": false}),
-            vec![player()],
-        ),
-        2 => (
-            "iglu:com.example.web/page_view/jsonschema/1-0-0",
-            json!({"url": format!("https://www.example.com/news/article-{i}"), "title": "Filming the tidal zone at night",
-                   "referrer": "https://www.example.com/", "viewport": {"width": 1280, "height": 800}}),
-            vec![],
-        ),
-        3 => (
-            "iglu:com.example.web/search/jsonschema/1-0-0",
-            json!({"query": "planet earth", "results_count": 12, "page": 1, "filters": {"category": null, "sort": "relevance"}}),
-            vec![],
-        ),
-        _ => (
-            "iglu:com.example.shop/checkout/jsonschema/1-0-1",
-            json!({"order_id": "ORD-20261126", "currency": "GBP", "total": 24.98, "coupon": null, "payment_method": "card",
-                   "items": [{"sku": "DVD-PE3", "quantity": 1, "unit_price": 19.99}, {"sku": "GIFT-WRAP", "quantity": 1, "unit_price": 4.99}]}),
-            vec![],
-        ),
-    }
-}
-
-fn envelope(i: usize) -> Value {
-    let (schema, data, entities) = mix(i);
-    let mut e = json!({
-        "event_id": uuid::Uuid::now_v7().to_string(),
-        "schema": schema,
-        "data": data,
-        "created_at": "2026-11-26T03:10:25.001Z",
-        "context": {"labels": {"environment": "bench", "service": "web", "version": "abc123"},
-                    "library": {"name": "eventwire-rust", "version": "0.1.0"},
-                    "anonymous_id": "6f1c7e9a-3b2d-4c5e-8f90-1a2b3c4d5e6f", "session_id": "0b1c2d3e"}
-    });
-    if !entities.is_empty() {
-        e["entities"] = Value::Array(entities);
-    }
-    e
 }
 
 fn main() {
