@@ -2,6 +2,7 @@
 //! committed to the good and the dead-letter sinks, what was written counted, and a request
 //! refused as a whole dead-lettered before it is answered.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,20 +14,18 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use eventwire_schema::protocol::{BatchResponse, Rejection};
-use serde_json::Value;
+use eventwire_schema::protocol::{BatchResponse, ErrorCode, Rejection};
 
 use crate::admission::{expected_bytes, Admitted, Reservation, Shed};
 use crate::committer::{Dead, Good, Job};
 use crate::dev::push_bounded;
 use crate::ingest::{bearer, check_content_type, decode, BatchQuery};
-use crate::record::{DeadLetter, ErrorDetail, GoodRecord};
+use crate::record::{DeadLetter, ErrorDetail};
 use crate::refusal::{Refusal, Refused};
 use crate::server::Shared;
 use crate::sink::SinkRecord;
 use crate::time::format_timestamp;
-use crate::validate::{resolve_all, BatchError, Checked};
-use eventwire_schema::protocol::ErrorCode;
+use crate::validate::{resolve_all, BatchError, Checked, GoodEvent, Pass};
 use tokio::sync::oneshot;
 
 pub(crate) async fn batch(
@@ -111,7 +110,7 @@ impl Shared {
         // Holds its share of the bounds until answered, dead letters included.
         let work = tokio::spawn(async move {
             let answer = shared
-                .process(received_at, &received, headers, raw, &mut admitted)
+                .process(received_at, headers, raw, &mut admitted)
                 .await;
             match answer {
                 Ok(answer) => (StatusCode::OK, Json(answer)).into_response(),
@@ -150,41 +149,54 @@ impl Shared {
         })
     }
 
-    /// Decodes and validates the body (each CPU-bound half on a core of its own, off the
-    /// async threads; the registry lookups between them), then commits it. The parsed
-    /// events exist only during validation (one request per core); while its lines wait to
-    /// be written, the request holds their size in `admitted` if that is more than its body.
+    /// Decodes and validates the body on a core of its own, off the async threads; when it
+    /// names schemas the registry's caches do not hold, looks them up and validates again
+    /// (only the first requests naming a schema pay that). The parsed events exist only
+    /// there (one request per core); while its lines wait to be written, the request holds
+    /// their size in `admitted` if that is more than its body.
     async fn process(
         self: &Arc<Self>,
         received_at: DateTime<Utc>,
-        received: &str,
         headers: HeaderMap,
         raw: Vec<u8>,
         admitted: &mut Admitted,
     ) -> Result<BatchResponse, Refused> {
         check_content_type(&headers, &raw)?;
-        let shared = self.clone();
-        let prepared = self
-            .on_a_core(move || {
-                let limit = shared.pipeline.limits().max_body_bytes;
-                let plain = decode(&headers, &raw, limit)?;
-                shared
-                    .pipeline
-                    .prepare(&plain, received_at)
-                    .map_err(|e| refused(e, &plain))
-            })
-            .await?;
-        let lookups = resolve_all(&self.registry, prepared.schema_uris())
-            .await
-            .map_err(|e| refused(e, b""))?;
-        let (shared, received) = (self.clone(), received.to_owned());
-        let (tally, good, bad) = self
-            .on_a_core(move || {
-                let checked = shared.pipeline.finish(prepared, &lookups);
-                let (good, bad) = records(&checked, &received);
-                Ok((Tally::of(&checked), good, bad))
-            })
-            .await?;
+        let (headers, raw) = (Arc::new(headers), Arc::new(raw));
+        let mut resolved = Arc::new(HashMap::new());
+        let (tally, good, bad) = loop {
+            let (shared, headers, raw, lookups) =
+                (self.clone(), headers.clone(), raw.clone(), resolved.clone());
+            let pass = self
+                .on_a_core(move || {
+                    let limit = shared.pipeline.limits().max_body_bytes;
+                    let plain = decode(&headers, &raw, limit)?;
+                    let pass = shared
+                        .pipeline
+                        .check_with(&plain, received_at, &shared.registry, &lookups)
+                        .map_err(|e| refused(e, &plain))?;
+                    Ok(match pass {
+                        Pass::Checked(checked) => Ok(records(checked)),
+                        Pass::Missing(uris) => Err(uris),
+                    })
+                })
+                .await?;
+            match pass {
+                Ok(done) => break done,
+                Err(uris) if resolved.is_empty() => {
+                    let lookups = resolve_all(&self.registry, uris.iter().map(String::as_str))
+                        .await
+                        .map_err(|e| refused(e, b""))?;
+                    resolved = Arc::new(lookups);
+                }
+                Err(uris) => {
+                    return Err(refused(
+                        BatchError::RegistryUnavailable(format!("schemas not resolved: {uris:?}")),
+                        b"",
+                    ))
+                }
+            }
+        };
         let lines: usize = good.iter().map(|g| g.record.line.len()).sum::<usize>()
             + bad.iter().map(|d| d.record.line.len()).sum::<usize>();
         self.admission
@@ -222,7 +234,7 @@ impl Shared {
             .await
             .map_err(|_| gone())?;
         let committed = answer.await.map_err(|_| gone())?;
-        let pick = |indices: &[usize]| -> Vec<&GoodTally> {
+        let pick = |indices: &[usize]| -> Vec<&GoodEvent> {
             indices.iter().filter_map(|&i| tally.good.get(i)).collect()
         };
         let pick_bad = |indices: &[usize]| -> Vec<&BadTally> {
@@ -257,8 +269,8 @@ impl Shared {
     /// duplicates dropped: metrics, totals, unique users, the dev view.
     fn account_good<'r>(
         &self,
-        fresh: &[&GoodTally],
-        duplicates: &[&GoodTally],
+        fresh: &[&GoodEvent],
+        duplicates: &[&GoodEvent],
         records: impl Iterator<Item = &'r SinkRecord>,
     ) {
         for g in fresh {
@@ -301,7 +313,7 @@ impl Shared {
         self.remember_recent(records, |r| &mut r.bad);
     }
 
-    fn count_uniques(&self, events: &[&GoodTally]) {
+    fn count_uniques(&self, events: &[&GoodEvent]) {
         if events.is_empty() {
             return;
         }
@@ -357,19 +369,12 @@ impl Shared {
     }
 }
 
-/// What the counters and the answer need of a checked batch, without its parsed events
-/// (which are dropped before the request waits for its lines to be written).
+/// What the counters and the answer need of a checked batch, without its lines and its
+/// dead letters' events (moved or dropped before the request waits for the commit).
 struct Tally {
-    good: Vec<GoodTally>,
+    /// The good events, their lines taken out.
+    good: Vec<GoodEvent>,
     bad: Vec<BadTally>,
-}
-
-/// A good event's labels, schema and user (`user_id`, else `anonymous_id`).
-struct GoodTally {
-    service: Option<String>,
-    version: Option<String>,
-    schema: String,
-    user: Option<String>,
 }
 
 /// A refused event's place, id, code and labels.
@@ -379,38 +384,6 @@ struct BadTally {
     code: ErrorCode,
     service: Option<String>,
     version: Option<String>,
-}
-
-impl Tally {
-    fn of(checked: &Checked) -> Tally {
-        let owned = |s: Option<&str>| s.map(str::to_owned);
-        Tally {
-            good: checked
-                .good
-                .iter()
-                .map(|g| GoodTally {
-                    service: owned(g.label("service")),
-                    version: owned(g.label("version")),
-                    schema: g.schema().to_owned(),
-                    user: owned(
-                        g.context_str("user_id")
-                            .or_else(|| g.context_str("anonymous_id")),
-                    ),
-                })
-                .collect(),
-            bad: checked
-                .bad
-                .iter()
-                .map(|b| BadTally {
-                    index: b.index,
-                    event_id: owned(b.dead.event_id()),
-                    code: b.dead.code,
-                    service: owned(dead_letter_label(&b.dead, "service")),
-                    version: owned(dead_letter_label(&b.dead, "version")),
-                })
-                .collect(),
-        }
-    }
 }
 
 /// The answer to a batch refused as a whole.
@@ -428,51 +401,47 @@ fn refused(e: BatchError, plain: &[u8]) -> Refused {
 }
 
 /// The lines a checked batch writes: each good event's record with the key its id is
-/// remembered by, each dead letter's with the key its refusal is remembered by.
-fn records(checked: &Checked, received: &str) -> (Vec<Good>, Vec<Dead>) {
-    let good = checked
-        .good
-        .iter()
+/// remembered by, each dead letter's with the key its refusal is remembered by; and what is
+/// left to count.
+fn records(checked: Checked) -> (Tally, Vec<Good>, Vec<Dead>) {
+    let mut good_events = checked.good;
+    let good = good_events
+        .iter_mut()
         .map(|g| Good {
             key: crate::dedup::key(&g.event_id),
             record: SinkRecord {
                 key: Some(crate::dedup::canonical_id(&g.event_id)),
-                line: good_line(g, &checked.sent_at, received),
+                line: std::mem::take(&mut g.line),
             },
         })
         .collect();
-    let bad = checked
+    let owned = |s: Option<&str>| s.map(str::to_owned);
+    let (bad, bad_tally) = checked
         .bad
         .iter()
-        .map(|b| Dead {
-            key: dead_letter_key(&b.dead),
-            record: SinkRecord {
-                key: b.dead.event_id().map(crate::dedup::canonical_id),
-                line: serde_json::to_vec(&b.dead).unwrap_or_default(),
-            },
+        .map(|b| {
+            let dead = Dead {
+                key: dead_letter_key(&b.dead),
+                record: SinkRecord {
+                    key: b.dead.event_id().map(crate::dedup::canonical_id),
+                    line: serde_json::to_vec(&b.dead).unwrap_or_default(),
+                },
+            };
+            let tally = BadTally {
+                index: b.index,
+                event_id: owned(b.dead.event_id()),
+                code: b.dead.code,
+                service: owned(dead_letter_label(&b.dead, "service")),
+                version: owned(dead_letter_label(&b.dead, "version")),
+            };
+            (dead, tally)
         })
-        .collect();
-    (good, bad)
-}
-
-fn good_line(g: &crate::validate::GoodEvent, sent_at: &str, received: &str) -> Vec<u8> {
-    let e = &g.event;
-    let record = GoodRecord {
-        event_id: &g.event_id,
-        schema: g.schema(),
-        data: e.get("data").unwrap_or(&Value::Null),
-        entities: e.get("entities"),
-        context: e.get("context").unwrap_or(&Value::Null),
-        created_at: e
-            .get("created_at")
-            .and_then(Value::as_str)
-            .unwrap_or_default(),
-        sent_at,
-        received_at: received,
-        event_time: g.event_time.clone(),
-        event_time_clamped: g.clamped.map(crate::time::Clamped::as_str),
+        .unzip();
+    let tally = Tally {
+        good: good_events,
+        bad: bad_tally,
     };
-    serde_json::to_vec(&record).unwrap_or_default()
+    (tally, good, bad)
 }
 
 /// What a dead letter is remembered by across resends: its code and the event as received,

@@ -11,7 +11,9 @@ pub const MAX_RAW_BYTES: usize = 16 * 1024;
 /// A dead letter lists at most this many validation errors.
 pub const MAX_ERRORS: usize = 20;
 
-/// A good event as the good sink receives it: the envelope plus the collector's times.
+/// A good event as the good sink receives it: the envelope plus the collector's times. (An
+/// event validated on its tape is written as its text with these times added, the same
+/// members; this struct writes the events judged as a `Value`.)
 #[derive(Debug, Serialize)]
 pub struct GoodRecord<'a> {
     /// The deduplication key.

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use eventwire_schema::draft4::tape::TapeJson;
 use eventwire_schema::iglu::SchemaKey;
 use serde_json::Value;
 
@@ -22,11 +23,13 @@ pub const MAX_SCHEMA_BYTES: usize = 1024 * 1024;
 /// Time allowed to fetch one schema over HTTP.
 pub const HTTP_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A compiled schema.
+/// A compiled schema: for `serde_json::Value` instances (whose errors dead letters name) and
+/// for tapes (the fast check of events read without a `Value` tree).
 pub struct CompiledSchema {
     /// Which schema.
     pub key: SchemaKey,
     validator: jsonschema::Validator,
+    tape: jsonschema::Validator<TapeJson>,
 }
 
 impl std::fmt::Debug for CompiledSchema {
@@ -45,12 +48,23 @@ impl CompiledSchema {
         }
         let validator = eventwire_schema::draft4::compile(&document)
             .map_err(|e| format!("schema does not compile: {e}"))?;
-        Ok(CompiledSchema { key, validator })
+        let tape = eventwire_schema::draft4::compile_for::<TapeJson>(&document)
+            .map_err(|e| format!("schema does not compile: {e}"))?;
+        Ok(CompiledSchema {
+            key,
+            validator,
+            tape,
+        })
     }
 
-    /// The underlying validator.
+    /// The validator of `serde_json::Value` instances.
     pub fn validator(&self) -> &jsonschema::Validator {
         &self.validator
+    }
+
+    /// The validator of tapes (the same schema, the same verdicts).
+    pub fn tape_validator(&self) -> &jsonschema::Validator<TapeJson> {
+        &self.tape
     }
 }
 

@@ -13,6 +13,7 @@
 
 use std::collections::BTreeMap;
 
+use eventwire_schema::draft4::tape::{Tape, TapeJson};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{json, Map, Value};
@@ -102,6 +103,9 @@ pub struct Report {
     pub rejects_valid: usize,
     /// Valid instances whose round trip changed their meaning or made them invalid.
     pub changed: usize,
+    /// Instances the collector's tape validation judges otherwise than the same schema on
+    /// a `serde_json::Value` (`eventwire_schema::draft4::tape`).
+    pub tape_disagrees: usize,
     /// Disagreements by instance kind.
     pub by_kind: BTreeMap<String, usize>,
     /// A few disagreements, for people.
@@ -112,7 +116,11 @@ impl Report {
     /// Disagreements of any kind (the target is 0).
     #[must_use]
     pub fn disagreements(&self) -> usize {
-        self.accepts_invalid + self.rejects_valid + self.changed + self.missing_types.len()
+        self.accepts_invalid
+            + self.rejects_valid
+            + self.changed
+            + self.missing_types.len()
+            + self.tape_disagrees
     }
 
     /// The report as a Markdown table.
@@ -145,6 +153,10 @@ impl Report {
         t += &format!(
             "| valid instances whose round trip changed meaning | {} |\n",
             self.changed
+        );
+        t += &format!(
+            "| tape validation disagrees with `Value` validation | {} |\n",
+            self.tape_disagrees
         );
         t += &format!(
             "| schemas without a type | {} |\n",
@@ -190,12 +202,28 @@ pub fn measure(dir: &std::path::Path, round_trip: RoundTrip) -> Report {
             r.uncompilable.push(uri);
             continue;
         };
+        let Ok(tape_validator) = eventwire_schema::draft4::compile_for::<TapeJson>(&document)
+        else {
+            r.uncompilable.push(format!("{uri} (for tapes)"));
+            continue;
+        };
         // Strings for patterns are drawn at random, from a seed fixed per schema.
         RNG.with(|rng| *rng.borrow_mut() = StdRng::seed_from_u64(seed(&uri)));
         ROOT.with(|root| *root.borrow_mut() = document.clone());
         for (instance, label) in derive_instances(&document) {
             r.instances += 1;
             let schema_ok = validator.is_valid(&instance);
+            let text = instance.to_string();
+            let tape_ok = Tape::parse(&text).map(|t| tape_validator.is_valid(t.root()));
+            if tape_ok.as_ref().ok() != Some(&schema_ok) {
+                r.tape_disagrees += 1;
+                *r.by_kind.entry(format!("tape: {label}")).or_default() += 1;
+                if r.examples.len() < 40 {
+                    r.examples.push(format!(
+                        "{uri} [{label}] {instance} → value:{schema_ok} tape:{tape_ok:?}"
+                    ));
+                }
+            }
             let Some(typed) = round_trip(&uri, &instance) else {
                 r.missing_types.push(uri.clone());
                 break;

@@ -7,6 +7,8 @@
 
 use serde_json::Value;
 
+pub mod tape;
+
 /// A compiled schema (the `jsonschema` crate's).
 pub use jsonschema::Validator;
 
@@ -28,7 +30,18 @@ pub fn as_draft4(document: &Value) -> Value {
 /// The `jsonschema` crate's error when the document is not a valid draft-4 schema (a
 /// keyword of the wrong type, an unresolvable `$ref`, a bad regex).
 pub fn compile(document: &Value) -> Result<Validator, jsonschema::ValidationError<'static>> {
-    jsonschema::options()
+    compile_for::<jsonschema::json::SerdeJson>(document)
+}
+
+/// [`compile`], for instances of another representation (e.g. [`tape::TapeJson`]).
+///
+/// # Errors
+///
+/// As [`compile`].
+pub fn compile_for<F: jsonschema::json::Json>(
+    document: &Value,
+) -> Result<Validator<F>, jsonschema::ValidationError<'static>> {
+    jsonschema::options_for::<F>()
         .with_draft(jsonschema::Draft::Draft4)
         .should_validate_formats(true)
         .with_format("uuid", |s: &str| crate::check::Format::Uuid.accepts(s))
