@@ -18,8 +18,8 @@
 //! schemas).
 //!
 //! Registry lookups are the only I/O: a pass takes the schemas from the registry's caches
-//! and, when one is missing, ends saying which ([`Pass::Missing`]); they are looked up
-//! (once per distinct schema) and the batch is checked again. The `Value` checks serve
+//! and, when one is missing, ends naming every schema of the batch ([`Pass::Missing`]);
+//! they are looked up (once per distinct schema) and the batch is checked again with them. The `Value` checks serve
 //! `eventwire validate`.
 
 use std::collections::HashMap;
@@ -163,7 +163,8 @@ impl std::fmt::Debug for Pipeline {
 pub enum Pass {
     /// Every event judged.
     Checked(Checked),
-    /// Look these up ([`resolve_all`]) and pass again with them.
+    /// A schema was in neither: look these up, every schema the batch names
+    /// ([`resolve_all`]), and pass again with them.
     Missing(Vec<String>),
 }
 
@@ -172,7 +173,7 @@ enum Candidate<'b> {
     /// Read as a tape (the common case: validated without a `Value` tree).
     Tape {
         index: usize,
-        text: &'b str,
+        raw: &'b RawValue,
         tape: Tape<'b>,
         fields: Fields,
         created_at: DateTime<Utc>,
@@ -301,28 +302,34 @@ impl Pipeline {
             }
         }
 
-        // Each distinct schema of the batch is looked up once.
-        let mut lookups: HashMap<String, Lookup> = HashMap::new();
-        let mut missing = Vec::new();
+        // Each distinct schema of the batch is looked up once. When one is in neither the
+        // lookups given nor the caches, all are asked for, so that the next pass needs
+        // nothing from the caches (which may have changed meanwhile).
+        let mut uris: Vec<&str> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for c in &candidates {
-            for uri in candidate_uris(c) {
-                if lookups.contains_key(uri) || missing.iter().any(|m| m == uri) {
-                    continue;
+            uris.extend(candidate_uris(c).into_iter().filter(|u| seen.insert(*u)));
+        }
+        let mut lookups: HashMap<String, Lookup> = HashMap::with_capacity(uris.len());
+        let mut complete = true;
+        for uri in &uris {
+            let Ok(key) = SchemaKey::parse(uri) else {
+                continue; // dead-lettered with the parser's reason
+            };
+            match resolved
+                .get(*uri)
+                .cloned()
+                .or_else(|| registry.cached(&key))
+            {
+                Some(Lookup::Unavailable(e)) => return Err(BatchError::RegistryUnavailable(e)),
+                Some(lookup) => {
+                    lookups.insert((*uri).to_owned(), lookup);
                 }
-                let Ok(key) = SchemaKey::parse(uri) else {
-                    continue; // dead-lettered with the parser's reason
-                };
-                match resolved.get(uri).cloned().or_else(|| registry.cached(&key)) {
-                    Some(Lookup::Unavailable(e)) => return Err(BatchError::RegistryUnavailable(e)),
-                    Some(lookup) => {
-                        lookups.insert(uri.to_owned(), lookup);
-                    }
-                    None => missing.push(uri.to_owned()),
-                }
+                None => complete = false,
             }
         }
-        if !missing.is_empty() {
-            return Ok(Pass::Missing(missing));
+        if !complete {
+            return Ok(Pass::Missing(uris.into_iter().map(str::to_owned).collect()));
         }
 
         for c in candidates {
@@ -388,7 +395,7 @@ impl Pipeline {
                     {
                         return Ok(Candidate::Tape {
                             index,
-                            text,
+                            raw,
                             tape,
                             fields,
                             created_at,
@@ -419,7 +426,7 @@ impl Pipeline {
         let (index, event, created_at) = match candidate {
             Candidate::Tape {
                 index,
-                text,
+                raw,
                 tape,
                 fields,
                 created_at,
@@ -427,13 +434,17 @@ impl Pipeline {
                 if self.tape_valid(&tape, fields, lookups) {
                     let (time, clamped) = event_time(received_at, batch.sent_at, created_at);
                     let at = (time, clamped);
-                    if let Some(good) = tape_good(index, text, &tape, fields, batch, received, at) {
+                    let good = tape_good(index, raw.get(), &tape, fields, batch, received, at);
+                    if let Some(good) = good {
                         return Ok(good);
                     }
                 }
-                // The tape parsed, so the `Value` does too.
-                let event = serde_json::from_str(text).unwrap_or(Value::Null);
-                (index, event, created_at)
+                // Judged again from the start as a `Value`: its limits, its envelope, then
+                // its schemas, as every event was before tapes.
+                match self.parse_event(raw, received) {
+                    Ok((event, created_at)) => (index, event, created_at),
+                    Err(dead) => return Err(BadEvent { index, dead }),
+                }
             }
             Candidate::Value {
                 index,
@@ -1012,6 +1023,151 @@ mod tests {
         // …and a key named twice is left to `Value`, which keeps one.
         let fourth = String::from_utf8(checked.good[3].line.clone()).unwrap();
         assert!(!fourth.contains(r#""media_id":7"#), "{fourth}");
+    }
+
+    /// The whole judgement of one event by the `Value` path alone (as before tapes): its
+    /// code and errors, or the event it stores.
+    async fn reference(
+        pipeline: &Pipeline,
+        registry: &Registry,
+        text: &str,
+    ) -> Result<Value, (ErrorCode, Vec<ErrorDetail>)> {
+        let raw = RawValue::from_string(text.to_owned()).unwrap();
+        let received = "2026-11-30T10:00:00.020Z";
+        let (event, _) = pipeline
+            .parse_event(&raw, received)
+            .map_err(|d| (d.code, d.errors))?;
+        let lookups = resolve_all(registry, schema_uris(&event)).await.unwrap();
+        let (schema, data, entities) = parts(&event);
+        pipeline.check_data(schema, data, entities, &lookups)?;
+        Ok(event)
+    }
+
+    fn event_with(data: &str, context_extra: &str, entities: &str) -> String {
+        format!(
+            r#"{{"event_id":"018f4e2a-0000-7000-8000-0000000000aa","schema":"iglu:com.example.media/play/jsonschema/1-0-0","data":{data},{entities}"created_at":"2026-11-30T10:00:00.001Z","context":{{"labels":{{"environment":"t","service":"web","version":"v1"}},"library":{{"name":"t","version":"0"}},"anonymous_id":"a-1"{context_extra}}}}}"#
+        )
+    }
+
+    /// Hostile events — serde_json's private keys written in the text, numbers past `f64`,
+    /// escaped and repeated keys, limits reached inside `data` — are judged by the tape
+    /// pipeline exactly as by the `Value` path alone: the same code and errors, or a good
+    /// line meaning the same event.
+    #[tokio::test]
+    async fn hostile_events_get_the_verdict_of_the_value_path() {
+        let (pipeline, registry) = pipeline_and_registry();
+        let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        let long = "x".repeat(70 * 1024);
+        let huge = format!("2{}.5", "0".repeat(400));
+        let player = r#"{\"kind\":\"video\",\"player_name\":\"html5\",\"player_version\":\"4.2.1\",\"volume\":80,\"quality\":\"hd\"}"#;
+        let cases: Vec<String> = vec![
+            event_with(
+                r#"{"media_id":"b0074dlv","position_s":{"$serde_json::private::Number":".5"}}"#,
+                "",
+                "",
+            ),
+            event_with(
+                r#"{"media_id":"b0074dlv","position_s":{"$serde_json::private::Number":"5"}}"#,
+                "",
+                "",
+            ),
+            event_with(
+                r#"{"media_id":"b0074dlv","position_s":{"$serde_json::private::Number":"abc"}}"#,
+                "",
+                "",
+            ),
+            event_with(
+                r#"{"media_id":"b0074dlv","position_s":5}"#,
+                r#","labels2":{"$serde_json::private::RawValue":"5"}"#,
+                "",
+            ),
+            event_with(
+                r#"{"media_id":"b0074dlv","position_s":{"\u0024serde_json::private::Number":"5"}}"#,
+                "",
+                "",
+            ),
+            event_with(
+                r#"{"media_id":"b0074dlv","position_s":1}"#,
+                "",
+                &format!(
+                    r#""entities":[{{"schema":"iglu:com.example.media/player/jsonschema/1-0-0","data":{{"$serde_json::private::RawValue":"{player}"}}}}],"#
+                ),
+            ),
+            event_with(
+                r#"{"media_id":"\u0062\u0030\u0030\u0037\u0034\u0064\u006c\u0076","position_s":1}"#,
+                "",
+                "",
+            ),
+            event_with(r#"{"media_id":"b0074dlv","position_s":1e400}"#, "", ""),
+            event_with(
+                &format!(r#"{{"media_id":"b0074dlv","position_s":{huge}}}"#),
+                "",
+                "",
+            ),
+            event_with(
+                r#"{"media_id":"b0074dlv","position_s":86400.0000000000000000000001}"#,
+                "",
+                "",
+            ),
+            event_with(
+                &format!(r#"{{"media_id":"b0074dlv","position_s":1,"x":{deep}}}"#),
+                "",
+                "",
+            ),
+            event_with(
+                &format!(r#"{{"media_id":"b0074dlv","position_s":1,"x":"{long}"}}"#),
+                "",
+                "",
+            ),
+            event_with(
+                r#"{"media_id":"bad","media_id":"b0074dlv","position_s":1}"#,
+                "",
+                "",
+            ),
+            event_with(
+                r#"{"media_id":"b0074dlv","\u006dedia_id":"bad","position_s":1}"#,
+                "",
+                "",
+            ),
+            event_with(
+                r#"{"media_id":"b0074dlv","position_s":-0,"playback_rate":1.0}"#,
+                "",
+                "",
+            ),
+            event_with("{\"media_id\":\"b0074dlv\",\r\n\"position_s\":1}", "", ""),
+            event_with(
+                r#"{"media_id":"b0074dlv","position_s":1}"#,
+                r#","user_id":{"$serde_json::private::Number":"7"}"#,
+                "",
+            ),
+        ];
+        let received_at = parse_timestamp("2026-11-30T10:00:00.020Z").unwrap();
+        for text in &cases {
+            let expected = reference(&pipeline, &registry, text).await;
+            let checked = pipeline
+                .check_batch(&body(&[text]), received_at, &registry)
+                .await
+                .unwrap();
+            let shown = &text[..text.len().min(300)];
+            match expected {
+                Ok(event) => {
+                    assert!(checked.bad.is_empty(), "{shown}: {:?}", checked.bad);
+                    let mut line: Value = serde_json::from_slice(&checked.good[0].line).unwrap();
+                    for member in ["sent_at", "received_at", "event_time", "event_time_clamped"] {
+                        line.as_object_mut().unwrap().remove(member);
+                    }
+                    assert_eq!(line, event, "{shown}");
+                }
+                Err((code, errors)) => {
+                    assert!(
+                        checked.good.is_empty(),
+                        "{shown}: accepted, {code:?} expected"
+                    );
+                    let dead = &checked.bad[0].dead;
+                    assert_eq!((dead.code, &dead.errors), (code, &errors), "{shown}");
+                }
+            }
+        }
     }
 
     /// A tape that fails a check is judged again as a `Value`: the dead letter names the

@@ -20,6 +20,12 @@ use serde_json::Value;
 /// a one-entry map under this key. `serde_json::Value` reads numbers the same way.
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
+/// The prefix of `serde_json`'s private keys (the number above, and a raw value's). A
+/// `Value` reads an object keyed so *in the text* as a number or as the JSON its string
+/// holds; a tape refuses such an object ([`TapeError::ReservedKey`]) rather than judge it
+/// otherwise.
+const PRIVATE_KEY_PREFIX: &str = "$serde_json::private::";
+
 /// Objects with more members than this are checked for duplicate keys with a hash set
 /// rather than by comparing every pair.
 const PAIRWISE_KEYS: usize = 16;
@@ -67,6 +73,10 @@ pub enum TapeError {
     /// An object names a key twice (read it as a `Value`, which keeps the last).
     #[error("an object names a key twice")]
     DuplicateKey,
+    /// An object is keyed with one of `serde_json`'s private names, which a `Value` reads
+    /// as something else than an object (read it as a `Value`).
+    #[error("an object is keyed with a name serde_json keeps for itself")]
+    ReservedKey,
     /// More than `u32::MAX` items.
     #[error("too many items")]
     TooLarge,
@@ -80,9 +90,11 @@ impl<'t> Tape<'t> {
     /// [`TapeError`]: not JSON, a duplicate key, or more than 4 billion items.
     pub fn parse(text: &'t str) -> Result<Tape<'t>, TapeError> {
         let mut builder = Builder {
+            text: text.as_ptr() as usize..text.as_ptr() as usize + text.len(),
             items: Vec::with_capacity(text.len() / 6 + 1),
             keys: Vec::new(),
             duplicate: false,
+            reserved: false,
             too_large: false,
         };
         let mut de = serde_json::Deserializer::from_str(text);
@@ -91,6 +103,9 @@ impl<'t> Tape<'t> {
             .and_then(|()| de.end());
         if builder.duplicate {
             return Err(TapeError::DuplicateKey);
+        }
+        if builder.reserved {
+            return Err(TapeError::ReservedKey);
         }
         if builder.too_large {
             return Err(TapeError::TooLarge);
@@ -127,14 +142,29 @@ impl<'t> Tape<'t> {
 }
 
 struct Builder<'t> {
+    /// The addresses of the text: a key borrowed from elsewhere was made by the parser.
+    text: std::ops::Range<usize>,
     items: Vec<Item<'t>>,
     /// The key items of the objects being read, innermost last.
     keys: Vec<usize>,
     duplicate: bool,
+    reserved: bool,
     too_large: bool,
 }
 
 impl Builder<'_> {
+    /// Whether the key item at `at` is one of `serde_json`'s private names written in the
+    /// text (rather than made by the parser, as the number token is).
+    fn written_private_key(&self, at: usize) -> bool {
+        match &self.items[at] {
+            Item::String(Cow::Borrowed(k)) => {
+                k.starts_with(PRIVATE_KEY_PREFIX) && self.text.contains(&(k.as_ptr() as usize))
+            }
+            Item::String(Cow::Owned(k)) => k.starts_with(PRIVATE_KEY_PREFIX),
+            _ => false,
+        }
+    }
+
     /// The index the next item gets.
     fn index(&mut self) -> Result<u32, ()> {
         u32::try_from(self.items.len()).map_err(|_| self.too_large = true)
@@ -234,6 +264,10 @@ impl<'de, 'b> Visitor<'de> for ItemSeed<'b, 'de> {
         let first_key = self.0.keys.len();
         while map.next_key_seed(ItemSeed(self.0))?.is_some() {
             let key = self.0.items.len() - 1;
+            if self.0.written_private_key(key) {
+                self.0.reserved = true;
+                return Err(de::Error::custom("a key serde_json keeps for itself"));
+            }
             if self.0.keys.len() == first_key
                 && self.0.items[key] == Item::String(Cow::Borrowed(NUMBER_TOKEN))
             {
@@ -421,7 +455,8 @@ impl JsonNumber for TapeNumber<'_> {
     }
 
     fn as_f64(&self) -> Option<f64> {
-        self.0.parse().ok()
+        // As `serde_json::Number`: no infinity for a number past the largest `f64`.
+        self.0.parse().ok().filter(|f: &f64| f.is_finite())
     }
 
     fn as_str(&self) -> Cow<'_, str> {
@@ -619,6 +654,37 @@ mod tests {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let e = Tape::parse(&deep).unwrap_err().to_string();
         assert!(e.starts_with("recursion limit exceeded"), "{e}");
+    }
+
+    #[test]
+    fn private_keys_written_in_the_text_are_refused() {
+        for text in [
+            r#"{"$serde_json::private::Number":"5"}"#,
+            r#"{"a":{"$serde_json::private::Number":".5"}}"#,
+            r#"{"a":{"$serde_json::private::RawValue":"[1]"}}"#,
+            r#"{"a":{"\u0024serde_json::private::Number":"5"}}"#,
+            r#"{"a":{"x":1,"$serde_json::private::Anything":2}}"#,
+        ] {
+            assert!(
+                matches!(Tape::parse(text), Err(TapeError::ReservedKey)),
+                "{text}"
+            );
+        }
+        // Numbers the parser hands over as text are numbers.
+        let tape = Tape::parse(r#"{"n":[1.50,-0,12345678901234567890123]}"#).unwrap();
+        let numbers = tape
+            .items()
+            .iter()
+            .filter(|i| matches!(i, Item::Number(_)))
+            .count();
+        assert_eq!(numbers, 3);
+    }
+
+    #[test]
+    fn numbers_past_f64_have_no_f64() {
+        assert_eq!(TapeNumber("1e400").as_f64(), None);
+        assert_eq!(TapeNumber("-1e400").as_f64(), None);
+        assert_eq!(TapeNumber("1.5").as_f64(), Some(1.5));
     }
 
     /// The `jsonschema` crate's own check of a representation: string lengths in code
