@@ -20,11 +20,16 @@ use serde_json::Value;
 /// a one-entry map under this key. `serde_json::Value` reads numbers the same way.
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
-/// The prefix of `serde_json`'s private keys (the number above, and a raw value's). A
-/// `Value` reads an object keyed so *in the text* as a number or as the JSON its string
-/// holds; a tape refuses such an object ([`TapeError::ReservedKey`]) rather than judge it
-/// otherwise.
-const PRIVATE_KEY_PREFIX: &str = "$serde_json::private::";
+/// `serde_json`'s name for a raw value (feature `raw_value`).
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
+
+/// Whether `key` is one of the names a `Value` reads specially when an object's *first*
+/// key in the text is one: as a number, or as the JSON its string holds. A tape refuses
+/// such an object ([`TapeError::ReservedKey`]) rather than judge it otherwise; anywhere else
+/// these names are plain members, for a `Value` as for a tape.
+fn is_private_token(key: &str) -> bool {
+    key == NUMBER_TOKEN || key == RAW_VALUE_TOKEN
+}
 
 /// Objects with more members than this are checked for duplicate keys with a hash set
 /// rather than by comparing every pair.
@@ -158,9 +163,9 @@ impl Builder<'_> {
     fn written_private_key(&self, at: usize) -> bool {
         match &self.items[at] {
             Item::String(Cow::Borrowed(k)) => {
-                k.starts_with(PRIVATE_KEY_PREFIX) && self.text.contains(&(k.as_ptr() as usize))
+                is_private_token(k) && self.text.contains(&(k.as_ptr() as usize))
             }
-            Item::String(Cow::Owned(k)) => k.starts_with(PRIVATE_KEY_PREFIX),
+            Item::String(Cow::Owned(k)) => is_private_token(k),
             _ => false,
         }
     }
@@ -264,7 +269,7 @@ impl<'de, 'b> Visitor<'de> for ItemSeed<'b, 'de> {
         let first_key = self.0.keys.len();
         while map.next_key_seed(ItemSeed(self.0))?.is_some() {
             let key = self.0.items.len() - 1;
-            if self.0.written_private_key(key) {
+            if self.0.keys.len() == first_key && self.0.written_private_key(key) {
                 self.0.reserved = true;
                 return Err(de::Error::custom("a key serde_json keeps for itself"));
             }
@@ -663,12 +668,19 @@ mod tests {
             r#"{"a":{"$serde_json::private::Number":".5"}}"#,
             r#"{"a":{"$serde_json::private::RawValue":"[1]"}}"#,
             r#"{"a":{"\u0024serde_json::private::Number":"5"}}"#,
-            r#"{"a":{"x":1,"$serde_json::private::Anything":2}}"#,
         ] {
             assert!(
                 matches!(Tape::parse(text), Err(TapeError::ReservedKey)),
                 "{text}"
             );
+        }
+        // Anywhere but first, or any other such name, they are plain members (for a
+        // `Value` too).
+        for text in [
+            r#"{"a":{"x":1,"$serde_json::private::Number":"5"}}"#,
+            r#"{"a":{"$serde_json::private::Anything":2}}"#,
+        ] {
+            assert!(Tape::parse(text).is_ok(), "{text}");
         }
         // Numbers the parser hands over as text are numbers.
         let tape = Tape::parse(r#"{"n":[1.50,-0,12345678901234567890123]}"#).unwrap();
