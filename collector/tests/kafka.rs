@@ -110,6 +110,38 @@ async fn create_topics(brokers: &str, topics: &[&str]) {
     }
 }
 
+/// The partition Kafka's Java client gives `key` among `partitions`:
+/// `toPositive(murmur2(key)) % partitions` (`org.apache.kafka.common.utils.Utils.murmur2`,
+/// seed 0x9747b28c), written out here as the oracle the collector must agree with.
+fn java_partition(key: &[u8], partitions: i32) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ (key.len() as u32);
+    let mut chunks = key.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() >= 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    ((h & 0x7fff_ffff) % partitions as u32) as i32
+}
+
 /// Consumes `topic` until `n` messages arrived (bounded by a timeout).
 async fn consume(brokers: &str, topic: &str, n: usize) -> Vec<(Option<String>, Value, i32)> {
     let consumer: StreamConsumer = ClientConfig::new()
@@ -194,6 +226,16 @@ async fn events_go_to_kafka_keyed_by_event_id() {
         partitions.len() > 1,
         "keys spread over partitions: {partitions:?}"
     );
+    // Each id is on the partition the Java client's partitioner gives it, so every
+    // collector (and any producer set the same way) agrees where an id lives.
+    for (key, _, partition) in &good {
+        let key = key.as_deref().unwrap();
+        assert_eq!(
+            *partition,
+            java_partition(key.as_bytes(), 3),
+            "{key} is not on its murmur2 partition"
+        );
+    }
 
     let bad = consume(&brokers, "eventwire-bad", 2).await;
     let mut codes: Vec<&str> = bad

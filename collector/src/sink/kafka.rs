@@ -1,7 +1,12 @@
 //! A Kafka sink (librdkafka): each record is produced with the event id as its key, so load
 //! spreads over partitions and the same event always lands on the same partition (where a
-//! downstream consumer can deduplicate across collectors). A batch is accepted only when the
-//! broker acknowledged every record (`acks=all`, idempotent producer).
+//! downstream consumer — `eventwire process` — can deduplicate across collectors). A batch
+//! is accepted only when the broker acknowledged every record (`acks=all`, idempotent
+//! producer).
+//!
+//! The partitioner is fixed: [`PARTITIONER`], the Java client's (murmur2 of the key,
+//! modulo the partition count; random for records without a key), so every collector — and
+//! any Java or librdkafka producer set the same way — puts an id on the same partition.
 
 use std::time::Duration;
 
@@ -10,6 +15,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use super::{Sink, SinkError, SinkRecord};
+
+/// librdkafka's name of the partitioner every collector uses: murmur2 of the key, as the
+/// Java client's default partitioner (librdkafka's own default, CRC32, would place ids
+/// differently from Java producers).
+pub const PARTITIONER: &str = "murmur2_random";
 
 /// How long one record may wait for the broker's acknowledgement.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -28,6 +38,7 @@ impl KafkaSink {
             .set("bootstrap.servers", brokers)
             .set("acks", "all")
             .set("enable.idempotence", "true")
+            .set("partitioner", PARTITIONER)
             .set("compression.type", "lz4")
             .set("linger.ms", "5")
             .set(
