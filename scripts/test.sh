@@ -23,16 +23,22 @@ rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup comp
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
 cargo --version
 
-# A real Kafka-protocol broker for the collector's Kafka test (which starts and stops its
-# own instance on a free loopback port). In-memory storage needs the `dynostore` feature.
-# Building it takes ~25 minutes on 2 cores, so it is only built when missing.
-TANSU_VERSION=0.6.0
-TANSU="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
-if [ ! -x "$TANSU" ] || ! "$TANSU" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
-  step "installing tansu $TANSU_VERSION (Kafka-protocol broker)"
-  cargo install tansu --locked --version "$TANSU_VERSION" --features dynostore
+# The nightly toolchain: cargo-fuzz builds with it, the browser build needs its rust-src,
+# and the Kafka-protocol broker below needs rustc 1.96.
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+
+# A real Kafka-protocol broker for the Kafka tests, the game days and the benchmarks (each
+# starts and stops its own instance on a free loopback port, `testkit/src/broker.rs`):
+# nisshi, the renamed tansu, whose 0.8 fixes what tansu 0.6 got wrong for a consumer group
+# (docs/decisions.md). In-memory storage needs the `dynostore` feature; the build takes
+# ~20 minutes on 2 cores, so it is only built when missing.
+BROKER_VERSION=0.8.1
+BROKER="${CARGO_HOME:-$HOME/.cargo}/bin/nisshi"
+if [ ! -x "$BROKER" ] || ! "$BROKER" --version 2>/dev/null | grep -q "$BROKER_VERSION"; then
+  step "installing nisshi $BROKER_VERSION (Kafka-protocol broker)"
+  cargo +nightly install nisshi --locked --version "$BROKER_VERSION" --no-default-features --features dynostore
 fi
-export EVENTWIRE_TANSU="$TANSU"
+export EVENTWIRE_BROKER="$BROKER"
 
 # TypeScript for the check of codegen's TypeScript output (pinned in tests/ts/package-lock.json).
 if [ ! -x tests/ts/node_modules/.bin/tsc ] || [ tests/ts/package-lock.json -nt tests/ts/node_modules/.package-lock.json ]; then
@@ -40,8 +46,7 @@ if [ ! -x tests/ts/node_modules/.bin/tsc ] || [ tests/ts/package-lock.json -nt t
   npm ci --prefix tests/ts --no-audit --no-fund
 fi
 
-# cargo-fuzz and the nightly toolchain it builds with, for the short fuzz runs below.
-rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+# cargo-fuzz, for the short fuzz runs below.
 CARGO_FUZZ_VERSION=0.13.2
 if ! cargo fuzz --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"; then
   step "installing cargo-fuzz $CARGO_FUZZ_VERSION"

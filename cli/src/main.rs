@@ -19,6 +19,7 @@ mod codegen;
 mod collect;
 mod demo;
 mod lint;
+mod process;
 mod send;
 mod validate;
 
@@ -53,6 +54,9 @@ enum Command {
     Collect(collect::CollectArgs),
     /// Check schemas: layout, draft 4, SchemaVer discipline between versions.
     Lint(lint::LintArgs),
+    /// Run a worker of the consumer group after the collectors: exact dedup per Kafka
+    /// partition, first occurrences to an output, unique users by any dimension.
+    Process(process::ProcessArgs),
     /// Send self-describing events (`{"schema":…,"data":…}` per line) to a collector.
     Send(send::SendArgs),
     /// Check self-describing events against schemas, without a server.
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Codegen(args) => codegen::run(args),
         Command::Collect(args) => collect::run(args),
         Command::Lint(args) => lint::run(args),
+        Command::Process(args) => process::run(args),
         Command::Send(args) => send::run(args),
         Command::Validate(args) => validate::run(args),
     };

@@ -1,9 +1,10 @@
-//! Kafka sinks against a real Kafka-protocol broker (tansu, in-memory storage) on loopback:
+//! Kafka sinks against a real Kafka-protocol broker (in-memory storage) on loopback:
 //! events produced through the collector are consumed back with the right keys and payloads,
 //! spread over partitions by their event id.
 //!
-//! The broker binary comes from `scripts/test.sh` (`cargo install tansu --features
-//! dynostore`); the test starts its own broker on a free port and stops it when done.
+//! The broker binary comes from `scripts/test.sh` (nisshi, see docs/decisions.md); each test
+//! starts its own broker on a free port ([`eventwire_testkit::broker`]) and stops it when
+//! done.
 
 #![cfg(feature = "kafka")]
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
@@ -11,11 +12,12 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use eventwire_collector::sink::SinkSpec;
+use eventwire_testkit::broker::Broker;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -23,73 +25,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
 use serde_json::{json, Value};
 
-/// A broker process, killed on drop.
-struct Broker {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tansu() -> String {
-    if let Ok(path) = std::env::var("EVENTWIRE_TANSU") {
-        return path;
-    }
-    let home = std::env::var("CARGO_HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| {
-            std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo")
-        });
-    let installed = home.join("bin/tansu");
-    assert!(
-        installed.exists() || Command::new("tansu").arg("--version").output().is_ok(),
-        "the tansu broker is not installed: run ./scripts/test.sh, which installs it"
-    );
-    if installed.exists() {
-        installed.display().to_string()
-    } else {
-        "tansu".into()
-    }
-}
-
 fn start_broker() -> Broker {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(tansu())
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start tansu");
-    let broker = Broker {
-        child,
-        address: format!("127.0.0.1:{port}"),
-    };
-    let started = Instant::now();
-    while std::net::TcpStream::connect(&broker.address).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "tansu did not start listening"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    broker
+    Broker::start()
 }
 
 async fn create_topics(brokers: &str, topics: &[&str]) {
@@ -255,7 +192,7 @@ async fn events_go_to_kafka_keyed_by_event_id() {
 /// than the tracker's request timeout, then thawed: the collector's commits wait for the
 /// broker while the tracker resends; every event ends in the topic exactly once.
 ///
-/// A freeze, not a kill: tansu's in-memory storage loses the topic with the process, so a
+/// A freeze, not a kill: the broker's in-memory storage loses the topic with the process, so a
 /// restart could only lose what the broker had acknowledged — a broker fault, not ours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_broker_loses_and_doubles_nothing() {
@@ -279,7 +216,7 @@ async fn a_frozen_broker_loses_and_doubles_nothing() {
         })
         .build()
         .unwrap();
-    let pid = broker.child.id().to_string();
+    let pid = broker.pid().to_string();
     let signal = |sig: &str| {
         assert!(Command::new("kill")
             .args([sig, &pid])

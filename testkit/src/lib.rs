@@ -15,6 +15,7 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // a test harness: fail loudly
 
+pub mod broker;
 pub mod probe;
 pub mod proxy;
 

@@ -1,5 +1,5 @@
-//! Collector → Kafka beside the broker's own ceiling, on the local broker (tansu, in-memory
-//! storage, started here on a free loopback port):
+//! Collector → Kafka beside the broker's own ceiling, on the local broker (in-memory storage,
+//! started here on a free loopback port):
 //!
 //! 1. the ceiling: a plain rdkafka producer with the collector's Kafka settings (`acks=all`,
 //!    idempotent, lz4, `linger.ms=5`) producing records like the collector's (good lines of
@@ -8,11 +8,10 @@
 //!    returns (every event acknowledged by the broker before its request was answered).
 //!
 //! `cargo run --release -p eventwire-bench --bin collector-kafka` (the broker binary comes
-//! from `scripts/test.sh`, or `EVENTWIRE_TANSU=/path/to/tansu`).
+//! from `scripts/test.sh`, or `EVENTWIRE_BROKER=/path/to/broker`).
 
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::expect_used)] // a benchmark: fail loudly, print a table
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use eventwire::{Tracker, WhenFull};
@@ -32,57 +31,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EVENTS: usize = 100_000;
 const PARTITIONS: i32 = 3;
-
-/// The broker process, killed on drop.
-struct Broker(Child, String);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_broker() -> Broker {
-    let tansu = std::env::var("EVENTWIRE_TANSU").unwrap_or_else(|_| {
-        let home = std::env::var("CARGO_HOME")
-            .unwrap_or_else(|_| format!("{}/.cargo", std::env::var("HOME").unwrap_or_default()));
-        format!("{home}/bin/tansu")
-    });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let child = Command::new(&tansu)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .args(["--storage-engine", "memory://tansu/"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start the broker {tansu} ({e}): run ./scripts/test.sh, which installs it"
-            )
-        });
-    let broker = Broker(child, format!("127.0.0.1:{port}"));
-    let started = Instant::now();
-    while std::net::TcpStream::connect(&broker.1).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the broker did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    broker
-}
 
 async fn create_topic(brokers: &str, topic: &str) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -115,8 +63,8 @@ fn line(i: usize) -> (String, Vec<u8>) {
 }
 
 fn main() {
-    let broker = start_broker();
-    let brokers = broker.1.clone();
+    let broker = eventwire_testkit::broker::Broker::start();
+    let brokers = broker.address.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -202,7 +150,7 @@ fn main() {
     runtime.block_on(server.shutdown());
 
     let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64();
-    println!("eventwire collector → Kafka benchmark (tansu, in-memory, {PARTITIONS} partitions, loopback)");
+    println!("eventwire collector → Kafka benchmark (local broker, in-memory, {PARTITIONS} partitions, loopback)");
     println!();
     println!("| measure | events per second |");
     println!("|---|---:|");

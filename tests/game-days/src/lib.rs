@@ -41,6 +41,8 @@ pub struct CollectorProc {
     pub addr: SocketAddr,
     /// Environment for the process (`GAMEDAY_SINK_DELAY_MS`, `GAMEDAY_WRITE_KEY`).
     pub env: Vec<(String, String)>,
+    /// The good sink when not the file `good.jsonl` in its directory (`kafka://…/TOPIC`).
+    pub good: Option<String>,
     child: Option<Child>,
 }
 
@@ -54,6 +56,7 @@ impl CollectorProc {
             dir: dir.into(),
             addr: free_addr(),
             env: Vec::new(),
+            good: None,
             child: None,
         }
     }
@@ -64,7 +67,11 @@ impl CollectorProc {
         let child = Command::new(&self.bin)
             .arg(self.addr.to_string())
             .arg(&self.schemas)
-            .arg(self.dir.join("good.jsonl"))
+            .arg(
+                self.good
+                    .clone()
+                    .unwrap_or_else(|| self.dir.join("good.jsonl").display().to_string()),
+            )
             .arg(self.dir.join("bad.jsonl"))
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
@@ -135,6 +142,10 @@ impl Drop for CollectorProc {
 pub struct Report {
     /// `(seq, event_id)` of every event `track()` accepted.
     pub tracked: Vec<(u64, String)>,
+    /// `(event_id, reader, article)` of every article view `track()` accepted.
+    pub views: Vec<(String, String, String)>,
+    /// `(seq, status)` of every event also sent through the other collector.
+    pub failovers: Vec<(u64, String)>,
     /// Events `track()` refused.
     pub refused: u64,
     /// `(event_id, reason)` of every event the failure callback was given.
@@ -185,8 +196,17 @@ impl TrackerProc {
                 let mut r = r.lock().unwrap();
                 let mut words = line.splitn(3, ' ');
                 match (words.next(), words.next(), words.next()) {
-                    (Some("tracked"), Some(seq), Some(id)) => {
-                        r.tracked.push((seq.parse().unwrap(), id.to_owned()));
+                    (Some("tracked"), Some(seq), Some(rest)) => {
+                        let mut parts = rest.split(' ');
+                        let id = parts.next().unwrap().to_owned();
+                        if let (Some(reader), Some(article)) = (parts.next(), parts.next()) {
+                            r.views
+                                .push((id.clone(), reader.to_owned(), article.to_owned()));
+                        }
+                        r.tracked.push((seq.parse().unwrap(), id));
+                    }
+                    (Some("failover"), Some(seq), Some(status)) => {
+                        r.failovers.push((seq.parse().unwrap(), status.to_owned()));
                     }
                     (Some("refused"), _, _) => r.refused += 1,
                     (Some("failed"), Some(id), Some(reason)) => {
@@ -265,5 +285,69 @@ impl Drop for TrackerProc {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// A worker of `eventwire process` as a child process (see `src/bin/gameday-process.rs`).
+pub struct WorkerProc {
+    /// Its HTTP API.
+    pub addr: SocketAddr,
+    child: Option<Child>,
+}
+
+impl WorkerProc {
+    /// Starts `bin` as a worker of the group reading `input` on `brokers`, counting
+    /// `uniques`, and waits until its API answers.
+    #[must_use]
+    pub fn start(
+        bin: &Path,
+        brokers: &str,
+        input: &str,
+        uniques: &[&str],
+        env: &[(&str, &str)],
+    ) -> WorkerProc {
+        let addr = free_addr();
+        let child = Command::new(bin)
+            .args([brokers, input, &addr.to_string()])
+            .args(uniques)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the worker");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "worker did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        WorkerProc {
+            addr,
+            child: Some(child),
+        }
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// Resident memory, in kB.
+    #[must_use]
+    pub fn rss_kb(&self) -> Option<u64> {
+        rss_kb(self.child.as_ref()?.id())
+    }
+
+    /// True while the process runs.
+    #[must_use]
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+}
+
+impl Drop for WorkerProc {
+    fn drop(&mut self) {
+        self.kill();
     }
 }

@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use eventwire_game_days::proxy::{Fault, Proxy};
-use eventwire_game_days::{CollectorProc, Report, TrackerProc};
+use eventwire_game_days::{CollectorProc, Report, TrackerProc, WorkerProc};
 use eventwire_testkit::probe::{http_get, metric_sum};
 
 const TRACKER: &str = env!("CARGO_BIN_EXE_gameday-tracker");
 const COLLECTOR: &str = env!("CARGO_BIN_EXE_gameday-collector");
+const WORKER: &str = env!("CARGO_BIN_EXE_gameday-process");
 
 type Scenario = Box<dyn Fn() -> Row>;
 
@@ -791,6 +792,366 @@ fn strangers() -> Row {
     }
 }
 
+/// Records of every partition of `topic` from the start, until `quiet` passes without one:
+/// `(partition, offset, key)`.
+fn read_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    quiet: Duration,
+) -> Vec<(i32, i64, String)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "gameday-check")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let mut last = Instant::now();
+    while last.elapsed() < quiet {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+            out.push((m.partition(), m.offset(), key));
+            last = Instant::now();
+        }
+    }
+    out
+}
+
+/// The group's committed offsets, by partition.
+fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    (0..partitions)
+        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+            Some(rdkafka::Offset::Offset(o)) => o,
+            _ => 0,
+        })
+        .collect()
+}
+
+fn worker_json(w: &WorkerProc, path: &str) -> serde_json::Value {
+    let (status, body, _) = http_get(w.addr, path);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn handled(w: &WorkerProc) -> f64 {
+    let (_, body, _) = http_get(w.addr, "/metrics");
+    metric_sum(&body, "eventwire_process_records_total")
+}
+
+/// Past one machine: two collectors producing to Kafka behind two trackers (1 % of events
+/// also resent through the other collector, same id), three `process` workers in a group;
+/// one collector SIGKILLed and restarted, one worker SIGKILLed, a fourth started (three live
+/// again). Every tracked id in the output exactly once, lag 0, even shares among the three
+/// live workers on a 90 %-skewed stream, unique readers per article within the stated bound.
+///
+/// Six partitions, not four: shares can only be even when the live workers divide the
+/// partitions (four over three workers is 2:1:1 whatever the assignor does).
+fn scale_out() -> Row {
+    const PARTITIONS: i32 = 6;
+    const UNIQUES: &str = "com.example.web/article_view:/data/article_id";
+    let broker = eventwire_testkit::broker::Broker::start();
+    let brokers = broker.address.clone();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+            rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .create()
+                .unwrap();
+        for r in admin
+            .create_topics(
+                &[NewTopic::new(
+                    "events",
+                    PARTITIONS,
+                    TopicReplication::Fixed(1),
+                )],
+                &AdminOptions::new(),
+            )
+            .await
+            .unwrap()
+        {
+            r.unwrap();
+        }
+    });
+    let dir = std::env::temp_dir().join(format!(
+        "eventwire-gameday-{}-scale-out",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let schemas = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../schemas");
+    let mut collectors: Vec<CollectorProc> = (0..2)
+        .map(|i| {
+            let d = dir.join(format!("collector-{i}"));
+            std::fs::create_dir_all(&d).unwrap();
+            let mut c = CollectorProc::new(Path::new(COLLECTOR), &schemas, &d);
+            c.good = Some(format!("kafka://{brokers}/events"));
+            c.start();
+            c
+        })
+        .collect();
+    let env = [("GAMEDAY_COMMIT_MS", "1000")];
+    let start_worker =
+        || WorkerProc::start(Path::new(WORKER), &brokers, "events", &[UNIQUES], &env);
+    let mut workers: Vec<WorkerProc> = (0..3).map(|_| start_worker()).collect();
+    let (events, rate) = (16_000u64, 400u64);
+    let endpoint = |i: usize| format!("http://{}", collectors[i].addr);
+    let trackers: Vec<TrackerProc> = (0..2)
+        .map(|i| {
+            let args: Vec<String> = [
+                "--endpoint",
+                &endpoint(i),
+                "--events",
+                &events.to_string(),
+                "--rate",
+                &rate.to_string(),
+                "--first",
+                &(i as u64 * 1_000_000).to_string(),
+                "--articles",
+                "20",
+                "--users",
+                "3000",
+                "--skew",
+                "0.9",
+                "--failover",
+                &endpoint(1 - i),
+                "--failover-every",
+                "100",
+                "--request-timeout-ms",
+                "1000",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+            TrackerProc::start(Path::new(TRACKER), &args)
+        })
+        .collect();
+    let started = Instant::now();
+    let at = |s: u64| {
+        let t = started + Duration::from_secs(s);
+        if let Some(wait) = t.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    };
+    at(5);
+    collectors[0].kill();
+    at(7);
+    collectors[0].start();
+    at(10);
+    workers[0].kill();
+    at(16);
+    workers.push(start_worker());
+    // The last phase: from when each of the three live workers owns two partitions.
+    let live: Vec<usize> = vec![1, 2, 3];
+    let phase_deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let owned: Vec<usize> = live
+            .iter()
+            .map(|&i| {
+                worker_json(&workers[i], "/healthz")["partitions"]
+                    .as_array()
+                    .map_or(0, Vec::len)
+            })
+            .collect();
+        if owned.iter().all(|&n| n == 2) {
+            break;
+        }
+        assert!(
+            Instant::now() < phase_deadline,
+            "the group did not settle on two partitions each: {owned:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // … and has caught up with the backlog of the partitions that moved (each worker's lag,
+    // updated at its commits, under a second of input).
+    loop {
+        let lags: Vec<f64> = live
+            .iter()
+            .map(|&i| {
+                metric_sum(
+                    &http_get(workers[i].addr, "/metrics").1,
+                    "eventwire_process_lag",
+                )
+            })
+            .collect();
+        if lags.iter().all(|&l| l < 200.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < phase_deadline,
+            "the workers did not catch up: lags {lags:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let phase_start: Vec<f64> = live.iter().map(|&i| handled(&workers[i])).collect();
+    let phase_began = Instant::now();
+    let mut reports: Vec<Report> = trackers
+        .into_iter()
+        .map(|mut t| t.finish(Duration::from_secs(120)))
+        .collect();
+    let phase_end: Vec<f64> = live.iter().map(|&i| handled(&workers[i])).collect();
+    let phase_secs = phase_began.elapsed().as_secs_f64();
+
+    // Lag 0: the group's committed offsets reach the end of every partition.
+    let input = read_topic(&brokers, "events", PARTITIONS, Duration::from_secs(3));
+    let mut ends = vec![0i64; PARTITIONS as usize];
+    for (p, offset, _) in &input {
+        ends[*p as usize] = ends[*p as usize].max(offset + 1);
+    }
+    let lag_deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = committed(&brokers, "eventwire-process", "events", PARTITIONS);
+        if got == ends {
+            break;
+        }
+        assert!(
+            Instant::now() < lag_deadline,
+            "lag did not reach 0: committed {got:?}, ends {ends:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // Every tracked id in the output exactly once, nothing else.
+    let tracked: HashSet<String> = reports
+        .iter()
+        .flat_map(|r| r.tracked.iter().map(|(_, id)| id.clone()))
+        .collect();
+    let sent: u64 = reports.iter().map(|r| r.tracked.len() as u64).sum();
+    let output = read_topic(
+        &brokers,
+        "events-unique",
+        PARTITIONS,
+        Duration::from_secs(3),
+    );
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (_, _, key) in &output {
+        *seen.entry(key.as_str()).or_default() += 1;
+    }
+    let twice = seen.values().filter(|n| **n > 1).count();
+    let missing = tracked
+        .iter()
+        .filter(|id| !seen.contains_key(id.as_str()))
+        .count();
+    let strangers = seen.keys().filter(|id| !tracked.contains(**id)).count();
+    assert_eq!(
+        (twice, missing, strangers),
+        (0, 0, 0),
+        "output: (written twice, missing, not tracked)"
+    );
+    let copies_in = input.len() as u64;
+    let failovers: usize = reports
+        .iter()
+        .map(|r| r.failovers.iter().filter(|(_, s)| s == "200").count())
+        .sum();
+    assert!(
+        failovers as u64 >= sent / 100 - 10,
+        "about 1 % resent through the other collector: {failovers}"
+    );
+    assert!(
+        copies_in > sent,
+        "the input holds the failover copies and resends: {copies_in} for {sent}"
+    );
+
+    // Even shares with four workers, although 90 % of the events are on one article.
+    let shares: Vec<f64> = phase_start
+        .iter()
+        .zip(&phase_end)
+        .map(|(a, b)| b - a)
+        .collect();
+    let mean = shares.iter().sum::<f64>() / shares.len() as f64;
+    for s in &shares {
+        assert!(
+            (s - mean).abs() <= 0.25 * mean,
+            "uneven shares {shares:?} (mean {mean})"
+        );
+    }
+
+    // Unique readers per article, from the state topic through any worker.
+    let mut exact: std::collections::HashMap<String, HashSet<String>> =
+        std::collections::HashMap::new();
+    for r in &mut reports {
+        for (_, reader, article) in r.views.drain(..) {
+            exact.entry(article).or_default().insert(reader);
+        }
+    }
+    let answer_deadline = Instant::now() + Duration::from_secs(30);
+    let (answer, worst) = loop {
+        let answer = worker_json(
+            &workers[1],
+            "/v1/uniques?schema=com.example.web/article_view&by=article_id&top=100&window=60m",
+        );
+        let rows = answer["top"].as_array().cloned().unwrap_or_default();
+        let mut worst = 0f64;
+        let mut all_within = rows.len() == exact.len();
+        for row in &rows {
+            let want = exact
+                .get(row["value"].as_str().unwrap())
+                .map_or(0, HashSet::len) as f64;
+            let got = row["uniques"].as_f64().unwrap();
+            let (lo, hi) = (
+                row["lower_bound"].as_f64().unwrap(),
+                row["upper_bound"].as_f64().unwrap(),
+            );
+            worst = worst.max((got - want).abs() / want.max(1.0));
+            all_within &= lo <= want && want <= hi;
+        }
+        if all_within {
+            break (answer, worst);
+        }
+        assert!(
+            Instant::now() < answer_deadline,
+            "uniques outside the stated bounds: {answer} vs exact {:?}",
+            exact.iter().map(|(k, v)| (k, v.len())).collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let viral = exact.get("article-0").map_or(0, HashSet::len);
+    let rss: Vec<u64> = workers.iter().filter_map(WorkerProc::rss_kb).collect();
+    drop(workers);
+    let _ = std::fs::remove_dir_all(&dir);
+    Row {
+        scenario: "15 past one machine: 2 collectors → Kafka (6 partitions) → 3 workers, a collector and a worker SIGKILLed, a 4th started",
+        sent,
+        delivered: seen.len() as u64,
+        duplicates: copies_in - seen.len() as u64,
+        lost: missing as u64,
+        dropped: reports.iter().map(|r| r.stat("dropped")).sum(),
+        retries: reports.iter().map(|r| r.stat("retries")).sum(),
+        drain: Duration::ZERO,
+        note: format!(
+            "{copies_in} records in for {sent} events ({failovers} failover copies); lag 0; shares over the last {phase_secs:.0} s (3 live workers) {:?} (±{:.0} % of the mean); article-0: {viral} readers, answer {}; worst error of 21 articles {:.2} % (bound: {}); worker RSS {:?} MB",
+            shares.iter().map(|s| *s as u64).collect::<Vec<_>>(),
+            shares.iter().map(|s| (s - mean).abs() / mean * 100.0).fold(0.0, f64::max),
+            answer["top"][0]["uniques"],
+            worst * 100.0,
+            answer["estimator"]["bounds"],
+            rss.iter().map(|k| k / 1024).collect::<Vec<_>>(),
+        ),
+    }
+}
+
 fn main() {
     let outage = Duration::from_secs(
         std::env::var("GAMEDAY_OUTAGE_S")
@@ -814,6 +1175,7 @@ fn main() {
         ("hang-up", Box::new(clients_hang_up_mid_commit)),
         ("strangers", Box::new(strangers)),
         ("overload", Box::new(overload)),
+        ("scale-out", Box::new(scale_out)),
     ];
     let mut rows = Vec::new();
     for (key, run) in &scenarios {

@@ -1,7 +1,10 @@
 //! The tracker side of a game day, as its own process (so it can be killed with SIGKILL).
 //!
-//! Tracks `--events` media events at `--rate` per second and reports on stdout, one line each:
-//! `tracked SEQ UUID` for every event `track()` accepted, `refused SEQ REASON` for every
+//! Tracks `--events` media events at `--rate` per second — or, with `--articles N`, article
+//! views by `--users` readers, `--skew` of them on `article-0` — and reports on stdout, one
+//! line each: `tracked SEQ UUID` (`tracked SEQ UUID READER ARTICLE` for article views) for
+//! every event `track()` accepted, `failover SEQ STATUS` for every event also sent through
+//! `--failover` (every `--failover-every`th, with the same id: a resend after a failover), `refused SEQ REASON` for every
 //! refusal, `durable SEQ` once every event up to SEQ has had time for its group commit
 //! (three commit intervals and 200 ms for the fsync), then flushes and prints `failed UUID REASON`
 //! for every event the failure callback was given, `stats JSON` and `done`.
@@ -56,7 +59,68 @@ struct Args {
     /// Most requests in flight.
     #[arg(long, default_value_t = eventwire::outbox::DEFAULT_MAX_IN_FLIGHT)]
     max_in_flight: usize,
+    /// Track article views over this many articles (0: media events).
+    #[arg(long, default_value_t = 0)]
+    articles: u64,
+    /// Distinct readers of article views.
+    #[arg(long, default_value_t = 1_000)]
+    users: u64,
+    /// Share of article views on `article-0`.
+    #[arg(long, default_value_t = 0.9)]
+    skew: f64,
+    /// Another collector: every `--failover-every`th event is also sent there, same id.
+    #[arg(long)]
+    failover: Option<String>,
+    /// See `--failover`.
+    #[arg(long, default_value_t = 100)]
+    failover_every: u64,
 }
+
+/// Sends one article view to `endpoint` as its own batch, with the id the tracker gave it.
+fn resend(
+    runtime: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    endpoint: &str,
+    id: &str,
+    data: &serde_json::Value,
+    reader: &str,
+    anonymous_id: &str,
+) -> String {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let batch = serde_json::json!({
+        "sent_at": now,
+        "events": [{
+            "event_id": id,
+            "schema": ARTICLE_VIEW,
+            "data": data,
+            "created_at": now,
+            "context": {
+                "labels": {"environment": "gameday", "service": "gameday-tracker", "team": "reliability", "version": "1"},
+                "library": {"name": "gameday-failover", "version": "1"},
+                "anonymous_id": anonymous_id,
+                "user_id": reader,
+            },
+        }],
+    });
+    let url = format!("{}/v1/batch", endpoint.trim_end_matches('/'));
+    runtime.block_on(async {
+        for _ in 0..20 {
+            match client
+                .post(&url)
+                .body(batch.to_string())
+                .header("content-type", "application/json")
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => return r.status().as_u16().to_string(),
+                _ => tokio::time::sleep(Duration::from_millis(250)).await,
+            }
+        }
+        "gave-up".to_owned()
+    })
+}
+
+const ARTICLE_VIEW: &str = "iglu:com.example.web/article_view/jsonschema/1-0-0";
 
 fn main() {
     let args = Args::parse();
@@ -99,8 +163,53 @@ fn main() {
     let end = args.first + args.events;
     let mut ticks = 0u32;
     let mut durable_after: Vec<(Instant, u64)> = Vec::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let mut rng = fastrand::Rng::with_seed(args.first ^ 0x5eed);
     while seq < end {
         for _ in 0..per_tick.min(end - seq) {
+            if args.articles > 0 {
+                let reader = format!("reader-{}", rng.u64(0..args.users.max(1)));
+                let article = if rng.f64() < args.skew {
+                    0
+                } else {
+                    1 + rng.u64(0..args.articles.max(1))
+                };
+                let data = serde_json::json!({
+                    "article_id": format!("article-{article}"),
+                    "headline": "A headline",
+                    "section": "news",
+                    "authors": [{"name": "A. Writer"}],
+                });
+                tracker.set_user_id(Some(reader.clone()));
+                match tracker.track_json(ARTICLE_VIEW, &data) {
+                    Ok(id) => {
+                        writeln!(out, "tracked {seq} {id} {reader} article-{article}").unwrap();
+                        if let Some(other) = args
+                            .failover
+                            .as_deref()
+                            .filter(|_| seq % args.failover_every.max(1) == 0)
+                        {
+                            let status = resend(
+                                &runtime,
+                                &client,
+                                other,
+                                &id.to_string(),
+                                &data,
+                                &reader,
+                                &tracker.anonymous_id(),
+                            );
+                            writeln!(out, "failover {seq} {status}").unwrap();
+                        }
+                    }
+                    Err(e) => writeln!(out, "refused {seq} {e}").unwrap(),
+                }
+                seq += 1;
+                continue;
+            }
             let data = serde_json::json!({
                 "media_id": format!("{:08}", seq % 100_000_000),
                 "position_s": (seq % 86_400) as f64,

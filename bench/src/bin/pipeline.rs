@@ -1,0 +1,365 @@
+//! The multi-machine shape on one machine: tracker → collector → Kafka → `eventwire
+//! process`, on the local Kafka-protocol broker (in-memory storage, a free loopback port,
+//! an input topic of 4 partitions).
+//!
+//! 1. collect → Kafka: the Rust tracker → the collector with a Kafka good sink, until
+//!    `flush` returns;
+//! 2. `process` with 1 worker, then with 2 (separate processes, this binary run as
+//!    `pipeline --worker …`, each its own group over the same input): events per second
+//!    from when the group has settled until its committed offsets reach the end of the
+//!    input (lag 0), and the ratio between the two;
+//! 3. freshness: a tracker at a steady 2,000 events/s through a collector and one worker,
+//!    from `track()` (the event's `created_at`) to the output record (its broker timestamp),
+//!    p50 and p99;
+//! 4. peak resident memory of each worker (`VmHWM`).
+//!
+//! `cargo run --release -p eventwire-bench --bin pipeline` (the broker binary comes from
+//! `scripts/test.sh`, or `EVENTWIRE_BROKER=/path/to/broker`).
+
+#![allow(clippy::unwrap_used, clippy::print_stdout, clippy::expect_used)] // a benchmark: fail loudly, print a table
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use eventwire::{Tracker, WhenFull};
+use eventwire_bench::mix::{mix, player};
+use eventwire_collector::registry::Source;
+use eventwire_collector::server::{Collector, CollectorConfig, ServerHandle};
+use eventwire_collector::sink::SinkSpec;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const EVENTS: usize = 100_000;
+const PARTITIONS: i32 = 4;
+const FRESH_RATE: u64 = 2_000;
+const FRESH_SECONDS: u64 = 10;
+
+async fn create_topic(brokers: &str, topic: &str) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let topics = [NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))];
+    for r in admin
+        .create_topics(&topics, &AdminOptions::new())
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+}
+
+async fn collector(brokers: &str, topic: &str, dir: &std::path::Path) -> (Collector, ServerHandle) {
+    let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+    let config = CollectorConfig::new(Source::Dir(schemas))
+        .good(SinkSpec::Kafka {
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+        })
+        .bad(SinkSpec::File(dir.join(format!("bad-{topic}.jsonl"))));
+    let collector = Collector::new(config).await.unwrap();
+    let server = collector
+        .serve("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (collector, server)
+}
+
+fn tracker(endpoint: &str) -> Tracker {
+    Tracker::builder()
+        .endpoint(endpoint)
+        .environment("bench")
+        .service("pipeline-bench")
+        .when_full(WhenFull::Block(Duration::from_secs(60)))
+        .build()
+        .unwrap()
+}
+
+fn track(tracker: &Tracker, i: usize, player: &eventwire::Entity) {
+    let (schema, data, entities) = mix(i);
+    let entities: &[eventwire::Entity] = if entities.is_empty() {
+        &[]
+    } else {
+        std::slice::from_ref(player)
+    };
+    tracker.track_json_with(schema, &data, entities).unwrap();
+}
+
+/// A worker process: this binary as `--worker`.
+struct Worker {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Worker {
+    fn start(brokers: &str, input: &str, group: &str) -> Worker {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args(["--worker", brokers, input, group, &addr.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "worker did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Worker { child, addr }
+    }
+
+    fn owned(&self) -> usize {
+        let (_, body, _) = eventwire_testkit::probe::http_get(self.addr, "/healthz");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        v["partitions"].as_array().map_or(0, Vec::len)
+    }
+
+    /// Peak resident memory, MB.
+    fn peak_rss_mb(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn worker_main(args: &[String]) {
+    let [brokers, input, group, listen] = args else {
+        panic!("usage: pipeline --worker BROKERS INPUT GROUP LISTEN");
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let mut config = eventwire_process::ProcessConfig::new(brokers, input);
+        config.group = group.clone();
+        config.output = Some(format!("kafka://{brokers}/{group}-out"));
+        config.state_topic = Some(format!("{group}-state"));
+        config.dead_letters = Some(format!("kafka://{brokers}/{group}-dead"));
+        config.listen = listen.parse().unwrap();
+        config = config.uniques(
+            eventwire_process::uniques::UniquesSpec::parse("com.example.media/play:/data/media_id")
+                .unwrap(),
+        );
+        let running = eventwire_process::Process::start(config).await.unwrap();
+        running.wait().await.unwrap();
+    });
+}
+
+/// The records in each partition of `topic` (its end offsets), read from the start.
+fn ends(brokers: &str, topic: &str) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bench-ends")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut ends = vec![0i64; PARTITIONS as usize];
+    let mut last = Instant::now();
+    while last.elapsed() < Duration::from_secs(3) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            ends[m.partition() as usize] = ends[m.partition() as usize].max(m.offset() + 1);
+            last = Instant::now();
+        }
+    }
+    ends
+}
+
+fn committed(brokers: &str, group: &str, topic: &str) -> Vec<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(topic, p);
+    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    (0..PARTITIONS)
+        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => o,
+            _ => 0,
+        })
+        .collect()
+}
+
+/// Runs `n` workers of a new group over `input` until lag 0; events per second from when
+/// every worker owns a partition, and each worker's peak memory.
+fn process_rate(
+    brokers: &str,
+    input: &str,
+    group: &str,
+    n: usize,
+    ends: &[i64],
+) -> (f64, Vec<f64>) {
+    let workers: Vec<Worker> = (0..n)
+        .map(|_| Worker::start(brokers, input, group))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !workers.iter().all(|w| w.owned() > 0) {
+        assert!(Instant::now() < deadline, "the group did not settle");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let start = Instant::now();
+    let before: i64 = committed(brokers, group, input).iter().sum();
+    let total: i64 = ends.iter().sum();
+    loop {
+        let got = committed(brokers, group, input);
+        if got == ends {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "lag did not reach 0: {got:?} of {ends:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let took = start.elapsed();
+    let rss = workers.iter().map(Worker::peak_rss_mb).collect();
+    ((total - before) as f64 / took.as_secs_f64(), rss)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--worker") {
+        worker_main(&args[1..]);
+        return;
+    }
+    let broker = eventwire_testkit::broker::Broker::start();
+    let brokers = broker.address.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let player = eventwire::Entity {
+        schema: "iglu:com.example.media/player/jsonschema/1-0-0".into(),
+        data: player()["data"].clone(),
+    };
+
+    // 1. collect → Kafka.
+    runtime.block_on(create_topic(&brokers, "events"));
+    let (_collector, server) = runtime.block_on(collector(&brokers, "events", dir.path()));
+    let t = tracker(&server.endpoint());
+    let start = Instant::now();
+    for i in 0..EVENTS {
+        track(&t, i, &player);
+    }
+    t.flush(Duration::from_secs(300)).unwrap();
+    let collect_rate = EVENTS as f64 / start.elapsed().as_secs_f64();
+    t.shutdown(Duration::from_secs(10)).unwrap();
+    let ends = ends(&brokers, "events");
+    let records: i64 = ends.iter().sum();
+
+    // 2. process, 1 worker then 2.
+    let (one, rss_one) = process_rate(&brokers, "events", "one", 1, &ends);
+    let (two, rss_two) = process_rate(&brokers, "events", "two", 2, &ends);
+
+    // 3. Freshness at a steady rate, through a collector and one worker.
+    runtime.block_on(create_topic(&brokers, "fresh"));
+    let (_c2, server2) = runtime.block_on(collector(&brokers, "fresh", dir.path()));
+    let fresh_worker = Worker::start(&brokers, "fresh", "fresh");
+    while fresh_worker.owned() == 0 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t = tracker(&server2.endpoint());
+    let tick = Duration::from_millis(10);
+    let start = Instant::now();
+    let total = (FRESH_RATE * FRESH_SECONDS) as usize;
+    for i in 0..total {
+        if (i as u64).is_multiple_of(FRESH_RATE / 100) {
+            let due = start + tick * (i as u64 / (FRESH_RATE / 100)) as u32;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+        }
+        track(&t, i, &player);
+    }
+    t.flush(Duration::from_secs(60)).unwrap();
+    t.shutdown(Duration::from_secs(10)).unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "bench-fresh")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset("fresh-out", p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut lags = Vec::new();
+    let mut last = Instant::now();
+    while lags.len() < total && last.elapsed() < Duration::from_secs(10) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            last = Instant::now();
+            let out_ms = m.timestamp().to_millis().unwrap_or(0);
+            let v: serde_json::Value =
+                serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
+            let created = chrono::DateTime::parse_from_rfc3339(v["created_at"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis();
+            lags.push((out_ms - created) as f64);
+        }
+    }
+    lags.sort_by(f64::total_cmp);
+    let fresh_rss = fresh_worker.peak_rss_mb();
+    drop(fresh_worker);
+    runtime.block_on(server.shutdown());
+    runtime.block_on(server2.shutdown());
+
+    println!("eventwire pipeline benchmark (local broker, in-memory, {PARTITIONS} partitions, loopback, this machine's cores shared by every process)");
+    println!();
+    println!("| measure | figure |");
+    println!("|---|---:|");
+    println!("| tracker → collector → Kafka, {EVENTS} events ({records} records in the topic) | {collect_rate:.0} events/s |");
+    println!(
+        "| `process`, 1 worker (dedup, output topic, sketches, commits) | {one:.0} events/s |"
+    );
+    println!("| `process`, 2 workers | {two:.0} events/s |");
+    println!("| 2 workers ÷ 1 | {:.2} |", two / one);
+    println!(
+        "| freshness, `track()` → output record, {FRESH_RATE} events/s for {FRESH_SECONDS} s ({} of {total} seen) | p50 {:.0} ms, p99 {:.0} ms |",
+        lags.len(),
+        percentile(&lags, 0.5),
+        percentile(&lags, 0.99)
+    );
+    println!(
+        "| peak RSS per worker | 1 worker: {:.0} MB; 2 workers: {} MB; freshness worker: {fresh_rss:.0} MB |",
+        rss_one[0],
+        rss_two.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ")
+    );
+    assert_eq!(lags.len(), total, "every fresh event reached the output");
+}

@@ -1,0 +1,51 @@
+//! Every default of `eventwire process`, in one place; the CLI's flags start from these.
+
+use std::time::Duration;
+
+/// The consumer group the workers join.
+pub const DEFAULT_GROUP: &str = "eventwire-process";
+/// How long an event id is remembered after the event was received (its `received_at`).
+pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
+/// Most event ids remembered per partition. When a partition receives more than this
+/// within the window, the oldest ids are forgotten early (counted in
+/// `eventwire_process_dedup_evicted_early_total`); ≈ 48 bytes each, so ≈ 96 MB per partition.
+pub const DEFAULT_DEDUP_MAX_IDS: usize = 2_000_000;
+/// How often progress is made durable: dirty sketches published, then input offsets
+/// committed. A crash or a partition moving repeats at most this much input (the repeats
+/// are dropped as duplicates).
+pub const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(2);
+/// How often the sketches that changed (the open minute's, and late updates of closed ones)
+/// are published between commits.
+pub const DEFAULT_PUBLISH_INTERVAL: Duration = Duration::from_secs(2);
+/// Most input records handled in one step (one write to the output).
+pub const DEFAULT_MAX_BATCH: usize = 5_000;
+/// Longest a step waits for more input before handling what it has.
+pub const DEFAULT_LINGER: Duration = Duration::from_millis(20);
+/// A worker that has not been heard from for this long is out of the group, and its
+/// partitions go to the others.
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest wait between two tries of a failed output write.
+pub const OUTPUT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long one produced record may wait for the broker's acknowledgement.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long rebuilding one partition's dedup state may wait for the broker per read.
+pub const REBUILD_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Where the query API listens.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9091";
+
+/// HyperLogLog precision: 2^14 registers, relative standard error 1.04/√16384 ≈ 0.81 %;
+/// a dense sketch is 8 KiB (4 bits per register), a small one a list of its users.
+pub const SKETCH_LG_K: u8 = 14;
+/// Width of one sketch bucket, in seconds of `received_at`.
+pub const SKETCH_BUCKET_SECONDS: i64 = 60;
+/// Longest window a query may ask for, and how long sketches are kept: 60 one-minute buckets.
+pub const SKETCH_MAX_MINUTES: i64 = 60;
+/// Most distinct schemas counted per partition (later ones are counted as refused).
+pub const MAX_SCHEMAS: usize = 256;
+/// Most distinct values of one dimension per minute and partition (later ones are counted
+/// as refused; the per-schema total still counts their users).
+pub const MAX_VALUES_PER_MINUTE: usize = 100_000;
+/// Default length of a uniques query's window.
+pub const DEFAULT_QUERY_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// Default and largest `top=N`.
+pub const MAX_TOP: usize = 1_000;

@@ -1,0 +1,669 @@
+//! The consume loop of one worker: a member of the consumer group, on its own thread.
+//!
+//! One step at a time: poll a batch, read each record ([`crate::line`]), drop the ids its
+//! partition already wrote ([`crate::dedup`]), count users ([`crate::uniques`]), write the
+//! first occurrences and dead letters and wait until both are stored, remember the written
+//! ids. Every publish interval: publish the sketches that changed ([`crate::state`]). Every
+//! commit interval: publish, then commit the next input offsets, each with where its partition's dedup window starts in
+//! the output. Nothing is committed before it is stored, so a crash repeats input but never
+//! skips it; the repeats are dropped because the new owner of a partition first reads back
+//! what the partition wrote ([`crate::output::KafkaOutput::read_back`]).
+//!
+//! Rebalances are handled between steps: the group's callbacks run inside `poll`, when no
+//! write is in flight. A revoked partition's state is dropped, with any of its records
+//! still waiting (they are not committed, so its next owner reads them); an assigned
+//! partition's state is rebuilt before any of its records is handled.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use eventwire_collector::record::{DeadLetter, ErrorDetail};
+use eventwire_collector::sink::{Sink, SinkRecord};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::OwnedMessage;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use crate::dedup::PartitionWindow;
+use crate::defaults::{DELIVERY_TIMEOUT, OUTPUT_RETRY_MAX_BACKOFF, REBUILD_READ_TIMEOUT};
+use crate::line;
+use crate::output::{OutRecord, Output};
+use crate::state::{ProgressRecord, SketchRecord, PROGRESS_FORMAT, VERSION};
+use crate::uniques::PartitionSketches;
+use crate::{ProcessConfig, ProcessError, Shared};
+
+/// What the group told the worker during a poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GroupEvent {
+    Assigned(Vec<i32>),
+    Revoked(Vec<i32>),
+}
+
+/// The consumer's context: records the group's rebalances for the loop to handle.
+#[derive(Default)]
+pub(crate) struct GroupContext {
+    events: Mutex<Vec<GroupEvent>>,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let partitions = |tpl: &TopicPartitionList| -> Vec<i32> {
+            tpl.elements().iter().map(|e| e.partition()).collect()
+        };
+        let event = match rebalance {
+            Rebalance::Assign(tpl) => GroupEvent::Assigned(partitions(tpl)),
+            Rebalance::Revoke(tpl) => GroupEvent::Revoked(partitions(tpl)),
+            Rebalance::Error(e) => {
+                tracing::warn!(error = %e, "consumer group rebalance failed");
+                return;
+            }
+        };
+        self.events
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(event);
+    }
+}
+
+/// What the committed offset carries: where the partition's dedup window starts in the
+/// output (JSON, versioned, in the offset's metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct CommitMetadata {
+    v: u32,
+    /// Output offset of the oldest id still in the window.
+    output_from: i64,
+}
+
+/// The state of one owned partition.
+#[derive(Debug)]
+struct Owned {
+    window: PartitionWindow,
+    sketches: PartitionSketches,
+    /// Next input offset to commit (one past the last record handled).
+    next: Option<i64>,
+    /// Last offset committed.
+    committed: Option<i64>,
+    /// `next` when the sketches were last published.
+    published: Option<i64>,
+    newest_received_ms: i64,
+}
+
+/// One worker of the group.
+pub(crate) struct Worker {
+    pub(crate) consumer: BaseConsumer<GroupContext>,
+    pub(crate) config: Arc<ProcessConfig>,
+    pub(crate) output: Output,
+    pub(crate) dead: Arc<dyn Sink>,
+    pub(crate) state: FutureProducer,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) runtime: tokio::runtime::Handle,
+    /// Ids a file output already holds (read from its tail at start).
+    pub(crate) seed: HashSet<u128>,
+    owned: BTreeMap<i32, Owned>,
+    last_commit: Instant,
+    last_publish: Instant,
+}
+
+/// A record read that is still to be handled.
+type Pending = Vec<OwnedMessage>;
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        consumer: BaseConsumer<GroupContext>,
+        config: Arc<ProcessConfig>,
+        output: Output,
+        dead: Arc<dyn Sink>,
+        state: FutureProducer,
+        shared: Arc<Shared>,
+        runtime: tokio::runtime::Handle,
+        seed: HashSet<u128>,
+    ) -> Self {
+        Worker {
+            consumer,
+            config,
+            output,
+            dead,
+            state,
+            shared,
+            runtime,
+            seed,
+            owned: BTreeMap::new(),
+            last_commit: Instant::now(),
+            last_publish: Instant::now(),
+        }
+    }
+
+    /// Runs until `stop` is set; then commits what was stored and leaves the group.
+    pub(crate) fn run(mut self, stop: &AtomicBool) -> Result<(), ProcessError> {
+        self.consumer
+            .subscribe(&[self.config.input.as_str()])
+            .map_err(|e| {
+                ProcessError::Kafka(format!("subscribing to {}: {e}", self.config.input))
+            })?;
+        let mut pending: Pending = Vec::new();
+        while !stop.load(Ordering::Relaxed) {
+            let deadline = Instant::now() + self.config.linger;
+            loop {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                let polled = self.consumer.poll(wait).map(|r| r.map(|m| m.detach()));
+                self.handle_group_events(&mut pending)?;
+                match polled {
+                    Some(Ok(m)) if self.owned.contains_key(&m.partition()) => pending.push(m),
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "consumer error");
+                        break;
+                    }
+                    None => break,
+                }
+                if pending.len() >= self.config.max_batch || Instant::now() >= deadline {
+                    break;
+                }
+            }
+            if !pending.is_empty() {
+                let batch = std::mem::take(&mut pending);
+                if !self.step(batch, &mut pending, stop)? {
+                    break;
+                }
+            }
+            if self.last_commit.elapsed() >= self.config.commit_interval {
+                self.commit();
+            } else if self.last_publish.elapsed() >= self.config.publish_interval {
+                self.publish();
+            }
+        }
+        self.commit();
+        self.consumer.unsubscribe();
+        Ok(())
+    }
+
+    /// Applies the rebalances recorded during the last poll.
+    fn handle_group_events(&mut self, pending: &mut Pending) -> Result<(), ProcessError> {
+        let events = std::mem::take(
+            &mut *self
+                .consumer
+                .context()
+                .events
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for event in events {
+            match event {
+                GroupEvent::Revoked(partitions) => {
+                    for p in &partitions {
+                        self.owned.remove(p);
+                        self.shared
+                            .metrics
+                            .lag
+                            .remove_label_values(&[&p.to_string()])
+                            .ok();
+                    }
+                    pending.retain(|m| !partitions.contains(&m.partition()));
+                    tracing::info!(?partitions, "partitions revoked");
+                }
+                GroupEvent::Assigned(partitions) => {
+                    for p in partitions {
+                        let owned = self.rebuild(p)?;
+                        self.owned.insert(p, owned);
+                    }
+                }
+            }
+        }
+        self.shared.set_owned(self.owned.keys().copied().collect());
+        self.shared.metrics.partitions.set(self.owned.len() as i64);
+        Ok(())
+    }
+
+    /// The state of newly assigned partition `p`: its dedup window read back from the output.
+    fn rebuild(&self, p: i32) -> Result<Owned, ProcessError> {
+        let mut owned = Owned {
+            window: PartitionWindow::new(self.config.dedup_window, self.config.dedup_max_ids),
+            sketches: PartitionSketches::default(),
+            next: None,
+            committed: None,
+            published: None,
+            newest_received_ms: i64::MIN,
+        };
+        let Output::Kafka(output) = &self.output else {
+            tracing::info!(partition = p, "partition assigned");
+            return Ok(owned);
+        };
+        let started = Instant::now();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.config.input, p);
+        let committed = self
+            .consumer
+            .committed_offsets(tpl, REBUILD_READ_TIMEOUT)
+            .map_err(|e| {
+                ProcessError::Kafka(format!(
+                    "reading the committed offset of {}/{p}: {e}",
+                    self.config.input
+                ))
+            })?;
+        let element = committed.elements().into_iter().next();
+        let from = element
+            .as_ref()
+            .and_then(|e| serde_json::from_str::<CommitMetadata>(e.metadata()).ok())
+            .map_or(0, |m| m.output_from);
+        owned.committed = element.and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        });
+        let mut tries = 0;
+        let ids = loop {
+            match output.read_back(p, from) {
+                Ok(ids) => break ids,
+                Err(e) if tries < 5 => {
+                    tries += 1;
+                    tracing::warn!(error = %e, partition = p, "reading back the output failed; retrying");
+                    std::thread::sleep(Duration::from_millis(500 * tries));
+                }
+                Err(e) => return Err(ProcessError::Kafka(e.to_string())),
+            }
+        };
+        self.shared.metrics.rebuilds.inc();
+        self.shared.metrics.rebuild_records.inc_by(ids.len() as u64);
+        for id in &ids {
+            owned.window.insert(id.key, id.received_ms, Some(id.offset));
+        }
+        tracing::info!(
+            partition = p,
+            output_from = from,
+            ids = ids.len(),
+            held = owned.window.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "partition assigned; dedup window read back from the output"
+        );
+        Ok(owned)
+    }
+
+    /// Handles one batch; returns false when told to stop while its writes were failing
+    /// (nothing of it is committed then).
+    fn step(
+        &mut self,
+        batch: Pending,
+        pending: &mut Pending,
+        stop: &AtomicBool,
+    ) -> Result<bool, ProcessError> {
+        let specs = &self.config.uniques;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut outs: Vec<OutRecord> = Vec::new();
+        let mut dead: Vec<(i32, SinkRecord)> = Vec::new();
+        let mut chosen: HashSet<u128> = HashSet::new();
+        let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+        let mut duplicates = 0u64;
+        let mut refused = 0u64;
+        for m in &batch {
+            let p = m.partition();
+            let Some(owned) = self.owned.get_mut(&p) else {
+                continue;
+            };
+            last.insert(p, m.offset());
+            let payload = m.payload().unwrap_or_default();
+            match line::read(payload, specs) {
+                Err(e) => {
+                    let letter = DeadLetter::for_raw(
+                        &now,
+                        e.code(),
+                        vec![ErrorDetail::new(
+                            format!("kafka:{}/{p}/{}", self.config.input, m.offset()),
+                            "good_line",
+                            e.to_string(),
+                        )],
+                        payload,
+                    );
+                    dead.push((
+                        p,
+                        SinkRecord {
+                            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                            line: serde_json::to_vec(&letter).unwrap_or_default(),
+                        },
+                    ));
+                }
+                Ok(line) => {
+                    // Every copy is counted: a union counts a user once, and a partition's
+                    // new owner must count the repeats it drops, whose first copies the old
+                    // owner may not have published.
+                    if let Some(user) = &line.user {
+                        let dims: Vec<(&str, &str)> = line
+                            .dimensions
+                            .iter()
+                            .filter_map(|(i, v)| Some((specs.get(*i)?.by.as_str(), v.as_str())))
+                            .collect();
+                        refused += u64::from(
+                            owned
+                                .sketches
+                                .record(&line.schema, &dims, user, line.received_ms)
+                                .refused,
+                        );
+                    }
+                    owned.newest_received_ms = owned.newest_received_ms.max(line.received_ms);
+                    if owned.window.contains(line.key)
+                        || self.seed.contains(&line.key)
+                        || !chosen.insert(line.key)
+                    {
+                        duplicates += 1;
+                        continue;
+                    }
+                    outs.push(OutRecord {
+                        partition: p,
+                        source_offset: m.offset(),
+                        key: line.key,
+                        event_id: line.event_id,
+                        received_ms: line.received_ms,
+                        line: payload.to_vec(),
+                    });
+                }
+            }
+        }
+        self.shared
+            .metrics
+            .records
+            .with_label_values(&["duplicate"])
+            .inc_by(duplicates);
+        self.shared.metrics.uniques_refused.inc_by(refused);
+        if !self.store(outs, dead, pending, stop)? {
+            return Ok(false);
+        }
+        for (p, offset) in last {
+            if let Some(owned) = self.owned.get_mut(&p) {
+                owned.next = Some(offset + 1);
+            }
+        }
+        self.shared
+            .metrics
+            .dedup_ids
+            .set(self.owned.values().map(|o| o.window.len() as i64).sum());
+        Ok(true)
+    }
+
+    /// Writes `outs` and `dead` until both are stored, retrying with backoff; records of
+    /// partitions revoked meanwhile are dropped (they were not committed). While retrying,
+    /// the worker keeps polling (its partitions paused) so the group sees it alive and can
+    /// take partitions away. Returns false when told to stop before everything was stored.
+    fn store(
+        &mut self,
+        mut outs: Vec<OutRecord>,
+        mut dead: Vec<(i32, SinkRecord)>,
+        pending: &mut Pending,
+        stop: &AtomicBool,
+    ) -> Result<bool, ProcessError> {
+        let mut backoff = Duration::from_millis(100);
+        let mut paused: Option<TopicPartitionList> = None;
+        let stored = loop {
+            outs.retain(|r| self.owned.contains_key(&r.partition));
+            dead.retain(|(p, _)| self.owned.contains_key(p));
+            let mut failure = None;
+            if !outs.is_empty() {
+                let (written, error) = self.runtime.block_on(self.output.write(&outs));
+                let mut failed = Vec::new();
+                let mut count = 0u64;
+                for (record, done) in outs.into_iter().zip(written) {
+                    match done {
+                        Some(offset) => {
+                            count += 1;
+                            if let Some(owned) = self.owned.get_mut(&record.partition) {
+                                let before = owned.window.evicted_early();
+                                owned.window.insert(record.key, record.received_ms, offset);
+                                self.shared
+                                    .metrics
+                                    .dedup_evicted_early
+                                    .inc_by(owned.window.evicted_early() - before);
+                            }
+                        }
+                        None => failed.push(record),
+                    }
+                }
+                self.shared
+                    .metrics
+                    .records
+                    .with_label_values(&["written"])
+                    .inc_by(count);
+                outs = failed;
+                if let Some(e) = error {
+                    self.shared
+                        .metrics
+                        .write_failures
+                        .with_label_values(&["output"])
+                        .inc();
+                    failure = Some(format!("{}: {e}", self.output.describe()));
+                }
+            }
+            if !dead.is_empty() {
+                let records: Vec<SinkRecord> = dead.iter().map(|(_, r)| r.clone()).collect();
+                match self.runtime.block_on(self.dead.write(&records)) {
+                    Ok(()) => {
+                        self.shared
+                            .metrics
+                            .records
+                            .with_label_values(&["dead_letter"])
+                            .inc_by(dead.len() as u64);
+                        dead.clear();
+                    }
+                    Err(e) => {
+                        let written: HashSet<usize> = e.written().iter().copied().collect();
+                        self.shared
+                            .metrics
+                            .records
+                            .with_label_values(&["dead_letter"])
+                            .inc_by(written.len() as u64);
+                        let mut i = 0;
+                        dead.retain(|_| {
+                            i += 1;
+                            !written.contains(&(i - 1))
+                        });
+                        self.shared
+                            .metrics
+                            .write_failures
+                            .with_label_values(&["dead_letters"])
+                            .inc();
+                        failure.get_or_insert(e.to_string());
+                    }
+                }
+            }
+            let Some(failure) = failure else {
+                break true;
+            };
+            if outs.is_empty() && dead.is_empty() {
+                break true;
+            }
+            self.shared.set_failing(Some(failure.clone()));
+            tracing::error!(error = %failure, waiting = outs.len() + dead.len(), "cannot store; not committing, retrying in {backoff:?}");
+            if stop.load(Ordering::Relaxed) {
+                break false;
+            }
+            if paused.is_none() {
+                if let Ok(assignment) = self.consumer.assignment() {
+                    if self.consumer.pause(&assignment).is_ok() {
+                        paused = Some(assignment);
+                    }
+                }
+            }
+            let until = Instant::now() + backoff;
+            while Instant::now() < until {
+                let polled = self
+                    .consumer
+                    .poll(until.saturating_duration_since(Instant::now()))
+                    .map(|r| r.map(|m| m.detach()));
+                self.handle_group_events(pending)?;
+                if let Some(Ok(m)) = polled {
+                    if self.owned.contains_key(&m.partition()) {
+                        pending.push(m);
+                    }
+                }
+            }
+            backoff = (backoff * 2).min(OUTPUT_RETRY_MAX_BACKOFF);
+        };
+        if let Some(assignment) = paused {
+            // Partitions revoked meanwhile are not in the assignment any more; resuming
+            // them is refused, which is fine.
+            let owned: Vec<i32> = self.owned.keys().copied().collect();
+            let mut resume = TopicPartitionList::new();
+            for e in assignment.elements() {
+                if owned.contains(&e.partition()) {
+                    resume.add_partition(e.topic(), e.partition());
+                }
+            }
+            let _ = self.consumer.resume(&resume);
+        }
+        if stored {
+            self.shared.set_failing(None);
+        }
+        Ok(stored)
+    }
+
+    /// Publishes the sketches that changed and each partition's progress (the offsets it
+    /// is about to commit). Returns false when publishing failed (the sketches stay dirty).
+    fn publish(&mut self) -> bool {
+        self.last_publish = Instant::now();
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut records: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut taken = Vec::new();
+        for (p, owned) in &mut self.owned {
+            let dirty = owned.sketches.take_dirty();
+            if dirty.is_empty() && owned.next == owned.published {
+                continue;
+            }
+            for (key, bytes) in &dirty {
+                let record = SketchRecord::new(key, *p, &self.shared.writer, bytes, now_ms);
+                records.push((
+                    record.key(),
+                    serde_json::to_vec(&record).unwrap_or_default(),
+                ));
+            }
+            let progress = ProgressRecord {
+                format: PROGRESS_FORMAT.into(),
+                version: VERSION,
+                topic: self.config.input.clone(),
+                partition: *p,
+                writer: self.shared.writer.clone(),
+                committed: owned.next.or(owned.committed).unwrap_or(0),
+                newest_received_at_ms: owned.newest_received_ms.max(0),
+                published_at_ms: now_ms,
+            };
+            records.push((
+                progress.key(),
+                serde_json::to_vec(&progress).unwrap_or_default(),
+            ));
+            taken.push((
+                *p,
+                owned.next,
+                dirty.into_iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            ));
+        }
+        if records.is_empty() {
+            return true;
+        }
+        let topic = self.config.state_topic_name();
+        let sends = records.iter().map(|(key, value)| {
+            self.state.send(
+                FutureRecord::to(&topic)
+                    .key(key.as_str())
+                    .payload(&value[..]),
+                DELIVERY_TIMEOUT,
+            )
+        });
+        let results = self.runtime.block_on(futures_util::future::join_all(sends));
+        let failed = results.iter().filter(|r| r.is_err()).count();
+        self.shared
+            .metrics
+            .published
+            .inc_by((results.len() - failed) as u64);
+        if failed > 0 {
+            self.shared
+                .metrics
+                .write_failures
+                .with_label_values(&["state"])
+                .inc();
+            tracing::error!(
+                topic,
+                failed,
+                "publishing sketches failed; not committing until it works"
+            );
+            for (p, _, keys) in taken {
+                if let Some(owned) = self.owned.get_mut(&p) {
+                    owned.sketches.mark_dirty(keys);
+                }
+            }
+            return false;
+        }
+        for (p, next, _) in taken {
+            if let Some(owned) = self.owned.get_mut(&p) {
+                owned.published = next;
+            }
+        }
+        true
+    }
+
+    /// Publishes (sketches must cover what is committed), then commits the next offsets of
+    /// every partition, each with where its dedup window starts in the output.
+    fn commit(&mut self) {
+        self.last_commit = Instant::now();
+        if !self.publish() {
+            self.update_lag();
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        let mut committing = Vec::new();
+        for (p, owned) in &self.owned {
+            let Some(next) = owned.next.filter(|n| Some(*n) != owned.committed) else {
+                continue;
+            };
+            let metadata = owned
+                .window
+                .window_start()
+                .map(|output_from| CommitMetadata { v: 1, output_from })
+                .and_then(|m| serde_json::to_string(&m).ok())
+                .unwrap_or_default();
+            if tpl
+                .add_partition_offset(&self.config.input, *p, Offset::Offset(next))
+                .is_ok()
+            {
+                if let Some(mut e) = tpl.find_partition(&self.config.input, *p) {
+                    e.set_metadata(metadata);
+                }
+                committing.push((*p, next));
+            }
+        }
+        if !committing.is_empty() {
+            match self.consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => {
+                    for (p, next) in committing {
+                        if let Some(owned) = self.owned.get_mut(&p) {
+                            owned.committed = Some(next);
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.shared.metrics.commit_failures.inc();
+                    tracing::warn!(error = %e, "committing offsets failed (a rebalance may be under way)");
+                }
+            }
+        }
+        self.update_lag();
+    }
+
+    fn update_lag(&self) {
+        for (p, owned) in &self.owned {
+            if let Ok((_, high)) =
+                self.consumer
+                    .fetch_watermarks(&self.config.input, *p, Duration::from_secs(1))
+            {
+                let position = owned.next.or(owned.committed).unwrap_or(0);
+                if high >= 0 {
+                    self.shared
+                        .metrics
+                        .lag
+                        .with_label_values(&[&p.to_string()])
+                        .set((high - position).max(0));
+                }
+            }
+        }
+    }
+}

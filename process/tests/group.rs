@@ -1,0 +1,378 @@
+//! `eventwire process` against a real Kafka-protocol broker on loopback (the one
+//! `scripts/test.sh` installs): workers of one group in this process, good lines produced
+//! as the collectors produce them.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on purpose
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use eventwire_process::uniques::UniquesSpec;
+use eventwire_process::{Process, ProcessConfig, Running};
+use eventwire_testkit::broker::Broker;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+const PARTITIONS: i32 = 4;
+
+async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    for r in admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+}
+
+fn good_line(id: &str, user: &str, article: &str) -> String {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    serde_json::json!({
+        "event_id": id,
+        "schema": "iglu:com.example.web/article_view/jsonschema/1-0-0",
+        "data": {"article_id": article, "headline": "h", "section": "news", "authors": [{"name": "a"}]},
+        "context": {"labels": {"service": "web", "version": "1"}, "library": {"name": "t", "version": "0"}, "anonymous_id": user},
+        "created_at": now, "sent_at": now, "received_at": now, "event_time": now,
+    })
+    .to_string()
+}
+
+/// Produces `lines` keyed by their ids with the collectors' partitioner.
+async fn produce(brokers: &str, topic: &str, lines: &[(String, Vec<u8>)]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "20")
+        .create()
+        .unwrap();
+    let sends = lines.iter().map(|(key, line)| {
+        producer.send(
+            FutureRecord::to(topic).key(key.as_str()).payload(&line[..]),
+            Duration::from_secs(30),
+        )
+    });
+    for r in futures_util::future::join_all(sends).await {
+        r.unwrap();
+    }
+}
+
+/// Records of `topic`, read until `expect` arrived (and 2 s more, for any extra) or `quiet`
+/// passed without a new one: `(partition, key, payload)`.
+fn read_all(
+    brokers: &str,
+    topic: &str,
+    expect: usize,
+    quiet: Duration,
+) -> Vec<(i32, String, Vec<u8>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("check-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let mut last = Instant::now();
+    let mut full_since: Option<Instant> = None;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while last.elapsed() < quiet && Instant::now() < deadline {
+        if full_since.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
+            break;
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push((
+                m.partition(),
+                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                m.payload().unwrap_or_default().to_vec(),
+            ));
+            last = Instant::now();
+            if out.len() >= expect && full_since.is_none() {
+                full_since = Some(Instant::now());
+            }
+        }
+    }
+    out
+}
+
+fn config(brokers: &str, commit_interval: Duration) -> ProcessConfig {
+    let mut c = ProcessConfig::new(brokers, "events")
+        .uniques(UniquesSpec::parse("com.example.web/article_view:/data/article_id").unwrap());
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.commit_interval = commit_interval;
+    c.session_timeout = Duration::from_secs(6);
+    c
+}
+
+async fn get_json(running: &Running, path: &str) -> (u16, serde_json::Value) {
+    let r = reqwest::get(format!("http://{}{path}", running.addr()))
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+async fn metrics(running: &Running) -> String {
+    reqwest::get(format!("http://{}/metrics", running.addr()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Waits until `f` holds (at most `limit`).
+async fn until(limit: Duration, what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !f().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn owned(running: &Running) -> Vec<i64> {
+    let (_, health) = get_json(running, "/healthz").await;
+    health["partitions"]
+        .as_array()
+        .map(|a| a.iter().filter_map(serde_json::Value::as_i64).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_that_moves_is_read_back_so_its_replay_is_not_written_twice() {
+    let broker = Broker::start();
+    let b = broker.address.clone();
+    create_topic(&b, "events", PARTITIONS).await;
+    // 2,000 events, 200 of them twice, and one record that is not a good line.
+    let ids: Vec<String> = (0..2_000)
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let mut lines: Vec<(String, Vec<u8>)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let line = good_line(
+                id,
+                &format!("user-{}", i % 700),
+                &format!("article-{}", i % 5),
+            );
+            (id.clone(), line.into_bytes())
+        })
+        .collect();
+    lines.extend(ids[..200].iter().map(|id| {
+        (
+            id.clone(),
+            good_line(id, "user-x", "article-0").into_bytes(),
+        )
+    }));
+    lines.push(("junk".into(), b"{not json".to_vec()));
+    produce(&b, "events", &lines).await;
+
+    // A commit interval longer than the test: nothing is committed before the rebalance,
+    // so the partitions that move are replayed from their start by their new owner.
+    let first = Process::start(config(&b, Duration::from_secs(600)))
+        .await
+        .unwrap();
+    let out = read_all(&b, "events-unique", ids.len(), Duration::from_secs(20));
+    assert_eq!(
+        out.len(),
+        ids.len(),
+        "the first worker wrote each event once"
+    );
+    let second = Process::start(config(&b, Duration::from_secs(600)))
+        .await
+        .unwrap();
+    until(
+        Duration::from_secs(60),
+        "the second worker to own partitions",
+        async || !owned(&second).await.is_empty(),
+    )
+    .await;
+    // The second worker read back what its partitions wrote, then replayed their input:
+    // every record it handled was a duplicate.
+    until(
+        Duration::from_secs(30),
+        "the replay to be handled",
+        async || {
+            metric(
+                &metrics(&second).await,
+                "eventwire_process_records_total{outcome=\"duplicate\"}",
+            ) > 0.0
+        },
+    )
+    .await;
+    let text = metrics(&second).await;
+    assert!(
+        metric(&text, "eventwire_process_rebuilds_total") >= 1.0,
+        "{text}"
+    );
+    assert!(
+        metric(&text, "eventwire_process_rebuild_records_total") > 0.0,
+        "{text}"
+    );
+    let out = read_all(&b, "events-unique", ids.len() + 1, Duration::from_secs(8));
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (_, key, _) in &out {
+        *count.entry(key.as_str()).or_default() += 1;
+    }
+    let twice: Vec<_> = count.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "written twice after the rebalance: {} ids, e.g. {:?}",
+        twice.len(),
+        twice.first()
+    );
+    assert_eq!(count.len(), ids.len());
+    // The record that is not a good line is a dead letter with its reason and position.
+    let dead = read_all(&b, "events-dead-letters", 1, Duration::from_secs(5));
+    assert_eq!(dead.len(), 1, "one dead letter");
+    let letter: serde_json::Value = serde_json::from_slice(&dead[0].2).unwrap();
+    assert_eq!(letter["code"], "malformed");
+    assert!(
+        letter["errors"][0]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("kafka:events/"),
+        "{letter}"
+    );
+
+    // Either worker answers for all partitions: 701 users, 140 per article (141 for the
+    // article user-x read).
+    until(
+        Duration::from_secs(30),
+        "both workers to see every partition's sketches",
+        async || {
+            let mut ok = true;
+            for w in [&first, &second] {
+                let (_, a) = get_json(
+                    w,
+                    "/v1/uniques?schema=com.example.web/article_view&window=60m",
+                )
+                .await;
+                ok &= a["uniques"] == 701
+                    && a["partitions"].as_array().map_or(0, Vec::len) == PARTITIONS as usize;
+            }
+            ok
+        },
+    )
+    .await;
+    let (status, top) = get_json(
+        &second,
+        "/v1/uniques?schema=com.example.web/article_view&by=article_id&top=2&window=60m",
+    )
+    .await;
+    assert_eq!(status, 200, "{top}");
+    let rows = top["top"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["value"], "article-0", "{top}");
+    assert_eq!(rows[0]["uniques"], 141, "{top}");
+    assert_eq!(rows[1]["uniques"], 140, "{top}");
+    let (status, one) = get_json(
+        &first,
+        "/v1/uniques?schema=com.example.web/article_view&by=article_id&value=article-3&window=5m",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(one["uniques"], 140, "{one}");
+    assert!(
+        one["lower_bound"].as_u64().unwrap() <= 140 && one["upper_bound"].as_u64().unwrap() >= 140,
+        "{one}"
+    );
+    assert_eq!(one["window"]["seconds"], 300);
+    let (status, bad) = get_json(
+        &first,
+        "/v1/uniques?schema=com.example.web/article_view&by=article_id&window=5m",
+    )
+    .await;
+    assert_eq!(status, 400, "{bad}");
+    let (status, bad) = get_json(&first, "/v1/uniques?schema=x/y&window=2d").await;
+    assert_eq!(status, 400, "{bad}");
+    first
+        .stopper()
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    second
+        .stopper()
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    first.wait().await.unwrap();
+    second.wait().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_cannot_write_its_output_stops_committing_and_says_why() {
+    let broker = Broker::start();
+    let b = broker.address.clone();
+    create_topic(&b, "events", PARTITIONS).await;
+    let ids: Vec<String> = (0..200).map(|_| uuid::Uuid::new_v4().to_string()).collect();
+    let lines: Vec<(String, Vec<u8>)> = ids
+        .iter()
+        .map(|id| (id.clone(), good_line(id, "u", "article-1").into_bytes()))
+        .collect();
+    produce(&b, "events", &lines).await;
+    // /dev/full takes the open and refuses every write (ENOSPC).
+    let mut c = config(&b, Duration::from_millis(200));
+    c.output = Some("/dev/full".into());
+    let worker = Process::start(c).await.unwrap();
+    until(Duration::from_secs(60), "/healthz to say why", async || {
+        let (status, h) = get_json(&worker, "/healthz").await;
+        status == 503
+            && h["status"] == "failing"
+            && h["reason"].as_str().unwrap_or("").contains("/dev/full")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Nothing committed: the group would start from the beginning.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .set("group.id", "eventwire-process")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition("events", p);
+    }
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap();
+    for e in committed.elements() {
+        assert!(
+            !matches!(e.offset(), Offset::Offset(o) if o > 0),
+            "partition {} committed {:?} while its output failed",
+            e.partition(),
+            e.offset()
+        );
+    }
+    let text = metrics(&worker).await;
+    assert!(
+        metric(
+            &text,
+            "eventwire_process_write_failures_total{sink=\"output\"}"
+        ) >= 1.0,
+        "{text}"
+    );
+    worker
+        .stopper()
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    worker.wait().await.unwrap();
+}
