@@ -24,12 +24,22 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(20);
 /// A worker that has not been heard from for this long is out of the group, and its
 /// partitions go to the others.
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a fetch waits at the broker for records to arrive.
+pub const FETCH_WAIT_MAX: Duration = Duration::from_millis(100);
+/// Most input prefetched (KiB) while a step runs.
+pub const PREFETCH_KIB: usize = 16 * 1024;
 /// Longest wait between two tries of a failed output write.
 pub const OUTPUT_RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long one produced record may wait for the broker's acknowledgement.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long rebuilding one partition's dedup state may wait for the broker per read.
 pub const REBUILD_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How far past this worker's clock a record's `received_at` counts (for the dedup window
+/// and the sketches' minutes); later times count as this.
+pub const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(60);
+/// How long the state topic keeps records (it is also compacted): past the longest window
+/// a query can ask for, so old minutes' sketches go.
+pub const STATE_RETENTION: Duration = Duration::from_secs(2 * 60 * 60);
 /// Where the query API listens.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9091";
 
@@ -45,6 +55,9 @@ pub const MAX_SCHEMAS: usize = 256;
 /// Most distinct values of one dimension per minute and partition (later ones are counted
 /// as refused; the per-schema total still counts their users).
 pub const MAX_VALUES_PER_MINUTE: usize = 100_000;
+/// Longest dimension value (and schema name) counted, in bytes; longer ones are refused
+/// (counted), so a state record stays far under a broker's message size limit.
+pub const MAX_VALUE_BYTES: usize = 512;
 /// Default length of a uniques query's window.
 pub const DEFAULT_QUERY_WINDOW: Duration = Duration::from_secs(5 * 60);
 /// Default and largest `top=N`.

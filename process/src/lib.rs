@@ -344,6 +344,13 @@ impl Process {
                 "session.timeout.ms",
                 config.session_timeout.as_millis().to_string(),
             )
+            // A fetch answers at once when records are there; when there are none, the
+            // broker holds it this long (librdkafka's 500 ms default made a quiet
+            // partition's records wait up to half a second).
+            .set("fetch.wait.max.ms", FETCH_WAIT_MAX.as_millis().to_string())
+            // Records prefetched while a step runs (librdkafka's default, 64 MiB, made most
+            // of a worker's memory; a step takes at most 5,000 records).
+            .set("queued.max.messages.kbytes", PREFETCH_KIB.to_string())
             .set(
                 "heartbeat.interval.ms",
                 (config.session_timeout.as_millis() / 5)
@@ -375,6 +382,8 @@ impl Process {
                 tokio::runtime::Handle::current(),
                 seed,
             );
+            let mut w = w;
+            w.input_partitions = i32::try_from(partitions).unwrap_or(i32::MAX);
             let (stop, shared) = (stop.clone(), shared.clone());
             std::thread::Builder::new()
                 .name("eventwire-worker".into())
@@ -470,7 +479,7 @@ fn read_state(config: &ProcessConfig, shared: &Shared, stop: &AtomicBool) {
                         .view
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .apply(value);
+                        .apply(value, chrono::Utc::now().timestamp_millis());
                     let outcome = if result.is_ok() { "applied" } else { "skipped" };
                     shared
                         .metrics

@@ -62,6 +62,19 @@ pub fn schema_name(uri: &str) -> Option<&str> {
     Some(&path[..vendor.len() + 1 + name.len()])
 }
 
+/// Longest piece of an offending value quoted in an error (dead letters carry the whole
+/// record, base64, anyway).
+pub const MAX_QUOTED_CHARS: usize = 64;
+
+/// `value` as quoted in an error: Debug-escaped, cut to [`MAX_QUOTED_CHARS`] characters, so
+/// a dead letter stays small whatever the record holds.
+fn shown(value: &str) -> String {
+    match value.char_indices().nth(MAX_QUOTED_CHARS) {
+        Some((end, _)) => format!("{:?}… ({} bytes)", &value[..end], value.len()),
+        None => format!("{value:?}"),
+    }
+}
+
 /// Reads `bytes` as a good line, with the values of `specs`' dimensions.
 pub fn read(bytes: &[u8], specs: &[UniquesSpec]) -> Result<Line, LineError> {
     let value: Value =
@@ -80,16 +93,17 @@ pub fn read(bytes: &[u8], specs: &[UniquesSpec]) -> Result<Line, LineError> {
         return Err(LineError::NotGoodLine("`event_id` is empty".into()));
     }
     let uri = text("schema")?;
-    let schema = schema_name(uri)
-        .ok_or_else(|| LineError::NotGoodLine(format!("`schema` is not an Iglu URI: {uri}")))?;
+    let schema = schema_name(uri).ok_or_else(|| {
+        LineError::NotGoodLine(format!("`schema` is not an Iglu URI: {}", shown(uri)))
+    })?;
     let received = text("received_at")?;
     let received_ms = chrono::DateTime::parse_from_rfc3339(received)
-        .map_err(|e| LineError::NotGoodLine(format!("`received_at` {received:?}: {e}")))?
+        .map_err(|e| LineError::NotGoodLine(format!("`received_at` {}: {e}", shown(received))))?
         .timestamp_millis();
     let context = members.get("context");
     let user = ["user_id", "anonymous_id"]
         .iter()
-        .find_map(|k| context?.get(*k)?.as_str())
+        .find_map(|k| context?.get(*k)?.as_str().filter(|u| !u.is_empty()))
         .map(str::to_owned);
     let dimensions = specs
         .iter()
@@ -140,6 +154,13 @@ mod tests {
             line.dimensions,
             vec![(0, "a-17".to_owned()), (2, "900".to_owned())]
         );
+        // An empty user_id is no user id.
+        let empty = LINE.replace(
+            "\"anonymous_id\":\"anon-1\"",
+            "\"anonymous_id\":\"anon-1\",\"user_id\":\"\"",
+        );
+        let user = read(empty.as_bytes(), &specs).unwrap().user;
+        assert_eq!(user.as_deref(), Some("anon-1"));
         // user_id wins over anonymous_id.
         let signed_in = LINE.replace(
             r#""anonymous_id":"anon-1""#,
@@ -169,6 +190,21 @@ mod tests {
             assert_eq!(err.code(), *code, "{}", String::from_utf8_lossy(bytes));
             assert!(err.to_string().contains(says), "{err} should say {says}");
         }
+    }
+
+    #[test]
+    fn errors_quote_at_most_a_few_characters_of_what_they_refuse() {
+        // 200,000 DEL characters: Debug writes each as 6 bytes, JSON escapes them again.
+        let huge = "\u{7f}".repeat(200_000);
+        let line = format!(
+            "{{\"event_id\":\"e\",\"schema\":\"iglu:a/b/jsonschema/1-0-0\",\"received_at\":\"{huge}\"}}"
+        );
+        let err = read(line.as_bytes(), &[]).unwrap_err().to_string();
+        assert!(err.len() < 1_000, "{} bytes", err.len());
+        assert!(err.contains("(200000 bytes)"), "{err}");
+        let long = "s".repeat(100_000);
+        let line = format!("{{\"event_id\":\"e\",\"schema\":\"{long}\",\"received_at\":\"x\"}}");
+        assert!(read(line.as_bytes(), &[]).unwrap_err().to_string().len() < 1_000);
     }
 
     #[test]

@@ -69,6 +69,17 @@ pub enum ReadBackError {
     },
 }
 
+/// What became of one record given to [`Output::write`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored, at this offset (`None` for outputs without offsets).
+    Written(Option<i64>),
+    /// Refused for good: larger than the output takes. It becomes a dead letter.
+    TooLarge(String),
+    /// Not acknowledged (it may have been stored anyway: a timed-out record).
+    Failed(String),
+}
+
 /// The output.
 pub enum Output {
     /// A Kafka topic with the input's partitions.
@@ -84,9 +95,8 @@ impl std::fmt::Debug for Output {
 }
 
 impl Output {
-    /// Writes `records`; for each, its output offset (`Some(None)` for outputs without
-    /// offsets), or `None` when it was not written. Returns the first error's message too.
-    pub async fn write(&self, records: &[OutRecord]) -> (Vec<Option<Option<i64>>>, Option<String>) {
+    /// Writes `records`; what became of each, in order.
+    pub async fn write(&self, records: &[OutRecord]) -> Vec<Outcome> {
         match self {
             Output::Kafka(k) => k.write(records).await,
             Output::Sink(sink) => {
@@ -98,15 +108,15 @@ impl Output {
                     })
                     .collect();
                 match sink.write(&lines).await {
-                    Ok(()) => (vec![Some(None); records.len()], None),
+                    Ok(()) => vec![Outcome::Written(None); records.len()],
                     Err(e) => {
-                        let mut done = vec![None; records.len()];
+                        let mut done = vec![Outcome::Failed(e.to_string()); records.len()];
                         for &i in e.written() {
                             if let Some(slot) = done.get_mut(i) {
-                                *slot = Some(None);
+                                *slot = Outcome::Written(None);
                             }
                         }
-                        (done, Some(e.to_string()))
+                        done
                     }
                 }
             }
@@ -168,7 +178,14 @@ impl KafkaOutput {
         &self.topic
     }
 
-    async fn write(&self, records: &[OutRecord]) -> (Vec<Option<Option<i64>>>, Option<String>) {
+    /// Waits (at most `timeout`) until every record given to the producer is acknowledged
+    /// or failed, so that reading the output back sees all it will ever hold of them.
+    pub fn flush(&self, timeout: std::time::Duration) {
+        use rdkafka::producer::Producer as _;
+        let _ = self.producer.flush(timeout);
+    }
+
+    async fn write(&self, records: &[OutRecord]) -> Vec<Outcome> {
         let sends = records.iter().map(|r| {
             let source = format!("{}/{}/{}", self.source_topic, r.partition, r.source_offset);
             let received = r.received_ms.to_string();
@@ -188,19 +205,20 @@ impl KafkaOutput {
                 .headers(headers);
             self.producer.send(record, DELIVERY_TIMEOUT)
         });
-        let mut first_error = None;
-        let done = join_all(sends)
+        join_all(sends)
             .await
             .into_iter()
             .map(|result| match result {
-                Ok(delivery) => Some(Some(delivery.offset)),
-                Err((e, _)) => {
-                    first_error.get_or_insert_with(|| e.to_string());
-                    None
+                Ok(delivery) => Outcome::Written(Some(delivery.offset)),
+                Err((e, _))
+                    if e.rdkafka_error_code()
+                        == Some(rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge) =>
+                {
+                    Outcome::TooLarge(e.to_string())
                 }
+                Err((e, _)) => Outcome::Failed(e.to_string()),
             })
-            .collect();
-        (done, first_error)
+            .collect()
     }
 
     /// The ids written to output `partition` from offset `from` up to its end now: what a

@@ -122,6 +122,9 @@ pub enum StateError {
     /// The sketch bytes do not decode.
     #[error("sketch does not decode: {0}")]
     Sketch(String),
+    /// A sketch of a minute no query can reach.
+    #[error("sketch of minute {0}, outside the queryable hour")]
+    OutOfWindow(i64),
 }
 
 impl SketchRecord {
@@ -248,7 +251,7 @@ type Series = BTreeMap<(i64, i32, String), HllSketch>;
 pub struct StateView {
     series: HashMap<(String, String), HashMap<String, Series>>,
     progress: BTreeMap<i32, ProgressRecord>,
-    newest_minute: i64,
+    oldest_kept: i64,
     skipped: u64,
 }
 
@@ -262,12 +265,26 @@ impl std::fmt::Debug for StateView {
 }
 
 impl StateView {
-    /// Takes in one record's value; a record that does not decode is skipped and counted.
-    pub fn apply(&mut self, value: &[u8]) -> Result<(), StateError> {
+    /// Takes in one record's value at `now_ms` (this worker's clock); a record that does not
+    /// decode, or whose minute no query can reach (older than the longest window, or ahead
+    /// of the clock by more than [`crate::defaults::MAX_CLOCK_AHEAD`]), is skipped and
+    /// counted.
+    pub fn apply(&mut self, value: &[u8], now_ms: i64) -> Result<(), StateError> {
+        let now_minute = crate::uniques::minute_of(now_ms);
+        let oldest = now_minute - SKETCH_MAX_MINUTES + 1;
+        let newest = crate::uniques::minute_of(
+            now_ms.saturating_add(crate::defaults::MAX_CLOCK_AHEAD.as_millis() as i64),
+        );
+        if oldest > self.oldest_kept {
+            self.oldest_kept = oldest;
+            self.expire();
+        }
         let result = StateRecord::decode(value).and_then(|record| match record {
+            StateRecord::Sketch(s) if s.minute < oldest || s.minute > newest => {
+                Err(StateError::OutOfWindow(s.minute))
+            }
             StateRecord::Sketch(s) => {
                 let sketch = s.decode_sketch()?;
-                self.newest_minute = self.newest_minute.max(s.minute);
                 self.series
                     .entry((s.schema, s.by))
                     .or_default()
@@ -284,20 +301,16 @@ impl StateView {
         if result.is_err() {
             self.skipped += 1;
         }
-        self.expire();
         result
     }
 
     fn expire(&mut self) {
-        let oldest = self.newest_minute - SKETCH_MAX_MINUTES;
-        if oldest <= 0 {
-            return;
-        }
+        let oldest = self.oldest_kept;
         for values in self.series.values_mut() {
             for series in values.values_mut() {
                 while series
                     .first_key_value()
-                    .is_some_and(|((m, _, _), _)| *m <= oldest)
+                    .is_some_and(|((m, _, _), _)| *m < oldest)
                 {
                     series.pop_first();
                 }
@@ -411,7 +424,7 @@ mod tests {
         for (key, bytes) in p.take_dirty() {
             let record = SketchRecord::new(&key, partition, writer, &bytes, T0);
             let text = serde_json::to_vec(&record).unwrap();
-            view.apply(&text).unwrap();
+            view.apply(&text, T0 + 2 * 60_000).unwrap();
         }
     }
 
@@ -427,10 +440,10 @@ mod tests {
             let user = format!("user-{u}");
             let at = T0 + (u % 3) * 60_000;
             let article = if u % 10 < 9 { "viral" } else { "quiet" };
-            p0.record("s/v", &[("article_id", article)], &user, at);
+            p0.record("s/v", &[("article_id", article)], &user, at, at);
             if u % 3 == 0 {
                 let target = if u < 1_500 { &mut p1a } else { &mut p1b };
-                target.record("s/v", &[("article_id", article)], &user, at);
+                target.record("s/v", &[("article_id", article)], &user, at, at);
             }
         }
         publish(&mut p0, 0, "w0", &mut view);
@@ -468,9 +481,12 @@ mod tests {
     #[test]
     fn unknown_or_broken_records_are_skipped_and_counted() {
         let mut view = StateView::default();
-        assert!(matches!(view.apply(b"not json"), Err(StateError::Shape(_))));
+        assert!(matches!(
+            view.apply(b"not json", T0),
+            Err(StateError::Shape(_))
+        ));
         assert_eq!(
-            view.apply(br#"{"format":"eventwire-uniques","version":2}"#),
+            view.apply(br#"{"format":"eventwire-uniques","version":2}"#, T0),
             Err(StateError::Unknown {
                 format: "eventwire-uniques".into(),
                 version: 2
@@ -488,16 +504,31 @@ mod tests {
             b"\x02\x01\x07",
             T0,
         );
+        record.minute = crate::uniques::minute_of(T0);
         assert!(matches!(
-            view.apply(&serde_json::to_vec(&record).unwrap()),
+            view.apply(&serde_json::to_vec(&record).unwrap(), T0),
             Err(StateError::Sketch(_))
         ));
         record.sketch.base64 = "%%%".into();
         assert!(matches!(
-            view.apply(&serde_json::to_vec(&record).unwrap()),
+            view.apply(&serde_json::to_vec(&record).unwrap(), T0),
             Err(StateError::Sketch(_))
         ));
-        assert_eq!(view.skipped(), 4);
+        // A sketch from a clock years ahead is skipped, and the view goes on answering.
+        let mut p = PartitionSketches::default();
+        p.record("s/v", &[], "u", T0, T0);
+        let (key, bytes) = p.take_dirty().remove(0);
+        let good = SketchRecord::new(&key, 0, "w", &bytes, T0);
+        let mut future = good.clone();
+        future.minute = crate::uniques::minute_of(253_402_300_799_000);
+        assert!(matches!(
+            view.apply(&serde_json::to_vec(&future).unwrap(), T0),
+            Err(StateError::OutOfWindow(_))
+        ));
+        view.apply(&serde_json::to_vec(&good).unwrap(), T0).unwrap();
+        let window = Window::ending_at(T0, 5);
+        assert_eq!(view.estimate("s/v", "", "", window).0.uniques, 1);
+        assert_eq!(view.skipped(), 5);
     }
 
     #[test]
@@ -505,7 +536,7 @@ mod tests {
         // A published record, as bytes: this build must keep reading it (the format is a
         // contract with other workers, versions and languages).
         let mut p = PartitionSketches::default();
-        p.record("com.example/a", &[], "user-1", T0);
+        p.record("com.example/a", &[], "user-1", T0, T0);
         let (key, bytes) = p.take_dirty().remove(0);
         let record = SketchRecord::new(&key, 3, "w", &bytes, T0);
         assert_eq!(
@@ -519,7 +550,7 @@ mod tests {
         let text = serde_json::to_string(&record).unwrap();
         assert!(text.starts_with(r#"{"format":"eventwire-uniques","version":1,"schema":"com.example/a","by":"","value":"","minute":29933880,"partition":3,"writer":"w","published_at_ms":1796032800000,"sketch":{"kind":"datasketches-hll","lg_k":14,"base64":""#), "{text}");
         let mut view = StateView::default();
-        view.apply(text.as_bytes()).unwrap();
+        view.apply(text.as_bytes(), T0).unwrap();
         assert_eq!(
             view.estimate("com.example/a", "", "", Window::ending_at(T0, 1))
                 .0

@@ -37,9 +37,14 @@ async fn create(
     count: usize,
     compact: bool,
 ) -> Result<(), ProcessError> {
+    let retention = crate::defaults::STATE_RETENTION.as_millis().to_string();
     let mut new = NewTopic::new(topic, count as i32, TopicReplication::Fixed(-1));
     if compact {
-        new = new.set("cleanup.policy", "compact");
+        // Compacted (the latest of each key) and bounded in time: a sketch's key names its
+        // minute, so compaction alone would keep every minute forever.
+        new = new
+            .set("cleanup.policy", "compact,delete")
+            .set("retention.ms", &retention);
     }
     let results = admin
         .create_topics(

@@ -13,7 +13,8 @@ use std::collections::{HashMap, HashSet};
 use datasketches::hll::{Coupon, HllSketch, HllType};
 
 use crate::defaults::{
-    MAX_SCHEMAS, MAX_VALUES_PER_MINUTE, SKETCH_BUCKET_SECONDS, SKETCH_LG_K, SKETCH_MAX_MINUTES,
+    MAX_CLOCK_AHEAD, MAX_SCHEMAS, MAX_VALUES_PER_MINUTE, MAX_VALUE_BYTES, SKETCH_BUCKET_SECONDS,
+    SKETCH_LG_K, SKETCH_MAX_MINUTES,
 };
 
 /// A dimension to count unique users by: `SCHEMA:POINTER` or `SCHEMA:NAME=POINTER`, e.g.
@@ -130,30 +131,37 @@ pub struct PartitionSketches {
     dirty: HashSet<SketchKey>,
     schemas: HashSet<String>,
     values: HashMap<(String, String, i64), usize>,
-    newest_minute: i64,
+    oldest_kept: i64,
 }
 
 impl PartitionSketches {
     /// Counts `user` for `schema` and each `(by, value)` of `dimensions`, in the minute of
-    /// `received_ms`. Minutes older than [`SKETCH_MAX_MINUTES`] behind the newest are not
-    /// counted (no query can reach them).
+    /// `received_ms`. Minutes a query cannot reach — [`SKETCH_MAX_MINUTES`] or more before
+    /// the minute of `now_ms` (this worker's clock), or more than [`MAX_CLOCK_AHEAD`] after
+    /// it — are not counted; they are refused, as are values longer than
+    /// [`MAX_VALUE_BYTES`].
     pub fn record(
         &mut self,
         schema: &str,
         dimensions: &[(&str, &str)],
         user: &str,
         received_ms: i64,
+        now_ms: i64,
     ) -> Recorded {
         let mut done = Recorded::default();
         if user.is_empty() {
             return done;
         }
-        let minute = minute_of(received_ms);
-        if minute > self.newest_minute {
-            self.newest_minute = minute;
+        let now_minute = minute_of(now_ms);
+        let oldest = now_minute - SKETCH_MAX_MINUTES + 1;
+        if oldest > self.oldest_kept {
+            self.oldest_kept = oldest;
             self.expire();
         }
-        if minute <= self.newest_minute - SKETCH_MAX_MINUTES {
+        let minute = minute_of(received_ms);
+        let newest = minute_of(now_ms.saturating_add(MAX_CLOCK_AHEAD.as_millis() as i64));
+        if minute < oldest || minute > newest || schema.len() > MAX_VALUE_BYTES {
+            done.refused += 1 + dimensions.len() as u32;
             return done;
         }
         if !self.schemas.contains(schema) {
@@ -174,6 +182,10 @@ impl PartitionSketches {
             c,
         );
         for (by, value) in dimensions {
+            if value.len() > MAX_VALUE_BYTES {
+                done.refused += 1;
+                continue;
+            }
             let key = SketchKey {
                 schema: schema.to_owned(),
                 by: (*by).to_owned(),
@@ -203,10 +215,10 @@ impl PartitionSketches {
     }
 
     fn expire(&mut self) {
-        let oldest = self.newest_minute - SKETCH_MAX_MINUTES;
-        self.sketches.retain(|k, _| k.minute > oldest);
-        self.dirty.retain(|k| k.minute > oldest);
-        self.values.retain(|(_, _, m), _| *m > oldest);
+        let oldest = self.oldest_kept;
+        self.sketches.retain(|k, _| k.minute >= oldest);
+        self.dirty.retain(|k| k.minute >= oldest);
+        self.values.retain(|(_, _, m), _| *m >= oldest);
     }
 
     /// The sketches changed since the last call, serialized in DataSketches' format; they
@@ -280,7 +292,13 @@ mod tests {
         for u in 0..100 {
             let user = format!("u{u}");
             let article = if u % 10 == 0 { "b" } else { "a" };
-            p.record("s/v", &[("article_id", article)], &user, T0 + 1_000);
+            p.record(
+                "s/v",
+                &[("article_id", article)],
+                &user,
+                T0 + 1_000,
+                T0 + 1_000,
+            );
         }
         let taken = p.take_dirty();
         let keys: Vec<String> = taken
@@ -295,33 +313,45 @@ mod tests {
         assert_eq!(estimate(&taken[2].1), 10);
         assert!(p.take_dirty().is_empty(), "clean after taking");
         // The same users again change nothing a reader can see, but the sketch is re-sent.
-        p.record("s/v", &[("article_id", "b")], "u0", T0 + 2_000);
+        p.record("s/v", &[("article_id", "b")], "u0", T0 + 2_000, T0 + 2_000);
         let again = p.take_dirty();
         assert_eq!(again.len(), 2);
         assert_eq!(estimate(&again[1].1), 10);
     }
 
     #[test]
-    fn old_minutes_are_dropped_and_bounds_hold() {
+    fn minutes_follow_the_workers_clock_and_bounds_hold() {
+        let later = T0 + SKETCH_MAX_MINUTES * 60_000;
         let mut p = PartitionSketches::default();
-        p.record("s/v", &[], "u", T0);
-        p.record("s/v", &[], "u", T0 + SKETCH_MAX_MINUTES * 60_000);
+        p.record("s/v", &[], "u", T0, T0);
+        p.record("s/v", &[], "u", later, later);
         assert_eq!(p.len(), 1, "the first minute slid out");
-        // Too old to be asked for: not counted.
-        p.record("s/v", &[], "u2", T0);
+        // Too old to be asked for: refused.
+        assert_eq!(p.record("s/v", &[("d", "x")], "u2", T0, later).refused, 2);
+        assert_eq!(p.len(), 1);
+        // A clock far ahead (a collector's, years off) is refused too, and does not move
+        // this partition's minutes: the current one still counts.
+        let far = 253_402_300_799_000;
+        assert_eq!(p.record("s/v", &[], "u3", far, later).refused, 1);
+        assert_eq!(p.record("s/v", &[], "u4", later + 30_000, later).refused, 0);
         assert_eq!(p.len(), 1);
         // Empty users are not users.
         p.take_dirty();
-        p.record("s/v", &[], "", T0 + SKETCH_MAX_MINUTES * 60_000);
+        p.record("s/v", &[], "", later, later);
         assert!(p.take_dirty().is_empty());
+        // Values past the length bound are refused; the schema still counts.
+        let long = "x".repeat(MAX_VALUE_BYTES + 1);
+        let dims = [("d", long.as_str()), ("e", "ok")];
+        assert_eq!(p.record("s/v", &dims, "u5", later, later).refused, 1);
+        assert_eq!(p.take_dirty().len(), 2);
         let mut q = PartitionSketches::default();
         for i in 0..MAX_SCHEMAS {
-            assert_eq!(q.record(&format!("s/{i}"), &[], "u", T0).refused, 0);
+            assert_eq!(q.record(&format!("s/{i}"), &[], "u", T0, T0).refused, 0);
         }
-        assert_eq!(
-            q.record("s/one-too-many", &[("d", "x")], "u", T0).refused,
-            2
-        );
+        let refused = q
+            .record("s/one-too-many", &[("d", "x")], "u", T0, T0)
+            .refused;
+        assert_eq!(refused, 2);
     }
 
     #[test]

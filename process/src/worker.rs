@@ -14,13 +14,14 @@
 //! still waiting (they are not committed, so its next owner reads them); an assigned
 //! partition's state is rebuilt before any of its records is handled.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use eventwire_collector::record::{DeadLetter, ErrorDetail};
 use eventwire_collector::sink::{Sink, SinkRecord};
+use eventwire_schema::protocol::ErrorCode;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::OwnedMessage;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -28,9 +29,11 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::dedup::PartitionWindow;
-use crate::defaults::{DELIVERY_TIMEOUT, OUTPUT_RETRY_MAX_BACKOFF, REBUILD_READ_TIMEOUT};
+use crate::defaults::{
+    DELIVERY_TIMEOUT, MAX_CLOCK_AHEAD, OUTPUT_RETRY_MAX_BACKOFF, REBUILD_READ_TIMEOUT,
+};
 use crate::line;
-use crate::output::{OutRecord, Output};
+use crate::output::{OutRecord, Outcome, Output};
 use crate::state::{ProgressRecord, SketchRecord, PROGRESS_FORMAT, VERSION};
 use crate::uniques::PartitionSketches;
 use crate::{ProcessConfig, ProcessError, Shared};
@@ -91,6 +94,12 @@ struct Owned {
     /// `next` when the sketches were last published.
     published: Option<i64>,
     newest_received_ms: i64,
+    /// Highest output offset known to hold a record of this partition.
+    output_end: Option<i64>,
+    /// Which assignment this is: a step applies its offsets only to the assignment it
+    /// read them under (a partition revoked and given back meanwhile starts again from
+    /// its committed offset).
+    epoch: u64,
 }
 
 /// One worker of the group.
@@ -105,6 +114,14 @@ pub(crate) struct Worker {
     /// Ids a file output already holds (read from its tail at start).
     pub(crate) seed: HashSet<u128>,
     owned: BTreeMap<i32, Owned>,
+    /// Windows of revoked partitions, kept for a file or stdout output: only this worker
+    /// can know what its file holds, and the partition may come back to it.
+    kept: HashMap<i32, PartitionWindow>,
+    epochs: u64,
+    /// True while `store` has the assignment paused.
+    pausing: bool,
+    /// Partitions of the input topic.
+    pub(crate) input_partitions: i32,
     last_commit: Instant,
     last_publish: Instant,
 }
@@ -134,6 +151,10 @@ impl Worker {
             runtime,
             seed,
             owned: BTreeMap::new(),
+            kept: HashMap::new(),
+            epochs: 0,
+            pausing: false,
+            input_partitions: 0,
             last_commit: Instant::now(),
             last_publish: Instant::now(),
         }
@@ -173,6 +194,9 @@ impl Worker {
                 }
             }
             if self.last_commit.elapsed() >= self.config.commit_interval {
+                // No partition stays paused outside a failing `store`, whatever librdkafka
+                // did with the pause across a lost session and a reassignment.
+                self.resume_all();
                 self.commit();
             } else if self.last_publish.elapsed() >= self.config.publish_interval {
                 self.publish();
@@ -197,7 +221,11 @@ impl Worker {
             match event {
                 GroupEvent::Revoked(partitions) => {
                     for p in &partitions {
-                        self.owned.remove(p);
+                        if let Some(owned) = self.owned.remove(p) {
+                            if matches!(self.output, Output::Sink(_)) {
+                                self.kept.insert(*p, owned.window);
+                            }
+                        }
                         self.shared
                             .metrics
                             .lag
@@ -211,6 +239,12 @@ impl Worker {
                     for p in partitions {
                         let owned = self.rebuild(p)?;
                         self.owned.insert(p, owned);
+                        // librdkafka keeps a partition paused across its revocation and
+                        // reassignment: one paused by a failing `store` and given back
+                        // would never be fetched again.
+                        if !self.pausing {
+                            self.resume_all();
+                        }
                     }
                 }
             }
@@ -221,14 +255,19 @@ impl Worker {
     }
 
     /// The state of newly assigned partition `p`: its dedup window read back from the output.
-    fn rebuild(&self, p: i32) -> Result<Owned, ProcessError> {
+    fn rebuild(&mut self, p: i32) -> Result<Owned, ProcessError> {
+        self.epochs += 1;
         let mut owned = Owned {
-            window: PartitionWindow::new(self.config.dedup_window, self.config.dedup_max_ids),
+            window: self.kept.remove(&p).unwrap_or_else(|| {
+                PartitionWindow::new(self.config.dedup_window, self.config.dedup_max_ids)
+            }),
             sketches: PartitionSketches::default(),
             next: None,
             committed: None,
             published: None,
             newest_received_ms: i64::MIN,
+            output_end: None,
+            epoch: self.epochs,
         };
         let Output::Kafka(output) = &self.output else {
             tracing::info!(partition = p, "partition assigned");
@@ -269,8 +308,12 @@ impl Worker {
         };
         self.shared.metrics.rebuilds.inc();
         self.shared.metrics.rebuild_records.inc_by(ids.len() as u64);
+        let now_ms = chrono::Utc::now().timestamp_millis();
         for id in &ids {
-            owned.window.insert(id.key, id.received_ms, Some(id.offset));
+            owned
+                .window
+                .insert(id.key, window_time(id.received_ms, now_ms), Some(id.offset));
+            owned.output_end = owned.output_end.max(Some(id.offset));
         }
         tracing::info!(
             partition = p,
@@ -292,11 +335,13 @@ impl Worker {
         stop: &AtomicBool,
     ) -> Result<bool, ProcessError> {
         let specs = &self.config.uniques;
+        let now_ms = chrono::Utc::now().timestamp_millis();
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let mut outs: Vec<OutRecord> = Vec::new();
         let mut dead: Vec<(i32, SinkRecord)> = Vec::new();
         let mut chosen: HashSet<u128> = HashSet::new();
-        let mut last: BTreeMap<i32, i64> = BTreeMap::new();
+        // Per partition: the last offset handled, under which assignment.
+        let mut last: BTreeMap<i32, (i64, u64)> = BTreeMap::new();
         let mut duplicates = 0u64;
         let mut refused = 0u64;
         for m in &batch {
@@ -304,7 +349,7 @@ impl Worker {
             let Some(owned) = self.owned.get_mut(&p) else {
                 continue;
             };
-            last.insert(p, m.offset());
+            last.insert(p, (m.offset(), owned.epoch));
             let payload = m.payload().unwrap_or_default();
             match line::read(payload, specs) {
                 Err(e) => {
@@ -339,11 +384,13 @@ impl Worker {
                         refused += u64::from(
                             owned
                                 .sketches
-                                .record(&line.schema, &dims, user, line.received_ms)
+                                .record(&line.schema, &dims, user, line.received_ms, now_ms)
                                 .refused,
                         );
                     }
-                    owned.newest_received_ms = owned.newest_received_ms.max(line.received_ms);
+                    owned.newest_received_ms = owned
+                        .newest_received_ms
+                        .max(window_time(line.received_ms, now_ms));
                     if owned.window.contains(line.key)
                         || self.seed.contains(&line.key)
                         || !chosen.insert(line.key)
@@ -371,8 +418,8 @@ impl Worker {
         if !self.store(outs, dead, pending, stop)? {
             return Ok(false);
         }
-        for (p, offset) in last {
-            if let Some(owned) = self.owned.get_mut(&p) {
+        for (p, (offset, epoch)) in last {
+            if let Some(owned) = self.owned.get_mut(&p).filter(|o| o.epoch == epoch) {
                 owned.next = Some(offset + 1);
             }
         }
@@ -383,10 +430,71 @@ impl Worker {
         Ok(true)
     }
 
+    /// Remembers `record`, written at `offset`, in its partition's window.
+    fn remember(&mut self, record: &OutRecord, offset: Option<i64>, now_ms: i64) {
+        if let Some(owned) = self.owned.get_mut(&record.partition) {
+            let before = owned.window.evicted_early();
+            owned
+                .window
+                .insert(record.key, window_time(record.received_ms, now_ms), offset);
+            owned.output_end = owned.output_end.max(offset);
+            self.shared
+                .metrics
+                .dedup_evicted_early
+                .inc_by(owned.window.evicted_early() - before);
+        }
+    }
+
+    /// After a failed write to a Kafka output, which of `failed` the broker stored anyway (a
+    /// timed-out record may have been appended): waits for the producer's outstanding
+    /// records to settle, reads each partition back from past what it knew, and remembers
+    /// what it finds. Returns the records still to write; on a read error, all of them
+    /// (the next try reads back again).
+    fn settle_unknown(&mut self, failed: Vec<OutRecord>, now_ms: i64) -> Vec<OutRecord> {
+        let Output::Kafka(output) = &self.output else {
+            return failed;
+        };
+        output.flush(DELIVERY_TIMEOUT);
+        let partitions: HashSet<i32> = failed.iter().map(|r| r.partition).collect();
+        let mut found: HashMap<u128, i64> = HashMap::new();
+        for p in partitions {
+            let Some(owned) = self.owned.get(&p) else {
+                continue;
+            };
+            let from = owned
+                .output_end
+                .map_or_else(|| owned.window.window_start().unwrap_or(0), |e| e + 1);
+            match output.read_back(p, from) {
+                Ok(ids) => found.extend(ids.iter().map(|id| (id.key, id.offset))),
+                Err(e) => {
+                    tracing::warn!(error = %e, partition = p, "cannot read back after a failed write; will try again");
+                    return failed;
+                }
+            }
+        }
+        let mut still = Vec::with_capacity(failed.len());
+        for record in failed {
+            match found.get(&record.key) {
+                Some(&offset) => {
+                    self.shared
+                        .metrics
+                        .records
+                        .with_label_values(&["written"])
+                        .inc();
+                    self.remember(&record, Some(offset), now_ms);
+                }
+                None => still.push(record),
+            }
+        }
+        still
+    }
+
     /// Writes `outs` and `dead` until both are stored, retrying with backoff; records of
-    /// partitions revoked meanwhile are dropped (they were not committed). While retrying,
-    /// the worker keeps polling (its partitions paused) so the group sees it alive and can
-    /// take partitions away. Returns false when told to stop before everything was stored.
+    /// partitions revoked meanwhile are dropped (they were not committed). Before a retry,
+    /// what a failed write stored anyway is read back and not written again. While
+    /// retrying, the worker keeps polling (its partitions paused) so the group sees it alive
+    /// and can take partitions away. Returns false when told to stop before everything was
+    /// stored.
     fn store(
         &mut self,
         mut outs: Vec<OutRecord>,
@@ -395,29 +503,55 @@ impl Worker {
         stop: &AtomicBool,
     ) -> Result<bool, ProcessError> {
         let mut backoff = Duration::from_millis(100);
-        let mut paused: Option<TopicPartitionList> = None;
+        let mut unknown = false;
         let stored = loop {
+            let now_ms = chrono::Utc::now().timestamp_millis();
             outs.retain(|r| self.owned.contains_key(&r.partition));
             dead.retain(|(p, _)| self.owned.contains_key(p));
+            if unknown && !outs.is_empty() {
+                outs = self.settle_unknown(std::mem::take(&mut outs), now_ms);
+            }
             let mut failure = None;
             if !outs.is_empty() {
-                let (written, error) = self.runtime.block_on(self.output.write(&outs));
+                let results = self.runtime.block_on(self.output.write(&outs));
                 let mut failed = Vec::new();
                 let mut count = 0u64;
-                for (record, done) in outs.into_iter().zip(written) {
-                    match done {
-                        Some(offset) => {
+                for (record, outcome) in std::mem::take(&mut outs).into_iter().zip(results) {
+                    match outcome {
+                        Outcome::Written(offset) => {
                             count += 1;
-                            if let Some(owned) = self.owned.get_mut(&record.partition) {
-                                let before = owned.window.evicted_early();
-                                owned.window.insert(record.key, record.received_ms, offset);
-                                self.shared
-                                    .metrics
-                                    .dedup_evicted_early
-                                    .inc_by(owned.window.evicted_early() - before);
-                            }
+                            self.remember(&record, offset, now_ms);
                         }
-                        None => failed.push(record),
+                        Outcome::TooLarge(message) => {
+                            // Retrying cannot help: the record goes to the dead letters.
+                            let at = chrono::Utc::now()
+                                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                            let letter = DeadLetter::for_raw(
+                                &at,
+                                ErrorCode::TooLarge,
+                                vec![ErrorDetail::new(
+                                    format!(
+                                        "kafka:{}/{}/{}",
+                                        self.config.input, record.partition, record.source_offset
+                                    ),
+                                    "output",
+                                    message,
+                                )],
+                                &record.line,
+                            );
+                            dead.push((
+                                record.partition,
+                                SinkRecord {
+                                    key: Some(record.event_id.clone()),
+                                    line: serde_json::to_vec(&letter).unwrap_or_default(),
+                                },
+                            ));
+                        }
+                        Outcome::Failed(e) => {
+                            failure
+                                .get_or_insert_with(|| format!("{}: {e}", self.output.describe()));
+                            failed.push(record);
+                        }
                     }
                 }
                 self.shared
@@ -425,15 +559,15 @@ impl Worker {
                     .records
                     .with_label_values(&["written"])
                     .inc_by(count);
-                outs = failed;
-                if let Some(e) = error {
+                if !failed.is_empty() {
+                    unknown = true;
                     self.shared
                         .metrics
                         .write_failures
                         .with_label_values(&["output"])
                         .inc();
-                    failure = Some(format!("{}: {e}", self.output.describe()));
                 }
+                outs = failed;
             }
             if !dead.is_empty() {
                 let records: Vec<SinkRecord> = dead.iter().map(|(_, r)| r.clone()).collect();
@@ -467,22 +601,18 @@ impl Worker {
                     }
                 }
             }
-            let Some(failure) = failure else {
-                break true;
-            };
             if outs.is_empty() && dead.is_empty() {
                 break true;
             }
+            let failure = failure.unwrap_or_else(|| "a write failed".into());
             self.shared.set_failing(Some(failure.clone()));
             tracing::error!(error = %failure, waiting = outs.len() + dead.len(), "cannot store; not committing, retrying in {backoff:?}");
             if stop.load(Ordering::Relaxed) {
                 break false;
             }
-            if paused.is_none() {
+            if !self.pausing {
                 if let Ok(assignment) = self.consumer.assignment() {
-                    if self.consumer.pause(&assignment).is_ok() {
-                        paused = Some(assignment);
-                    }
+                    self.pausing = self.consumer.pause(&assignment).is_ok();
                 }
             }
             let until = Instant::now() + backoff;
@@ -500,22 +630,25 @@ impl Worker {
             }
             backoff = (backoff * 2).min(OUTPUT_RETRY_MAX_BACKOFF);
         };
-        if let Some(assignment) = paused {
-            // Partitions revoked meanwhile are not in the assignment any more; resuming
-            // them is refused, which is fine.
-            let owned: Vec<i32> = self.owned.keys().copied().collect();
-            let mut resume = TopicPartitionList::new();
-            for e in assignment.elements() {
-                if owned.contains(&e.partition()) {
-                    resume.add_partition(e.topic(), e.partition());
-                }
-            }
-            let _ = self.consumer.resume(&resume);
+        if self.pausing {
+            // Every partition, including those taken away and given back meanwhile.
+            self.pausing = false;
+            self.resume_all();
         }
         if stored {
             self.shared.set_failing(None);
         }
         Ok(stored)
+    }
+
+    /// Resumes every partition of the input (librdkafka keeps a partition's pause across
+    /// its revocation and reassignment; resuming one not assigned is harmless).
+    fn resume_all(&self) {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..self.input_partitions {
+            tpl.add_partition(&self.config.input, p);
+        }
+        let _ = self.consumer.resume(&tpl);
     }
 
     /// Publishes the sketches that changed and each partition's progress (the offsets it
@@ -586,6 +719,9 @@ impl Worker {
                 failed,
                 "publishing sketches failed; not committing until it works"
             );
+            self.shared.set_failing(Some(format!(
+                "publishing {failed} state records to {topic} failed; offsets are not committed until it works"
+            )));
             for (p, _, keys) in taken {
                 if let Some(owned) = self.owned.get_mut(&p) {
                     owned.sketches.mark_dirty(keys);
@@ -597,6 +733,13 @@ impl Worker {
             if let Some(owned) = self.owned.get_mut(&p) {
                 owned.published = next;
             }
+        }
+        if self
+            .shared
+            .failing()
+            .is_some_and(|f| f.starts_with("publishing"))
+        {
+            self.shared.set_failing(None);
         }
         true
     }
@@ -665,5 +808,40 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// The time a record counts for in its partition's window: its `received_at`, but never
+/// more than [`MAX_CLOCK_AHEAD`] past this worker's clock — one record from a collector
+/// with a clock years ahead must not push every other id out of the window.
+fn window_time(received_ms: i64, now_ms: i64) -> i64 {
+    received_ms.min(now_ms.saturating_add(MAX_CLOCK_AHEAD.as_millis() as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_ahead_counts_as_at_most_a_minute_ahead() {
+        let now = 1_796_032_800_000;
+        let ahead = MAX_CLOCK_AHEAD.as_millis() as i64;
+        for (received, counts_as) in [
+            (now, now),
+            (now - 3_600_000, now - 3_600_000),
+            (now + 1_000, now + 1_000),
+            (now + ahead, now + ahead),
+            (now + ahead + 1, now + ahead),
+            (253_402_300_799_999, now + ahead),
+            (i64::MAX, now + ahead),
+        ] {
+            assert_eq!(window_time(received, now), counts_as, "{received}");
+        }
+        // So one record from a clock years ahead leaves the others in the window.
+        let mut w = PartitionWindow::new(Duration::from_secs(600), 100);
+        w.insert(1, window_time(now, now), Some(0));
+        w.insert(2, window_time(253_402_300_799_999, now), Some(1));
+        w.insert(3, window_time(now + 1, now), Some(2));
+        assert!(w.contains(1) && w.contains(2) && w.contains(3));
     }
 }

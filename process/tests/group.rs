@@ -188,6 +188,18 @@ async fn a_partition_that_moves_is_read_back_so_its_replay_is_not_written_twice(
         )
     }));
     lines.push(("junk".into(), b"{not json".to_vec()));
+    // Not a good line either, and its error quotes a 200 KB value (each DEL 7 bytes once
+    // escaped): its dead letter must still be small enough to store.
+    let del = "\u{7f}".repeat(200_000);
+    let huge = format!(
+        "{{\"event_id\":\"e\",\"schema\":\"iglu:a/b/jsonschema/1-0-0\",\"received_at\":\"{del}\"}}"
+    );
+    lines.push(("junk-2".into(), huge.into_bytes()));
+    // A good line whose dimension value is 600 KB: written, but not a sketch (a state
+    // record that size would be refused by the broker, and nothing would be committed).
+    let big_id = uuid::Uuid::new_v4().to_string();
+    let big = good_line(&big_id, "user-0", &"x".repeat(600_000));
+    lines.push((big_id.clone(), big.into_bytes()));
     produce(&b, "events", &lines).await;
 
     // A commit interval longer than the test: nothing is committed before the rebalance,
@@ -195,10 +207,10 @@ async fn a_partition_that_moves_is_read_back_so_its_replay_is_not_written_twice(
     let first = Process::start(config(&b, Duration::from_secs(600)))
         .await
         .unwrap();
-    let out = read_all(&b, "events-unique", ids.len(), Duration::from_secs(20));
+    let out = read_all(&b, "events-unique", ids.len() + 1, Duration::from_secs(20));
     assert_eq!(
         out.len(),
-        ids.len(),
+        ids.len() + 1,
         "the first worker wrote each event once"
     );
     let second = Process::start(config(&b, Duration::from_secs(600)))
@@ -232,7 +244,7 @@ async fn a_partition_that_moves_is_read_back_so_its_replay_is_not_written_twice(
         metric(&text, "eventwire_process_rebuild_records_total") > 0.0,
         "{text}"
     );
-    let out = read_all(&b, "events-unique", ids.len() + 1, Duration::from_secs(8));
+    let out = read_all(&b, "events-unique", ids.len() + 2, Duration::from_secs(8));
     let mut count: HashMap<&str, usize> = HashMap::new();
     for (_, key, _) in &out {
         *count.entry(key.as_str()).or_default() += 1;
@@ -244,19 +256,24 @@ async fn a_partition_that_moves_is_read_back_so_its_replay_is_not_written_twice(
         twice.len(),
         twice.first()
     );
-    assert_eq!(count.len(), ids.len());
-    // The record that is not a good line is a dead letter with its reason and position.
-    let dead = read_all(&b, "events-dead-letters", 1, Duration::from_secs(5));
-    assert_eq!(dead.len(), 1, "one dead letter");
-    let letter: serde_json::Value = serde_json::from_slice(&dead[0].2).unwrap();
-    assert_eq!(letter["code"], "malformed");
-    assert!(
-        letter["errors"][0]["path"]
-            .as_str()
-            .unwrap()
-            .starts_with("kafka:events/"),
-        "{letter}"
-    );
+    assert_eq!(count.len(), ids.len() + 1);
+    // The records that are not good lines are dead letters with their reason and position.
+    let dead = read_all(&b, "events-dead-letters", 2, Duration::from_secs(5));
+    assert_eq!(dead.len(), 2, "two dead letters");
+    let mut codes = Vec::new();
+    for (_, _, bytes) in &dead {
+        assert!(
+            bytes.len() < 64 * 1024,
+            "a dead letter of {} bytes",
+            bytes.len()
+        );
+        let letter: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        let path = letter["errors"][0]["path"].as_str().unwrap();
+        assert!(path.starts_with("kafka:events/"), "{letter}");
+        codes.push(letter["code"].as_str().unwrap().to_owned());
+    }
+    codes.sort();
+    assert_eq!(codes, ["invalid_envelope", "malformed"]);
 
     // Either worker answers for all partitions: 701 users, 140 per article (141 for the
     // article user-x read).
@@ -370,6 +387,135 @@ async fn a_worker_that_cannot_write_its_output_stops_committing_and_says_why() {
             "eventwire_process_write_failures_total{sink=\"output\"}"
         ) >= 1.0,
         "{text}"
+    );
+    worker
+        .stopper()
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    worker.wait().await.unwrap();
+}
+
+/// The broker stops answering (SIGSTOP) while a worker writes, long enough for its writes
+/// to time out and its session to lapse, then comes back: the worker reads back what its
+/// timed-out writes stored anyway, resumes the partitions it paused, and the output holds
+/// each event once with the input fully committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_stops_answering_mid_write_loses_and_doubles_nothing() {
+    let broker = Broker::start();
+    let b = broker.address.clone();
+    create_topic(&b, "events", PARTITIONS).await;
+    let ids: Vec<String> = (0..120_000)
+        .map(|_| uuid::Uuid::new_v4().to_string())
+        .collect();
+    let lines: Vec<(String, Vec<u8>)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            (
+                id.clone(),
+                good_line(id, &format!("u{}", i % 50), "article-1").into_bytes(),
+            )
+        })
+        .collect();
+    // A steady stream (≈ 10,000 events/s for 12 s), so the worker is writing when the
+    // broker stops.
+    let stream = {
+        let (b, lines) = (b.clone(), lines.clone());
+        tokio::spawn(async move {
+            for chunk in lines.chunks(1_000) {
+                produce(&b, "events", chunk).await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let mut c = config(&b, Duration::from_millis(500));
+    c.session_timeout = Duration::from_secs(3);
+    c.kafka_options = vec![("message.timeout.ms".into(), "2000".into())];
+    let worker = Process::start(c).await.unwrap();
+    until(
+        Duration::from_secs(60),
+        "the worker to be writing",
+        async || {
+            metric(
+                &metrics(&worker).await,
+                "eventwire_process_records_total{outcome=\"written\"}",
+            ) > 0.0
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &broker.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    signal("-CONT");
+    stream.await.unwrap();
+    // The stop caught the worker: a write failed (output or state), or its session lapsed
+    // and its partitions were given again (more rebuilds than partitions).
+    let text = metrics(&worker).await;
+    assert!(
+        metric(&text, "eventwire_process_write_failures_total") >= 1.0
+            || metric(&text, "eventwire_process_rebuilds_total") > f64::from(PARTITIONS),
+        "the stop did not catch the worker: {text}"
+    );
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &b)
+        .set("group.id", "eventwire-process")
+        .create()
+        .unwrap();
+    let ends = {
+        let mut ends = vec![0i64; PARTITIONS as usize];
+        for (p, end) in ends.iter_mut().enumerate() {
+            *end = consumer
+                .fetch_watermarks("events", p as i32, Duration::from_secs(10))
+                .unwrap()
+                .1;
+        }
+        ends
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition("events", p);
+        }
+        let got = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        let committed: Vec<i64> = (0..PARTITIONS)
+            .map(
+                |p| match got.find_partition("events", p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o,
+                    _ => -1,
+                },
+            )
+            .collect();
+        if committed == ends {
+            break;
+        }
+        if Instant::now() > deadline {
+            let (_, health) = get_json(&worker, "/healthz").await;
+            panic!(
+                "the input was not committed to its end: committed {committed:?}, ends {ends:?}; /healthz {health}; metrics:\n{}",
+                metrics(&worker).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let out = read_all(&b, "events-unique", ids.len(), Duration::from_secs(10));
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (_, key, _) in &out {
+        *count.entry(key.as_str()).or_default() += 1;
+    }
+    let twice = count.values().filter(|n| **n > 1).count();
+    assert_eq!(
+        (count.len(), twice),
+        (ids.len(), 0),
+        "(ids in the output, written twice)"
     );
     worker
         .stopper()

@@ -122,6 +122,10 @@ impl Worker {
         v["partitions"].as_array().map_or(0, Vec::len)
     }
 
+    fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(self.child.id())
+    }
+
     /// Peak resident memory, MB.
     fn peak_rss_mb(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -140,6 +144,22 @@ impl Drop for Worker {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// CPU time (user + system) of process `pid` so far, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which ends with the last ')'): utime is the 12th,
+    // stime the 13th, in clock ticks (100 a second on Linux).
+    let rest = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 fn worker_main(args: &[String]) {
@@ -209,15 +229,26 @@ fn committed(brokers: &str, group: &str, topic: &str) -> Vec<i64> {
         .collect()
 }
 
-/// Runs `n` workers of a new group over `input` until lag 0; events per second from when
-/// every worker owns a partition, and each worker's peak memory.
+/// One `process` run: events per second, the workers' CPU seconds, the broker's CPU seconds,
+/// and each worker's peak memory (MB).
+struct Run {
+    rate: f64,
+    events: f64,
+    worker_cpu: f64,
+    broker_cpu: f64,
+    rss: Vec<f64>,
+}
+
+/// Runs `n` workers of a new group over `input` until lag 0, measured from when every
+/// worker owns a partition.
 fn process_rate(
     brokers: &str,
+    broker_pid: u32,
     input: &str,
     group: &str,
     n: usize,
     ends: &[i64],
-) -> (f64, Vec<f64>) {
+) -> Run {
     let workers: Vec<Worker> = (0..n)
         .map(|_| Worker::start(brokers, input, group))
         .collect();
@@ -229,6 +260,8 @@ fn process_rate(
     let start = Instant::now();
     let before: i64 = committed(brokers, group, input).iter().sum();
     let total: i64 = ends.iter().sum();
+    let cpu_before: f64 = workers.iter().map(Worker::cpu_seconds).sum();
+    let broker_before = cpu_seconds(broker_pid);
     loop {
         let got = committed(brokers, group, input);
         if got == ends {
@@ -241,8 +274,14 @@ fn process_rate(
         std::thread::sleep(Duration::from_millis(100));
     }
     let took = start.elapsed();
-    let rss = workers.iter().map(Worker::peak_rss_mb).collect();
-    ((total - before) as f64 / took.as_secs_f64(), rss)
+    let events = (total - before) as f64;
+    Run {
+        rate: events / took.as_secs_f64(),
+        events,
+        worker_cpu: workers.iter().map(Worker::cpu_seconds).sum::<f64>() - cpu_before,
+        broker_cpu: cpu_seconds(broker_pid) - broker_before,
+        rss: workers.iter().map(Worker::peak_rss_mb).collect(),
+    }
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -273,18 +312,21 @@ fn main() {
     let (_collector, server) = runtime.block_on(collector(&brokers, "events", dir.path()));
     let t = tracker(&server.endpoint());
     let start = Instant::now();
+    let (own_before, broker_before) = (cpu_seconds(std::process::id()), cpu_seconds(broker.pid()));
     for i in 0..EVENTS {
         track(&t, i, &player);
     }
     t.flush(Duration::from_secs(300)).unwrap();
     let collect_rate = EVENTS as f64 / start.elapsed().as_secs_f64();
+    let collect_cpu = cpu_seconds(std::process::id()) - own_before;
+    let collect_broker_cpu = cpu_seconds(broker.pid()) - broker_before;
     t.shutdown(Duration::from_secs(10)).unwrap();
     let ends = ends(&brokers, "events");
     let records: i64 = ends.iter().sum();
 
     // 2. process, 1 worker then 2.
-    let (one, rss_one) = process_rate(&brokers, "events", "one", 1, &ends);
-    let (two, rss_two) = process_rate(&brokers, "events", "two", 2, &ends);
+    let one = process_rate(&brokers, broker.pid(), "events", "one", 1, &ends);
+    let two = process_rate(&brokers, broker.pid(), "events", "two", 2, &ends);
 
     // 3. Freshness at a steady rate, through a collector and one worker.
     runtime.block_on(create_topic(&brokers, "fresh"));
@@ -321,6 +363,7 @@ fn main() {
     }
     consumer.assign(&tpl).unwrap();
     let mut lags = Vec::new();
+    let mut stage = Vec::new();
     let mut last = Instant::now();
     while lags.len() < total && last.elapsed() < Duration::from_secs(10) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
@@ -328,13 +371,17 @@ fn main() {
             let out_ms = m.timestamp().to_millis().unwrap_or(0);
             let v: serde_json::Value =
                 serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
-            let created = chrono::DateTime::parse_from_rfc3339(v["created_at"].as_str().unwrap())
-                .unwrap()
-                .timestamp_millis();
-            lags.push((out_ms - created) as f64);
+            let at = |field: &str| {
+                chrono::DateTime::parse_from_rfc3339(v[field].as_str().unwrap())
+                    .unwrap()
+                    .timestamp_millis()
+            };
+            lags.push((out_ms - at("created_at")) as f64);
+            stage.push((out_ms - at("received_at")) as f64);
         }
     }
     lags.sort_by(f64::total_cmp);
+    stage.sort_by(f64::total_cmp);
     let fresh_rss = fresh_worker.peak_rss_mb();
     drop(fresh_worker);
     runtime.block_on(server.shutdown());
@@ -346,10 +393,23 @@ fn main() {
     println!("|---|---:|");
     println!("| tracker → collector → Kafka, {EVENTS} events ({records} records in the topic) | {collect_rate:.0} events/s |");
     println!(
-        "| `process`, 1 worker (dedup, output topic, sketches, commits) | {one:.0} events/s |"
+        "| … CPU per 1,000 events: tracker + collector (one process) / broker | {:.1} ms / {:.1} ms |",
+        collect_cpu * 1e6 / EVENTS as f64,
+        collect_broker_cpu * 1e6 / EVENTS as f64
     );
-    println!("| `process`, 2 workers | {two:.0} events/s |");
-    println!("| 2 workers ÷ 1 | {:.2} |", two / one);
+    for (name, run) in [("1 worker", &one), ("2 workers", &two)] {
+        println!(
+            "| `process`, {name} (dedup, output topic, sketches, commits) | {:.0} events/s |",
+            run.rate
+        );
+        println!(
+            "| … CPU per 1,000 events: workers / broker | {:.1} ms / {:.1} ms ({:.0} events per worker CPU-second) |",
+            run.worker_cpu * 1e6 / run.events,
+            run.broker_cpu * 1e6 / run.events,
+            run.events / run.worker_cpu
+        );
+    }
+    println!("| 2 workers ÷ 1 | {:.2} |", two.rate / one.rate);
     println!(
         "| freshness, `track()` → output record, {FRESH_RATE} events/s for {FRESH_SECONDS} s ({} of {total} seen) | p50 {:.0} ms, p99 {:.0} ms |",
         lags.len(),
@@ -357,9 +417,14 @@ fn main() {
         percentile(&lags, 0.99)
     );
     println!(
+        "| … of which collector's `received_at` → output record | p50 {:.0} ms, p99 {:.0} ms |",
+        percentile(&stage, 0.5),
+        percentile(&stage, 0.99)
+    );
+    println!(
         "| peak RSS per worker | 1 worker: {:.0} MB; 2 workers: {} MB; freshness worker: {fresh_rss:.0} MB |",
-        rss_one[0],
-        rss_two.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ")
+        one.rss[0],
+        two.rss.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ")
     );
     assert_eq!(lags.len(), total, "every fresh event reached the output");
 }
