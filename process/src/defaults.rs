@@ -37,6 +37,13 @@ pub const REBUILD_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How far past this worker's clock a record's `received_at` counts (for the dedup window
 /// and the sketches' minutes); later times count as this.
 pub const MAX_CLOCK_AHEAD: Duration = Duration::from_secs(60);
+/// How far past this worker's clock a sketch's minute may be and still count (collectors'
+/// and workers' clocks differ; a minute further ahead no query can reach).
+pub const SKETCH_CLOCK_AHEAD: Duration = Duration::from_secs(10 * 60);
+/// Longest key (bytes) a dead letter keeps of its record's key.
+pub const MAX_DEAD_LETTER_KEY_BYTES: usize = 256;
+/// The state topic's segments roll this often, so its retention and compaction apply.
+pub const STATE_SEGMENT: Duration = Duration::from_secs(15 * 60);
 /// How long the state topic keeps records (it is also compacted): past the longest window
 /// a query can ask for, so old minutes' sketches go.
 pub const STATE_RETENTION: Duration = Duration::from_secs(2 * 60 * 60);

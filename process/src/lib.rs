@@ -16,7 +16,7 @@
 //!   offset, with where the partition's window starts in the output;
 //! - count unique users per schema and per configured dimension value in one-minute
 //!   HyperLogLog sketches ([`uniques`]) and publish them to a state topic ([`state`]),
-//!   from which any worker answers `GET /v1/uniques` ([`server`]).
+//!   from which any worker answers `GET /v1/uniques`.
 //!
 //! A partition's new owner — after a rebalance or a crash — first reads back what the
 //! partition wrote to the output from the committed window start, so input replayed since
@@ -296,10 +296,21 @@ impl Process {
                 .collect(),
             Output::Kafka(_) => HashSet::new(),
         };
-        let dead = SinkSpec::parse(&config.dead_letter_spec())
-            .open(false)
-            .await
-            .map_err(|e| ProcessError::Sink(e.to_string()))?;
+        let dead: Arc<dyn eventwire_collector::sink::Sink> =
+            match SinkSpec::parse(&config.dead_letter_spec()) {
+                SinkSpec::Kafka { brokers, topic } => Arc::new(
+                    eventwire_collector::sink::KafkaSink::with_options(
+                        &brokers,
+                        &topic,
+                        &config.kafka_options,
+                    )
+                    .map_err(|e| ProcessError::Sink(e.to_string()))?,
+                ),
+                spec => spec
+                    .open(false)
+                    .await
+                    .map_err(|e| ProcessError::Sink(e.to_string()))?,
+            };
         let metrics = Metrics::new().map_err(|e| ProcessError::Config(e.to_string()))?;
         let shared = Arc::new(Shared {
             metrics,

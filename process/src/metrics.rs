@@ -21,6 +21,8 @@ pub struct Metrics {
     pub dedup_ids: IntGauge,
     /// Ids forgotten before the window because a partition held its maximum.
     pub dedup_evicted_early: IntCounter,
+    /// Records of failed writes found stored when read back (not written again).
+    pub settled: IntCounter,
     /// Output or dead-letter writes that failed (the step is retried; nothing is committed
     /// meanwhile).
     pub write_failures: IntCounterVec,
@@ -75,6 +77,10 @@ impl Metrics {
             "eventwire_process_dedup_evicted_early_total",
             "Event ids forgotten before the window ended because a partition held its maximum.",
         )?;
+        let settled = IntCounter::new(
+            "eventwire_process_settled_total",
+            "Records of failed output writes found stored when read back, so not written again.",
+        )?;
         let write_failures = IntCounterVec::new(
             Opts::new(
                 "eventwire_process_write_failures_total",
@@ -109,6 +115,7 @@ impl Metrics {
         registry.register(Box::new(dedup_ids.clone()))?;
         registry.register(Box::new(dedup_evicted_early.clone()))?;
         registry.register(Box::new(write_failures.clone()))?;
+        registry.register(Box::new(settled.clone()))?;
         registry.register(Box::new(commit_failures.clone()))?;
         registry.register(Box::new(published.clone()))?;
         registry.register(Box::new(uniques_refused.clone()))?;
@@ -122,6 +129,7 @@ impl Metrics {
             rebuild_records,
             dedup_ids,
             dedup_evicted_early,
+            settled,
             write_failures,
             commit_failures,
             published,

@@ -178,13 +178,6 @@ impl KafkaOutput {
         &self.topic
     }
 
-    /// Waits (at most `timeout`) until every record given to the producer is acknowledged
-    /// or failed, so that reading the output back sees all it will ever hold of them.
-    pub fn flush(&self, timeout: std::time::Duration) {
-        use rdkafka::producer::Producer as _;
-        let _ = self.producer.flush(timeout);
-    }
-
     async fn write(&self, records: &[OutRecord]) -> Vec<Outcome> {
         let sends = records.iter().map(|r| {
             let source = format!("{}/{}/{}", self.source_topic, r.partition, r.source_offset);

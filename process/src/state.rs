@@ -267,13 +267,13 @@ impl std::fmt::Debug for StateView {
 impl StateView {
     /// Takes in one record's value at `now_ms` (this worker's clock); a record that does not
     /// decode, or whose minute no query can reach (older than the longest window, or ahead
-    /// of the clock by more than [`crate::defaults::MAX_CLOCK_AHEAD`]), is skipped and
+    /// of the clock by more than [`crate::defaults::SKETCH_CLOCK_AHEAD`]), is skipped and
     /// counted.
     pub fn apply(&mut self, value: &[u8], now_ms: i64) -> Result<(), StateError> {
         let now_minute = crate::uniques::minute_of(now_ms);
         let oldest = now_minute - SKETCH_MAX_MINUTES + 1;
         let newest = crate::uniques::minute_of(
-            now_ms.saturating_add(crate::defaults::MAX_CLOCK_AHEAD.as_millis() as i64),
+            now_ms.saturating_add(crate::defaults::SKETCH_CLOCK_AHEAD.as_millis() as i64),
         );
         if oldest > self.oldest_kept {
             self.oldest_kept = oldest;

@@ -38,13 +38,15 @@ async fn create(
     compact: bool,
 ) -> Result<(), ProcessError> {
     let retention = crate::defaults::STATE_RETENTION.as_millis().to_string();
+    let segment = crate::defaults::STATE_SEGMENT.as_millis().to_string();
     let mut new = NewTopic::new(topic, count as i32, TopicReplication::Fixed(-1));
     if compact {
         // Compacted (the latest of each key) and bounded in time: a sketch's key names its
         // minute, so compaction alone would keep every minute forever.
         new = new
             .set("cleanup.policy", "compact,delete")
-            .set("retention.ms", &retention);
+            .set("retention.ms", &retention)
+            .set("segment.ms", &segment);
     }
     let results = admin
         .create_topics(

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use datasketches::hll::{Coupon, HllSketch, HllType};
 
 use crate::defaults::{
-    MAX_CLOCK_AHEAD, MAX_SCHEMAS, MAX_VALUES_PER_MINUTE, MAX_VALUE_BYTES, SKETCH_BUCKET_SECONDS,
+    MAX_SCHEMAS, MAX_VALUES_PER_MINUTE, MAX_VALUE_BYTES, SKETCH_BUCKET_SECONDS, SKETCH_CLOCK_AHEAD,
     SKETCH_LG_K, SKETCH_MAX_MINUTES,
 };
 
@@ -137,7 +137,7 @@ pub struct PartitionSketches {
 impl PartitionSketches {
     /// Counts `user` for `schema` and each `(by, value)` of `dimensions`, in the minute of
     /// `received_ms`. Minutes a query cannot reach — [`SKETCH_MAX_MINUTES`] or more before
-    /// the minute of `now_ms` (this worker's clock), or more than [`MAX_CLOCK_AHEAD`] after
+    /// the minute of `now_ms` (this worker's clock), or more than [`SKETCH_CLOCK_AHEAD`] after
     /// it — are not counted; they are refused, as are values longer than
     /// [`MAX_VALUE_BYTES`].
     pub fn record(
@@ -159,7 +159,7 @@ impl PartitionSketches {
             self.expire();
         }
         let minute = minute_of(received_ms);
-        let newest = minute_of(now_ms.saturating_add(MAX_CLOCK_AHEAD.as_millis() as i64));
+        let newest = minute_of(now_ms.saturating_add(SKETCH_CLOCK_AHEAD.as_millis() as i64));
         if minute < oldest || minute > newest || schema.len() > MAX_VALUE_BYTES {
             done.refused += 1 + dimensions.len() as u32;
             return done;

@@ -30,7 +30,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::dedup::PartitionWindow;
 use crate::defaults::{
-    DELIVERY_TIMEOUT, MAX_CLOCK_AHEAD, OUTPUT_RETRY_MAX_BACKOFF, REBUILD_READ_TIMEOUT,
+    DELIVERY_TIMEOUT, MAX_CLOCK_AHEAD, MAX_DEAD_LETTER_KEY_BYTES, OUTPUT_RETRY_MAX_BACKOFF,
+    REBUILD_READ_TIMEOUT,
 };
 use crate::line;
 use crate::output::{OutRecord, Outcome, Output};
@@ -242,7 +243,12 @@ impl Worker {
                         // librdkafka keeps a partition paused across its revocation and
                         // reassignment: one paused by a failing `store` and given back
                         // would never be fetched again.
-                        if !self.pausing {
+                        let mut tpl = TopicPartitionList::new();
+                        tpl.add_partition(&self.config.input, p);
+                        if self.pausing {
+                            // A failing `store` holds the input back: this one too.
+                            let _ = self.consumer.pause(&tpl);
+                        } else {
                             self.resume_all();
                         }
                     }
@@ -366,7 +372,12 @@ impl Worker {
                     dead.push((
                         p,
                         SinkRecord {
-                            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                            key: m.key().map(|k| {
+                                String::from_utf8_lossy(
+                                    &k[..k.len().min(MAX_DEAD_LETTER_KEY_BYTES)],
+                                )
+                                .into_owned()
+                            }),
                             line: serde_json::to_vec(&letter).unwrap_or_default(),
                         },
                     ));
@@ -445,18 +456,46 @@ impl Worker {
         }
     }
 
+    /// The dead letter of a record the output refuses as too large even alone.
+    fn too_large(&self, record: &OutRecord, message: String) -> (i32, SinkRecord) {
+        let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let letter = DeadLetter::for_raw(
+            &at,
+            ErrorCode::TooLarge,
+            vec![ErrorDetail::new(
+                format!(
+                    "kafka:{}/{}/{}",
+                    self.config.input, record.partition, record.source_offset
+                ),
+                "output",
+                message,
+            )],
+            &record.line,
+        );
+        (
+            record.partition,
+            SinkRecord {
+                key: Some(record.event_id.clone()),
+                line: serde_json::to_vec(&letter).unwrap_or_default(),
+            },
+        )
+    }
+
     /// After a failed write to a Kafka output, which of `failed` the broker stored anyway (a
-    /// timed-out record may have been appended): waits for the producer's outstanding
-    /// records to settle, reads each partition back from past what it knew, and remembers
-    /// what it finds. Returns the records still to write; on a read error, all of them
-    /// (the next try reads back again).
-    fn settle_unknown(&mut self, failed: Vec<OutRecord>, now_ms: i64) -> Vec<OutRecord> {
+    /// timed-out record may have been appended): reads each partition back from past what
+    /// it knew and remembers what it finds. Returns the records still to write, or `Err`
+    /// with the reason when a partition could not be read back — then nothing may be
+    /// written this round (a blind retry could write twice).
+    fn settle_unknown(
+        &mut self,
+        failed: Vec<OutRecord>,
+        now_ms: i64,
+    ) -> Result<Vec<OutRecord>, (Vec<OutRecord>, String)> {
         let Output::Kafka(output) = &self.output else {
-            return failed;
+            return Ok(failed);
         };
-        output.flush(DELIVERY_TIMEOUT);
         let partitions: HashSet<i32> = failed.iter().map(|r| r.partition).collect();
-        let mut found: HashMap<u128, i64> = HashMap::new();
+        let mut found: HashMap<(i32, u128), i64> = HashMap::new();
         for p in partitions {
             let Some(owned) = self.owned.get(&p) else {
                 continue;
@@ -465,17 +504,20 @@ impl Worker {
                 .output_end
                 .map_or_else(|| owned.window.window_start().unwrap_or(0), |e| e + 1);
             match output.read_back(p, from) {
-                Ok(ids) => found.extend(ids.iter().map(|id| (id.key, id.offset))),
-                Err(e) => {
-                    tracing::warn!(error = %e, partition = p, "cannot read back after a failed write; will try again");
-                    return failed;
-                }
+                Ok(ids) => found.extend(ids.iter().map(|id| ((p, id.key), id.offset))),
+                Err(e) => return Err((failed, e.to_string())),
             }
         }
         let mut still = Vec::with_capacity(failed.len());
         for record in failed {
-            match found.get(&record.key) {
+            let held = self
+                .owned
+                .get(&record.partition)
+                .is_some_and(|o| o.window.contains(record.key));
+            match found.get(&(record.partition, record.key)) {
+                // Stored by the failed write: remembered now.
                 Some(&offset) => {
+                    self.shared.metrics.settled.inc();
                     self.shared
                         .metrics
                         .records
@@ -483,10 +525,12 @@ impl Worker {
                         .inc();
                     self.remember(&record, Some(offset), now_ms);
                 }
+                // Already known (read back when the partition was given again).
+                None if held => self.shared.metrics.settled.inc(),
                 None => still.push(record),
             }
         }
-        still
+        Ok(still)
     }
 
     /// Writes `outs` and `dead` until both are stored, retrying with backoff; records of
@@ -504,17 +548,35 @@ impl Worker {
     ) -> Result<bool, ProcessError> {
         let mut backoff = Duration::from_millis(100);
         let mut unknown = false;
+        // The assignment each partition's records were read under: a partition taken away
+        // and given back meanwhile replays them from its committed offset, so they are not
+        // written (or dead-lettered) from here.
+        let epochs: HashMap<i32, u64> = self.owned.iter().map(|(p, o)| (*p, o.epoch)).collect();
         let stored = loop {
             let now_ms = chrono::Utc::now().timestamp_millis();
-            outs.retain(|r| self.owned.contains_key(&r.partition));
-            dead.retain(|(p, _)| self.owned.contains_key(p));
-            if unknown && !outs.is_empty() {
-                outs = self.settle_unknown(std::mem::take(&mut outs), now_ms);
-            }
+            let current = |owned: &BTreeMap<i32, Owned>, p: &i32| {
+                owned.get(p).map(|o| o.epoch) == epochs.get(p).copied()
+            };
+            outs.retain(|r| current(&self.owned, &r.partition));
+            dead.retain(|(p, _)| current(&self.owned, p));
             let mut failure = None;
-            if !outs.is_empty() {
+            if unknown && !outs.is_empty() {
+                match self.settle_unknown(std::mem::take(&mut outs), now_ms) {
+                    Ok(still) => outs = still,
+                    Err((back, e)) => {
+                        outs = back;
+                        failure = Some(format!(
+                            "cannot read back {} after a failed write: {e}",
+                            self.output.describe()
+                        ));
+                    }
+                }
+            }
+            if failure.is_none() && !outs.is_empty() {
+                let alone = outs.len() == 1;
                 let results = self.runtime.block_on(self.output.write(&outs));
                 let mut failed = Vec::new();
+                let mut retry_alone = Vec::new();
                 let mut count = 0u64;
                 for (record, outcome) in std::mem::take(&mut outs).into_iter().zip(results) {
                     match outcome {
@@ -522,30 +584,15 @@ impl Worker {
                             count += 1;
                             self.remember(&record, offset, now_ms);
                         }
+                        Outcome::TooLarge(_) if !alone => {
+                            // The broker refuses a whole batch as too large: the record is
+                            // tried alone before it is judged.
+                            retry_alone.push(record);
+                        }
                         Outcome::TooLarge(message) => {
-                            // Retrying cannot help: the record goes to the dead letters.
-                            let at = chrono::Utc::now()
-                                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-                            let letter = DeadLetter::for_raw(
-                                &at,
-                                ErrorCode::TooLarge,
-                                vec![ErrorDetail::new(
-                                    format!(
-                                        "kafka:{}/{}/{}",
-                                        self.config.input, record.partition, record.source_offset
-                                    ),
-                                    "output",
-                                    message,
-                                )],
-                                &record.line,
-                            );
-                            dead.push((
-                                record.partition,
-                                SinkRecord {
-                                    key: Some(record.event_id.clone()),
-                                    line: serde_json::to_vec(&letter).unwrap_or_default(),
-                                },
-                            ));
+                            // Alone, still too large: retrying cannot help, the record goes
+                            // to the dead letters.
+                            dead.push(self.too_large(&record, message));
                         }
                         Outcome::Failed(e) => {
                             failure
@@ -554,11 +601,6 @@ impl Worker {
                         }
                     }
                 }
-                self.shared
-                    .metrics
-                    .records
-                    .with_label_values(&["written"])
-                    .inc_by(count);
                 if !failed.is_empty() {
                     unknown = true;
                     self.shared
@@ -567,6 +609,33 @@ impl Worker {
                         .with_label_values(&["output"])
                         .inc();
                 }
+                for record in retry_alone {
+                    match self
+                        .runtime
+                        .block_on(self.output.write(std::slice::from_ref(&record)))
+                        .pop()
+                    {
+                        Some(Outcome::Written(offset)) => {
+                            count += 1;
+                            self.remember(&record, offset, now_ms);
+                        }
+                        Some(Outcome::TooLarge(message)) => {
+                            dead.push(self.too_large(&record, message));
+                        }
+                        Some(Outcome::Failed(e)) => {
+                            unknown = true;
+                            failure
+                                .get_or_insert_with(|| format!("{}: {e}", self.output.describe()));
+                            failed.push(record);
+                        }
+                        None => failed.push(record),
+                    }
+                }
+                self.shared
+                    .metrics
+                    .records
+                    .with_label_values(&["written"])
+                    .inc_by(count);
                 outs = failed;
             }
             if !dead.is_empty() {
@@ -635,7 +704,13 @@ impl Worker {
             self.pausing = false;
             self.resume_all();
         }
-        if stored {
+        // Clear only what `store` reported: a publishing failure stays until publishing works.
+        if stored
+            && !self
+                .shared
+                .failing()
+                .is_some_and(|f| f.starts_with("publishing"))
+        {
             self.shared.set_failing(None);
         }
         Ok(stored)
@@ -644,9 +719,11 @@ impl Worker {
     /// Resumes every partition of the input (librdkafka keeps a partition's pause across
     /// its revocation and reassignment; resuming one not assigned is harmless).
     fn resume_all(&self) {
-        let mut tpl = TopicPartitionList::new();
+        let mut tpl = self.consumer.assignment().unwrap_or_default();
         for p in 0..self.input_partitions {
-            tpl.add_partition(&self.config.input, p);
+            if tpl.find_partition(&self.config.input, p).is_none() {
+                tpl.add_partition(&self.config.input, p);
+            }
         }
         let _ = self.consumer.resume(&tpl);
     }

@@ -34,7 +34,17 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// A producer for `topic` on `brokers` (`host:port[,host:port…]`).
     pub fn new(brokers: &str, topic: &str) -> Result<Self, SinkError> {
-        let producer: FutureProducer = ClientConfig::new()
+        Self::with_options(brokers, topic, &[])
+    }
+
+    /// The same, with librdkafka properties (`security.protocol`, `sasl.*`…) applied last.
+    pub fn with_options(
+        brokers: &str,
+        topic: &str,
+        options: &[(String, String)],
+    ) -> Result<Self, SinkError> {
+        let mut config = ClientConfig::new();
+        config
             .set("bootstrap.servers", brokers)
             .set("acks", "all")
             .set("enable.idempotence", "true")
@@ -44,13 +54,15 @@ impl KafkaSink {
             .set(
                 "message.timeout.ms",
                 DELIVERY_TIMEOUT.as_millis().to_string(),
-            )
-            .create()
-            .map_err(|e| SinkError::Broker {
-                sink: format!("kafka://{brokers}/{topic}"),
-                message: e.to_string(),
-                written: Vec::new(),
-            })?;
+            );
+        for (k, v) in options {
+            config.set(k, v);
+        }
+        let producer: FutureProducer = config.create().map_err(|e| SinkError::Broker {
+            sink: format!("kafka://{brokers}/{topic}"),
+            message: e.to_string(),
+            written: Vec::new(),
+        })?;
         Ok(KafkaSink {
             producer,
             brokers: brokers.to_owned(),

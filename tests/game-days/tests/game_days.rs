@@ -855,9 +855,13 @@ fn worker_json(w: &WorkerProc, path: &str) -> serde_json::Value {
     serde_json::from_str(&body).unwrap()
 }
 
+/// Events a worker wrote to the output (its share of the events, replays not counted).
 fn handled(w: &WorkerProc) -> f64 {
     let (_, body, _) = http_get(w.addr, "/metrics");
-    metric_sum(&body, "eventwire_process_records_total")
+    metric_sum(
+        &body,
+        "eventwire_process_records_total{outcome=\"written\"}",
+    )
 }
 
 /// Past one machine: two collectors producing to Kafka behind two trackers (1 % of events
