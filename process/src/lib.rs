@@ -374,14 +374,10 @@ impl Process {
         let consumer: BaseConsumer<worker::GroupContext> = consumer_config
             .create_with_context(worker::GroupContext::default())
             .map_err(|e| ProcessError::Kafka(format!("consumer: {e}")))?;
-        let state: FutureProducer = config
-            .client()
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .set("compression.type", "lz4")
-            .create()
-            .map_err(|e| ProcessError::Kafka(format!("state producer: {e}")))?;
+        let state: FutureProducer =
+            eventwire_collector::sink::producer_config(&config.brokers, &config.kafka_options)
+                .create()
+                .map_err(|e| ProcessError::Kafka(format!("state producer: {e}")))?;
         let worker = {
             let w = worker::Worker::new(
                 consumer,

@@ -150,20 +150,8 @@ impl KafkaOutput {
         source_topic: &str,
         options: &[(String, String)],
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", brokers)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("compression.type", "lz4")
-            .set("linger.ms", "5")
-            .set(
-                "message.timeout.ms",
-                DELIVERY_TIMEOUT.as_millis().to_string(),
-            );
-        for (k, v) in options {
-            config.set(k, v);
-        }
+        // The collectors' producer settings; the partition is set on each record.
+        let config = eventwire_collector::sink::producer_config(brokers, options);
         Ok(KafkaOutput {
             producer: config.create()?,
             brokers: brokers.to_owned(),

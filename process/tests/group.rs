@@ -10,31 +10,13 @@ use std::time::{Duration, Instant};
 use eventwire_process::uniques::UniquesSpec;
 use eventwire_process::{Process, ProcessConfig, Running};
 use eventwire_testkit::broker::Broker;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use eventwire_testkit::kafka;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 4;
-
-async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    for r in admin
-        .create_topics(
-            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new(),
-        )
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
-}
 
 fn good_line(id: &str, user: &str, article: &str) -> String {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -67,47 +49,17 @@ async fn produce(brokers: &str, topic: &str, lines: &[(String, Vec<u8>)]) {
     }
 }
 
-/// Records of `topic`, read until `expect` arrived (and 2 s more, for any extra) or `quiet`
-/// passed without a new one: `(partition, key, payload)`.
+/// Records of `topic`: `(partition, key, payload)` (see [`kafka::read_topic`]).
 fn read_all(
     brokers: &str,
     topic: &str,
     expect: usize,
     quiet: Duration,
 ) -> Vec<(i32, String, Vec<u8>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("check-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let mut last = Instant::now();
-    let mut full_since: Option<Instant> = None;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while last.elapsed() < quiet && Instant::now() < deadline {
-        if full_since.is_some_and(|t| t.elapsed() > Duration::from_secs(2)) {
-            break;
-        }
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            out.push((
-                m.partition(),
-                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
-                m.payload().unwrap_or_default().to_vec(),
-            ));
-            last = Instant::now();
-            if out.len() >= expect && full_since.is_none() {
-                full_since = Some(Instant::now());
-            }
-        }
-    }
-    out
+    kafka::read_topic(brokers, topic, PARTITIONS, expect, quiet)
+        .into_iter()
+        .map(|r| (r.partition, r.key, r.payload))
+        .collect()
 }
 
 fn config(brokers: &str, commit_interval: Duration) -> ProcessConfig {
@@ -164,7 +116,7 @@ async fn owned(running: &Running) -> Vec<i64> {
 async fn a_partition_that_moves_is_read_back_so_its_replay_is_not_written_twice() {
     let broker = Broker::start();
     let b = broker.address.clone();
-    create_topic(&b, "events", PARTITIONS).await;
+    kafka::create_topic(&b, "events", PARTITIONS).await;
     // 2,000 events, 200 of them twice, and one record that is not a good line.
     let ids: Vec<String> = (0..2_000)
         .map(|_| uuid::Uuid::new_v4().to_string())
@@ -340,7 +292,7 @@ async fn a_partition_that_moves_is_read_back_so_its_replay_is_not_written_twice(
 async fn a_worker_that_cannot_write_its_output_stops_committing_and_says_why() {
     let broker = Broker::start();
     let b = broker.address.clone();
-    create_topic(&b, "events", PARTITIONS).await;
+    kafka::create_topic(&b, "events", PARTITIONS).await;
     let ids: Vec<String> = (0..200).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let lines: Vec<(String, Vec<u8>)> = ids
         .iter()
@@ -402,7 +354,7 @@ async fn a_worker_that_cannot_write_its_output_stops_committing_and_says_why() {
 async fn a_broker_that_stops_answering_mid_write_loses_and_doubles_nothing() {
     let broker = Broker::start();
     let b = broker.address.clone();
-    create_topic(&b, "events", PARTITIONS).await;
+    kafka::create_topic(&b, "events", PARTITIONS).await;
     let ids: Vec<String> = (0..120_000)
         .map(|_| uuid::Uuid::new_v4().to_string())
         .collect();

@@ -16,6 +16,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)] // a test harness: fail loudly
 
 pub mod broker;
+pub mod kafka;
 pub mod probe;
 pub mod proxy;
 

@@ -19,9 +19,8 @@ use eventwire_bench::mix::{envelope, mix, player};
 use eventwire_collector::registry::Source;
 use eventwire_collector::server::{Collector, CollectorConfig};
 use eventwire_collector::sink::SinkSpec;
+use eventwire_testkit::kafka::create_topic;
 use futures_util::future::join_all;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
@@ -31,21 +30,6 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EVENTS: usize = 100_000;
 const PARTITIONS: i32 = 3;
-
-async fn create_topic(brokers: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let topics = [NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))];
-    for r in admin
-        .create_topics(&topics, &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
-}
 
 /// A good line as the collector writes one for event `i` of the mix (the envelope and the
 /// collector's timestamps), keyed by its event id.
@@ -72,7 +56,7 @@ fn main() {
         .unwrap();
 
     // 1. The broker's ceiling, with a plain producer.
-    runtime.block_on(create_topic(&brokers, "ceiling"));
+    runtime.block_on(create_topic(&brokers, "ceiling", PARTITIONS));
     let records: Vec<(String, Vec<u8>)> = (0..EVENTS).map(line).collect();
     let bytes_per_record = records.iter().map(|r| r.1.len()).sum::<usize>() / EVENTS;
     let producer: FutureProducer = ClientConfig::new()
@@ -104,7 +88,7 @@ fn main() {
     drop(producer);
 
     // 2. Tracker → collector → Kafka.
-    runtime.block_on(create_topic(&brokers, "good"));
+    runtime.block_on(create_topic(&brokers, "good", PARTITIONS));
     let dir = tempfile::tempdir().unwrap();
     let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
     let (collector, server) = runtime.block_on(async {

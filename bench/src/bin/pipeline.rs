@@ -26,8 +26,7 @@ use eventwire_bench::mix::{mix, player};
 use eventwire_collector::registry::Source;
 use eventwire_collector::server::{Collector, CollectorConfig, ServerHandle};
 use eventwire_collector::sink::SinkSpec;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use eventwire_testkit::kafka::{committed, create_topic, ends};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -39,21 +38,6 @@ const EVENTS: usize = 100_000;
 const PARTITIONS: i32 = 4;
 const FRESH_RATE: u64 = 2_000;
 const FRESH_SECONDS: u64 = 10;
-
-async fn create_topic(brokers: &str, topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .unwrap();
-    let topics = [NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))];
-    for r in admin
-        .create_topics(&topics, &AdminOptions::new())
-        .await
-        .unwrap()
-    {
-        r.unwrap();
-    }
-}
 
 async fn collector(brokers: &str, topic: &str, dir: &std::path::Path) -> (Collector, ServerHandle) {
     let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
@@ -183,52 +167,6 @@ fn worker_main(args: &[String]) {
     });
 }
 
-/// The records in each partition of `topic` (its end offsets), read from the start.
-fn ends(brokers: &str, topic: &str) -> Vec<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "bench-ends")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut ends = vec![0i64; PARTITIONS as usize];
-    let mut last = Instant::now();
-    while last.elapsed() < Duration::from_secs(3) {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            ends[m.partition() as usize] = ends[m.partition() as usize].max(m.offset() + 1);
-            last = Instant::now();
-        }
-    }
-    ends
-}
-
-fn committed(brokers: &str, group: &str, topic: &str) -> Vec<i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition(topic, p);
-    }
-    let got = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
-    (0..PARTITIONS)
-        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
-            Some(Offset::Offset(o)) => o,
-            _ => 0,
-        })
-        .collect()
-}
-
 /// One `process` run: events per second, the workers' CPU seconds, the broker's CPU seconds,
 /// and each worker's peak memory (MB).
 struct Run {
@@ -258,12 +196,12 @@ fn process_rate(
         std::thread::sleep(Duration::from_millis(20));
     }
     let start = Instant::now();
-    let before: i64 = committed(brokers, group, input).iter().sum();
+    let before: i64 = committed(brokers, group, input, PARTITIONS).iter().sum();
     let total: i64 = ends.iter().sum();
     let cpu_before: f64 = workers.iter().map(Worker::cpu_seconds).sum();
     let broker_before = cpu_seconds(broker_pid);
     loop {
-        let got = committed(brokers, group, input);
+        let got = committed(brokers, group, input, PARTITIONS);
         if got == ends {
             break;
         }
@@ -308,7 +246,7 @@ fn main() {
     };
 
     // 1. collect → Kafka.
-    runtime.block_on(create_topic(&brokers, "events"));
+    runtime.block_on(create_topic(&brokers, "events", PARTITIONS));
     let (_collector, server) = runtime.block_on(collector(&brokers, "events", dir.path()));
     let t = tracker(&server.endpoint());
     let start = Instant::now();
@@ -321,7 +259,7 @@ fn main() {
     let collect_cpu = cpu_seconds(std::process::id()) - own_before;
     let collect_broker_cpu = cpu_seconds(broker.pid()) - broker_before;
     t.shutdown(Duration::from_secs(10)).unwrap();
-    let ends = ends(&brokers, "events");
+    let ends = ends(&brokers, "events", PARTITIONS);
     let records: i64 = ends.iter().sum();
 
     // 2. process, 1 worker then 2.
@@ -329,7 +267,7 @@ fn main() {
     let two = process_rate(&brokers, broker.pid(), "events", "two", 2, &ends);
 
     // 3. Freshness at a steady rate, through a collector and one worker.
-    runtime.block_on(create_topic(&brokers, "fresh"));
+    runtime.block_on(create_topic(&brokers, "fresh", PARTITIONS));
     let (_c2, server2) = runtime.block_on(collector(&brokers, "fresh", dir.path()));
     let fresh_worker = Worker::start(&brokers, "fresh", "fresh");
     while fresh_worker.owned() == 0 {

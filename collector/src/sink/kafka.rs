@@ -24,6 +24,27 @@ pub const PARTITIONER: &str = "murmur2_random";
 /// How long one record may wait for the broker's acknowledgement.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The settings of every eventwire producer: `acks=all`, idempotent, [`PARTITIONER`], lz4,
+/// `linger.ms=5`, [`DELIVERY_TIMEOUT`]; then `options` (librdkafka properties) over them.
+pub fn producer_config(brokers: &str, options: &[(String, String)]) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("partitioner", PARTITIONER)
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set(
+            "message.timeout.ms",
+            DELIVERY_TIMEOUT.as_millis().to_string(),
+        );
+    for (k, v) in options {
+        config.set(k, v);
+    }
+    config
+}
+
 /// Produces records to one topic.
 pub struct KafkaSink {
     producer: FutureProducer,
@@ -43,26 +64,14 @@ impl KafkaSink {
         topic: &str,
         options: &[(String, String)],
     ) -> Result<Self, SinkError> {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", brokers)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("partitioner", PARTITIONER)
-            .set("compression.type", "lz4")
-            .set("linger.ms", "5")
-            .set(
-                "message.timeout.ms",
-                DELIVERY_TIMEOUT.as_millis().to_string(),
-            );
-        for (k, v) in options {
-            config.set(k, v);
-        }
-        let producer: FutureProducer = config.create().map_err(|e| SinkError::Broker {
-            sink: format!("kafka://{brokers}/{topic}"),
-            message: e.to_string(),
-            written: Vec::new(),
-        })?;
+        let producer: FutureProducer =
+            producer_config(brokers, options)
+                .create()
+                .map_err(|e| SinkError::Broker {
+                    sink: format!("kafka://{brokers}/{topic}"),
+                    message: e.to_string(),
+                    written: Vec::new(),
+                })?;
         Ok(KafkaSink {
             producer,
             brokers: brokers.to_owned(),

@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 #[cfg(feature = "kafka")]
 mod kafka;
 #[cfg(feature = "kafka")]
-pub use kafka::{KafkaSink, PARTITIONER};
+pub use kafka::{producer_config, KafkaSink, PARTITIONER};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 

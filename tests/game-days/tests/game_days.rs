@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use eventwire_game_days::proxy::{Fault, Proxy};
 use eventwire_game_days::{CollectorProc, Report, TrackerProc, WorkerProc};
+use eventwire_testkit::kafka;
 use eventwire_testkit::probe::{http_get, metric_sum};
 
 const TRACKER: &str = env!("CARGO_BIN_EXE_gameday-tracker");
@@ -792,63 +793,6 @@ fn strangers() -> Row {
     }
 }
 
-/// Records of every partition of `topic` from the start, until `quiet` passes without one:
-/// `(partition, offset, key)`.
-fn read_topic(
-    brokers: &str,
-    topic: &str,
-    partitions: i32,
-    quiet: Duration,
-) -> Vec<(i32, i64, String)> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::Message;
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "gameday-check")
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let mut last = Instant::now();
-    while last.elapsed() < quiet {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-            out.push((m.partition(), m.offset(), key));
-            last = Instant::now();
-        }
-    }
-    out
-}
-
-/// The group's committed offsets, by partition.
-fn committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> Vec<i64> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition(topic, p);
-    }
-    let got = consumer
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap();
-    (0..partitions)
-        .map(|p| match got.find_partition(topic, p).map(|e| e.offset()) {
-            Some(rdkafka::Offset::Offset(o)) => o,
-            _ => 0,
-        })
-        .collect()
-}
-
 fn worker_json(w: &WorkerProc, path: &str) -> serde_json::Value {
     let (status, body, _) = http_get(w.addr, path);
     assert_eq!(status, 200, "{path}: {body}");
@@ -878,28 +822,7 @@ fn scale_out() -> Row {
     let broker = eventwire_testkit::broker::Broker::start();
     let brokers = broker.address.clone();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-        let admin: AdminClient<rdkafka::client::DefaultClientContext> =
-            rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &brokers)
-                .create()
-                .unwrap();
-        for r in admin
-            .create_topics(
-                &[NewTopic::new(
-                    "events",
-                    PARTITIONS,
-                    TopicReplication::Fixed(1),
-                )],
-                &AdminOptions::new(),
-            )
-            .await
-            .unwrap()
-        {
-            r.unwrap();
-        }
-    });
+    runtime.block_on(kafka::create_topic(&brokers, "events", PARTITIONS));
     let dir = std::env::temp_dir().join(format!(
         "eventwire-gameday-{}-scale-out",
         std::process::id()
@@ -1019,14 +942,10 @@ fn scale_out() -> Row {
     let phase_secs = phase_began.elapsed().as_secs_f64();
 
     // Lag 0: the group's committed offsets reach the end of every partition.
-    let input = read_topic(&brokers, "events", PARTITIONS, Duration::from_secs(3));
-    let mut ends = vec![0i64; PARTITIONS as usize];
-    for (p, offset, _) in &input {
-        ends[*p as usize] = ends[*p as usize].max(offset + 1);
-    }
+    let ends = kafka::ends(&brokers, "events", PARTITIONS);
     let lag_deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let got = committed(&brokers, "eventwire-process", "events", PARTITIONS);
+        let got = kafka::committed(&brokers, "eventwire-process", "events", PARTITIONS);
         if got == ends {
             break;
         }
@@ -1043,15 +962,16 @@ fn scale_out() -> Row {
         .flat_map(|r| r.tracked.iter().map(|(_, id)| id.clone()))
         .collect();
     let sent: u64 = reports.iter().map(|r| r.tracked.len() as u64).sum();
-    let output = read_topic(
+    let output = kafka::read_topic(
         &brokers,
         "events-unique",
         PARTITIONS,
+        usize::MAX,
         Duration::from_secs(3),
     );
     let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for (_, _, key) in &output {
-        *seen.entry(key.as_str()).or_default() += 1;
+    for record in &output {
+        *seen.entry(record.key.as_str()).or_default() += 1;
     }
     let twice = seen.values().filter(|n| **n > 1).count();
     let missing = tracked
@@ -1064,7 +984,7 @@ fn scale_out() -> Row {
         (0, 0, 0),
         "output: (written twice, missing, not tracked)"
     );
-    let copies_in = input.len() as u64;
+    let copies_in = ends.iter().sum::<i64>() as u64;
     let failovers: usize = reports
         .iter()
         .map(|r| r.failovers.iter().filter(|(_, s)| s == "200").count())
