@@ -25,7 +25,7 @@ pub const PARTITIONER: &str = "murmur2_random";
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The settings of every eventwire producer: `acks=all`, idempotent, [`PARTITIONER`], lz4,
-/// `linger.ms=5`, [`DELIVERY_TIMEOUT`]; then `options` (librdkafka properties) over them.
+/// `linger.ms=5`, a 30 s delivery timeout; then `options` (librdkafka properties) over them.
 pub fn producer_config(brokers: &str, options: &[(String, String)]) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
