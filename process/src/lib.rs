@@ -125,7 +125,9 @@ impl ProcessConfig {
             max_batch: DEFAULT_MAX_BATCH,
             linger: DEFAULT_LINGER,
             session_timeout: DEFAULT_SESSION_TIMEOUT,
-            listen: SocketAddr::from(([127, 0, 0, 1], 9091)),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9091))),
             kafka_options: Vec::new(),
         }
     }
@@ -267,7 +269,6 @@ pub struct Running {
     worker: std::thread::JoinHandle<Result<(), ProcessError>>,
     reader: std::thread::JoinHandle<()>,
     server: tokio::task::JoinHandle<()>,
-    shared: Arc<Shared>,
 }
 
 impl Process {
@@ -411,7 +412,6 @@ impl Process {
             worker,
             reader,
             server,
-            shared,
         })
     }
 }
@@ -438,7 +438,6 @@ impl Running {
         let reader = self.reader;
         let _ = tokio::task::spawn_blocking(move || reader.join()).await;
         self.server.abort();
-        let _ = &self.shared;
         result
     }
 }

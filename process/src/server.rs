@@ -58,7 +58,11 @@ async fn uniques(State(shared): State<Arc<Shared>>, Query(q): Query<UniquesQuery
     let Some(schema) = q.schema.filter(|s| !s.is_empty()) else {
         return bad("`schema` is required: `vendor/name`, e.g. `com.example.web/article_view`");
     };
-    let window = match humantime::parse_duration(q.window.as_deref().unwrap_or("5m")) {
+    let window = match q
+        .window
+        .as_deref()
+        .map_or(Ok(DEFAULT_QUERY_WINDOW), humantime::parse_duration)
+    {
         Ok(w)
             if w >= Duration::from_secs(60) && w.as_secs() <= (SKETCH_MAX_MINUTES * 60) as u64 =>
         {
