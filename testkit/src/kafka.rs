@@ -89,6 +89,45 @@ pub fn read_topic(
     out
 }
 
+/// Every record of `topic`, read from the start up to each partition's high watermark as
+/// the broker reports it when the call starts, and those watermarks. Panics, naming the
+/// partitions short of their end, when they are not all read within 90 s: a reader that
+/// stops when no record came for a while can stop early, and a test would then report
+/// records missing that are not.
+pub fn read_to_end(brokers: &str, topic: &str, partitions: i32) -> (Vec<Record>, Vec<i64>) {
+    let consumer = from_the_start(brokers, topic, partitions);
+    let highs: Vec<i64> = (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap()
+                .1
+        })
+        .collect();
+    let mut next = vec![0i64; highs.len()];
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while next.iter().zip(&highs).any(|(n, h)| n < h) {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: read up to {next:?} of {highs:?} in 90 s"
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let i = usize::try_from(m.partition()).unwrap();
+            next[i] = next[i].max(m.offset() + 1);
+            if m.offset() < highs[i] {
+                out.push(Record {
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                    payload: m.payload().unwrap_or_default().to_vec(),
+                });
+            }
+        }
+    }
+    (out, highs)
+}
+
 /// The end offset of each partition of `topic` (one past its last record), read from the
 /// records themselves rather than asked of the broker.
 pub fn ends(brokers: &str, topic: &str, partitions: i32) -> Vec<i64> {

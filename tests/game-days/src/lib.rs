@@ -297,7 +297,7 @@ pub struct WorkerProc {
 
 impl WorkerProc {
     /// Starts `bin` as a worker of the group reading `input` on `brokers`, counting
-    /// `uniques`, and waits until its API answers.
+    /// `uniques`, its log (info level) going to `log`, and waits until its API answers.
     #[must_use]
     pub fn start(
         bin: &Path,
@@ -305,6 +305,7 @@ impl WorkerProc {
         input: &str,
         uniques: &[&str],
         env: &[(&str, &str)],
+        log: &Path,
     ) -> WorkerProc {
         let addr = free_addr();
         let child = Command::new(bin)
@@ -312,6 +313,7 @@ impl WorkerProc {
             .args(uniques)
             .envs(env.iter().copied())
             .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("create the worker's log"))
             .spawn()
             .expect("start the worker");
         let deadline = Instant::now() + Duration::from_secs(30);

@@ -816,6 +816,74 @@ fn handled(w: &WorkerProc) -> f64 {
 ///
 /// Six partitions, not four: shares can only be even when the live workers divide the
 /// partitions (four over three workers is 2:1:1 whatever the assignor does).
+/// For a failing game day 15: where the ids missing from the output (or written twice) are
+/// in the input topic, the group's committed offsets, each tracker's final stats, and the
+/// workers' logs (the run's directory is left in place).
+fn where_they_went(
+    brokers: &str,
+    partitions: i32,
+    reports: &[Report],
+    tracked: &HashSet<String>,
+    given_up: &std::collections::HashMap<String, String>,
+    output: &[kafka::Record],
+    dir: &Path,
+) -> String {
+    use std::collections::HashMap;
+    use std::fmt::Write as _;
+    let (input, input_ends) = kafka::read_to_end(brokers, "events", partitions);
+    let mut copies: HashMap<&str, Vec<(i32, i64)>> = HashMap::new();
+    for r in &input {
+        copies
+            .entry(r.key.as_str())
+            .or_default()
+            .push((r.partition, r.offset));
+    }
+    let mut written: HashMap<&str, Vec<(i32, i64)>> = HashMap::new();
+    for r in output {
+        written
+            .entry(r.key.as_str())
+            .or_default()
+            .push((r.partition, r.offset));
+    }
+    let mut missing: Vec<(&str, &[(i32, i64)])> = tracked
+        .iter()
+        .filter(|id| !written.contains_key(id.as_str()) && !given_up.contains_key(*id))
+        .map(|id| {
+            (
+                id.as_str(),
+                copies.get(id.as_str()).map_or(&[][..], Vec::as_slice),
+            )
+        })
+        .collect();
+    missing.sort_by_key(|(_, at)| at.first().copied());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "missing: {} ({} not in the input topic); input ends {input_ends:?}; committed {:?}",
+        missing.len(),
+        missing.iter().filter(|(_, at)| at.is_empty()).count(),
+        kafka::committed(brokers, "eventwire-process", "events", partitions),
+    );
+    for (id, at) in missing.iter().take(40) {
+        let _ = writeln!(
+            out,
+            "  missing {id}: input copies (partition, offset) {at:?}"
+        );
+    }
+    for (id, at) in written.iter().filter(|(_, at)| at.len() > 1).take(20) {
+        let _ = writeln!(
+            out,
+            "  twice {id}: output {at:?}, input {:?}",
+            copies.get(id)
+        );
+    }
+    for (i, r) in reports.iter().enumerate() {
+        let _ = writeln!(out, "tracker {i}: {}", r.stats.clone().unwrap_or_default());
+    }
+    let _ = write!(out, "worker logs: {}/worker-*.log", dir.display());
+    out
+}
+
 fn scale_out() -> Row {
     const PARTITIONS: i32 = 6;
     const UNIQUES: &str = "com.example.web/article_view:/data/article_id";
@@ -840,8 +908,20 @@ fn scale_out() -> Row {
         })
         .collect();
     let env = [("GAMEDAY_COMMIT_MS", "1000")];
-    let start_worker =
-        || WorkerProc::start(Path::new(WORKER), &brokers, "events", &[UNIQUES], &env);
+    // Each worker logs to the run's directory, which a failing run leaves in place.
+    let started_workers = std::cell::Cell::new(0usize);
+    let start_worker = || {
+        let n = started_workers.replace(started_workers.get() + 1);
+        let log = dir.join(format!("worker-{n}.log"));
+        WorkerProc::start(
+            Path::new(WORKER),
+            &brokers,
+            "events",
+            &[UNIQUES],
+            &env,
+            &log,
+        )
+    };
     let mut workers: Vec<WorkerProc> = (0..3).map(|_| start_worker()).collect();
     let (events, rate) = (16_000u64, 400u64);
     let endpoint = |i: usize| format!("http://{}", collectors[i].addr);
@@ -962,13 +1042,7 @@ fn scale_out() -> Row {
         .flat_map(|r| r.tracked.iter().map(|(_, id)| id.clone()))
         .collect();
     let sent: u64 = reports.iter().map(|r| r.tracked.len() as u64).sum();
-    let output = kafka::read_topic(
-        &brokers,
-        "events-unique",
-        PARTITIONS,
-        usize::MAX,
-        Duration::from_secs(3),
-    );
+    let (output, _) = kafka::read_to_end(&brokers, "events-unique", PARTITIONS);
     let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     for record in &output {
         *seen.entry(record.key.as_str()).or_default() += 1;
@@ -985,10 +1059,16 @@ fn scale_out() -> Row {
         .filter(|id| !seen.contains_key(id.as_str()) && !given_up.contains_key(*id))
         .count();
     let strangers = seen.keys().filter(|id| !tracked.contains(**id)).count();
+    let verdict = (twice, missing, strangers);
     assert_eq!(
-        (twice, missing, strangers),
+        verdict,
         (0, 0, 0),
-        "output: (written twice, missing and not given up by a tracker, not tracked); given up: {given_up:?}"
+        "output: (written twice, missing and not given up by a tracker, not tracked); given up: {given_up:?}\n{}",
+        if verdict == (0, 0, 0) {
+            String::new()
+        } else {
+            where_they_went(&brokers, PARTITIONS, &reports, &tracked, &given_up, &output, &dir)
+        }
     );
     let copies_in = ends.iter().sum::<i64>() as u64;
     let failovers: usize = reports

@@ -1,6 +1,7 @@
 //! A worker of `eventwire process` as its own process (so it can be killed with SIGKILL):
 //! `gameday-process BROKERS INPUT LISTEN [UNIQUES…]`, output `kafka://BROKERS/INPUT-unique`,
-//! runs until SIGTERM or killed. `GAMEDAY_COMMIT_MS`: the commit interval.
+//! runs until SIGTERM or killed, logging to stderr (`RUST_LOG`, default `info`).
+//! `GAMEDAY_COMMIT_MS`: the commit interval.
 
 #![allow(clippy::unwrap_used)] // a test harness: fail loudly
 
@@ -15,6 +16,14 @@ async fn main() {
     let [brokers, input, listen, uniques @ ..] = &args[..] else {
         panic!("usage: gameday-process BROKERS INPUT LISTEN [UNIQUES…]");
     };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(false)
+        .with_writer(std::io::stderr)
+        .init();
     let mut config = ProcessConfig::new(brokers, input);
     config.listen = listen.parse().unwrap();
     config.session_timeout = Duration::from_secs(6);
