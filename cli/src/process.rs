@@ -14,6 +14,7 @@ use eventwire_process::{Process, ProcessConfig};
 const DEDUP_WINDOW: &str = "24h";
 const COMMIT_INTERVAL: &str = "2s";
 const SESSION_TIMEOUT: &str = "10s";
+const INPUT_GAP_WAIT: &str = "2s";
 
 /// Arguments of `eventwire process`.
 #[derive(Debug, clap::Args)]
@@ -55,6 +56,11 @@ pub struct ProcessArgs {
     /// After this long without a heartbeat a worker is out of the group.
     #[arg(long, default_value = SESSION_TIMEOUT, value_parser = humantime::parse_duration)]
     session_timeout: Duration,
+    /// How long a gap in the input's offsets is read again before its offsets are taken
+    /// as absent (a broker that stores batches as objects can skip one still being stored;
+    /// `0s` for an input that is compacted or written in transactions).
+    #[arg(long, default_value = INPUT_GAP_WAIT, value_parser = humantime::parse_duration)]
+    input_gap_wait: Duration,
     /// Where the query API (`GET /v1/uniques`, `/healthz`, `/metrics`) listens.
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
@@ -89,6 +95,7 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
         config.dedup_max_ids = args.dedup_max_ids.max(1);
         config.commit_interval = args.commit_interval;
         config.session_timeout = args.session_timeout;
+        config.input_gap_wait = args.input_gap_wait;
         config.listen = args.listen;
         config.kafka_options = args.kafka_options;
         let (output, group, input) = (config.output_spec(), config.group.clone(), config.input.clone());
@@ -135,7 +142,8 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
     use eventwire_process::defaults::{
-        DEFAULT_COMMIT_INTERVAL, DEFAULT_DEDUP_WINDOW, DEFAULT_SESSION_TIMEOUT,
+        DEFAULT_COMMIT_INTERVAL, DEFAULT_DEDUP_WINDOW, DEFAULT_INPUT_GAP_WAIT,
+        DEFAULT_SESSION_TIMEOUT,
     };
 
     #[test]
@@ -144,5 +152,6 @@ mod tests {
         assert_eq!(parse(DEDUP_WINDOW), DEFAULT_DEDUP_WINDOW);
         assert_eq!(parse(COMMIT_INTERVAL), DEFAULT_COMMIT_INTERVAL);
         assert_eq!(parse(SESSION_TIMEOUT), DEFAULT_SESSION_TIMEOUT);
+        assert_eq!(parse(INPUT_GAP_WAIT), DEFAULT_INPUT_GAP_WAIT);
     }
 }

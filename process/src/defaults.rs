@@ -24,6 +24,11 @@ pub const DEFAULT_LINGER: Duration = Duration::from_millis(20);
 /// A worker that has not been heard from for this long is out of the group, and its
 /// partitions go to the others.
 pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a gap in a partition's offsets is read again before the missing offsets are
+/// taken as absent ([`crate::order`]): a broker that stores batches as objects can answer a
+/// fetch with the next batch while one is still being stored (filled within ~50 ms on the
+/// test broker). Real gaps (compaction, transaction markers, retention) each cost this wait.
+pub const DEFAULT_INPUT_GAP_WAIT: Duration = Duration::from_secs(2);
 /// Longest a fetch waits at the broker for records to arrive.
 pub const FETCH_WAIT_MAX: Duration = Duration::from_millis(100);
 /// Most input prefetched (KiB) while a step runs.

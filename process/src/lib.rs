@@ -41,6 +41,7 @@ pub mod dedup;
 pub mod defaults;
 pub mod line;
 pub mod metrics;
+pub mod order;
 pub mod output;
 pub mod state;
 pub mod uniques;
@@ -101,6 +102,9 @@ pub struct ProcessConfig {
     pub linger: Duration,
     /// The group's session timeout.
     pub session_timeout: Duration,
+    /// How long a gap in the input's offsets is read again before the missing offsets are
+    /// taken as absent ([`order`]); zero takes gaps at once.
+    pub input_gap_wait: Duration,
     /// Where the HTTP API listens (port 0: any free port).
     pub listen: SocketAddr,
     /// librdkafka properties for every client (`security.protocol`, `sasl.*`…), applied last.
@@ -125,6 +129,7 @@ impl ProcessConfig {
             max_batch: DEFAULT_MAX_BATCH,
             linger: DEFAULT_LINGER,
             session_timeout: DEFAULT_SESSION_TIMEOUT,
+            input_gap_wait: DEFAULT_INPUT_GAP_WAIT,
             listen: DEFAULT_LISTEN
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9091))),
@@ -281,7 +286,8 @@ impl Process {
         let output = match SinkSpec::parse(&config.output_spec()) {
             SinkSpec::Kafka { brokers, topic } => Output::Kafka(
                 KafkaOutput::new(&brokers, &topic, &config.input, &config.kafka_options)
-                    .map_err(|e| ProcessError::Kafka(format!("output producer: {e}")))?,
+                    .map_err(|e| ProcessError::Kafka(format!("output producer: {e}")))?
+                    .gap_wait(config.input_gap_wait),
             ),
             spec => Output::Sink(
                 spec.open(false)

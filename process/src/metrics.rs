@@ -34,6 +34,11 @@ pub struct Metrics {
     pub uniques_refused: IntCounter,
     /// State records read by the query view, and those skipped as unreadable.
     pub state_records: IntCounterVec,
+    /// Gaps in the input's offsets, by how they closed: `filled` (read again, the records
+    /// were there) or `skipped` (taken as absent after the gap wait).
+    pub input_gaps: IntCounterVec,
+    /// Input offsets taken as absent after the gap wait.
+    pub input_skipped: IntCounter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -107,6 +112,19 @@ impl Metrics {
             ),
             &["outcome"],
         )?;
+        let input_gaps = IntCounterVec::new(
+            Opts::new(
+                "eventwire_process_input_gaps_total",
+                "Gaps in the input's offsets, by outcome (`filled` when read again, `skipped` when taken as absent after the gap wait).",
+            ),
+            &["outcome"],
+        )?;
+        let input_skipped = IntCounter::new(
+            "eventwire_process_input_skipped_offsets_total",
+            "Input offsets taken as absent after the gap wait (compacted, transaction markers, deleted by retention).",
+        )?;
+        registry.register(Box::new(input_gaps.clone()))?;
+        registry.register(Box::new(input_skipped.clone()))?;
         registry.register(Box::new(records.clone()))?;
         registry.register(Box::new(partitions.clone()))?;
         registry.register(Box::new(lag.clone()))?;
@@ -135,6 +153,8 @@ impl Metrics {
             published,
             uniques_refused,
             state_records,
+            input_gaps,
+            input_skipped,
         })
     }
 

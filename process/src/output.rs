@@ -19,7 +19,8 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::defaults::{DELIVERY_TIMEOUT, REBUILD_READ_TIMEOUT};
+use crate::defaults::{DEFAULT_INPUT_GAP_WAIT, DELIVERY_TIMEOUT, REBUILD_READ_TIMEOUT};
+use crate::order::{InputOrder, Intake};
 
 /// Header naming an output record's source: `TOPIC/PARTITION/OFFSET`.
 pub const SOURCE_HEADER: &str = "eventwire-source";
@@ -139,6 +140,7 @@ pub struct KafkaOutput {
     topic: String,
     source_topic: String,
     options: Vec<(String, String)>,
+    gap_wait: Duration,
 }
 
 impl KafkaOutput {
@@ -158,7 +160,16 @@ impl KafkaOutput {
             topic: topic.to_owned(),
             source_topic: source_topic.to_owned(),
             options: options.to_vec(),
+            gap_wait: DEFAULT_INPUT_GAP_WAIT,
         })
+    }
+
+    /// How long [`KafkaOutput::read_back`] reads a gap in a partition's offsets again
+    /// before it takes the missing offsets as absent ([`crate::order`]).
+    #[must_use]
+    pub fn gap_wait(mut self, wait: Duration) -> Self {
+        self.gap_wait = wait;
+        self
     }
 
     /// The topic.
@@ -235,12 +246,29 @@ impl KafkaOutput {
             .map_err(|e| fail(e.to_string()))?;
         consumer.assign(&tpl).map_err(|e| fail(e.to_string()))?;
         let mut last_progress = Instant::now();
-        let mut next = start;
-        while next < high {
+        // In offset order: a record a fetch skipped is read again ([`crate::order`]), or
+        // the rebuilt window would miss its id and the replay would write it twice.
+        let mut order = InputOrder::new(Some(start), self.gap_wait);
+        while order.expected().is_some_and(|next| next < high) {
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {
                     last_progress = Instant::now();
-                    next = m.offset() + 1;
+                    match order.offer(m.offset(), last_progress).intake {
+                        Intake::Take => {}
+                        Intake::TakeSkipping(n) => tracing::warn!(
+                            topic = self.topic,
+                            partition,
+                            from = m.offset() - n,
+                            to = m.offset(),
+                            "offsets missing from the output after the gap wait; taken as absent"
+                        ),
+                        Intake::ReadAgain(at) => {
+                            consumer
+                                .seek(&self.topic, partition, Offset::Offset(at), Duration::ZERO)
+                                .map_err(|e| fail(e.to_string()))?;
+                            continue;
+                        }
+                    }
                     let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
                         continue;
                     };
@@ -262,7 +290,8 @@ impl KafkaOutput {
                 Some(Err(e)) => return Err(fail(e.to_string())),
                 None if last_progress.elapsed() > REBUILD_READ_TIMEOUT => {
                     return Err(fail(format!(
-                        "no record for {REBUILD_READ_TIMEOUT:?} at offset {next}, before the end {high}"
+                        "no record for {REBUILD_READ_TIMEOUT:?} at offset {}, before the end {high}",
+                        order.expected().unwrap_or(start)
                     )))
                 }
                 None => {}

@@ -9,6 +9,10 @@
 //! skips it; the repeats are dropped because the new owner of a partition first reads back
 //! what the partition wrote ([`crate::output::KafkaOutput::read_back`]).
 //!
+//! Each partition is taken in offset order ([`crate::order`]): a record past a gap is not
+//! taken, and the partition is read again from the gap, so no offset is committed past a
+//! record the worker never saw.
+//!
 //! Rebalances are handled between steps: the group's callbacks run inside `poll`, when no
 //! write is in flight. A revoked partition's state is dropped, with any of its records
 //! still waiting (they are not committed, so its next owner reads them); an assigned
@@ -34,6 +38,7 @@ use crate::defaults::{
     REBUILD_READ_TIMEOUT,
 };
 use crate::line;
+use crate::order::{InputOrder, Intake};
 use crate::output::{OutRecord, Outcome, Output};
 use crate::state::{ProgressRecord, SketchRecord, PROGRESS_FORMAT, VERSION};
 use crate::uniques::PartitionSketches;
@@ -101,6 +106,8 @@ struct Owned {
     /// read them under (a partition revoked and given back meanwhile starts again from
     /// its committed offset).
     epoch: u64,
+    /// The reading position: records are taken in offset order.
+    order: InputOrder,
 }
 
 /// One worker of the group.
@@ -127,8 +134,8 @@ pub(crate) struct Worker {
     last_publish: Instant,
 }
 
-/// A record read that is still to be handled.
-type Pending = Vec<OwnedMessage>;
+/// Records read and still to be handled, each with the assignment it was read under.
+type Pending = Vec<(u64, OwnedMessage)>;
 
 impl Worker {
     #[allow(clippy::too_many_arguments)]
@@ -176,8 +183,7 @@ impl Worker {
                 let polled = self.consumer.poll(wait).map(|r| r.map(|m| m.detach()));
                 self.handle_group_events(&mut pending)?;
                 match polled {
-                    Some(Ok(m)) if self.owned.contains_key(&m.partition()) => pending.push(m),
-                    Some(Ok(_)) => {}
+                    Some(Ok(m)) => self.intake(m, &mut pending),
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "consumer error");
                         break;
@@ -208,6 +214,63 @@ impl Worker {
         Ok(())
     }
 
+    /// Takes a record just polled into `pending`, in its partition's offset order
+    /// ([`crate::order`]): a record past a gap is not taken, and the partition is read again
+    /// from the gap; a gap still open after the gap wait is taken as absent (counted,
+    /// logged).
+    fn intake(&mut self, m: OwnedMessage, pending: &mut Pending) {
+        let p = m.partition();
+        let Some(owned) = self.owned.get_mut(&p) else {
+            return;
+        };
+        let offered = owned.order.offer(m.offset(), Instant::now());
+        match offered.intake {
+            Intake::Take => {
+                if offered.filled {
+                    self.shared
+                        .metrics
+                        .input_gaps
+                        .with_label_values(&["filled"])
+                        .inc();
+                    tracing::info!(
+                        partition = p,
+                        offset = m.offset(),
+                        "a gap in the input filled when read again"
+                    );
+                }
+                pending.push((owned.epoch, m));
+            }
+            Intake::TakeSkipping(n) => {
+                self.shared
+                    .metrics
+                    .input_gaps
+                    .with_label_values(&["skipped"])
+                    .inc();
+                self.shared
+                    .metrics
+                    .input_skipped
+                    .inc_by(u64::try_from(n).unwrap_or(0));
+                tracing::warn!(
+                    partition = p,
+                    from = m.offset() - n,
+                    to = m.offset(),
+                    wait = ?self.config.input_gap_wait,
+                    "input offsets still missing after the gap wait; taken as absent (compacted, transaction markers, or deleted by retention before they were read)"
+                );
+                pending.push((owned.epoch, m));
+            }
+            Intake::ReadAgain(at) => {
+                if let Err(e) =
+                    self.consumer
+                        .seek(&self.config.input, p, Offset::Offset(at), Duration::ZERO)
+                {
+                    // Not taken either way: the next record past the gap tries again.
+                    tracing::warn!(partition = p, offset = at, error = %e, "cannot read the input again from a gap");
+                }
+            }
+        }
+    }
+
     /// Applies the rebalances recorded during the last poll.
     fn handle_group_events(&mut self, pending: &mut Pending) -> Result<(), ProcessError> {
         let events = std::mem::take(
@@ -233,7 +296,7 @@ impl Worker {
                             .remove_label_values(&[&p.to_string()])
                             .ok();
                     }
-                    pending.retain(|m| !partitions.contains(&m.partition()));
+                    pending.retain(|(_, m)| !partitions.contains(&m.partition()));
                     tracing::info!(?partitions, "partitions revoked");
                 }
                 GroupEvent::Assigned(partitions) => {
@@ -274,32 +337,51 @@ impl Worker {
             newest_received_ms: i64::MIN,
             output_end: None,
             epoch: self.epochs,
-        };
-        let Output::Kafka(output) = &self.output else {
-            tracing::info!(partition = p, "partition assigned");
-            return Ok(owned);
+            order: InputOrder::new(None, self.config.input_gap_wait),
         };
         let started = Instant::now();
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&self.config.input, p);
-        let committed = self
-            .consumer
-            .committed_offsets(tpl, REBUILD_READ_TIMEOUT)
-            .map_err(|e| {
-                ProcessError::Kafka(format!(
+        let element = match self.consumer.committed_offsets(tpl, REBUILD_READ_TIMEOUT) {
+            Ok(c) => c
+                .elements()
+                .into_iter()
+                .next()
+                .map(|e| (e.offset(), e.metadata().to_owned())),
+            Err(e) => {
+                let e = ProcessError::Kafka(format!(
                     "reading the committed offset of {}/{p}: {e}",
                     self.config.input
-                ))
-            })?;
-        let element = committed.elements().into_iter().next();
-        let from = element
-            .as_ref()
-            .and_then(|e| serde_json::from_str::<CommitMetadata>(e.metadata()).ok())
-            .map_or(0, |m| m.output_from);
-        owned.committed = element.and_then(|e| match e.offset() {
-            Offset::Offset(o) => Some(o),
+                ));
+                // A Kafka output needs the window's start, kept with the offset.
+                if matches!(self.output, Output::Kafka(_)) {
+                    return Err(e);
+                }
+                tracing::warn!(partition = p, error = %e, "reading from where the consumer starts");
+                None
+            }
+        };
+        owned.committed = element.as_ref().and_then(|(offset, _)| match offset {
+            Offset::Offset(o) => Some(*o),
             _ => None,
         });
+        // Where the consumer starts: the committed offset, else (auto.offset.reset =
+        // earliest) the start of the log.
+        let start = owned.committed.or_else(|| {
+            self.consumer
+                .fetch_watermarks(&self.config.input, p, REBUILD_READ_TIMEOUT)
+                .ok()
+                .map(|(low, _)| low)
+        });
+        owned.order = InputOrder::new(start, self.config.input_gap_wait);
+        let Output::Kafka(output) = &self.output else {
+            tracing::info!(partition = p, ?start, "partition assigned");
+            return Ok(owned);
+        };
+        let from = element
+            .as_ref()
+            .and_then(|(_, metadata)| serde_json::from_str::<CommitMetadata>(metadata).ok())
+            .map_or(0, |m| m.output_from);
         let mut tries = 0;
         let ids = loop {
             match output.read_back(p, from) {
@@ -350,9 +432,9 @@ impl Worker {
         let mut last: BTreeMap<i32, (i64, u64)> = BTreeMap::new();
         let mut duplicates = 0u64;
         let mut refused = 0u64;
-        for m in &batch {
+        for (read_under, m) in &batch {
             let p = m.partition();
-            let Some(owned) = self.owned.get_mut(&p) else {
+            let Some(owned) = self.owned.get_mut(&p).filter(|o| o.epoch == *read_under) else {
                 continue;
             };
             last.insert(p, (m.offset(), owned.epoch));
@@ -692,9 +774,7 @@ impl Worker {
                     .map(|r| r.map(|m| m.detach()));
                 self.handle_group_events(pending)?;
                 if let Some(Ok(m)) = polled {
-                    if self.owned.contains_key(&m.partition()) {
-                        pending.push(m);
-                    }
+                    self.intake(m, pending);
                 }
             }
             backoff = (backoff * 2).min(OUTPUT_RETRY_MAX_BACKOFF);

@@ -112,6 +112,55 @@ async fn owned(running: &Running) -> Vec<i64> {
         .unwrap_or_default()
 }
 
+/// Waits until the group's committed offsets reach the end of every input partition (at
+/// most `limit`); panics with the worker's health and metrics otherwise.
+async fn committed_to_the_end(b: &str, worker: &Running, limit: Duration) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", b)
+        .set("group.id", "eventwire-process")
+        .create()
+        .unwrap();
+    let ends = {
+        let mut ends = vec![0i64; PARTITIONS as usize];
+        for (p, end) in ends.iter_mut().enumerate() {
+            *end = consumer
+                .fetch_watermarks("events", p as i32, Duration::from_secs(10))
+                .unwrap()
+                .1;
+        }
+        ends
+    };
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition("events", p);
+        }
+        let got = consumer
+            .committed_offsets(tpl, Duration::from_secs(10))
+            .unwrap();
+        let committed: Vec<i64> = (0..PARTITIONS)
+            .map(
+                |p| match got.find_partition("events", p).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => o,
+                    _ => -1,
+                },
+            )
+            .collect();
+        if committed == ends {
+            break;
+        }
+        if Instant::now() > deadline {
+            let (_, health) = get_json(worker, "/healthz").await;
+            panic!(
+                "the input was not committed to its end: committed {committed:?}, ends {ends:?}; /healthz {health}; metrics:\n{}",
+                metrics(worker).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_that_moves_is_read_back_so_its_replay_is_not_written_twice() {
     let broker = Broker::start();
@@ -414,50 +463,7 @@ async fn a_broker_that_stops_answering_mid_write_loses_and_doubles_nothing() {
             || metric(&text, "eventwire_process_rebuilds_total") > f64::from(PARTITIONS),
         "the stop did not catch the worker: {text}"
     );
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &b)
-        .set("group.id", "eventwire-process")
-        .create()
-        .unwrap();
-    let ends = {
-        let mut ends = vec![0i64; PARTITIONS as usize];
-        for (p, end) in ends.iter_mut().enumerate() {
-            *end = consumer
-                .fetch_watermarks("events", p as i32, Duration::from_secs(10))
-                .unwrap()
-                .1;
-        }
-        ends
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let mut tpl = TopicPartitionList::new();
-        for p in 0..PARTITIONS {
-            tpl.add_partition("events", p);
-        }
-        let got = consumer
-            .committed_offsets(tpl, Duration::from_secs(10))
-            .unwrap();
-        let committed: Vec<i64> = (0..PARTITIONS)
-            .map(
-                |p| match got.find_partition("events", p).map(|e| e.offset()) {
-                    Some(Offset::Offset(o)) => o,
-                    _ => -1,
-                },
-            )
-            .collect();
-        if committed == ends {
-            break;
-        }
-        if Instant::now() > deadline {
-            let (_, health) = get_json(&worker, "/healthz").await;
-            panic!(
-                "the input was not committed to its end: committed {committed:?}, ends {ends:?}; /healthz {health}; metrics:\n{}",
-                metrics(&worker).await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    committed_to_the_end(&b, &worker, Duration::from_secs(120)).await;
     let out = read_all(&b, "events-unique", ids.len(), Duration::from_secs(10));
     let mut count: HashMap<&str, usize> = HashMap::new();
     for (_, key, _) in &out {
@@ -469,6 +475,133 @@ async fn a_broker_that_stops_answering_mid_write_loses_and_doubles_nothing() {
         (ids.len(), 0),
         "(ids in the output, written twice)"
     );
+    worker
+        .stopper()
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    worker.wait().await.unwrap();
+}
+
+/// A broker that stores batches as objects (nisshi, like other object-store brokers) gives
+/// a batch its offsets before it stores it, so a fetch racing two producers can return the
+/// next batch and skip one still being stored: a reader that trusts the offsets it is given
+/// commits past records it never saw. The worker takes every offset in order; a gap is
+/// read again until it fills (or, past `input_gap_wait`, taken as records that do not
+/// exist, counted and logged).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_a_fetch_skips_while_two_producers_write_are_read_again() {
+    use rdkafka::Message as _;
+    let broker = Broker::start();
+    let b = broker.address.clone();
+    kafka::create_topic(&b, "events", PARTITIONS).await;
+    let worker = Process::start(config(&b, Duration::from_millis(500)))
+        .await
+        .unwrap();
+    // A plain reader tailing the input beside the worker: the records its fetches skipped
+    // are the evidence that the race happened in this run.
+    let tail = {
+        let b = b.clone();
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &b)
+                .set("group.id", "tail")
+                .set("fetch.wait.max.ms", "100")
+                .create()
+                .unwrap();
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..PARTITIONS {
+                tpl.add_partition_offset("events", p, Offset::Beginning)
+                    .unwrap();
+            }
+            consumer.assign(&tpl).unwrap();
+            let mut next = vec![0i64; PARTITIONS as usize];
+            let mut skipped = 0i64;
+            let mut last = Instant::now();
+            while last.elapsed() < Duration::from_secs(5) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                    let p = usize::try_from(m.partition()).unwrap();
+                    skipped += (m.offset() - next[p]).max(0);
+                    next[p] = next[p].max(m.offset() + 1);
+                    last = Instant::now();
+                }
+            }
+            skipped
+        })
+    };
+    // Two producers (two collectors), each ≈ 4,000 records/s for 15 s.
+    let mut ids = Vec::new();
+    let mut streams = Vec::new();
+    for w in 0..2 {
+        let lines: Vec<(String, Vec<u8>)> = (0..60_000)
+            .map(|i| {
+                let id = uuid::Uuid::new_v4().to_string();
+                let line = good_line(&id, &format!("u{}", i % 100), "article-1");
+                (id, line.into_bytes())
+            })
+            .collect();
+        ids.extend(lines.iter().map(|(id, _)| id.clone()));
+        let b = b.clone();
+        streams.push(tokio::spawn(async move {
+            let producer: FutureProducer = ClientConfig::new()
+                .set("bootstrap.servers", &b)
+                .set("partitioner", "murmur2_random")
+                .set("linger.ms", "5")
+                .set("client.id", format!("collector-{w}"))
+                .create()
+                .unwrap();
+            // Records enqueued at a steady rate, without waiting for earlier ones: several
+            // produce requests of each producer in flight, as a busy collector has.
+            let started = Instant::now();
+            let mut deliveries = Vec::with_capacity(lines.len());
+            for (i, (key, line)) in lines.iter().enumerate() {
+                loop {
+                    let record = FutureRecord::to("events")
+                        .key(key.as_str())
+                        .payload(&line[..]);
+                    match producer.send_result(record) {
+                        Ok(delivery) => break deliveries.push(delivery),
+                        Err((e, _)) => {
+                            assert!(format!("{e}").contains("QueueFull"), "{e}");
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                }
+                if i % 40 == 0 {
+                    let due = started + Duration::from_micros(250 * i as u64);
+                    tokio::time::sleep_until(due.into()).await;
+                }
+            }
+            for d in deliveries {
+                d.await.unwrap().unwrap();
+            }
+        }));
+    }
+    for s in streams {
+        s.await.unwrap();
+    }
+    committed_to_the_end(&b, &worker, Duration::from_secs(60)).await;
+    let skipped_by_a_plain_reader = tail.join().unwrap();
+    let (out, _) = kafka::read_to_end(&b, "events-unique", PARTITIONS);
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for r in &out {
+        *count.entry(r.key.as_str()).or_default() += 1;
+    }
+    let missing = ids
+        .iter()
+        .filter(|id| !count.contains_key(id.as_str()))
+        .count();
+    let twice = count.values().filter(|n| **n > 1).count();
+    let text = metrics(&worker).await;
+    let gaps = text
+        .lines()
+        .filter(|l| l.starts_with("eventwire_process_input_gaps"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert_eq!(
+        (missing, twice),
+        (0, 0),
+        "(missing from the output, written twice); a plain reader skipped {skipped_by_a_plain_reader} records; worker: {gaps}"
+    );
+    println!("a plain reader skipped {skipped_by_a_plain_reader} records; worker: {gaps}");
     worker
         .stopper()
         .store(true, std::sync::atomic::Ordering::Relaxed);
