@@ -58,7 +58,8 @@ pub struct ProcessArgs {
     session_timeout: Duration,
     /// How long a gap in the input's offsets is read again before its offsets are taken
     /// as absent (a broker that stores batches as objects can skip one still being stored;
-    /// `0s` for an input that is compacted or written in transactions).
+    /// `0s` for an input that is compacted or written in transactions). The output's
+    /// read-back always waits 2 s.
     #[arg(long, default_value = INPUT_GAP_WAIT, value_parser = humantime::parse_duration)]
     input_gap_wait: Duration,
     /// Where the query API (`GET /v1/uniques`, `/healthz`, `/metrics`) listens.

@@ -29,6 +29,10 @@ pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// fetch with the next batch while one is still being stored (filled within ~50 ms on the
 /// test broker). Real gaps (compaction, transaction markers, retention) each cost this wait.
 pub const DEFAULT_INPUT_GAP_WAIT: Duration = Duration::from_secs(2);
+/// The same for reading the output back ([`crate::output::KafkaOutput::read_back`]); not
+/// configurable: the output is written by the workers alone, never compacted or in
+/// transactions, so its only gaps are batches still being stored.
+pub const OUTPUT_GAP_WAIT: Duration = Duration::from_secs(2);
 /// Longest a fetch waits at the broker for records to arrive.
 pub const FETCH_WAIT_MAX: Duration = Duration::from_millis(100);
 /// Most input prefetched (KiB) while a step runs.

@@ -286,8 +286,7 @@ impl Process {
         let output = match SinkSpec::parse(&config.output_spec()) {
             SinkSpec::Kafka { brokers, topic } => Output::Kafka(
                 KafkaOutput::new(&brokers, &topic, &config.input, &config.kafka_options)
-                    .map_err(|e| ProcessError::Kafka(format!("output producer: {e}")))?
-                    .gap_wait(config.input_gap_wait),
+                    .map_err(|e| ProcessError::Kafka(format!("output producer: {e}")))?,
             ),
             spec => Output::Sink(
                 spec.open(false)

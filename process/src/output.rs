@@ -19,7 +19,7 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use crate::defaults::{DEFAULT_INPUT_GAP_WAIT, DELIVERY_TIMEOUT, REBUILD_READ_TIMEOUT};
+use crate::defaults::{DELIVERY_TIMEOUT, OUTPUT_GAP_WAIT, REBUILD_READ_TIMEOUT};
 use crate::order::{InputOrder, Intake};
 
 /// Header naming an output record's source: `TOPIC/PARTITION/OFFSET`.
@@ -140,7 +140,6 @@ pub struct KafkaOutput {
     topic: String,
     source_topic: String,
     options: Vec<(String, String)>,
-    gap_wait: Duration,
 }
 
 impl KafkaOutput {
@@ -160,16 +159,7 @@ impl KafkaOutput {
             topic: topic.to_owned(),
             source_topic: source_topic.to_owned(),
             options: options.to_vec(),
-            gap_wait: DEFAULT_INPUT_GAP_WAIT,
         })
-    }
-
-    /// How long [`KafkaOutput::read_back`] reads a gap in a partition's offsets again
-    /// before it takes the missing offsets as absent ([`crate::order`]).
-    #[must_use]
-    pub fn gap_wait(mut self, wait: Duration) -> Self {
-        self.gap_wait = wait;
-        self
     }
 
     /// The topic.
@@ -248,7 +238,7 @@ impl KafkaOutput {
         let mut last_progress = Instant::now();
         // In offset order: a record a fetch skipped is read again ([`crate::order`]), or
         // the rebuilt window would miss its id and the replay would write it twice.
-        let mut order = InputOrder::new(Some(start), self.gap_wait);
+        let mut order = InputOrder::new(Some(start), OUTPUT_GAP_WAIT);
         while order.expected().is_some_and(|next| next < high) {
             match consumer.poll(Duration::from_millis(200)) {
                 Some(Ok(m)) => {

@@ -365,14 +365,22 @@ impl Worker {
             Offset::Offset(o) => Some(*o),
             _ => None,
         });
-        // Where the consumer starts: the committed offset, else (auto.offset.reset =
-        // earliest) the start of the log.
-        let start = owned.committed.or_else(|| {
-            self.consumer
+        // Where the consumer starts: the committed offset; with none, the start of the log
+        // (`auto.offset.reset=earliest`, unless the options say otherwise). Not known when
+        // the committed offset could not be read or the options reset elsewhere: then the
+        // first record read is where reading starts.
+        let from_earliest = !self.config.kafka_options.iter().any(|(k, v)| {
+            k == "auto.offset.reset" && !matches!(v.as_str(), "earliest" | "smallest" | "beginning")
+        });
+        let start = match &element {
+            Some((Offset::Offset(o), _)) => Some(*o),
+            Some(_) if from_earliest => self
+                .consumer
                 .fetch_watermarks(&self.config.input, p, REBUILD_READ_TIMEOUT)
                 .ok()
-                .map(|(low, _)| low)
-        });
+                .map(|(low, _)| low),
+            _ => None,
+        };
         owned.order = InputOrder::new(start, self.config.input_gap_wait);
         let Output::Kafka(output) = &self.output else {
             tracing::info!(partition = p, ?start, "partition assigned");
