@@ -1,0 +1,385 @@
+//! Sealing one value to a public key, and opening it with the keyring.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
+
+use crate::key::{Keyring, PublicKey};
+use crate::{Aead, Kdf, Kem, INFO, SEALED_PREFIX};
+
+/// A regular expression every sealed value matches (and JSON Schema's `pattern` takes):
+/// what a collector checks a marked field against, holding no key.
+pub const SEALED_PATTERN: &str = r"^ew1\.[A-Za-z0-9_-]{11}\.[A-Za-z0-9_-]{87}\.[A-Za-z0-9_-]{23,}$";
+
+/// Length of the encapsulated key in base64url (65 bytes).
+const ENC_CHARS: usize = 87;
+/// Length of a key id.
+const KEY_ID_CHARS: usize = 11;
+/// Shortest ciphertext in base64url: one byte of JSON and the 16-byte tag.
+const MIN_CT_CHARS: usize = 23;
+
+/// Why sealing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The value could not be written as JSON text.
+    #[error("the value is not JSON: {0}")]
+    Json(String),
+    /// HPKE refused (the public key's point was refused at encapsulation).
+    #[error("sealing failed: {0}")]
+    Hpke(String),
+}
+
+/// Why a sealed value did not open. None of them carries the plaintext.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum OpenError {
+    /// Not a sealed value of this format (not `ew1.<key id>.<enc>.<ciphertext>`, or not
+    /// base64url).
+    #[error("not a sealed value: {0}")]
+    Malformed(&'static str),
+    /// Sealed to a key the keyring does not hold.
+    #[error("sealed to key {key_id}, which is not among the keys given")]
+    UnknownKey {
+        /// The key id the value carries.
+        key_id: String,
+    },
+    /// The key is held but the value does not open: it was changed, or moved from another
+    /// event or field (the event id and the pointer are bound to it).
+    #[error("does not open: changed, or moved from another event or field")]
+    DoesNotOpen,
+    /// It opened, but the plaintext is not JSON text (sealed by something other than an
+    /// eventwire tracker).
+    #[error("opened, but the plaintext is not JSON")]
+    NotJson,
+}
+
+/// Seals `value` (its JSON text) for the field at `pointer` (a JSON pointer into the event,
+/// e.g. `/data/email`) of the event `event_id`, to `key`. Returns
+/// `ew1.<key id>.<enc>.<ciphertext>`; a new ephemeral key each call, so sealing the same
+/// value twice gives two different strings.
+///
+/// # Errors
+/// [`SealError`]: the value cannot be written as JSON, or HPKE refused.
+pub fn seal(
+    key: &PublicKey,
+    event_id: &str,
+    pointer: &str,
+    value: &serde_json::Value,
+) -> Result<String, SealError> {
+    let plaintext = serde_json::to_vec(value).map_err(|e| SealError::Json(e.to_string()))?;
+    // The operating system's random source for the ephemeral key.
+    let (enc, ciphertext) = hpke::single_shot_seal::<Aead, Kdf, Kem>(
+        &OpModeS::Base,
+        &key.key,
+        INFO,
+        &plaintext,
+        &associated_data(event_id, pointer),
+    )
+    .map_err(|e| SealError::Hpke(e.to_string()))?;
+    Ok(sealed_text(key, &enc, &ciphertext))
+}
+
+/// `ew1.<key id>.<enc>.<ciphertext>`.
+fn sealed_text(
+    key: &PublicKey,
+    enc: &<Kem as hpke::Kem>::EncappedKey,
+    ciphertext: &[u8],
+) -> String {
+    format!(
+        "{SEALED_PREFIX}{}.{}.{}",
+        key.key_id(),
+        URL_SAFE_NO_PAD.encode(enc.to_bytes()),
+        URL_SAFE_NO_PAD.encode(ciphertext)
+    )
+}
+
+/// Opens `sealed`, the value of the field at `pointer` of the event `event_id`, with the
+/// key of `keys` it names.
+///
+/// # Errors
+/// [`OpenError`]: not a sealed value, a key not held, changed or moved, not JSON.
+pub fn open(
+    keys: &Keyring,
+    event_id: &str,
+    pointer: &str,
+    sealed: &str,
+) -> Result<serde_json::Value, OpenError> {
+    let (key_id, enc, ciphertext) = parts(sealed)?;
+    let key = keys.get(key_id).ok_or_else(|| OpenError::UnknownKey {
+        key_id: key_id.to_owned(),
+    })?;
+    let enc = URL_SAFE_NO_PAD
+        .decode(enc)
+        .map_err(|_| OpenError::Malformed("the encapsulated key is not base64url"))?;
+    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&enc)
+        .map_err(|_| OpenError::Malformed("the encapsulated key is not a P-256 point"))?;
+    let ciphertext = URL_SAFE_NO_PAD
+        .decode(ciphertext)
+        .map_err(|_| OpenError::Malformed("the ciphertext is not base64url"))?;
+    let plaintext = hpke::single_shot_open::<Aead, Kdf, Kem>(
+        &OpModeR::Base,
+        &key.key,
+        &enc,
+        INFO,
+        &ciphertext,
+        &associated_data(event_id, pointer),
+    )
+    .map_err(|_| OpenError::DoesNotOpen)?;
+    serde_json::from_slice(&plaintext).map_err(|_| OpenError::NotJson)
+}
+
+/// True when `text` has the shape of a sealed value ([`SEALED_PATTERN`]); says nothing
+/// about whether it opens.
+#[must_use]
+pub fn is_sealed(text: &str) -> bool {
+    parts(text).is_ok()
+}
+
+/// `<event id>\n<pointer>`: what binds a sealed value to its event and field.
+fn associated_data(event_id: &str, pointer: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(event_id.len() + 1 + pointer.len());
+    aad.extend_from_slice(event_id.as_bytes());
+    aad.push(b'\n');
+    aad.extend_from_slice(pointer.as_bytes());
+    aad
+}
+
+/// The key id, the encapsulated key and the ciphertext of a sealed value, checked for
+/// shape only.
+fn parts(sealed: &str) -> Result<(&str, &str, &str), OpenError> {
+    let rest = sealed
+        .strip_prefix(SEALED_PREFIX)
+        .ok_or(OpenError::Malformed("it does not start with ew1."))?;
+    let mut it = rest.split('.');
+    let (Some(key_id), Some(enc), Some(ciphertext), None) =
+        (it.next(), it.next(), it.next(), it.next())
+    else {
+        return Err(OpenError::Malformed(
+            "it is not ew1.<key id>.<enc>.<ciphertext>",
+        ));
+    };
+    let b64 = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if key_id.len() != KEY_ID_CHARS || !b64(key_id) {
+        return Err(OpenError::Malformed(
+            "the key id is not 11 base64url characters",
+        ));
+    }
+    if enc.len() != ENC_CHARS || !b64(enc) {
+        return Err(OpenError::Malformed(
+            "the encapsulated key is not 87 base64url characters",
+        ));
+    }
+    if ciphertext.len() < MIN_CT_CHARS || !b64(ciphertext) {
+        return Err(OpenError::Malformed(
+            "the ciphertext is not at least 23 base64url characters",
+        ));
+    }
+    Ok((key_id, enc, ciphertext))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PrivateKey;
+    use serde_json::json;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Yields fixed bytes: the RFC's `ikmE`, so the ephemeral key is the vector's.
+    struct Fixed(Vec<u8>);
+
+    impl hpke::rand_core::TryRng for Fixed {
+        type Error = std::convert::Infallible;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            unreachable!("only fill_bytes is used")
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            unreachable!("only fill_bytes is used")
+        }
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+            let n = dst.len();
+            dst.copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(())
+        }
+    }
+
+    impl hpke::rand_core::TryCryptoRng for Fixed {}
+
+    // RFC 9180, Appendix A.3.1: DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-128-GCM, base
+    // mode, the first encryption (sequence number 0).
+    const INFO_A31: &str = "4f6465206f6e2061204772656369616e2055726e";
+    const IKM_E: &str = "4270e54ffd08d79d5928020af4686d8f6b7d35dbe470265f1f5aa22816ce860e";
+    const PK_EM: &str = "04a92719c6195d5085104f469a8b9814d5838ff72b60501e2c4466e5e67b325ac98536d7b61a1af4b78e5b7f951c0900be863c403ce65c9bfcb9382657222d18c4";
+    const IKM_R: &str = "668b37171f1072f3cf12ea8a236a45df23fc13b82af3609ad1e354f6ef817550";
+    const PK_RM: &str = "04fe8c19ce0905191ebc298a9245792531f26f0cece2460639e8bc39cb7f706a826a779b4cf969b8a0e539c7f62fb3d30ad6aa8f80e30f1d128aafd68a2ce72ea0";
+    const SK_RM: &str = "f3ce7fdae57e1a310d87f1ebbde6f328be0a99cdbcadf4d6589cf29de4b8ffd2";
+    const PT: &str = "4265617574792069732074727574682c20747275746820626561757479";
+    const AAD_0: &str = "436f756e742d30";
+    const CT_0: &str = "5ad590bb8baa577f8619db35a36311226a896e7342a6d836d8b7bcd2f20b6c7f9076ac232e3ab2523f39513434";
+
+    #[test]
+    fn rfc_9180_a_3_1_vectors() {
+        let recipient = PrivateKey::derive(&hex(IKM_R));
+        assert_eq!(recipient.public_key().to_bytes(), hex(PK_RM));
+        assert_eq!(recipient.key.to_bytes().to_vec(), hex(SK_RM));
+        let (enc, ct) = hpke::single_shot_seal_with_rng::<Aead, Kdf, Kem>(
+            &OpModeS::Base,
+            &recipient.public_key().key,
+            &hex(INFO_A31),
+            &hex(PT),
+            &hex(AAD_0),
+            &mut Fixed(hex(IKM_E)),
+        )
+        .unwrap();
+        assert_eq!(enc.to_bytes().to_vec(), hex(PK_EM));
+        assert_eq!(ct, hex(CT_0));
+        let pt = hpke::single_shot_open::<Aead, Kdf, Kem>(
+            &OpModeR::Base,
+            &recipient.key,
+            &<Kem as hpke::Kem>::EncappedKey::from_bytes(&hex(PK_EM)).unwrap(),
+            &hex(INFO_A31),
+            &hex(CT_0),
+            &hex(AAD_0),
+        )
+        .unwrap();
+        assert_eq!(pt, hex(PT));
+    }
+
+    #[test]
+    fn a_sealed_value_opens_with_its_key_event_and_field_only() {
+        let key = PrivateKey::generate();
+        let ring = Keyring::from(key.clone());
+        let id = "01a22d46-ab9a-75df-811d-7c71a1b9e1d1";
+        for value in [
+            json!("jane@example.com"),
+            json!(42),
+            json!(null),
+            json!({"street": "1 Main St", "zip": ["12345"]}),
+            json!("é 🙂 \u{0}"),
+        ] {
+            let sealed = seal(key.public_key(), id, "/data/email", &value).unwrap();
+            assert!(is_sealed(&sealed), "{sealed}");
+            assert!(!sealed.contains("jane"), "{sealed}");
+            assert_eq!(open(&ring, id, "/data/email", &sealed).unwrap(), value);
+            // Moved to another field, or to another event.
+            assert_eq!(
+                open(&ring, id, "/data/name", &sealed),
+                Err(OpenError::DoesNotOpen)
+            );
+            assert_eq!(
+                open(
+                    &ring,
+                    "01a22d46-ab9a-75df-811d-7c71a1b9e1d2",
+                    "/data/email",
+                    &sealed
+                ),
+                Err(OpenError::DoesNotOpen)
+            );
+        }
+        // Two seals of one value differ (a new ephemeral key each time).
+        let v = json!("x");
+        assert_ne!(
+            seal(key.public_key(), id, "/data/a", &v).unwrap(),
+            seal(key.public_key(), id, "/data/a", &v).unwrap()
+        );
+    }
+
+    #[test]
+    fn every_changed_character_is_caught() {
+        let key = PrivateKey::generate();
+        let ring = Keyring::from(key.clone());
+        let sealed = seal(
+            key.public_key(),
+            "e",
+            "/data/email",
+            &json!("jane@example.com"),
+        )
+        .unwrap();
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        for i in 0..sealed.len() {
+            let mut bytes = sealed.clone().into_bytes();
+            let was = bytes[i];
+            if was == b'.' {
+                continue;
+            }
+            bytes[i] = alphabet[(alphabet.iter().position(|&c| c == was).unwrap_or(0) + 1) % 64];
+            let changed = String::from_utf8(bytes).unwrap();
+            let got = open(&ring, "e", "/data/email", &changed);
+            assert!(
+                matches!(
+                    got,
+                    Err(OpenError::DoesNotOpen
+                        | OpenError::Malformed(_)
+                        | OpenError::UnknownKey { .. })
+                ),
+                "character {i} changed: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_wrong_key_and_bad_shapes_say_so() {
+        let (key, other) = (PrivateKey::generate(), PrivateKey::generate());
+        let sealed = seal(key.public_key(), "e", "/p", &json!(1)).unwrap();
+        assert_eq!(
+            open(&Keyring::from(other), "e", "/p", &sealed),
+            Err(OpenError::UnknownKey {
+                key_id: key.public_key().key_id().to_owned()
+            })
+        );
+        let ring = Keyring::from(key.clone());
+        for bad in [
+            "",
+            "jane@example.com",
+            "ew1.",
+            "ew1.a.b.c",
+            "ew2.AAAAAAAAAAA.AAAA.AAAA",
+            &sealed.replace("ew1.", "ew1.x"),
+            &format!("{sealed}.more"),
+            &sealed[..sealed.len() - 30],
+        ] {
+            assert!(!is_sealed(bad), "{bad}");
+            assert!(
+                matches!(open(&ring, "e", "/p", bad), Err(OpenError::Malformed(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_pattern_and_the_shape_check_agree() {
+        // The collector checks the pattern (a JSON Schema `pattern`, with the validator it
+        // uses), openers the shape: the same strings pass both.
+        let schema = json!({"type": "string", "pattern": SEALED_PATTERN});
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let key = PrivateKey::generate();
+        let sealed = seal(key.public_key(), "e", "/p", &json!(1)).unwrap();
+        let shortest = format!(
+            "ew1.{}.{}.{}",
+            "A".repeat(11),
+            "A".repeat(87),
+            "A".repeat(23)
+        );
+        for s in [
+            sealed.clone(),
+            shortest.clone(),
+            shortest[..shortest.len() - 1].to_owned(),
+            format!("{sealed}\n"),
+            format!(" {sealed}"),
+            sealed.replace('_', "+"),
+            sealed.replacen('.', "..", 2),
+            "ew1.AAAAAAAAAAA".to_owned(),
+        ] {
+            assert_eq!(is_sealed(&s), validator.is_valid(&json!(s)), "{s:?}");
+        }
+        assert!(is_sealed(&sealed) && is_sealed(&shortest));
+    }
+}
