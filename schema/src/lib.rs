@@ -8,6 +8,8 @@
 //!   `self` block must agree);
 //! - `draft4` (feature `draft4`): the one recipe that compiles an Iglu schema as JSON
 //!   Schema draft 4, used by the collector, the linter and the fidelity tests;
+//! - [`pii`]: the `"x-pii": true` mark, where it applies in an event, and the shape of a
+//!   sealed value (the cryptography is `eventwire-pii`'s);
 //! - [`protocol`]: the wire types of `POST /v1/batch` and their limits;
 //! - [`check`]: the runtime of the checks generated from schemas (formats, patterns,
 //!   numbers), shared by the generated types and the collector.
@@ -20,6 +22,7 @@ pub mod check;
 #[cfg(feature = "draft4")]
 pub mod draft4;
 pub mod iglu;
+pub mod pii;
 pub mod protocol;
 pub mod registry;
 

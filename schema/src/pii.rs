@@ -1,0 +1,436 @@
+//! Personal data in schemas: the `"x-pii": true` mark, where it applies in an event, and the
+//! shape of a sealed value — what the tracker, the collector and the linter agree on,
+//! without any cryptography (that is `eventwire-pii`).
+//!
+//! A property whose schema carries `"x-pii": true` is personal data, the whole of its value.
+//! Draft-4 validators ignore unknown keywords, so a marked schema stays a valid Iglu schema.
+//! [`Marks::of`] finds the marks of a schema as JSON pointer patterns into its instance:
+//! `/email`, `/address/street`, and `/emails/*` for each item of an array. [`Marks::values`]
+//! resolves them in one instance; [`sealed_schema`] is the schema a collector validates
+//! with, each marked property replaced by "a sealed value".
+
+use serde_json::{Map, Value};
+
+/// The keyword that marks a property as personal data.
+pub const MARK: &str = "x-pii";
+
+/// A regular expression every sealed value matches (JSON Schema's `pattern` takes it):
+/// `ew1.<key id: 11>.<encapsulated key: 87>.<ciphertext: 23 or more>`, base64url.
+pub const SEALED_PATTERN: &str = r"^ew1\.[A-Za-z0-9_-]{11}\.[A-Za-z0-9_-]{87}\.[A-Za-z0-9_-]{23,}$";
+
+/// The segment of a mark that stands for every item of an array.
+pub const EACH_ITEM: &str = "*";
+
+/// True when `text` has the shape of a sealed value ([`SEALED_PATTERN`]); says nothing about
+/// whether it opens.
+#[must_use]
+pub fn is_sealed(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix("ew1.") else {
+        return false;
+    };
+    let b64 = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    let mut parts = rest.split('.');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(id), Some(enc), Some(ct), None)
+            if id.len() == 11 && enc.len() == 87 && ct.len() >= 23 && b64(id) && b64(enc) && b64(ct)
+    )
+}
+
+/// A mark that is not `true` or `false`, or is where it cannot apply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MarkError {
+    /// `x-pii` must be a boolean.
+    #[error("{pointer}: \"x-pii\" must be true or false, not {value}")]
+    NotBoolean {
+        /// JSON pointer of the schema node (into the schema).
+        pointer: String,
+        /// The value found.
+        value: String,
+    },
+    /// `x-pii` on the schema itself: mark its properties instead.
+    #[error("\"x-pii\" on the schema itself: mark the properties that are personal data")]
+    Root,
+}
+
+/// The marked places of one schema, as JSON pointer patterns into its instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marks {
+    pointers: Vec<String>,
+}
+
+impl Marks {
+    /// The marks of `schema` (a property schema reached through `properties`, `items`,
+    /// `allOf`, `anyOf` or `oneOf`, at any depth).
+    ///
+    /// # Errors
+    /// [`MarkError`]: a mark that is not a boolean, or on the schema itself.
+    pub fn of(schema: &Value) -> Result<Marks, MarkError> {
+        if marked(schema, "")? {
+            return Err(MarkError::Root);
+        }
+        let mut pointers = Vec::new();
+        walk(schema, "", "", &mut pointers)?;
+        pointers.sort();
+        pointers.dedup();
+        Ok(Marks { pointers })
+    }
+
+    /// The patterns, sorted (`/a/b`, `/list/*`).
+    #[must_use]
+    pub fn pointers(&self) -> &[String] {
+        &self.pointers
+    }
+
+    /// True when nothing is marked.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.pointers.is_empty()
+    }
+
+    /// The marked values present in `instance`, each with its concrete pointer (array items
+    /// by index: `/emails/0`), in mark order.
+    #[must_use]
+    pub fn values<'a>(&self, instance: &'a Value) -> Vec<(String, &'a Value)> {
+        let mut out = Vec::new();
+        for pointer in &self.pointers {
+            let segments: Vec<&str> = pointer.split('/').skip(1).collect();
+            resolve(instance, &segments, String::new(), &mut out);
+        }
+        out
+    }
+
+    /// The concrete pointers of the marked values present in `instance`: a tracker
+    /// replaces each with `instance.pointer_mut(…)`, one at a time (no mark is inside
+    /// another: [`Marks::of`] stops at the first mark on a path).
+    #[must_use]
+    pub fn places(&self, instance: &Value) -> Vec<String> {
+        self.values(instance).into_iter().map(|(p, _)| p).collect()
+    }
+}
+
+fn marked(node: &Value, pointer: &str) -> Result<bool, MarkError> {
+    match node.get(MARK) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(other) => Err(MarkError::NotBoolean {
+            pointer: if pointer.is_empty() {
+                "/".into()
+            } else {
+                pointer.to_owned()
+            },
+            value: other.to_string(),
+        }),
+    }
+}
+
+/// Walks `node` (at `at` in the schema, describing the instance at `path`).
+fn walk(node: &Value, at: &str, path: &str, out: &mut Vec<String>) -> Result<(), MarkError> {
+    let Some(object) = node.as_object() else {
+        return Ok(());
+    };
+    if let Some(Value::Object(properties)) = object.get("properties") {
+        for (name, sub) in properties {
+            let sub_at = format!("{at}/properties/{}", escape(name));
+            let sub_path = format!("{path}/{}", escape(name));
+            if marked(sub, &sub_at)? {
+                out.push(sub_path);
+            } else {
+                walk(sub, &sub_at, &sub_path, out)?;
+            }
+        }
+    }
+    match object.get("items") {
+        Some(items @ Value::Object(_)) => {
+            let sub_at = format!("{at}/items");
+            let sub_path = format!("{path}/{EACH_ITEM}");
+            if marked(items, &sub_at)? {
+                out.push(sub_path);
+            } else {
+                walk(items, &sub_at, &sub_path, out)?;
+            }
+        }
+        Some(Value::Array(tuple)) => {
+            for (i, items) in tuple.iter().enumerate() {
+                let sub_at = format!("{at}/items/{i}");
+                let sub_path = format!("{path}/{i}");
+                if marked(items, &sub_at)? {
+                    out.push(sub_path);
+                } else {
+                    walk(items, &sub_at, &sub_path, out)?;
+                }
+            }
+        }
+        _ => {}
+    }
+    for combinator in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = object.get(combinator) {
+            for (i, branch) in branches.iter().enumerate() {
+                let sub_at = format!("{at}/{combinator}/{i}");
+                if marked(branch, &sub_at)? {
+                    if path.is_empty() {
+                        return Err(MarkError::Root);
+                    }
+                    out.push(path.to_owned());
+                } else {
+                    walk(branch, &sub_at, path, out)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn resolve<'a>(
+    value: &'a Value,
+    segments: &[&str],
+    at: String,
+    out: &mut Vec<(String, &'a Value)>,
+) {
+    let Some((first, rest)) = segments.split_first() else {
+        out.push((at, value));
+        return;
+    };
+    match value {
+        Value::Array(items) if *first == EACH_ITEM => {
+            for (i, item) in items.iter().enumerate() {
+                resolve(item, rest, format!("{at}/{i}"), out);
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item) = first.parse::<usize>().ok().and_then(|i| items.get(i)) {
+                resolve(item, rest, format!("{at}/{first}"), out);
+            }
+        }
+        Value::Object(map) => {
+            if let Some(sub) = map.get(&unescape(first)) {
+                resolve(sub, rest, format!("{at}/{first}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `schema` as a collector validates it: each marked property's schema replaced by "a
+/// sealed value" (a string of [`SEALED_PATTERN`]; its `description` kept), the rest as it
+/// was.
+///
+/// # Errors
+/// [`MarkError`], as [`Marks::of`].
+pub fn sealed_schema(schema: &Value) -> Result<Value, MarkError> {
+    Marks::of(schema)?;
+    let mut out = schema.clone();
+    replace(&mut out);
+    Ok(out)
+}
+
+fn sealed_node(original: &Value) -> Value {
+    let mut node = Map::new();
+    node.insert("type".into(), Value::String("string".into()));
+    node.insert("pattern".into(), Value::String(SEALED_PATTERN.into()));
+    node.insert(MARK.into(), Value::Bool(true));
+    if let Some(d) = original.get("description") {
+        node.insert("description".into(), d.clone());
+    }
+    Value::Object(node)
+}
+
+fn replace(node: &mut Value) {
+    let Some(object) = node.as_object_mut() else {
+        return;
+    };
+    if let Some(Value::Object(properties)) = object.get_mut("properties") {
+        for sub in properties.values_mut() {
+            if sub.get(MARK) == Some(&Value::Bool(true)) {
+                *sub = sealed_node(sub);
+            } else {
+                replace(sub);
+            }
+        }
+    }
+    match object.get_mut("items") {
+        Some(items @ Value::Object(_)) => {
+            if items.get(MARK) == Some(&Value::Bool(true)) {
+                *items = sealed_node(items);
+            } else {
+                replace(items);
+            }
+        }
+        Some(Value::Array(tuple)) => {
+            for items in tuple {
+                if items.get(MARK) == Some(&Value::Bool(true)) {
+                    *items = sealed_node(items);
+                } else {
+                    replace(items);
+                }
+            }
+        }
+        _ => {}
+    }
+    for combinator in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(branches)) = object.get_mut(combinator) {
+            for branch in branches {
+                if branch.get(MARK) == Some(&Value::Bool(true)) {
+                    *branch = sealed_node(branch);
+                } else {
+                    replace(branch);
+                }
+            }
+        }
+    }
+}
+
+/// RFC 6901: `~` → `~0`, `/` → `~1`.
+fn escape(name: &str) -> String {
+    name.replace('~', "~0").replace('/', "~1")
+}
+
+fn unescape(segment: &str) -> String {
+    segment.replace("~1", "/").replace("~0", "~")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema() -> Value {
+        json!({
+            "type": "object",
+            "properties": {
+                "email": {"type": "string", "format": "email", "x-pii": true, "description": "Login"},
+                "plan": {"type": "string", "x-pii": false},
+                "address": {
+                    "type": "object",
+                    "properties": {
+                        "street": {"type": "string", "x-pii": true},
+                        "country": {"type": "string"}
+                    }
+                },
+                "phones": {"type": "array", "items": {"type": "string", "x-pii": true}},
+                "contacts": {"type": "array", "items": {
+                    "type": "object",
+                    "properties": {"name": {"type": ["string", "null"], "x-pii": true}, "role": {"type": "string"}}
+                }},
+                "a/b~c": {"x-pii": true},
+                "choice": {"oneOf": [{"type": "object", "properties": {"ssn": {"type": "string", "x-pii": true}}}]}
+            }
+        })
+    }
+
+    #[test]
+    fn marks_are_found_at_any_depth() {
+        let marks = Marks::of(&schema()).unwrap();
+        assert_eq!(
+            marks.pointers(),
+            [
+                "/address/street",
+                "/a~1b~0c",
+                "/choice/ssn",
+                "/contacts/*/name",
+                "/email",
+                "/phones/*"
+            ]
+        );
+        assert!(Marks::of(&json!({"type": "object"})).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_mark_that_is_not_a_boolean_or_on_the_root_is_refused() {
+        assert_eq!(
+            Marks::of(&json!({"properties": {"email": {"x-pii": "yes"}}})),
+            Err(MarkError::NotBoolean {
+                pointer: "/properties/email".into(),
+                value: "\"yes\"".into()
+            })
+        );
+        assert_eq!(Marks::of(&json!({"x-pii": true})), Err(MarkError::Root));
+        assert_eq!(
+            Marks::of(&json!({"allOf": [{"x-pii": true}]})),
+            Err(MarkError::Root)
+        );
+    }
+
+    #[test]
+    fn values_are_resolved_in_an_instance() {
+        let marks = Marks::of(&schema()).unwrap();
+        let instance = json!({
+            "email": "jane@example.com",
+            "plan": "pro",
+            "address": {"country": "NL"},
+            "phones": ["1", "2"],
+            "contacts": [{"name": "A", "role": "x"}, {"role": "y"}, {"name": null}],
+            "a/b~c": 7,
+        });
+        let got: Vec<(String, Value)> = marks
+            .values(&instance)
+            .into_iter()
+            .map(|(p, v)| (p, v.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("/a~1b~0c".to_owned(), json!(7)),
+                ("/contacts/0/name".to_owned(), json!("A")),
+                ("/contacts/2/name".to_owned(), json!(null)),
+                ("/email".to_owned(), json!("jane@example.com")),
+                ("/phones/0".to_owned(), json!("1")),
+                ("/phones/1".to_owned(), json!("2")),
+            ]
+        );
+        // Every concrete pointer finds its value with serde_json's own pointer lookup.
+        for (p, v) in marks.values(&instance) {
+            assert_eq!(instance.pointer(&p), Some(v), "{p}");
+        }
+        let mut changed = instance.clone();
+        for place in marks.places(&instance) {
+            *changed.pointer_mut(&place).unwrap() = json!("sealed");
+        }
+        assert_eq!(changed["email"], "sealed");
+        assert_eq!(changed["contacts"][2]["name"], "sealed");
+        assert_eq!(changed["contacts"][1], json!({"role": "y"}));
+        assert_eq!(changed["plan"], "pro");
+    }
+
+    #[test]
+    fn the_sealed_schema_takes_sealed_values_where_marked() {
+        let sealed = sealed_schema(&schema()).unwrap();
+        assert_eq!(
+            sealed["properties"]["email"],
+            json!({"type": "string", "pattern": SEALED_PATTERN, "x-pii": true, "description": "Login"})
+        );
+        assert_eq!(sealed["properties"]["plan"], schema()["properties"]["plan"]);
+        assert_eq!(
+            sealed["properties"]["contacts"]["items"]["properties"]["name"]["pattern"],
+            SEALED_PATTERN
+        );
+        assert_eq!(
+            sealed["properties"]["contacts"]["items"]["properties"]["role"],
+            json!({"type": "string"})
+        );
+    }
+
+    #[test]
+    fn the_shape_check_and_the_pattern_agree() {
+        let ok = format!(
+            "ew1.{}.{}.{}",
+            "A".repeat(11),
+            "_".repeat(87),
+            "-".repeat(23)
+        );
+        assert!(is_sealed(&ok));
+        for bad in [
+            String::new(),
+            "jane@example.com".into(),
+            ok[..ok.len() - 1].to_owned(),
+            format!("{ok}.x"),
+            ok.replacen('A', "+", 1),
+            ok.replace("ew1.", "ew2."),
+        ] {
+            assert!(!is_sealed(&bad), "{bad}");
+        }
+    }
+}
