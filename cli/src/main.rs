@@ -19,6 +19,7 @@ mod codegen;
 mod collect;
 mod demo;
 mod lint;
+mod pii;
 mod process;
 mod send;
 mod validate;
@@ -57,6 +58,8 @@ enum Command {
     /// Run a worker of the consumer group after the collectors: exact dedup per Kafka
     /// partition, first occurrences to an output, unique users by any dimension.
     Process(process::ProcessArgs),
+    /// Personal data: make the key pair marked fields are sealed to, open sealed events.
+    Pii(pii::PiiArgs),
     /// Send self-describing events (`{"schema":…,"data":…}` per line) to a collector.
     Send(send::SendArgs),
     /// Check self-describing events against schemas, without a server.
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Collect(args) => collect::run(args),
         Command::Lint(args) => lint::run(args),
         Command::Process(args) => process::run(args),
+        Command::Pii(args) => pii::run(args),
         Command::Send(args) => send::run(args),
         Command::Validate(args) => validate::run(args),
     };

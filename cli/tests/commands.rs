@@ -391,3 +391,194 @@ fn codegen_writes_the_rest_when_one_schema_fails_and_notes_renamed_names() {
     assert!(text.contains(r#"rename = "userId""#), "{text}");
     assert!(!text.contains("Endless"), "{text}");
 }
+
+/// `pii keygen` makes a key pair (the private key readable by its owner only, no file
+/// replaced); `pii open` opens what was sealed to it, checks the opened events against
+/// their schemas, and names each field that does not open (changed, moved, another key)
+/// without stopping.
+#[test]
+fn pii_keygen_and_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (public, private) = (dir.path().join("pii.pub"), dir.path().join("pii.key"));
+    let out = eventwire()
+        .args(["pii", "keygen", "--public"])
+        .arg(&public)
+        .arg("--private")
+        .arg(&private)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "private key mode {mode:o}");
+    }
+    let before = std::fs::read_to_string(&private).unwrap();
+    let again = eventwire()
+        .args(["pii", "keygen", "--public"])
+        .arg(&public)
+        .arg("--private")
+        .arg(&private)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2), "an error, as every command reports one");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("exists: not replacing a key"));
+    assert_eq!(std::fs::read_to_string(&private).unwrap(), before);
+
+    // A registry with one marked schema.
+    let schemas = dir.path().join("schemas");
+    let at = schemas.join("com.example.health/symptom/jsonschema");
+    std::fs::create_dir_all(&at).unwrap();
+    std::fs::write(
+        at.join("1-0-0"),
+        serde_json::json!({
+            "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+            "self": {"vendor": "com.example.health", "name": "symptom", "format": "jsonschema", "version": "1-0-0"},
+            "type": "object",
+            "properties": {
+                "note": {"type": "string", "maxLength": 100, "x-pii": true},
+                "severity": {"type": "integer", "minimum": 0, "maximum": 10, "x-pii": true},
+                "kind": {"type": "string"}
+            },
+            "required": ["kind"],
+            "additionalProperties": false
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let key = eventwire_pii::PublicKey::parse(&std::fs::read_to_string(&public).unwrap()).unwrap();
+    let other = eventwire_pii::PrivateKey::generate();
+    let schema = "iglu:com.example.health/symptom/jsonschema/1-0-0";
+    let event = |id: &str, note: &str, severity: serde_json::Value| {
+        serde_json::json!({
+            "event_id": id,
+            "schema": schema,
+            "data": {
+                "note": eventwire_pii::seal(&key, id, "/data/note", &serde_json::json!(note)).unwrap(),
+                "severity": eventwire_pii::seal(&key, id, "/data/severity", &severity).unwrap(),
+                "kind": "headache",
+            },
+        })
+    };
+    let (a, b) = (
+        "01a22d46-ab9a-75df-811d-7c71a1b9e1d1",
+        "01a22d46-ab9a-75df-811d-7c71a1b9e1d2",
+    );
+    let good = event(a, "marker-7f3a", serde_json::json!(4));
+    // Tampered: one character of the ciphertext changed.
+    let mut tampered = event(b, "marker-7f3b", serde_json::json!(5));
+    let note = tampered["data"]["note"].as_str().unwrap().to_owned();
+    let flipped = if note.ends_with('A') { 'B' } else { 'A' };
+    tampered["data"]["note"] = serde_json::json!(format!("{}{flipped}", &note[..note.len() - 1]));
+    // Moved: the first event's note put in another event.
+    let mut moved = event(
+        "01a22d46-ab9a-75df-811d-7c71a1b9e1d3",
+        "x",
+        serde_json::json!(1),
+    );
+    moved["data"]["note"] = good["data"]["note"].clone();
+    // Sealed to a key not given.
+    let mut foreign = event(
+        "01a22d46-ab9a-75df-811d-7c71a1b9e1d4",
+        "x",
+        serde_json::json!(1),
+    );
+    foreign["data"]["note"] = serde_json::json!(eventwire_pii::seal(
+        other.public_key(),
+        "01a22d46-ab9a-75df-811d-7c71a1b9e1d4",
+        "/data/note",
+        &serde_json::json!("y")
+    )
+    .unwrap());
+    // Opens, but the opened value breaks the schema (severity 11 > 10).
+    let invalid = event(
+        "01a22d46-ab9a-75df-811d-7c71a1b9e1d5",
+        "x",
+        serde_json::json!(11),
+    );
+    let input = dir.path().join("good.jsonl");
+    std::fs::write(
+        &input,
+        [&good, &tampered, &moved, &foreign, &invalid]
+            .iter()
+            .map(|e| format!("{e}\n"))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let out = eventwire()
+        .args(["pii", "open", "--private-key"])
+        .arg(&private)
+        .arg("--schemas")
+        .arg(&schemas)
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let opened: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(opened.len(), 5, "every line is written");
+    assert_eq!(
+        opened[0]["data"],
+        serde_json::json!({"note": "marker-7f3a", "severity": 4, "kind": "headache"})
+    );
+    assert!(
+        stderr.contains("line 2: /data/note: does not open: changed, or moved"),
+        "{stderr}"
+    );
+    assert_eq!(
+        opened[1]["data"]["severity"], 5,
+        "the other field of line 2 opened"
+    );
+    assert!(
+        stderr.contains("line 3: /data/note: does not open"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "line 4: /data/note: sealed to key {}, which is not among the keys given",
+            other.public_key().key_id()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 5: opened, but schema_invalid: /data/severity (maximum)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("5 lines, 7 fields opened, 4 lines with errors"),
+        "{stderr}"
+    );
+    // A line that does not open keeps its sealed value: nothing is guessed.
+    assert!(eventwire_pii::is_sealed(
+        opened[1]["data"]["note"].as_str().unwrap()
+    ));
+
+    // With the other key added (a rotated-out key), line 4 opens too.
+    let other_file = dir.path().join("old.key");
+    std::fs::write(&other_file, other.to_text()).unwrap();
+    let out = eventwire()
+        .args(["pii", "open", "--private-key"])
+        .arg(&private)
+        .arg("--key")
+        .arg(&other_file)
+        .arg("--schemas")
+        .arg(&schemas)
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("line 4:"), "{stderr}");
+    let opened: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(opened[3]["data"]["note"], "y");
+}
