@@ -426,7 +426,11 @@ fn pii_keygen_and_open() {
         .arg(&private)
         .output()
         .unwrap();
-    assert_eq!(again.status.code(), Some(2), "an error, as every command reports one");
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "an error, as every command reports one"
+    );
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists: not replacing a key"));
     assert_eq!(std::fs::read_to_string(&private).unwrap(), before);
 
@@ -581,4 +585,51 @@ fn pii_keygen_and_open() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(opened[3]["data"]["note"], "y");
+}
+
+/// `lint` refuses a misspelled or non-boolean personal-data mark, and a `--uniques`
+/// dimension that is a marked field (trackers seal it: it cannot be counted by).
+#[test]
+fn lint_checks_personal_data_marks_and_uniques_dimensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("com.acme/view/jsonschema/1-0-0");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        serde_json::json!({
+            "$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#",
+            "self": {"vendor": "com.acme", "name": "view", "format": "jsonschema", "version": "1-0-0"},
+            "type": "object",
+            "properties": {
+                "article_id": {"type": "string"},
+                "reader": {"type": "object", "properties": {"email": {"type": "string"}}, "x-pii": true}
+            }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let lint = |uniques: &[&str]| {
+        let mut c = eventwire();
+        c.args(["lint", "--schemas"]).arg(dir.path());
+        for u in uniques {
+            c.args(["--uniques", u]);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = lint(&["com.acme/view:/data/article_id"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    let (code, stdout) = lint(&[
+        "com.acme/view:/data/article_id",
+        "com.acme/view:email=/data/reader/email",
+    ]);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("error: the --uniques dimension `email` (/data/reader/email) is inside a field marked x-pii (/data/reader)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 schemas checked: 1 error(s)"), "{stdout}");
 }

@@ -202,3 +202,70 @@ fn names_that_clash_once_made_identifiers_are_warnings() {
         ]
     );
 }
+
+#[test]
+fn personal_data_marks_must_be_booleans_on_properties_and_spelled_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    put(
+        dir.path(),
+        "com.acme/ok/jsonschema/1-0-0",
+        json!({"type": "object", "properties": {"email": {"type": "string", "x-pii": true}, "plan": {"type": "string", "x-pii": false}}}),
+    );
+    put(
+        dir.path(),
+        "com.acme/not_bool/jsonschema/1-0-0",
+        json!({"type": "object", "properties": {"email": {"type": "string", "x-pii": "yes"}}}),
+    );
+    put(
+        dir.path(),
+        "com.acme/root/jsonschema/1-0-0",
+        json!({"type": "object", "x-pii": true}),
+    );
+    put(
+        dir.path(),
+        "com.acme/misspelled/jsonschema/1-0-0",
+        json!({"type": "object", "properties": {
+            "a": {"type": "string", "x-PII": true},
+            "b": {"type": "object", "properties": {"c": {"type": "string", "x_pii": true}}}
+        }}),
+    );
+    let issues = lint_dir(dir.path());
+    let errors: Vec<String> = issues
+        .iter()
+        .filter(|i| i.severity == Severity::Error)
+        .map(ToString::to_string)
+        .collect();
+    let has = |file: &str, text: &str| errors.iter().any(|e| e.contains(file) && e.contains(text));
+    assert!(
+        has(
+            "not_bool/",
+            "/properties/email: \"x-pii\" must be true or false, not \"yes\""
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has("root/", "\"x-pii\" on the schema itself"),
+        "{errors:#?}"
+    );
+    assert!(
+        has(
+            "misspelled/",
+            "`x-PII` at /properties/a is not the personal-data mark"
+        ),
+        "{errors:#?}"
+    );
+    assert!(
+        has(
+            "misspelled/",
+            "`x_pii` at /properties/b/properties/c is not the personal-data mark"
+        ),
+        "{errors:#?}"
+    );
+    assert_eq!(errors.len(), 4, "{errors:#?}");
+    assert!(
+        !issues
+            .iter()
+            .any(|i| i.path.to_string_lossy().contains("/ok/")),
+        "{issues:#?}"
+    );
+}

@@ -18,6 +18,9 @@
 //! - **Typos** (warnings): a `format` no validator here checks (`datetime` for `date-time`
 //!   validates nothing), and an unknown keyword close to a draft-4 one (`maxlength`,
 //!   `requried`), which is ignored as an annotation.
+//! - **Personal data**: an `x-pii` mark must be `true` or `false` and on a property (not the
+//!   schema itself); a key spelled like it but not exactly (`x-PII`, `x_pii`, `xpii`) is an
+//!   error, since the field it meant to protect would be sent in clear.
 //! - **Names** (warnings): vendors or schema names that become one identifier in the
 //!   generated code (`add-to-cart` beside `add_to_cart`); codegen numbers the second one
 //!   (`docs/codegen.md`), the warning says which gets which.
@@ -80,6 +83,7 @@ pub fn lint_dir(dir: &Path) -> Vec<Issue> {
     for file in &loaded.schemas {
         issues.extend(check_draft4(file));
         issues.extend(check_typos(file));
+        issues.extend(check_pii(file));
     }
     issues.extend(check_evolution(&loaded.schemas));
     issues.extend(check_names(&loaded.schemas));
@@ -187,6 +191,53 @@ const LATER_KEYWORDS: &[&str] = &[
 
 /// A `format` no validator here checks, and unknown keywords that look like typos of draft-4
 /// ones (or are keywords of later drafts): each is ignored by validation, so a warning.
+fn check_pii(file: &SchemaFile) -> Vec<Issue> {
+    let error = |message: String| Issue {
+        path: file.path.clone(),
+        severity: Severity::Error,
+        message,
+    };
+    let mut issues = Vec::new();
+    if let Err(e) = eventwire_schema::pii::Marks::of(&file.schema) {
+        issues.push(error(e.to_string()));
+    }
+    let mut misspelled = Vec::new();
+    misspelled_marks(&file.schema, "", &mut misspelled);
+    issues.extend(misspelled.into_iter().map(|(key, at)| {
+        error(format!(
+            "`{key}` at {} is not the personal-data mark: it is `{}` (the field it marks would be sent in clear)",
+            pointer(&at),
+            eventwire_schema::pii::MARK
+        ))
+    }));
+    issues
+}
+
+/// Keys anywhere in `value` spelled like `x-pii` but not exactly it, with where they are.
+fn misspelled_marks(value: &Value, at: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(o) => {
+            for (key, sub) in o {
+                let folded: String = key
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric())
+                    .map(|c| c.to_ascii_lowercase())
+                    .collect();
+                if folded == "xpii" && key != eventwire_schema::pii::MARK {
+                    out.push((key.clone(), at.to_owned()));
+                }
+                misspelled_marks(sub, &format!("{at}/{key}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                misspelled_marks(item, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn check_typos(file: &SchemaFile) -> Vec<Issue> {
     let mut found = Vec::new();
     typos_in(&file.schema, "", &mut found);
