@@ -55,7 +55,7 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
             {
                 errors += 1;
                 println!(
-                    "{}: error: the --uniques dimension `{}` ({}) is inside a field marked x-pii (/data{mark}): trackers seal it, so it cannot be counted by",
+                    "{}: error: the --uniques dimension `{}` ({}) is, holds or is inside a field marked x-pii (/data{mark}): trackers seal it, so it cannot be counted by",
                     file.path.display(),
                     spec.by,
                     spec.pointer
@@ -78,16 +78,15 @@ pub fn run(args: LintArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// True when the field at `pointer` is the marked place `mark` or inside it (`*` in a mark
-/// stands for any array index).
+/// True when the field at `pointer` is the marked place `mark`, inside it, or holds it
+/// (`process` counts an object or an array by its JSON text, sealed values included); `*`
+/// in a mark stands for any array index.
 fn covers(mark: &str, pointer: &str) -> bool {
     let mark: Vec<&str> = mark.split('/').collect();
     let pointer: Vec<&str> = pointer.split('/').collect();
-    pointer.len() >= mark.len()
-        && mark
-            .iter()
-            .zip(&pointer)
-            .all(|(m, p)| m == p || (*m == EACH_ITEM && p.parse::<usize>().is_ok()))
+    mark.iter()
+        .zip(&pointer)
+        .all(|(m, p)| m == p || (*m == EACH_ITEM && p.parse::<usize>().is_ok()))
 }
 
 #[cfg(test)]
@@ -102,7 +101,10 @@ mod tests {
             ("/data/phones/*", "/data/phones/0", true),
             ("/data/contacts/*/name", "/data/contacts/12/name", true),
             ("/data/email", "/data/email_domain", false),
-            ("/data/email", "/data", false),
+            ("/data/meta/email", "/data/meta", true),
+            ("/data/items/*", "/data/items", true),
+            ("/data/email", "/data", true),
+            ("/data/email", "/data/name", false),
             ("/data/phones/*", "/data/phones/x", false),
             ("/data/a", "/entities/0/data/a", false),
         ] {

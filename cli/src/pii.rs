@@ -9,6 +9,8 @@ use anyhow::Context as _;
 use eventwire_collector::registry::{Registry, Source};
 use eventwire_collector::validate::{resolve_all, schema_uris, Limits, Pipeline};
 use eventwire_pii::{is_sealed, open, Keyring, PrivateKey};
+
+use crate::validate::printable;
 use serde_json::Value;
 
 /// Arguments of `eventwire pii`.
@@ -64,18 +66,26 @@ pub fn run(args: PiiArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn keygen(public: &Path, private: &Path) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        public != private,
+        "--public and --private are the same file"
+    );
     let key = PrivateKey::generate();
     for path in [public, private] {
         anyhow::ensure!(
-            !path.exists(),
+            !path.exists() && path.symlink_metadata().is_err(),
             "{} exists: not replacing a key (remove it first if that is what you want)",
             path.display()
         );
     }
     write_new(private, &format!("{}\n", key.to_text()), 0o600)
         .with_context(|| format!("cannot write the private key to {}", private.display()))?;
-    write_new(public, &format!("{}\n", key.public_key().to_text()), 0o644)
-        .with_context(|| format!("cannot write the public key to {}", public.display()))?;
+    if let Err(e) = write_new(public, &format!("{}\n", key.public_key().to_text()), 0o644) {
+        // No private key without its public key: a re-run starts clean.
+        let _ = std::fs::remove_file(private);
+        return Err(e)
+            .with_context(|| format!("cannot write the public key to {}", public.display()));
+    }
     eprintln!(
         "key {}: public key in {}, private key in {} (readable by its owner only)",
         key.public_key().key_id(),
@@ -104,7 +114,20 @@ fn write_new(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
 fn read_key(path: &Path) -> anyhow::Result<PrivateKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the private key {}", path.display()))?;
-    PrivateKey::parse(&text).with_context(|| format!("{}", path.display()))
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                eprintln!(
+                    "warning: the private key {} can be read by others than its owner (chmod 600 it)",
+                    path.display()
+                );
+            }
+        }
+    }
+    PrivateKey::parse(text.trim_start_matches('\u{feff}'))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn open_lines(
@@ -131,67 +154,44 @@ fn open_lines(
         .context("cannot start the runtime")?;
     let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut lines, mut opened, mut failed) = (0u64, 0u64, 0u64);
-    for (n, line) in BufReader::new(input).lines().enumerate() {
-        let n = n + 1;
-        let line = line.with_context(|| format!("line {n}: cannot read"))?;
+    let mut reader = BufReader::new(input);
+    let mut raw = Vec::new();
+    let mut n = 0usize;
+    loop {
+        raw.clear();
+        if reader
+            .read_until(b'\n', &mut raw)
+            .with_context(|| format!("line {}: cannot read", n + 1))?
+            == 0
+        {
+            break;
+        }
+        n += 1;
+        let Ok(line) = std::str::from_utf8(&raw) else {
+            lines += 1;
+            failed += 1;
+            eprintln!("line {n}: not UTF-8; skipped");
+            continue;
+        };
+        let line = line.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
             continue;
         }
         lines += 1;
-        let mut event: Value = match serde_json::from_str(&line) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => {
+        let (event, errors) = match open_line(line, &ring, &registry, &pipeline, &runtime) {
+            Ok(done) => done,
+            Err(why) => {
                 failed += 1;
-                eprintln!("line {n}: not a JSON object; skipped");
+                eprintln!("line {n}: {why}; skipped");
                 continue;
             }
         };
-        let event_id = event
-            .get("event_id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let mut errors = 0u64;
-        for (pointer, sealed) in sealed_fields(&event) {
-            match open(&ring, &event_id, &pointer, &sealed) {
-                Ok(value) => {
-                    if let Some(slot) = event.pointer_mut(&pointer) {
-                        *slot = value;
-                        opened += 1;
-                    }
-                }
-                Err(e) => {
-                    errors += 1;
-                    eprintln!("line {n}: {pointer}: {e}");
-                }
-            }
+        for e in &errors {
+            eprintln!("line {n}: {e}");
         }
-        if errors == 0 {
-            let schema = event
-                .get("schema")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let lookups = runtime
-                .block_on(resolve_all(&registry, schema_uris(&event)))
-                .map_err(anyhow::Error::msg)?;
-            let data = event.get("data").unwrap_or(&Value::Null);
-            if let Err((code, details)) =
-                pipeline.check_data(schema, data, event.get("entities"), &lookups)
-            {
-                errors += 1;
-                for d in details {
-                    eprintln!(
-                        "line {n}: opened, but {}: {} ({}): {}",
-                        code.as_str(),
-                        d.path,
-                        d.keyword,
-                        d.message
-                    );
-                }
-            }
-        }
-        failed += u64::from(errors > 0);
-        serde_json::to_writer(&mut stdout, &event).context("cannot write to stdout")?;
+        opened += event.1;
+        failed += u64::from(!errors.is_empty());
+        serde_json::to_writer(&mut stdout, &event.0).context("cannot write to stdout")?;
         stdout.write_all(b"\n").context("cannot write to stdout")?;
     }
     stdout.flush().context("cannot write to stdout")?;
@@ -203,18 +203,95 @@ fn open_lines(
     })
 }
 
+/// One line: the event with what opened opened, how many fields opened, and the errors
+/// (each naming its field, never quoting a value). `Err`: the line is not an event at all.
+fn open_line(
+    line: &str,
+    ring: &Keyring,
+    registry: &Registry,
+    pipeline: &Pipeline,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<((Value, u64), Vec<String>), String> {
+    if let Some(e) = pipeline.text_violation(line.as_bytes()) {
+        return Err(format!("too large ({})", e.message));
+    }
+    let mut event: Value = match serde_json::from_str(line) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => return Err("not a JSON object".into()),
+    };
+    let event_id = match event.get("event_id").and_then(Value::as_str) {
+        Some(id) if uuid::Uuid::parse_str(id).is_ok() => id.to_owned(),
+        _ => return Err("its event_id is not a UUID".into()),
+    };
+    let mut errors = Vec::new();
+    let mut opened = 0u64;
+    for (pointer, schema, sealed) in sealed_fields(&event) {
+        match open(ring, &event_id, &schema, &pointer, &sealed) {
+            Ok(value) => {
+                if let Some(slot) = event.pointer_mut(&pointer) {
+                    *slot = value;
+                    opened += 1;
+                }
+            }
+            Err(e) => errors.push(format!("{}: {e}", printable(&pointer))),
+        }
+    }
+    if errors.is_empty() {
+        let schema = event
+            .get("schema")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let data = event.get("data").unwrap_or(&Value::Null);
+        match runtime.block_on(resolve_all(registry, schema_uris(&event))) {
+            Err(e) => errors.push(format!(
+                "not checked against its schema: {}",
+                printable(&e.to_string())
+            )),
+            Ok(lookups) => {
+                if let Err((code, details)) =
+                    pipeline.check_data(schema, data, event.get("entities"), &lookups)
+                {
+                    // Path and keyword only: a validator's message quotes the value, which
+                    // here is the plaintext.
+                    for d in details {
+                        errors.push(format!(
+                            "{}: {} ({})",
+                            code.as_str(),
+                            printable(if d.path.is_empty() { "/" } else { &d.path }),
+                            printable(&d.keyword)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(((event, opened), errors))
+}
+
 /// The sealed values of an event's `data` and of each entity's `data`, with their pointers
-/// into the event (`/data/email`, `/entities/0/data/phones/1`): the pointers the tracker
-/// sealed them under.
-fn sealed_fields(event: &Value) -> Vec<(String, String)> {
+/// into the event (`/data/email`, `/entities/0/data/phones/1`) and their schema (the
+/// event's, or the entity's): what the tracker sealed them under.
+fn sealed_fields(event: &Value) -> Vec<(String, String, String)> {
+    let schema_of = |v: &Value| {
+        v.get("schema")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let mut out = Vec::new();
     if let Some(data) = event.get("data") {
-        strings(data, "/data".to_owned(), &mut out);
+        let mut found = Vec::new();
+        strings(data, "/data".to_owned(), &mut found);
+        let schema = schema_of(event);
+        out.extend(found.into_iter().map(|(p, s)| (p, schema.clone(), s)));
     }
     if let Some(Value::Array(entities)) = event.get("entities") {
         for (i, entity) in entities.iter().enumerate() {
             if let Some(data) = entity.get("data") {
-                strings(data, format!("/entities/{i}/data"), &mut out);
+                let mut found = Vec::new();
+                strings(data, format!("/entities/{i}/data"), &mut found);
+                let schema = schema_of(entity);
+                out.extend(found.into_iter().map(|(p, s)| (p, schema.clone(), s)));
             }
         }
     }

@@ -120,7 +120,7 @@ fn report(n: usize, code: &str, errors: &[ErrorDetail]) {
 /// and paragraph separators (U+2028, U+2029) and bidirectional overrides written as
 /// `\u{..}` escapes; a backslash is doubled, so an input that spells an escape cannot pass
 /// for one.
-fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     let unsafe_char = |c: char| {
         c.is_control()
             || matches!(

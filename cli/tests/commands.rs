@@ -463,8 +463,8 @@ fn pii_keygen_and_open() {
             "event_id": id,
             "schema": schema,
             "data": {
-                "note": eventwire_pii::seal(&key, id, "/data/note", &serde_json::json!(note)).unwrap(),
-                "severity": eventwire_pii::seal(&key, id, "/data/severity", &severity).unwrap(),
+                "note": eventwire_pii::seal(&key, id, schema, "/data/note", &serde_json::json!(note)).unwrap(),
+                "severity": eventwire_pii::seal(&key, id, schema, "/data/severity", &severity).unwrap(),
                 "kind": "headache",
             },
         })
@@ -495,6 +495,7 @@ fn pii_keygen_and_open() {
     foreign["data"]["note"] = serde_json::json!(eventwire_pii::seal(
         other.public_key(),
         "01a22d46-ab9a-75df-811d-7c71a1b9e1d4",
+        schema,
         "/data/note",
         &serde_json::json!("y")
     )
@@ -534,7 +535,7 @@ fn pii_keygen_and_open() {
         serde_json::json!({"note": "marker-7f3a", "severity": 4, "kind": "headache"})
     );
     assert!(
-        stderr.contains("line 2: /data/note: does not open: changed, or moved"),
+        stderr.contains("line 2: /data/note: does not open: changed, or moved from another event, schema or field"),
         "{stderr}"
     );
     assert_eq!(
@@ -553,11 +554,17 @@ fn pii_keygen_and_open() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("line 5: opened, but schema_invalid: /data/severity (maximum)"),
+        stderr.contains("line 5: schema_invalid: /data/severity (maximum)"),
         "{stderr}"
     );
     assert!(
         stderr.contains("5 lines, 7 fields opened, 4 lines with errors"),
+        "{stderr}"
+    );
+    // No plaintext on stderr, not even where an opened value breaks its schema.
+    assert!(!stderr.contains("marker-7f3"), "{stderr}");
+    assert!(
+        !stderr.contains("greater") && !stderr.contains("11"),
         "{stderr}"
     );
     // A line that does not open keeps its sealed value: nothing is guessed.
@@ -628,7 +635,7 @@ fn lint_checks_personal_data_marks_and_uniques_dimensions() {
     ]);
     assert_eq!(code, Some(1), "{stdout}");
     assert!(
-        stdout.contains("error: the --uniques dimension `email` (/data/reader/email) is inside a field marked x-pii (/data/reader)"),
+        stdout.contains("error: the --uniques dimension `email` (/data/reader/email) is, holds or is inside a field marked x-pii (/data/reader)"),
         "{stdout}"
     );
     assert!(stdout.contains("1 schemas checked: 1 error(s)"), "{stdout}");

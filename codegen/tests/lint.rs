@@ -262,6 +262,16 @@ fn personal_data_marks_must_be_booleans_on_properties_and_spelled_exactly() {
         "{errors:#?}"
     );
     assert_eq!(errors.len(), 4, "{errors:#?}");
+    // A property named x_pii (a consent flag) and an enum value holding such a key are not
+    // marks, misspelled or not.
+    let clean = tempfile::tempdir().unwrap();
+    put(
+        clean.path(),
+        "com.acme/consent/jsonschema/1-0-0",
+        json!({"type": "object", "properties": {"x_pii": {"type": "boolean"}, "e": {"enum": [{"X-PII": 1}]}}}),
+    );
+    let issues = lint_dir(clean.path());
+    assert!(issues.is_empty(), "{issues:#?}");
     assert!(
         !issues
             .iter()

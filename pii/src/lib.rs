@@ -17,10 +17,15 @@
 //! - `<ciphertext>`: the value's JSON text sealed with AES-128-GCM, tag included,
 //!   base64url without padding.
 //!
-//! The HPKE `info` is [`INFO`]; the associated data is the event id and the field's JSON
-//! pointer (`<event id>\n<pointer>`), so a sealed value moved to another event or field
-//! does not open. The plaintext is the value's JSON text, so a value of any type can be
-//! marked.
+//! The HPKE `info` is [`INFO`]; the associated data is the event id, the schema URI (the
+//! event's, or the entity's for an entity's field) and the field's JSON pointer into the
+//! event, each as a 4-byte big-endian length and its UTF-8 bytes: a sealed value moved to
+//! another event, schema or field does not open. The plaintext is the value's JSON text,
+//! so a value of any type can be marked.
+//!
+//! Base mode does not authenticate the sender: anyone holding the public key (every app
+//! ships it) can seal any value for any event and field. The binding stops a captured
+//! sealed value from being replayed elsewhere, not forgery.
 //!
 //! Keys travel as text: a public key `ewpk1.<base64url of its 65-byte SEC1 point>`, a
 //! private key `ewsk1.<base64url of its 32-byte scalar>` ([`PublicKey::parse`],

@@ -34,8 +34,8 @@ pub enum OpenError {
         key_id: String,
     },
     /// The key is held but the value does not open: it was changed, or moved from another
-    /// event or field (the event id and the pointer are bound to it).
-    #[error("does not open: changed, or moved from another event or field")]
+    /// event, schema or field (the event id, the schema and the pointer are bound to it).
+    #[error("does not open: changed, or moved from another event, schema or field")]
     DoesNotOpen,
     /// It opened, but the plaintext is not JSON text (sealed by something other than an
     /// eventwire tracker).
@@ -44,7 +44,8 @@ pub enum OpenError {
 }
 
 /// Seals `value` (its JSON text) for the field at `pointer` (a JSON pointer into the event,
-/// e.g. `/data/email`) of the event `event_id`, to `key`. Returns
+/// e.g. `/data/email`, `/entities/0/data/phone`) of the event `event_id`, whose schema (the
+/// event's for `/data`, the entity's for an entity's field) is `schema`, to `key`. Returns
 /// `ew1.<key id>.<enc>.<ciphertext>`; a new ephemeral key each call, so sealing the same
 /// value twice gives two different strings.
 ///
@@ -53,6 +54,7 @@ pub enum OpenError {
 pub fn seal(
     key: &PublicKey,
     event_id: &str,
+    schema: &str,
     pointer: &str,
     value: &serde_json::Value,
 ) -> Result<String, SealError> {
@@ -63,7 +65,7 @@ pub fn seal(
         &key.key,
         INFO,
         &plaintext,
-        &associated_data(event_id, pointer),
+        &associated_data(event_id, schema, pointer),
     )
     .map_err(|e| SealError::Hpke(e.to_string()))?;
     Ok(sealed_text(key, &enc, &ciphertext))
@@ -83,14 +85,15 @@ fn sealed_text(
     )
 }
 
-/// Opens `sealed`, the value of the field at `pointer` of the event `event_id`, with the
-/// key of `keys` it names.
+/// Opens `sealed`, the value of the field at `pointer` of the event `event_id` under
+/// `schema` (as for [`seal`]), with the key of `keys` it names.
 ///
 /// # Errors
 /// [`OpenError`]: not a sealed value, a key not held, changed or moved, not JSON.
 pub fn open(
     keys: &Keyring,
     event_id: &str,
+    schema: &str,
     pointer: &str,
     sealed: &str,
 ) -> Result<serde_json::Value, OpenError> {
@@ -112,18 +115,22 @@ pub fn open(
         &enc,
         INFO,
         &ciphertext,
-        &associated_data(event_id, pointer),
+        &associated_data(event_id, schema, pointer),
     )
     .map_err(|_| OpenError::DoesNotOpen)?;
     serde_json::from_slice(&plaintext).map_err(|_| OpenError::NotJson)
 }
 
-/// `<event id>\n<pointer>`: what binds a sealed value to its event and field.
-fn associated_data(event_id: &str, pointer: &str) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(event_id.len() + 1 + pointer.len());
-    aad.extend_from_slice(event_id.as_bytes());
-    aad.push(b'\n');
-    aad.extend_from_slice(pointer.as_bytes());
+/// What binds a sealed value to its event, schema and field: the event id, the schema URI
+/// and the pointer, each as a 4-byte big-endian length and its UTF-8 bytes (no separator a
+/// value could contain).
+fn associated_data(event_id: &str, schema: &str, pointer: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(12 + event_id.len() + schema.len() + pointer.len());
+    for part in [event_id, schema, pointer] {
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        aad.extend_from_slice(&len.to_be_bytes());
+        aad.extend_from_slice(part.as_bytes());
+    }
     aad
 }
 
@@ -144,6 +151,8 @@ mod tests {
     use super::*;
     use crate::PrivateKey;
     use serde_json::json;
+
+    const S: &str = "iglu:com.example.health/symptom/jsonschema/1-0-0";
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
@@ -225,30 +234,48 @@ mod tests {
             json!({"street": "1 Main St", "zip": ["12345"]}),
             json!("é 🙂 \u{0}"),
         ] {
-            let sealed = seal(key.public_key(), id, "/data/email", &value).unwrap();
+            let sealed = seal(key.public_key(), id, S, "/data/email", &value).unwrap();
             assert!(is_sealed(&sealed), "{sealed}");
             assert!(!sealed.contains("jane"), "{sealed}");
-            assert_eq!(open(&ring, id, "/data/email", &sealed).unwrap(), value);
+            assert_eq!(open(&ring, id, S, "/data/email", &sealed).unwrap(), value);
             // Moved to another field, or to another event.
             assert_eq!(
-                open(&ring, id, "/data/name", &sealed),
+                open(&ring, id, S, "/data/name", &sealed),
                 Err(OpenError::DoesNotOpen)
             );
             assert_eq!(
                 open(
                     &ring,
                     "01a22d46-ab9a-75df-811d-7c71a1b9e1d2",
+                    S,
+                    "/data/email",
+                    &sealed
+                ),
+                Err(OpenError::DoesNotOpen)
+            );
+            // Relabelled: the same event and field under another schema.
+            assert_eq!(
+                open(
+                    &ring,
+                    id,
+                    "iglu:com.example.health/other/jsonschema/1-0-0",
                     "/data/email",
                     &sealed
                 ),
                 Err(OpenError::DoesNotOpen)
             );
         }
+        // The parts are length-prefixed: moving a boundary between them does not open.
+        let sealed = seal(key.public_key(), "e5", S, "/data/a\n/data/x", &json!(1)).unwrap();
+        assert_eq!(
+            open(&ring, "e5\n/data/a", S, "/data/x", &sealed),
+            Err(OpenError::DoesNotOpen)
+        );
         // Two seals of one value differ (a new ephemeral key each time).
         let v = json!("x");
         assert_ne!(
-            seal(key.public_key(), id, "/data/a", &v).unwrap(),
-            seal(key.public_key(), id, "/data/a", &v).unwrap()
+            seal(key.public_key(), id, S, "/data/a", &v).unwrap(),
+            seal(key.public_key(), id, S, "/data/a", &v).unwrap()
         );
     }
 
@@ -259,6 +286,7 @@ mod tests {
         let sealed = seal(
             key.public_key(),
             "e",
+            S,
             "/data/email",
             &json!("jane@example.com"),
         )
@@ -272,7 +300,7 @@ mod tests {
             }
             bytes[i] = alphabet[(alphabet.iter().position(|&c| c == was).unwrap_or(0) + 1) % 64];
             let changed = String::from_utf8(bytes).unwrap();
-            let got = open(&ring, "e", "/data/email", &changed);
+            let got = open(&ring, "e", S, "/data/email", &changed);
             assert!(
                 matches!(
                     got,
@@ -288,9 +316,9 @@ mod tests {
     #[test]
     fn the_wrong_key_and_bad_shapes_say_so() {
         let (key, other) = (PrivateKey::generate(), PrivateKey::generate());
-        let sealed = seal(key.public_key(), "e", "/p", &json!(1)).unwrap();
+        let sealed = seal(key.public_key(), "e", S, "/p", &json!(1)).unwrap();
         assert_eq!(
-            open(&Keyring::from(other), "e", "/p", &sealed),
+            open(&Keyring::from(other), "e", S, "/p", &sealed),
             Err(OpenError::UnknownKey {
                 key_id: key.public_key().key_id().to_owned()
             })
@@ -308,7 +336,7 @@ mod tests {
         ] {
             assert!(!is_sealed(bad), "{bad}");
             assert!(
-                matches!(open(&ring, "e", "/p", bad), Err(OpenError::Malformed(_))),
+                matches!(open(&ring, "e", S, "/p", bad), Err(OpenError::Malformed(_))),
                 "{bad}"
             );
         }

@@ -8,6 +8,13 @@
 //! `/email`, `/address/street`, and `/emails/*` for each item of an array. [`Marks::values`]
 //! resolves them in one instance; [`sealed_schema`] is the schema a collector validates
 //! with, each marked property replaced by "a sealed value".
+//!
+//! A mark is honoured on a schema reached from the root through `properties` and `items`
+//! only. Anywhere else — under `additionalProperties`, `patternProperties`, `definitions`
+//! (through `$ref`), `additionalItems`, `dependencies`, `not`, a combinator (`allOf`,
+//! `anyOf`, `oneOf`), or inside a property already marked — it is an error, not ignored:
+//! a mark that seals nothing would send the field in clear while its author believes it
+//! sealed.
 
 use serde_json::{Map, Value};
 
@@ -54,6 +61,14 @@ pub enum MarkError {
     /// `x-pii` on the schema itself: mark its properties instead.
     #[error("\"x-pii\" on the schema itself: mark the properties that are personal data")]
     Root,
+    /// `x-pii` where it is not honoured (see the module's documentation).
+    #[error("{pointer}: \"x-pii\" is honoured only on a property reached through `properties` and `items` (not under {under}): mark the property itself")]
+    Unsupported {
+        /// JSON pointer of the schema node (into the schema).
+        pointer: String,
+        /// The keyword it is under (`additionalProperties`, `oneOf`, a marked property…).
+        under: String,
+    },
 }
 
 /// The marked places of one schema, as JSON pointer patterns into its instance.
@@ -63,17 +78,37 @@ pub struct Marks {
 }
 
 impl Marks {
-    /// The marks of `schema` (a property schema reached through `properties`, `items`,
-    /// `allOf`, `anyOf` or `oneOf`, at any depth).
+    /// The marks of `schema`: property schemas reached through `properties` and `items`,
+    /// at any depth.
     ///
     /// # Errors
-    /// [`MarkError`]: a mark that is not a boolean, or on the schema itself.
+    /// [`MarkError`]: a mark that is not a boolean, on the schema itself, or anywhere it
+    /// is not honoured.
     pub fn of(schema: &Value) -> Result<Marks, MarkError> {
         if marked(schema, "")? {
             return Err(MarkError::Root);
         }
         let mut pointers = Vec::new();
-        walk(schema, "", "", &mut pointers)?;
+        let mut honoured = Vec::new();
+        walk(schema, "", "", &mut pointers, &mut honoured)?;
+        // Every other `x-pii` in a schema position is an error.
+        for (at, node, under) in schema_nodes(schema) {
+            if node.get(MARK).is_some() && !honoured.contains(&at) {
+                marked(node, &at)?;
+                let inside_a_mark = honoured.iter().any(|h| {
+                    at.starts_with(&format!("{h}/"))
+                        && schema.pointer(h).and_then(|n| n.get(MARK)) == Some(&Value::Bool(true))
+                });
+                return Err(MarkError::Unsupported {
+                    pointer: if at.is_empty() { "/".into() } else { at },
+                    under: if inside_a_mark {
+                        "a property already marked".into()
+                    } else {
+                        format!("`{under}`")
+                    },
+                });
+            }
+        }
         pointers.sort();
         pointers.dedup();
         Ok(Marks { pointers })
@@ -127,61 +162,101 @@ fn marked(node: &Value, pointer: &str) -> Result<bool, MarkError> {
     }
 }
 
-/// Walks `node` (at `at` in the schema, describing the instance at `path`).
-fn walk(node: &Value, at: &str, path: &str, out: &mut Vec<String>) -> Result<(), MarkError> {
+/// Walks `node` (at `at` in the schema, describing the instance at `path`) through
+/// `properties` and `items`, collecting marks; `honoured` gets the schema pointer of each
+/// node whose mark (`true` or `false`) is honoured.
+fn walk(
+    node: &Value,
+    at: &str,
+    path: &str,
+    out: &mut Vec<String>,
+    honoured: &mut Vec<String>,
+) -> Result<(), MarkError> {
     let Some(object) = node.as_object() else {
         return Ok(());
     };
+    let mut visit = |sub: &Value, sub_at: String, sub_path: String| -> Result<(), MarkError> {
+        if sub.get(MARK).is_some() {
+            honoured.push(sub_at.clone());
+        }
+        if marked(sub, &sub_at)? {
+            out.push(sub_path);
+            Ok(())
+        } else {
+            walk(sub, &sub_at, &sub_path, out, honoured)
+        }
+    };
     if let Some(Value::Object(properties)) = object.get("properties") {
         for (name, sub) in properties {
-            let sub_at = format!("{at}/properties/{}", escape(name));
-            let sub_path = format!("{path}/{}", escape(name));
-            if marked(sub, &sub_at)? {
-                out.push(sub_path);
-            } else {
-                walk(sub, &sub_at, &sub_path, out)?;
-            }
+            visit(
+                sub,
+                format!("{at}/properties/{}", escape(name)),
+                format!("{path}/{}", escape(name)),
+            )?;
         }
     }
     match object.get("items") {
         Some(items @ Value::Object(_)) => {
-            let sub_at = format!("{at}/items");
-            let sub_path = format!("{path}/{EACH_ITEM}");
-            if marked(items, &sub_at)? {
-                out.push(sub_path);
-            } else {
-                walk(items, &sub_at, &sub_path, out)?;
-            }
+            visit(items, format!("{at}/items"), format!("{path}/{EACH_ITEM}"))?;
         }
         Some(Value::Array(tuple)) => {
             for (i, items) in tuple.iter().enumerate() {
-                let sub_at = format!("{at}/items/{i}");
-                let sub_path = format!("{path}/{i}");
-                if marked(items, &sub_at)? {
-                    out.push(sub_path);
-                } else {
-                    walk(items, &sub_at, &sub_path, out)?;
-                }
+                visit(items, format!("{at}/items/{i}"), format!("{path}/{i}"))?;
             }
         }
         _ => {}
     }
-    for combinator in ["allOf", "anyOf", "oneOf"] {
-        if let Some(Value::Array(branches)) = object.get(combinator) {
-            for (i, branch) in branches.iter().enumerate() {
-                let sub_at = format!("{at}/{combinator}/{i}");
-                if marked(branch, &sub_at)? {
-                    if path.is_empty() {
-                        return Err(MarkError::Root);
-                    }
-                    out.push(path.to_owned());
-                } else {
-                    walk(branch, &sub_at, path, out)?;
+    Ok(())
+}
+
+/// Every schema position of `schema` — the root and each subschema under a draft-4
+/// keyword that holds schemas — with its JSON pointer into the schema and the keyword
+/// it is under (`""` for the root). Property names, `enum` values and `default`s are not
+/// schema positions.
+#[must_use]
+pub fn schema_nodes(schema: &Value) -> Vec<(String, &Value, String)> {
+    let mut out = Vec::new();
+    nodes(schema, String::new(), String::new(), &mut out);
+    out
+}
+
+fn nodes<'a>(
+    node: &'a Value,
+    at: String,
+    under: String,
+    out: &mut Vec<(String, &'a Value, String)>,
+) {
+    let Some(object) = node.as_object() else {
+        return;
+    };
+    out.push((at.clone(), node, under));
+    for (keyword, value) in object {
+        let here = format!("{at}/{}", escape(keyword));
+        match (keyword.as_str(), value) {
+            (
+                "properties" | "patternProperties" | "definitions" | "dependencies",
+                Value::Object(map),
+            ) => {
+                for (name, sub) in map {
+                    nodes(
+                        sub,
+                        format!("{here}/{}", escape(name)),
+                        keyword.clone(),
+                        out,
+                    );
                 }
             }
+            ("items" | "additionalItems" | "additionalProperties" | "not", Value::Object(_)) => {
+                nodes(value, here, keyword.clone(), out);
+            }
+            ("items" | "allOf" | "anyOf" | "oneOf", Value::Array(list)) => {
+                for (i, sub) in list.iter().enumerate() {
+                    nodes(sub, format!("{here}/{i}"), keyword.clone(), out);
+                }
+            }
+            _ => {}
         }
     }
-    Ok(())
 }
 
 fn resolve<'a>(
@@ -270,17 +345,6 @@ fn replace(node: &mut Value) {
         }
         _ => {}
     }
-    for combinator in ["allOf", "anyOf", "oneOf"] {
-        if let Some(Value::Array(branches)) = object.get_mut(combinator) {
-            for branch in branches {
-                if branch.get(MARK) == Some(&Value::Bool(true)) {
-                    *branch = sealed_node(branch);
-                } else {
-                    replace(branch);
-                }
-            }
-        }
-    }
 }
 
 /// RFC 6901: `~` → `~0`, `/` → `~1`.
@@ -315,8 +379,7 @@ mod tests {
                     "type": "object",
                     "properties": {"name": {"type": ["string", "null"], "x-pii": true}, "role": {"type": "string"}}
                 }},
-                "a/b~c": {"x-pii": true},
-                "choice": {"oneOf": [{"type": "object", "properties": {"ssn": {"type": "string", "x-pii": true}}}]}
+                "a/b~c": {"x-pii": true}
             }
         })
     }
@@ -329,7 +392,6 @@ mod tests {
             [
                 "/address/street",
                 "/a~1b~0c",
-                "/choice/ssn",
                 "/contacts/*/name",
                 "/email",
                 "/phones/*"
@@ -348,10 +410,69 @@ mod tests {
             })
         );
         assert_eq!(Marks::of(&json!({"x-pii": true})), Err(MarkError::Root));
-        assert_eq!(
-            Marks::of(&json!({"allOf": [{"x-pii": true}]})),
-            Err(MarkError::Root)
+    }
+
+    #[test]
+    fn a_mark_where_it_would_seal_nothing_is_an_error() {
+        let unsupported = |schema: Value, pointer: &str, under: &str| {
+            assert_eq!(
+                Marks::of(&schema),
+                Err(MarkError::Unsupported {
+                    pointer: pointer.into(),
+                    under: under.into()
+                }),
+                "{schema}"
+            );
+        };
+        unsupported(
+            json!({"additionalProperties": {"type": "string", "x-pii": true}}),
+            "/additionalProperties",
+            "`additionalProperties`",
         );
+        unsupported(
+            json!({"patternProperties": {"^e": {"x-pii": true}}}),
+            "/patternProperties/^e",
+            "`patternProperties`",
+        );
+        unsupported(
+            json!({"properties": {"r": {"$ref": "#/definitions/d"}}, "definitions": {"d": {"x-pii": true}}}),
+            "/definitions/d",
+            "`definitions`",
+        );
+        unsupported(
+            json!({"items": [{"type": "string"}], "additionalItems": {"x-pii": true}}),
+            "/additionalItems",
+            "`additionalItems`",
+        );
+        unsupported(
+            json!({"properties": {"n": {"oneOf": [{"type": "string", "x-pii": true}, {"type": "string", "maxLength": 500}]}}}),
+            "/properties/n/oneOf/0",
+            "`oneOf`",
+        );
+        unsupported(
+            json!({"properties": {"n": {"allOf": [{"properties": {"ssn": {"x-pii": true}}}]}}}),
+            "/properties/n/allOf/0/properties/ssn",
+            "`properties`",
+        );
+        unsupported(
+            json!({"properties": {"n": {"x-pii": true, "properties": {"inner": {"x-pii": true}}}}}),
+            "/properties/n/properties/inner",
+            "a property already marked",
+        );
+        // Not a boolean anywhere: that error first.
+        assert_eq!(
+            Marks::of(&json!({"additionalProperties": {"x-pii": 1}})),
+            Err(MarkError::NotBoolean {
+                pointer: "/additionalProperties".into(),
+                value: "1".into()
+            })
+        );
+        // A property named x-pii, an enum value or a default holding the key are not marks.
+        assert!(Marks::of(&json!({
+            "properties": {"x-pii": {"type": "boolean"}, "e": {"enum": [{"x-pii": true}], "default": {"x-pii": 1}}}
+        }))
+        .unwrap()
+        .is_empty());
     }
 
     #[test]

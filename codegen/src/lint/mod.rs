@@ -189,8 +189,9 @@ const LATER_KEYWORDS: &[&str] = &[
     "prefixItems",
 ];
 
-/// A `format` no validator here checks, and unknown keywords that look like typos of draft-4
-/// ones (or are keywords of later drafts): each is ignored by validation, so a warning.
+/// Personal-data marks: not a boolean, on the schema itself, or where they would seal
+/// nothing ([`eventwire_schema::pii::Marks::of`]); and keys in schema positions spelled
+/// like the mark but not exactly (`x-PII`, `x_pii`), which mark nothing.
 fn check_pii(file: &SchemaFile) -> Vec<Issue> {
     let error = |message: String| Issue {
         path: file.path.clone(),
@@ -201,43 +202,30 @@ fn check_pii(file: &SchemaFile) -> Vec<Issue> {
     if let Err(e) = eventwire_schema::pii::Marks::of(&file.schema) {
         issues.push(error(e.to_string()));
     }
-    let mut misspelled = Vec::new();
-    misspelled_marks(&file.schema, "", &mut misspelled);
-    issues.extend(misspelled.into_iter().map(|(key, at)| {
-        error(format!(
-            "`{key}` at {} is not the personal-data mark: it is `{}` (the field it marks would be sent in clear)",
-            pointer(&at),
-            eventwire_schema::pii::MARK
-        ))
-    }));
+    for (at, node, _) in eventwire_schema::pii::schema_nodes(&file.schema) {
+        let Some(object) = node.as_object() else {
+            continue;
+        };
+        for key in object.keys() {
+            let folded: String = key
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            if folded == "xpii" && key != eventwire_schema::pii::MARK {
+                issues.push(error(format!(
+                    "`{key}` at {} is not the personal-data mark: it is `{}` (the field it marks would be sent in clear)",
+                    pointer(&at),
+                    eventwire_schema::pii::MARK
+                )));
+            }
+        }
+    }
     issues
 }
 
-/// Keys anywhere in `value` spelled like `x-pii` but not exactly it, with where they are.
-fn misspelled_marks(value: &Value, at: &str, out: &mut Vec<(String, String)>) {
-    match value {
-        Value::Object(o) => {
-            for (key, sub) in o {
-                let folded: String = key
-                    .chars()
-                    .filter(|c| c.is_ascii_alphanumeric())
-                    .map(|c| c.to_ascii_lowercase())
-                    .collect();
-                if folded == "xpii" && key != eventwire_schema::pii::MARK {
-                    out.push((key.clone(), at.to_owned()));
-                }
-                misspelled_marks(sub, &format!("{at}/{key}"), out);
-            }
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                misspelled_marks(item, &format!("{at}/{i}"), out);
-            }
-        }
-        _ => {}
-    }
-}
-
+/// A `format` no validator here checks, and unknown keywords that look like typos of draft-4
+/// ones (or are keywords of later drafts): each is ignored by validation, so a warning.
 fn check_typos(file: &SchemaFile) -> Vec<Issue> {
     let mut found = Vec::new();
     typos_in(&file.schema, "", &mut found);
