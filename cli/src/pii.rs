@@ -310,7 +310,7 @@ fn strings(value: &Value, at: String, out: &mut Vec<(String, String)>) {
             for (k, v) in map {
                 strings(
                     v,
-                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
+                    format!("{at}/{}", eventwire_schema::pointer::escape(k)),
                     out,
                 );
             }

@@ -474,11 +474,15 @@ fn pii_keygen_and_open() {
         "01a22d46-ab9a-75df-811d-7c71a1b9e1d2",
     );
     let good = event(a, "marker-7f3a", serde_json::json!(4));
-    // Tampered: one character of the ciphertext changed.
+    // Tampered: one character inside the ciphertext changed (not the last one, whose low
+    // bits base64 leaves unused: changing those makes a non-canonical encoding, refused as
+    // not a sealed value before any decryption).
     let mut tampered = event(b, "marker-7f3b", serde_json::json!(5));
-    let note = tampered["data"]["note"].as_str().unwrap().to_owned();
-    let flipped = if note.ends_with('A') { 'B' } else { 'A' };
-    tampered["data"]["note"] = serde_json::json!(format!("{}{flipped}", &note[..note.len() - 1]));
+    let mut note = tampered["data"]["note"].as_str().unwrap().to_owned();
+    let at = note.len() - 10;
+    let flipped = if &note[at..=at] == "A" { "B" } else { "A" };
+    note.replace_range(at..=at, flipped);
+    tampered["data"]["note"] = serde_json::json!(note);
     // Moved: the first event's note put in another event.
     let mut moved = event(
         "01a22d46-ab9a-75df-811d-7c71a1b9e1d3",

@@ -10,6 +10,7 @@
 //!   Schema draft 4, used by the collector, the linter and the fidelity tests;
 //! - [`pii`]: the `"x-pii": true` mark, where it applies in an event, and the shape of a
 //!   sealed value (the cryptography is `eventwire-pii`'s);
+//! - [`pointer`](mod@pointer): JSON Pointer reference tokens;
 //! - [`protocol`]: the wire types of `POST /v1/batch` and their limits;
 //! - [`check`]: the runtime of the checks generated from schemas (formats, patterns,
 //!   numbers), shared by the generated types and the collector.
@@ -23,6 +24,7 @@ pub mod check;
 pub mod draft4;
 pub mod iglu;
 pub mod pii;
+pub mod pointer;
 pub mod protocol;
 pub mod registry;
 

@@ -18,6 +18,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::pointer::{escape, unescape};
+
 /// The keyword that marks a property as personal data.
 pub const MARK: &str = "x-pii";
 
@@ -345,15 +347,6 @@ fn replace(node: &mut Value) {
         }
         _ => {}
     }
-}
-
-/// RFC 6901: `~` → `~0`, `/` → `~1`.
-fn escape(name: &str) -> String {
-    name.replace('~', "~0").replace('/', "~1")
-}
-
-fn unescape(segment: &str) -> String {
-    segment.replace("~1", "/").replace("~0", "~")
 }
 
 #[cfg(test)]
