@@ -147,6 +147,9 @@ struct Batch<E> {
     attempt: u32,
     /// When it was first sent (monotonic ms), for the retry deadline.
     first_ms: u64,
+    /// Cleared while in flight ([`Outbox::clear`]): settled as it ends, never sent again
+    /// nor handed out to be stored.
+    forgotten: bool,
 }
 
 /// The delivery engine's state. See the module docs.
@@ -325,6 +328,7 @@ impl<E: Envelope> Outbox<E> {
                         events: rest,
                         attempt: batch.attempt,
                         first_ms: batch.first_ms,
+                        forgotten: false,
                     });
                 }
                 batch
@@ -359,6 +363,7 @@ impl<E: Envelope> Outbox<E> {
                     events,
                     attempt: 0,
                     first_ms: now_ms,
+                    forgotten: false,
                 }
             }
         };
@@ -430,6 +435,15 @@ impl<E: Envelope> Outbox<E> {
             verdict,
             Verdict::Retry(_) | Verdict::Throttle(_) | Verdict::GiveUp
         );
+        // Cleared while in flight: what did not arrive is not sent again.
+        if batch.forgotten
+            && matches!(
+                verdict,
+                Verdict::Retry(_) | Verdict::Throttle(_) | Verdict::Split
+            )
+        {
+            return Some(dropped(DropReason::OptedOut, batch.events));
+        }
         Some(match verdict {
             Verdict::Delivered => match answer {
                 Some(answer) if answer.accounts_for(batch.events.len()) => Settled::Answered {
@@ -455,6 +469,7 @@ impl<E: Envelope> Outbox<E> {
                     events: second,
                     attempt: batch.attempt,
                     first_ms: batch.first_ms,
+                    forgotten: false,
                 };
                 // Popped from the end: the first half goes first.
                 self.again.insert(at, second);
@@ -499,10 +514,11 @@ impl<E: Envelope> Outbox<E> {
         out
     }
 
-    /// Calls `f` with every event not yet settled, in the order of [`Outbox::drain`], left
-    /// in place (for a page to store what it has not delivered).
+    /// Calls `f` with every event not yet settled and not cleared, in the order of
+    /// [`Outbox::drain`], left in place (for a page to store what it has not delivered).
     pub fn for_each_pending(&self, mut f: impl FnMut(&E)) {
-        for batch in self.in_flight.iter().chain(self.again.iter().rev()) {
+        let kept = self.in_flight.iter().filter(|b| !b.forgotten);
+        for batch in kept.chain(self.again.iter().rev()) {
             for e in &batch.events {
                 f(e);
             }
@@ -512,9 +528,15 @@ impl<E: Envelope> Outbox<E> {
         }
     }
 
-    /// Forgets every event not in flight (queued, or to send again), e.g. when the user opts
-    /// out; returns how many. Requests in flight still settle.
+    /// The user opted out: forgets every event not in flight (queued, or to send again) and
+    /// returns how many. Requests in flight still settle, but only as they end: what the
+    /// collector answered for is settled so, and what would be sent again is dropped as
+    /// [`DropReason::OptedOut`] (even if the user opts in again first); meanwhile
+    /// [`Outbox::for_each_pending`] leaves them out, so they are not stored.
     pub fn clear(&mut self) -> usize {
+        for batch in &mut self.in_flight {
+            batch.forgotten = true;
+        }
         let n = self.queue.len() + self.again.iter().map(|b| b.events.len()).sum::<usize>();
         self.queue = VecDeque::new();
         self.again = Vec::new();

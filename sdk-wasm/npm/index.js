@@ -269,9 +269,8 @@ class Tracker {
     }
     if (alive) keepalive -= bytes;
     this.posts--;
+    // Opted out meanwhile: the core drops what would be sent again (opted in since or not).
     this.core.settle(id, status, retryAfter, accepted, rejected, duplicates, performance.now(), Date.now(), Math.random());
-    // Opted out meanwhile: what came back to be sent again goes too.
-    if (this.out) this.core.clear();
     this.dirty();
   }
 

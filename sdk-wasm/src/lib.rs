@@ -362,7 +362,9 @@ impl Core {
         out
     }
 
-    /// Drops everything queued (opt-out), counted as `dropped_opted_out`.
+    /// Drops everything queued (opt-out), counted as `dropped_opted_out`. Requests in flight
+    /// settle as they end; what they would send again is dropped so too, even after an
+    /// opt-in, and [`Core::pending`] leaves them out.
     pub fn clear(&mut self) {
         let n = self.outbox.clear() as u64;
         self.counters.dropped(DropReason::OptedOut, n);

@@ -226,6 +226,38 @@ fn bounds_are_counted_and_opt_out_clears() {
     );
 }
 
+/// An opt-out while a request is in flight, then an opt-in before it fails: its events are
+/// not stored and not sent again (a flaky Chromium test found this path).
+#[test]
+fn a_request_in_flight_at_an_opt_out_is_dropped_when_it_fails() {
+    let mut c = Core::new(
+        "{}\0{}\0\0a\0\u{0}1",
+        0.0,
+        1_000.0,
+        500,
+        1_048_576,
+        1_000.0,
+        10,
+        1_000_000,
+        0,
+    );
+    assert_eq!(add_plays(&mut c, 3), 3);
+    assert!(!c.take(0.0, 0.0, 1, 0).is_empty());
+    let id = c.batch();
+    c.clear();
+    assert_eq!(
+        c.pending(),
+        "",
+        "what is in flight at an opt-out is not stored"
+    );
+    assert_eq!(c.settle(id, 0, "", -1.0, "", 0.0, 10.0, 0.0, 0.5), -1.0);
+    assert!(
+        c.take(60_000.0, 0.0, 3, 0).is_empty(),
+        "nothing to send again"
+    );
+    assert_eq!(stats(&c, &["dropped_opted_out", "pending"]), [3, 0]);
+}
+
 #[test]
 fn sessions_continue_across_pages_and_users_are_named() {
     let mut c = Core::new(

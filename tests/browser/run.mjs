@@ -16,7 +16,9 @@ await collector.start();
 const chrome = await browser();
 let passed = 0, failed = 0;
 
+// BROWSER_TEST=<part of a name>: only the tests whose name has it (while working on one).
 async function test(name, fn) {
+  if (process.env.BROWSER_TEST && !name.includes(process.env.BROWSER_TEST)) return;
   const t0 = Date.now();
   try {
     await fn();
@@ -405,6 +407,23 @@ await test("opting out drops closed tabs' stored events too, and a user set befo
   check(arrived("out-closed").counts.size === 0, "events of a closed tab were sent after an opt-out");
   const e = collector.good().find((x) => x.data.query === "early-user-0");
   check(e && e.context.user_id === "u-early", JSON.stringify(e && e.context));
+  await context.close();
+});
+
+await test("a request in flight at an opt-out is never sent again, even after an opt-in before it fails", async () => {
+  const context = await chrome.newContext();
+  let held = 0;
+  // The first request is held for 1.5 s and then fails: its events would be sent again.
+  await context.route("**/v1/batch", async (route) => (held++ ? route.continue() : (await sleep(1500), route.abort())));
+  const page = await open(context, 60000);
+  await page.evaluate(() => (trackMany("out-flying", 0, 10), tracker.flush(100)));
+  await until("a request in flight", () => held > 0, 5000);
+  await page.evaluate(() => (tracker.optOut(), tracker.optIn()));
+  await sleep(1500 + 3000); // the failure, then past the first retry's backoff
+  await page.evaluate(() => tracker.flush(5000));
+  check(arrived("out-flying").counts.size === 0, "events in flight at an opt-out were sent again");
+  const s = await page.evaluate(() => tracker.stats());
+  check(s.dropped_opted_out === 10 && s.pending === 0, JSON.stringify(s));
   await context.close();
 });
 

@@ -411,11 +411,44 @@ fn clear_takes_what_is_not_in_flight_and_an_unknown_id_settles_nothing() {
     push(&mut o, 0..5, 0);
     let r = o.take(0, 0, Take::Due, 0).unwrap();
     assert_eq!(o.clear(), 3);
-    assert_eq!(pending(&o).len(), 2);
+    assert!(pending(&o).is_empty(), "what is in flight is not stored");
     assert!(o.settle(r.id + 7, ok(2, 0, &[]), 0, 0, 0.0).is_none());
     assert!(o.settle(r.id, ok(2, 0, &[]), 0, 0, 0.0).is_some());
     assert!(o.settle(r.id, ok(2, 0, &[]), 0, 0, 0.0).is_none(), "once");
     assert!(o.is_empty());
+}
+
+/// A request in flight when the user opts out is settled by how it ends, never sent again,
+/// whatever failure ends it (the page may opt in again before the answer comes).
+#[test]
+fn a_request_in_flight_at_a_clear_is_never_sent_again() {
+    for (outcome, dropped) in [
+        (Outcome::Network, Some(DropReason::OptedOut)),
+        (Outcome::Timeout, Some(DropReason::OptedOut)),
+        (status(503), Some(DropReason::OptedOut)),
+        (status(429), Some(DropReason::OptedOut)),
+        (status(413), Some(DropReason::OptedOut)),
+        (status(401), Some(DropReason::Unauthorized)),
+        (ok(2, 0, &[]), None),
+    ] {
+        let mut o = outbox(2, 1);
+        push(&mut o, 0..2, 0);
+        let r = o.take(0, 0, Take::Due, 0).unwrap();
+        assert_eq!(o.clear(), 0);
+        push(&mut o, 2..3, 0); // tracked after an opt-in
+        match o.settle(r.id, outcome, 0, 0, 0.0) {
+            Some(Settled::Dropped { reason, events }) => {
+                assert_eq!(Some(reason), dropped);
+                assert_eq!(events.len(), 2);
+            }
+            Some(Settled::Answered { events, .. }) => {
+                assert_eq!(dropped, None);
+                assert_eq!(events.len(), 2);
+            }
+            _ => panic!("sent again after a clear (expected {dropped:?})"),
+        }
+        assert_eq!(pending(&o), vec![2], "only what was tracked after");
+    }
 }
 
 /// A small deterministic generator (xorshift), so a failing sequence can be replayed.
@@ -454,6 +487,8 @@ fn model_every_event_leaves_exactly_once_over_random_sequences() {
         let mut pushed = 0u64;
         let mut out: BTreeMap<u64, &'static str> = BTreeMap::new();
         let mut flying: Vec<(u32, Vec<u64>)> = Vec::new();
+        // Requests in flight at a clear: settled as they end, never again, never stored.
+        let mut forgotten: BTreeSet<u32> = BTreeSet::new();
         let mut failed_before: BTreeSet<u64> = BTreeSet::new();
         // A failure since the last final answer: one request at a time.
         let mut probing = false;
@@ -510,6 +545,17 @@ fn model_every_event_leaves_exactly_once_over_random_sequences() {
                         _ => ok(ns.len() as u64, 0, &[]),
                     };
                     let settled = o.settle(id, outcome, now, now, 0.5).unwrap();
+                    if forgotten.remove(&id) {
+                        assert!(
+                            matches!(
+                                settled,
+                                Settled::Answered { .. }
+                                    | Settled::Rejected { .. }
+                                    | Settled::Dropped { .. }
+                            ),
+                            "seed {seed}: a request cleared in flight goes again"
+                        );
+                    }
                     probing = match &settled {
                         Settled::Again { .. } => true,
                         Settled::Dropped { reason, .. } => *reason == DropReason::RetryExpired,
@@ -537,23 +583,31 @@ fn model_every_event_leaves_exactly_once_over_random_sequences() {
                     let before: BTreeSet<u64> = pending(&o).into_iter().collect();
                     let n = o.clear();
                     let after: BTreeSet<u64> = pending(&o).into_iter().collect();
-                    assert_eq!(before.len() - after.len(), n, "seed {seed}: clear counts");
                     let flying_ids: BTreeSet<u64> = flying
                         .iter()
                         .flat_map(|(_, ns)| ns.iter().copied())
                         .collect();
                     assert_eq!(
-                        after, flying_ids,
-                        "seed {seed}: clear keeps what is in flight"
+                        before.difference(&flying_ids).count(),
+                        n,
+                        "seed {seed}: clear counts"
                     );
-                    for gone in before.difference(&after) {
+                    assert!(after.is_empty(), "seed {seed}: clear leaves nothing stored");
+                    for gone in before.difference(&flying_ids) {
                         leave(*gone, "cleared", &mut out);
                     }
+                    forgotten.extend(flying.iter().map(|(id, _)| *id));
                 }
                 _ => {}
             }
-            // Each event not yet out is in the outbox exactly once.
-            let inside: Vec<u64> = pending(&o).into_iter().collect();
+            // Each event not yet out is in the outbox exactly once (those cleared in flight:
+            // in their request only).
+            let mut inside: Vec<u64> = pending(&o).into_iter().collect();
+            for (id, ns) in &flying {
+                if forgotten.contains(id) {
+                    inside.extend(ns);
+                }
+            }
             let distinct: BTreeSet<u64> = inside.iter().copied().collect();
             assert_eq!(
                 distinct.len(),
