@@ -116,6 +116,17 @@ impl Marks {
         Ok(Marks { pointers })
     }
 
+    /// Marks from their patterns, as [`Marks::pointers`] gives them (e.g. a generated
+    /// type's [`crate::protocol::SelfDescribing::PII`]): JSON pointers into the instance,
+    /// `*` for every item of an array. Not checked against a schema.
+    #[must_use]
+    pub fn from_pointers<S: AsRef<str>>(pointers: &[S]) -> Marks {
+        let mut pointers: Vec<String> = pointers.iter().map(|p| p.as_ref().to_owned()).collect();
+        pointers.sort();
+        pointers.dedup();
+        Marks { pointers }
+    }
+
     /// The patterns, sorted (`/a/b`, `/list/*`).
     #[must_use]
     pub fn pointers(&self) -> &[String] {

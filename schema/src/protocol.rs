@@ -337,6 +337,11 @@ pub fn iglu_schemas() -> [(&'static str, Value); 2] {
 pub trait SelfDescribing: Serialize {
     /// The Iglu URI of the schema this type's JSON is valid against.
     const SCHEMA: &'static str;
+    /// The places of the schema's personal data (`"x-pii": true`), as JSON pointers into
+    /// the data, `*` standing for every item of an array (`/email`, `/phones/*`), sorted:
+    /// what a tracker seals before the event leaves the app (see
+    /// [`crate::pii::Marks`]). Empty for a schema without marks; generated code fills it.
+    const PII: &'static [&'static str] = &[];
 }
 
 impl Entity {

@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use eventwire_pii::PublicKey;
+use eventwire_schema::pii::Marks;
 use uuid::Uuid;
 
 use crate::batch::BatchLimits;
@@ -15,10 +17,13 @@ use crate::defaults::{
     DEFAULT_SPOOL_COMMIT_INTERVAL, DEFAULT_SPOOL_MAX_BYTES,
 };
 use crate::errors::BuildError;
+#[allow(unused_imports)] // for the docs' links
+use crate::errors::TrackError;
 use crate::event::{EncodedEvent, StaticContext};
 use crate::outbox::Outbox;
 use crate::policy::RetryPolicy;
 use crate::protocol::{Event, Labels, Library};
+use crate::seal::{MarksBySchema, PiiPolicy};
 use crate::session::Identity;
 use crate::shared::{FailureCallback, Shared};
 use crate::spool::{Spool, SpoolConfig, SpoolFs};
@@ -54,6 +59,10 @@ pub struct TrackerBuilder {
     spool_max_bytes: u64,
     spool_commit_interval: Duration,
     spool_fs: Option<Arc<dyn SpoolFs>>,
+    pii_key: Option<PublicKey>,
+    pii_in_clear: bool,
+    pii_marks: MarksBySchema,
+    pii_schemas: Vec<PathBuf>,
 }
 
 impl std::fmt::Debug for TrackerBuilder {
@@ -94,6 +103,10 @@ impl Default for TrackerBuilder {
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             spool_commit_interval: DEFAULT_SPOOL_COMMIT_INTERVAL,
             spool_fs: None,
+            pii_key: None,
+            pii_in_clear: false,
+            pii_marks: MarksBySchema::new(),
+            pii_schemas: Vec::new(),
         }
     }
 }
@@ -309,9 +322,76 @@ impl TrackerBuilder {
         self
     }
 
+    /// Seals personal data to `key`, the backend's public key (`ewpk1.…`, made by
+    /// `eventwire pii keygen`; read it with [`PublicKey::parse`]): each value a schema
+    /// marks `"x-pii": true` leaves the app as `ew1.<key id>.<enc>.<ciphertext>`, which only
+    /// the private key opens (`eventwire pii open`). Sealing happens on the tracker's own
+    /// thread (the spool thread, or the worker), not in `track()`; until then the plaintext
+    /// is only in the tracker's memory queue. The marks come from generated types, from
+    /// [`TrackerBuilder::pii_marks`] and from [`TrackerBuilder::pii_schemas`].
+    pub fn pii_public_key(mut self, key: PublicKey) -> Self {
+        self.pii_key = Some(key);
+        self
+    }
+
+    /// The personal-data marks of schemas, as generated code lists them in `PII_MARKS`:
+    /// `(schema URI, JSON pointers into its data)`, `*` for every item of an array. Needed
+    /// for events tracked as JSON and for entities (a generated event type carries its own
+    /// marks). Adds to what was given before.
+    pub fn pii_marks(mut self, table: &[(&str, &[&str])]) -> Self {
+        for (schema, pointers) in table {
+            if !pointers.is_empty() {
+                self.pii_marks
+                    .insert((*schema).to_owned(), Marks::from_pointers(pointers));
+            }
+        }
+        self
+    }
+
+    /// Reads the personal-data marks of every schema under `dir` (Iglu layout, as the
+    /// collector and `eventwire codegen` read it) when the tracker is built.
+    /// [`TrackerBuilder::build`] fails with [`BuildError::Pii`] when a file cannot be
+    /// used or a mark is not honoured (see `eventwire lint`).
+    pub fn pii_schemas(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.pii_schemas.push(dir.into());
+        self
+    }
+
+    /// Sends values marked as personal data in clear, unsealed (default: `false`, and
+    /// without a key `track()` refuses such events with [`TrackError::PiiWithoutKey`]).
+    /// A collector that knows the marks dead-letters them as `pii_unsealed`.
+    pub fn send_pii_in_clear(mut self, yes: bool) -> Self {
+        self.pii_in_clear = yes;
+        self
+    }
+
+    /// The marks given, with those read from the schema directories.
+    fn pii_policy(&mut self) -> Result<Arc<PiiPolicy>, BuildError> {
+        let mut marks = std::mem::take(&mut self.pii_marks);
+        for dir in &self.pii_schemas {
+            let loaded = eventwire_schema::registry::load_dir(dir);
+            if let Some(e) = loaded.errors.first() {
+                return Err(BuildError::Pii(e.to_string()));
+            }
+            for file in loaded.schemas {
+                let found = Marks::of(&file.schema)
+                    .map_err(|e| BuildError::Pii(format!("{}: {e}", file.path.display())))?;
+                if !found.is_empty() {
+                    marks.insert(file.key.to_string(), found);
+                }
+            }
+        }
+        Ok(Arc::new(PiiPolicy {
+            key: self.pii_key.take(),
+            in_clear: self.pii_in_clear,
+            marks: Arc::new(marks),
+        }))
+    }
+
     /// Validates the settings and starts the worker thread.
     pub fn build(mut self) -> Result<Tracker, BuildError> {
         let write_key_json = self.check()?;
+        let pii = self.pii_policy()?;
         let transport = self.make_transport()?;
         let library = Library {
             name: LIBRARY_NAME.to_owned(),
@@ -355,6 +435,7 @@ impl TrackerBuilder {
                     self.max_queue_bytes,
                     &shared,
                     self.on_failure.clone(),
+                    (pii.clone(), self.max_event_bytes),
                 )?;
                 (inbox_tx, Some(link))
             }
@@ -381,6 +462,8 @@ impl TrackerBuilder {
             on_failure: self.on_failure.take(),
             spool,
             origin: Instant::now(),
+            pii: pii.clone(),
+            max_event_bytes: self.max_event_bytes,
         };
         let handle = start_worker(worker)?;
         Ok(Tracker {
@@ -406,6 +489,7 @@ impl TrackerBuilder {
                 before_send: self.before_send,
                 size_hint: AtomicUsize::new(512),
                 spool_max_bytes: spooled.then_some(self.spool_max_bytes),
+                pii,
             }),
         })
     }
@@ -492,6 +576,7 @@ fn start_spool(
     max_queue_bytes: usize,
     shared: &Arc<Shared>,
     on_failure: Option<Arc<FailureCallback>>,
+    (pii, max_event_bytes): (Arc<PiiPolicy>, usize),
 ) -> Result<(flume::Sender<EncodedEvent>, SpoolLink), BuildError> {
     let config = SpoolConfig {
         // The cap is on undelivered events; the files may also hold acknowledgements and
@@ -539,6 +624,8 @@ fn start_spool(
         quiet: Default::default(),
         left: Vec::new(),
         read_failing: None,
+        pii,
+        max_event_bytes,
     };
     let thread = std::thread::Builder::new()
         .name("eventwire-spool".into())

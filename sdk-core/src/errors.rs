@@ -41,6 +41,16 @@ pub enum TrackError {
     /// unreachable for long): the event was dropped.
     #[error("spool is full: event dropped")]
     SpoolFull,
+    /// The event's schema (or an entity's) marks personal data (`"x-pii": true`) and no
+    /// public key is configured to seal it: set
+    /// [`TrackerBuilder::pii_public_key`](crate::TrackerBuilder::pii_public_key), or
+    /// choose [`TrackerBuilder::send_pii_in_clear`](crate::TrackerBuilder::send_pii_in_clear).
+    /// Counted as [`DropReason::PiiUnsealed`](crate::DropReason::PiiUnsealed).
+    #[error("{schema} has personal data (fields marked \"x-pii\") and no public key is configured to seal it: set pii_public_key, or send_pii_in_clear to send it in clear")]
+    PiiWithoutKey {
+        /// The marked schema.
+        schema: String,
+    },
 }
 
 /// Why `flush` did not complete.
@@ -95,6 +105,10 @@ pub enum BuildError {
     /// ([`SpoolError::Locked`]), or not readable and writable.
     #[error("spool: {0}")]
     Spool(#[from] SpoolError),
+    /// The schemas given to read personal-data marks from could not be used (unreadable, or
+    /// a mark that is not honoured); the message names the file and the mark.
+    #[error("personal-data marks: {0}")]
+    Pii(String),
 }
 
 impl From<serde_json::Error> for BuildError {

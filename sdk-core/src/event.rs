@@ -24,6 +24,9 @@ pub struct EncodedEvent {
     pub(crate) json: Vec<u8>,
     /// Admission sequence number (see `ledger`), set when the tracker admits the event.
     pub(crate) seq: u64,
+    /// What the sealing thread seals in it (set by `track()`; `No` once sealed).
+    #[cfg(feature = "native")]
+    pub(crate) seal: crate::seal::Seal,
 }
 
 impl EncodedEvent {
@@ -34,6 +37,8 @@ impl EncodedEvent {
             schema: schema.into(),
             json,
             seq: 0,
+            #[cfg(feature = "native")]
+            seal: crate::seal::Seal::No,
         }
     }
 

@@ -71,7 +71,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `native` | yes | the [`Tracker`] and its worker thread (tokio current-thread runtime) |
+//! | `native` | yes | the [`Tracker`] and its worker thread (tokio current-thread runtime), and sealing of personal data ([`pii`], HPKE on RustCrypto) |
 //! | `reqwest` | yes | [`HttpTransport`](transport::HttpTransport): HTTP delivery with reqwest + rustls |
 //! | `gzip` | yes | gzip request bodies above a threshold |
 //! | `schemars` | no | JSON Schemas of the wire types (`protocol::iglu_schemas`) |
@@ -96,6 +96,8 @@ pub mod transport;
 mod builder;
 #[cfg(feature = "native")]
 mod errors;
+#[cfg(feature = "native")]
+mod seal;
 #[cfg(feature = "native")]
 mod shared;
 #[cfg(feature = "native")]
@@ -130,6 +132,11 @@ pub use tracker::{
     DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_SPOOL_MAX_BYTES, LIBRARY_NAME,
 };
 pub use transport::{MemoryTransport, NoopTransport, Transport};
+
+/// Personal data: keys, sealing and opening (from [`eventwire_pii`]); a tracker seals with
+/// [`TrackerBuilder::pii_public_key`].
+#[cfg(feature = "native")]
+pub use eventwire_pii as pii;
 
 /// Re-exported so generated code and users name the same `Uuid`.
 pub use uuid::Uuid;

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::event::EncodedEvent;
+use crate::seal::PiiPolicy;
 use crate::shared::{notify, FailureCallback, Shared};
 use crate::spool::{Commit, Spool, SpoolError, Synced};
 use crate::stats::{DropReason, FailureReason};
@@ -104,6 +105,10 @@ pub(crate) struct Spooler {
     /// The spilled event at the front whose read keeps failing with an I/O error, and since
     /// when: retried until [`READ_RETRY_FOR`], then dropped.
     pub read_failing: Option<(u128, Instant)>,
+    /// Seals personal data before an event is written.
+    pub pii: Arc<PiiPolicy>,
+    /// The per-event limit, checked again after sealing.
+    pub max_event_bytes: usize,
 }
 
 enum Msg {
@@ -232,7 +237,10 @@ impl Spooler {
 
     /// Appends a tracked event, then hands it to the worker, or leaves it on disk when the
     /// queue is full (or the tracker is closing). Returns how many events the worker got.
-    fn take(&mut self, event: EncodedEvent, closing: bool) -> usize {
+    fn take(&mut self, mut event: EncodedEvent, closing: bool) -> usize {
+        if !self.sealed(&mut event) {
+            return 0;
+        }
         let id = event.event_id().as_u128();
         let size = event.len();
         let stored = match self.spool.append(id, event.json()) {
@@ -273,6 +281,41 @@ impl Spooler {
                 0
             }
         }
+    }
+
+    /// Seals what `track()` planned before anything is written, accounting for the new size
+    /// (in the queue's bytes and the spool's); false when the event was given up instead
+    /// (over the per-event limit once sealed, or sealing failed).
+    fn sealed(&self, event: &mut EncodedEvent) -> bool {
+        let before = event.len();
+        let reason = match self.pii.seal(event) {
+            Ok(()) => {
+                let (queued, live) = (&self.shared.queued_bytes, &self.shared.spool_live_bytes);
+                match event.len().checked_sub(before) {
+                    Some(growth) => {
+                        queued.fetch_add(growth, Ordering::Relaxed);
+                        live.fetch_add(growth as u64, Ordering::Relaxed);
+                    }
+                    None => {
+                        queued.fetch_sub(before - event.len(), Ordering::Relaxed);
+                        live.fetch_sub((before - event.len()) as u64, Ordering::Relaxed);
+                    }
+                }
+                if event.len() <= self.max_event_bytes {
+                    return true;
+                }
+                DropReason::TooLarge
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not seal an event's personal data: dropped (pii_unsealed)");
+                DropReason::PiiUnsealed
+            }
+        };
+        self.shared
+            .queued_bytes
+            .fetch_sub(event.len(), Ordering::Relaxed);
+        self.give_up(reason, event);
+        false
     }
 
     /// The event leaves memory: it waits on disk for queue room.

@@ -50,11 +50,15 @@ pub enum DropReason {
     /// 200, or a 200 that is not a batch answer for the events sent (a mistyped URL landing
     /// on a web site, a proxy). Logged at error level with the endpoint.
     NotACollector,
+    /// The event has personal data (fields its schema marks `"x-pii": true`) that could not
+    /// be sealed: no public key is configured (`track()` refused it), or sealing failed.
+    /// Nothing of it was sent.
+    PiiUnsealed,
 }
 
 impl DropReason {
     /// Every reason, in a stable order.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::QueueFull,
         DropReason::TooLarge,
         DropReason::Unauthorized,
@@ -66,6 +70,7 @@ impl DropReason {
         DropReason::SpoolError,
         DropReason::OptedOut,
         DropReason::NotACollector,
+        DropReason::PiiUnsealed,
     ];
 
     /// A short snake_case name, for logs and summaries.
@@ -82,6 +87,7 @@ impl DropReason {
             DropReason::SpoolError => "spool_error",
             DropReason::OptedOut => "opted_out",
             DropReason::NotACollector => "not_a_collector",
+            DropReason::PiiUnsealed => "pii_unsealed",
         }
     }
 
@@ -413,7 +419,7 @@ mod tests {
         assert_eq!(seen, expected);
         assert_eq!(
             seen,
-            [7, 3, 1, 1, 1, 4, 1, 1, 1, 100, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+            [7, 3, 1, 1, 1, 4, 1, 1, 1, 100, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]
         );
     }
 

@@ -23,6 +23,7 @@ use crate::event::{
 };
 use crate::iglu::SchemaKey;
 use crate::protocol::{Entity, Event, Labels, Library};
+use crate::seal::{NoKey, PiiPolicy, Seal};
 use crate::session::{EventIdentity, Identity};
 use crate::shared::{unix_ms_now, Control, Shared};
 use crate::stats::{DropReason, Stats};
@@ -77,6 +78,8 @@ pub(crate) struct Inner {
     pub(crate) size_hint: AtomicUsize,
     /// With a spool: the cap on bytes of undelivered events it keeps.
     pub(crate) spool_max_bytes: Option<u64>,
+    /// Personal data: the key, the marks, and whether marked fields may go in clear.
+    pub(crate) pii: Arc<PiiPolicy>,
 }
 
 /// The identity and its last rendered `context` object.
@@ -110,12 +113,12 @@ impl Tracker {
         if !const { crate::iglu::is_valid_uri(E::SCHEMA) } {
             check_uri(E::SCHEMA)?;
         }
-        self.track_data(Cow::Borrowed(E::SCHEMA), &event, entities)
+        self.track_data(Cow::Borrowed(E::SCHEMA), E::PII, &event, entities)
     }
 
     /// Tracks an event given as a schema URI and JSON data (no generated type needed).
     pub fn track_json(&self, schema: &str, data: &Value) -> Result<Uuid, TrackError> {
-        self.track_data(Cow::Owned(schema.to_owned()), data, &[])
+        self.track_data(Cow::Owned(schema.to_owned()), &[], data, &[])
     }
 
     /// Tracks a dynamic event with entities attached.
@@ -125,12 +128,14 @@ impl Tracker {
         data: &Value,
         entities: &[Entity],
     ) -> Result<Uuid, TrackError> {
-        self.track_data(Cow::Owned(schema.to_owned()), data, entities)
+        self.track_data(Cow::Owned(schema.to_owned()), &[], data, entities)
     }
 
+    /// `pii`: the personal-data marks of a generated type (empty for JSON data).
     fn track_data<D: Serialize + ?Sized>(
         &self,
         schema: Cow<'static, str>,
+        pii: &'static [&'static str],
         data: &D,
         entities: &[Entity],
     ) -> Result<Uuid, TrackError> {
@@ -165,10 +170,13 @@ impl Tracker {
         };
         let event = match &inner.before_send {
             None => {
+                let seal = self.seal_plan(&schema, pii, entities)?;
                 let mut json = Vec::with_capacity(inner.size_hint.load(Ordering::Relaxed));
                 serde_json::to_writer(&mut json, &envelope)?;
                 inner.size_hint.store(json.len() + 64, Ordering::Relaxed);
-                EncodedEvent::new(event_id, schema, json)
+                let mut event = EncodedEvent::new(event_id, schema, json);
+                event.seal = seal;
+                event
             }
             Some(hook) => {
                 let event: Event = serde_json::from_slice(&serde_json::to_vec(&envelope)?)?;
@@ -179,8 +187,13 @@ impl Tracker {
                 // The id is the tracker's: the deduplication key, and the spool's index.
                 event.event_id = event_id;
                 check_uri(&event.schema)?;
+                // The hook may have changed the schema: a type's marks are its schema's.
+                let pii = if event.schema == *schema { pii } else { &[] };
+                let seal = self.seal_plan(&event.schema, pii, &event.entities)?;
                 let json = serde_json::to_vec(&event)?;
-                EncodedEvent::new(event.event_id, event.schema, json)
+                let mut encoded = EncodedEvent::new(event.event_id, event.schema, json);
+                encoded.seal = seal;
+                encoded
             }
         };
         if event.len() > inner.max_event_bytes {
@@ -191,6 +204,23 @@ impl Tracker {
             });
         }
         self.enqueue(event)
+    }
+
+    /// What the sealing thread does with an event of `schema` (a generated type's marks:
+    /// `pii`) with `entities`; refuses (counted) when it has marks and no key is configured.
+    fn seal_plan(
+        &self,
+        schema: &str,
+        pii: &'static [&'static str],
+        entities: &[Entity],
+    ) -> Result<Seal, TrackError> {
+        self.inner
+            .pii
+            .plan(schema, pii, entities)
+            .map_err(|NoKey(schema)| {
+                self.inner.shared.counters.refused(DropReason::PiiUnsealed);
+                TrackError::PiiWithoutKey { schema }
+            })
     }
 
     /// The `context` object for an event at `now_ms`, rendered once per identity: it changes

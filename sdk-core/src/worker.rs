@@ -14,6 +14,7 @@ use crate::errors::{FlushError, ShutdownError};
 use crate::event::EncodedEvent;
 use crate::outbox::{self, Outbox, Outcome, Settled, Take};
 use crate::protocol::BatchResponse;
+use crate::seal::PiiPolicy;
 use crate::shared::{notify, unix_ms_now, Control, FailureCallback, Shared};
 use crate::spooler::{SpoolCtl, SpoolLink};
 use crate::stats::{Counters, DropReason, FailureReason};
@@ -154,6 +155,11 @@ pub(crate) struct Worker {
     pub spool: Option<SpoolLink>,
     /// The origin of the outbox's monotonic milliseconds.
     pub origin: Instant,
+    /// Seals personal data of the events it pulls (without a spool; with one, the spool
+    /// thread has sealed them).
+    pub pii: Arc<PiiPolicy>,
+    /// The per-event limit, checked again after sealing.
+    pub max_event_bytes: usize,
 }
 
 impl Worker {
@@ -218,11 +224,40 @@ impl Worker {
     /// a full batch.
     fn pull(&mut self, now_ms: u64) {
         while self.outbox.wants_events(now_ms) {
-            let Ok(event) = self.data_rx.try_recv() else {
+            let Ok(mut event) = self.data_rx.try_recv() else {
                 return;
             };
-            self.outbox.push(event, now_ms);
+            if self.sealed(&mut event) {
+                self.outbox.push(event, now_ms);
+            }
         }
+    }
+
+    /// Seals what `track()` planned, accounting for the new size; false when the event was
+    /// given up instead (over the per-event limit once sealed, or sealing failed).
+    fn sealed(&self, event: &mut EncodedEvent) -> bool {
+        let before = event.len();
+        let reason = match self.pii.seal(event) {
+            Ok(()) => {
+                let queued = &self.shared.queued_bytes;
+                match event.len().checked_sub(before) {
+                    Some(growth) => queued.fetch_add(growth, Ordering::Relaxed),
+                    None => queued.fetch_sub(before - event.len(), Ordering::Relaxed),
+                };
+                if event.len() <= self.max_event_bytes {
+                    return true;
+                }
+                DropReason::TooLarge
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not seal an event's personal data: dropped (pii_unsealed)");
+                DropReason::PiiUnsealed
+            }
+        };
+        let event = std::slice::from_ref(event);
+        self.hand_off(event);
+        self.fail(FailureReason::Dropped(reason), event);
+        false
     }
 
     /// The outbox's next request, accounting for the events it cut from its queue into a

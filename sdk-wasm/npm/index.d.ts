@@ -81,6 +81,7 @@ export interface Stats {
   dropped_spool_error: number;
   dropped_opted_out: number;
   dropped_not_a_collector: number;
+  dropped_pii_unsealed: number;
 }
 
 export interface Tracker<E extends AnyEvent = AnyEvent> {

@@ -14,7 +14,7 @@ const RAW = "\u0001";
 const IGLU = /^iglu:[\w-]+(\.[\w-]+)*\/[\w-]+\/[\w-]+\/[1-9]\d{0,8}-(0|[1-9]\d{0,8})-(0|[1-9]\d{0,8})$/;
 // The names of the core's `stats()` values, in its order: counters, then the reasons of
 // `dropped_<reason>` (a Rust test keeps them equal to the core's).
-const COUNTERS = "tracked sent duplicates rejected filtered pending requests retries throttled bytes_sent recovered | queue_full too_large unauthorized unsupported_encoding http_status retry_expired shut_down spool_full spool_error opted_out not_a_collector";
+const COUNTERS = "tracked sent duplicates rejected filtered pending requests retries throttled bytes_sent recovered | queue_full too_large unauthorized unsupported_encoding http_status retry_expired shut_down spool_full spool_error opted_out not_a_collector pii_unsealed";
 
 let loading;
 // Bytes of keepalive requests in flight, for the whole page (the quota is the page's).
