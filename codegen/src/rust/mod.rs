@@ -171,6 +171,16 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
         #[allow(dead_code)]
         pub const SCHEMAS: &[&str] = &[#(<#all_types as ::eventwire::SelfDescribing>::SCHEMA),*];
 
+        /// Every schema with a generated type and its personal-data marks (JSON pointers
+        /// into the data, `*` for each array item; empty when it has none), for
+        /// `TrackerBuilder::pii_marks`: a tracker then seals events tracked as JSON and
+        /// entities as it seals the typed events.
+        #[allow(dead_code)]
+        pub const PII_MARKS: &[(&str, &[&str])] = &[#((
+            <#all_types as ::eventwire::SelfDescribing>::SCHEMA,
+            <#all_types as ::eventwire::SelfDescribing>::PII,
+        )),*];
+
         /// Reads `data` as the generated type of the schema `uri` and writes it back: `None`
         /// when no type was generated for `uri`, `Some(Err)` when the type refuses the data,
         /// `Some(Ok)` with the data as the type serialises it. Checks dynamic JSON against the

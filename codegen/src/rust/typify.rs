@@ -127,6 +127,14 @@ pub(super) fn generate_one(file: &SchemaFile, uses: &mut Uses) -> Result<Generat
         path: String::new(),
         message,
     };
+    // Personal-data marks: a tracker seals these places of the data; a mark that would seal
+    // nothing is an error here as in `eventwire lint`.
+    let marks = eventwire_schema::pii::Marks::of(&file.schema)
+        .map_err(|e| schema_error(format!("personal-data mark: {e}")))?;
+    let pii = (!marks.is_empty()).then(|| {
+        let pointers = marks.pointers();
+        quote!(const PII: &'static [&'static str] = &[#(#pointers),*];)
+    });
     let mut parsed: syn::File = syn::parse2(tokens)
         .map_err(|e| schema_error(format!("typify's output does not parse: {e}")))?;
     crate::fields::restore(&mut parsed, &renames.originals);
@@ -163,6 +171,7 @@ pub(super) fn generate_one(file: &SchemaFile, uses: &mut Uses) -> Result<Generat
     let self_describing = quote! {
         impl ::eventwire::SelfDescribing for #ident {
             const SCHEMA: &'static str = #uri;
+            #pii
         }
         impl #ident {
             /// Checks this value against its schema, every keyword of it (including what the

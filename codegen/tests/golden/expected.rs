@@ -21,6 +21,69 @@ pub const SCHEMAS: &[&str] = &[
     <com_acme_3::signup::v2_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA,
     <com_acme::ping::v1_0_0::Ping as ::eventwire::SelfDescribing>::SCHEMA,
 ];
+/// Every schema with a generated type and its personal-data marks (JSON pointers
+/// into the data, `*` for each array item; empty when it has none), for
+/// `TrackerBuilder::pii_marks`: a tracker then seals events tracked as JSON and
+/// entities as it seals the typed events.
+#[allow(dead_code)]
+pub const PII_MARKS: &[(&str, &[&str])] = &[
+    (
+        <com_acme_2::add_to_cart::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_2::add_to_cart::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme_3::add_to_cart_2::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_3::add_to_cart_2::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme_3::add_to_cart::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_3::add_to_cart::v1_0_0::AddToCart as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme_3::collide::v1_0_0::Collide as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_3::collide::v1_0_0::Collide as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme_3::gen_::v1_0_0::Gen as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_3::gen_::v1_0_0::Gen as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme_3::hostile::v1_0_0::Hostile as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_3::hostile::v1_0_0::Hostile as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme_3::maps::v1_0_0::Maps as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_3::maps::v1_0_0::Maps as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme_3::odd::v1_0_0::Odd as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_3::odd::v1_0_0::Odd as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme_3::refs::v1_0_0::Refs as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_3::refs::v1_0_0::Refs as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme_3::shapes::v1_0_0::Shapes as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_3::shapes::v1_0_0::Shapes as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme_3::signup::v1_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_3::signup::v1_0_0::Signup as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme_3::signup::v1_0_1::Signup as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_3::signup::v1_0_1::Signup as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme_3::signup::v2_0_0::Signup as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme_3::signup::v2_0_0::Signup as ::eventwire::SelfDescribing>::PII,
+    ),
+    (
+        <com_acme::ping::v1_0_0::Ping as ::eventwire::SelfDescribing>::SCHEMA,
+        <com_acme::ping::v1_0_0::Ping as ::eventwire::SelfDescribing>::PII,
+    ),
+];
 /// Reads `data` as the generated type of the schema `uri` and writes it back: `None`
 /// when no type was generated for `uri`, `Some(Err)` when the type refuses the data,
 /// `Some(Ok)` with the data as the type serialises it. Checks dynamic JSON against the

@@ -145,3 +145,69 @@ fn the_generated_check_enforces_what_rust_types_cannot() {
     // And `validate_json` checks dynamic data against the type's schema.
     assert!(Play::validate_json(&json!({"media_id": "b0074dlv", "position_s": 0})).is_ok());
 }
+
+/// A schema's personal-data marks reach its generated type and the `PII_MARKS` table: the
+/// tracker seals a typed entity's and a typed event's marked fields, and the private key
+/// opens them at their place.
+#[test]
+fn marked_fields_of_generated_types_are_sealed() {
+    use eventwire::pii::{open, Keyring, PrivateKey};
+    use eventwire_example_typed::events::PII_MARKS;
+    assert_eq!(com_example_shop::Customer::PII, ["/email", "/name"]);
+    assert!(com_example_media::Play::PII.is_empty());
+    let customer = com_example_shop::Customer::SCHEMA;
+    assert!(PII_MARKS.contains(&(customer, &["/email", "/name"][..])));
+
+    let private = PrivateKey::generate();
+    let transport = MemoryTransport::new();
+    let tracker = Tracker::builder()
+        .transport(transport.clone())
+        .pii_public_key(private.public_key().clone())
+        .pii_marks(PII_MARKS)
+        .build()
+        .unwrap();
+    let data: com_example_shop::Customer = serde_json::from_value(json!({
+        "customer_id": "C-1234", "email": "ada@example.com", "name": "Ada L.", "tier": "gold"
+    }))
+    .unwrap();
+    // As an event (its type's own marks), and as an entity (the table's).
+    let entity = eventwire::Entity::typed(&data).unwrap();
+    let as_event = tracker.track(data).unwrap();
+    let as_entity = tracker
+        .track_json_with(
+            "iglu:com.example.web/page_view/jsonschema/1-0-0",
+            &json!({"url": "https://example.com/", "title": "Home"}),
+            &[entity],
+        )
+        .unwrap();
+    tracker.flush(Duration::from_secs(10)).unwrap();
+    let mut keys = Keyring::new();
+    keys.add(private);
+    let events: Vec<serde_json::Value> = transport
+        .batches()
+        .into_iter()
+        .flat_map(|b| b.events)
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    for (id, at) in [(as_event, "/data"), (as_entity, "/entities/0/data")] {
+        let e = events
+            .iter()
+            .find(|e| e["event_id"] == id.to_string())
+            .unwrap();
+        let text = e.to_string();
+        assert!(
+            !text.contains("ada@example.com") && !text.contains("Ada L."),
+            "{text}"
+        );
+        assert_eq!(e.pointer(&format!("{at}/customer_id")).unwrap(), "C-1234");
+        let sealed = e.pointer(&format!("{at}/email")).unwrap().as_str().unwrap();
+        let opened = open(
+            &keys,
+            &id.to_string(),
+            customer,
+            &format!("{at}/email"),
+            sealed,
+        );
+        assert_eq!(opened.unwrap(), "ada@example.com");
+    }
+}
