@@ -46,6 +46,13 @@ pub struct SendArgs {
     /// How long to wait for the last events to be delivered, in seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
+    /// The schema registry whose personal-data marks (`"x-pii": true`) apply: with
+    /// `--pii-public-key` those fields are sealed; without, events with them are refused.
+    #[arg(long)]
+    schemas: Option<PathBuf>,
+    /// Seals the marked fields to this public key (`ewpk1.…`, from `eventwire pii keygen`).
+    #[arg(long, requires = "schemas")]
+    pii_public_key: Option<PathBuf>,
 }
 
 /// One input line.
@@ -104,6 +111,16 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(v) = &args.version {
         builder = builder.version(v);
+    }
+    if let Some(dir) = &args.schemas {
+        builder = builder.pii_schemas(dir);
+    }
+    if let Some(path) = &args.pii_public_key {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the public key {}", path.display()))?;
+        let key = eventwire::pii::PublicKey::parse(text.trim_start_matches('\u{feff}'))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        builder = builder.pii_public_key(key);
     }
     let tracker = builder.build().context("cannot start the tracker")?;
 

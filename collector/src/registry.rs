@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use eventwire_schema::draft4::tape::TapeJson;
 use eventwire_schema::iglu::SchemaKey;
+use eventwire_schema::pii::{sealed_schema, Marks};
 use serde_json::Value;
 
 pub use crate::defaults::{DEFAULT_MAX_CACHED, DEFAULT_NEGATIVE_TTL};
@@ -30,6 +31,8 @@ pub struct CompiledSchema {
     pub key: SchemaKey,
     validator: jsonschema::Validator,
     tape: jsonschema::Validator<TapeJson>,
+    /// Its personal-data marks: the validators check those places as sealed values.
+    marks: Marks,
 }
 
 impl std::fmt::Debug for CompiledSchema {
@@ -42,10 +45,20 @@ impl std::fmt::Debug for CompiledSchema {
 
 impl CompiledSchema {
     /// Compiles a self-describing schema document as JSON Schema draft 4 (formats checked).
+    /// A schema with personal-data marks (`"x-pii": true`) is compiled as the collector
+    /// sees its events: each marked place a sealed value
+    /// ([`eventwire_schema::pii::sealed_schema`]); a mark that would seal nothing makes the
+    /// schema unusable, as `eventwire lint` says.
     pub fn compile(key: SchemaKey, document: Value) -> Result<Self, String> {
         if !document.is_object() {
             return Err("schema is not a JSON object".into());
         }
+        let marks = Marks::of(&document).map_err(|e| format!("personal-data mark: {e}"))?;
+        let document = if marks.is_empty() {
+            document
+        } else {
+            sealed_schema(&document).map_err(|e| format!("personal-data mark: {e}"))?
+        };
         let validator = eventwire_schema::draft4::compile(&document)
             .map_err(|e| format!("schema does not compile: {e}"))?;
         let tape = eventwire_schema::draft4::compile_for::<TapeJson>(&document)
@@ -54,7 +67,13 @@ impl CompiledSchema {
             key,
             validator,
             tape,
+            marks,
         })
+    }
+
+    /// Its personal-data marks (empty for most schemas).
+    pub fn marks(&self) -> &Marks {
+        &self.marks
     }
 
     /// The validator of `serde_json::Value` instances.

@@ -26,6 +26,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use eventwire_schema::iglu::SchemaKey;
+use eventwire_schema::pii::{is_sealed, MARK};
 use eventwire_schema::protocol::ErrorCode;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -310,6 +311,13 @@ impl Pipeline {
         for c in &candidates {
             uris.extend(candidate_uris(c).into_iter().filter(|u| seen.insert(*u)));
         }
+        // Events refused for their envelope keep their data in the dead letter: their
+        // schemas say which values to remove first (personal data in clear).
+        for b in &checked.bad {
+            if let Some(event) = &b.dead.event {
+                uris.extend(schema_uris(event).filter(|u| seen.insert(*u)));
+            }
+        }
         let mut lookups: HashMap<String, Lookup> = HashMap::with_capacity(uris.len());
         let mut complete = true;
         for uri in &uris {
@@ -332,6 +340,9 @@ impl Pipeline {
             return Ok(Pass::Missing(uris.into_iter().map(str::to_owned).collect()));
         }
 
+        for b in &mut checked.bad {
+            redact_unsealed(b.dead.event.as_mut(), &lookups);
+        }
         for c in candidates {
             match self.judge(c, &lookups, &batch, received_at, &received) {
                 Ok(good) => checked.good.push(good),
@@ -443,7 +454,11 @@ impl Pipeline {
                 // its schemas, as every event was before tapes.
                 match self.parse_event(raw, received) {
                     Ok((event, created_at)) => (index, event, created_at),
-                    Err(dead) => return Err(BadEvent { index, dead }),
+                    Err(mut dead) => {
+                        // An envelope error: its marked values in clear are not kept either.
+                        redact_unsealed(dead.event.as_mut(), lookups);
+                        return Err(BadEvent { index, dead });
+                    }
                 }
             }
             Candidate::Value {
@@ -458,10 +473,20 @@ impl Pipeline {
                 let (time, clamped) = event_time(received_at, batch.sent_at, created_at);
                 Ok(value_good(index, &event, batch, received, time, clamped))
             }
-            Err((code, errors)) => Err(BadEvent {
-                index,
-                dead: DeadLetter::for_event(received, code, errors, event),
-            }),
+            Err((code, errors)) => {
+                // Every unsealed value goes, not only those the (truncated) errors name.
+                let places = if code == ErrorCode::PiiUnsealed {
+                    unsealed_places(schema, data, entities, lookups)
+                } else {
+                    Vec::new()
+                };
+                let mut event = event;
+                redact(&mut event, &places);
+                Err(BadEvent {
+                    index,
+                    dead: DeadLetter::for_event(received, code, errors, event),
+                })
+            }
         }
     }
 
@@ -580,7 +605,9 @@ impl Pipeline {
         Ok((event, created_at))
     }
 
-    /// Checks `data` against `schema` and each entity against its own schema.
+    /// Checks `data` against `schema` and each entity against its own schema. Marked
+    /// personal data that arrived unsealed is found first (`pii_unsealed`, naming each
+    /// place, never its value): no other check quotes it.
     pub fn check_data(
         &self,
         schema: &str,
@@ -597,6 +624,15 @@ impl Pipeline {
                 ));
             }
         };
+        let unsealed = unsealed_places(schema, data, entities, lookups);
+        if !unsealed.is_empty() {
+            let mut errors: Vec<ErrorDetail> = unsealed
+                .into_iter()
+                .map(|at| ErrorDetail::new(at, MARK, UNSEALED_MESSAGE))
+                .collect();
+            errors.truncate(MAX_ERRORS);
+            return Err((ErrorCode::PiiUnsealed, errors));
+        }
         let errors = collect_errors(compiled.validator(), data, "/data");
         if !errors.is_empty() {
             return Err((ErrorCode::SchemaInvalid, errors));
@@ -633,6 +669,67 @@ impl Pipeline {
         } else {
             errors.truncate(MAX_ERRORS);
             Err((ErrorCode::EntityInvalid, errors))
+        }
+    }
+}
+
+/// What a `pii_unsealed` error says of each place.
+const UNSEALED_MESSAGE: &str = "personal data (x-pii) arrived unsealed; the value is not stored: configure the tracker's pii_public_key";
+/// What replaces an unsealed marked value in a dead letter.
+pub const REDACTED: &str = "[redacted: pii_unsealed]";
+
+/// The places (JSON pointers into the event) of marked values that are not sealed values,
+/// in `data` (of `schema`) and in each entity's data (of the entity's schema), for the
+/// schemas found.
+fn unsealed_places(
+    schema: &str,
+    data: &Value,
+    entities: Option<&Value>,
+    lookups: &HashMap<String, Lookup>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |uri: &str, data: &Value, prefix: &str| {
+        if let Ok(compiled) = resolve_uri(uri, lookups) {
+            for (at, value) in compiled.marks().values(data) {
+                if !value.as_str().is_some_and(is_sealed) {
+                    out.push(format!("{prefix}{at}"));
+                }
+            }
+        }
+    };
+    check(schema, data, "/data");
+    for (i, entity) in entities
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let uri = entity
+            .get("schema")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let data = entity.get("data").unwrap_or(&Value::Null);
+        check(uri, data, &format!("/entities/{i}/data"));
+    }
+    out
+}
+
+/// Removes the marked values in clear from a dead letter's event (refused for its
+/// envelope, whose schemas may still be known).
+fn redact_unsealed(event: Option<&mut Value>, lookups: &HashMap<String, Lookup>) {
+    if let Some(event) = event {
+        let (schema, data, entities) = parts(event);
+        let places = unsealed_places(schema, data, entities, lookups);
+        redact(event, &places);
+    }
+}
+
+/// Removes from a dead letter's `event` the value at each of `places` (each becomes
+/// [`REDACTED`]).
+fn redact(event: &mut Value, places: &[String]) {
+    for at in places {
+        if let Some(value) = event.pointer_mut(at) {
+            *value = Value::String(REDACTED.to_owned());
         }
     }
 }
@@ -1172,6 +1269,114 @@ mod tests {
 
     /// A tape that fails a check is judged again as a `Value`: the dead letter names the
     /// errors exactly as the `Value` path always has.
+    /// A sealed value as a tracker writes it (the collector holds no key: only its shape).
+    fn sealed(n: usize) -> String {
+        format!(
+            "ew1.{}.{}.{}",
+            "k".repeat(11),
+            "e".repeat(87),
+            "c".repeat(23 + n)
+        )
+    }
+
+    fn customer_event(id: u32, data: &str, entities: &str, envelope_extra: &str) -> String {
+        format!(
+            r#"{{"event_id":"018f4e2a-0000-7000-8000-{id:012}","schema":"iglu:com.example.shop/customer/jsonschema/1-0-0","data":{data},"created_at":"2026-11-30T10:00:00.001Z"{entities},"context":{{"labels":{{"environment":"t","service":"web","version":"v1"}},"library":{{"name":"t","version":"0"}},"anonymous_id":"a-1"}}{envelope_extra}}}"#
+        )
+    }
+
+    /// Marked fields: sealed values pass whatever the original keyword (a 254-character
+    /// limit on the email, shorter than any sealed value of a long one); one in clear is
+    /// `pii_unsealed`, found before any other error, and no dead letter keeps it — in data,
+    /// in entities, past the 20 errors a dead letter names, or refused for its envelope.
+    #[tokio::test]
+    async fn marked_fields_must_arrive_sealed_and_dead_letters_never_keep_them_in_clear() {
+        let (pipeline, registry) = pipeline_and_registry();
+        let good = customer_event(
+            1,
+            &format!(
+                r#"{{"customer_id":"C-1234","email":"{}","name":"{}"}}"#,
+                sealed(300),
+                sealed(0)
+            ),
+            "",
+            "",
+        );
+        let clear = customer_event(
+            2,
+            r#"{"customer_id":"C-1234","email":"MARK-email@example.com","tier":"bogus"}"#,
+            "",
+            "",
+        );
+        // 30 entities with a name in clear: more places than the errors listed.
+        let many: Vec<String> = (0..30)
+            .map(|i| format!(r#"{{"schema":"iglu:com.example.shop/customer/jsonschema/1-0-0","data":{{"customer_id":"C-1234","name":"MARK-name-{i}"}}}}"#))
+            .collect();
+        let in_entities = customer_event(
+            3,
+            &format!(r#"{{"customer_id":"C-1234","email":"{}"}}"#, sealed(1)),
+            &format!(r#","entities":[{}]"#, many.join(",")),
+            "",
+        );
+        let bad_envelope = customer_event(
+            4,
+            r#"{"customer_id":"C-1234","email":"MARK-envelope@example.com"}"#,
+            "",
+            r#","unexpected":1"#,
+        );
+        let not_a_string = customer_event(
+            5,
+            r#"{"customer_id":"C-1234","name":{"MARK-object":1}}"#,
+            "",
+            "",
+        );
+        let received_at = parse_timestamp("2026-11-30T10:00:00.020Z").unwrap();
+        let checked = pipeline
+            .check_batch(
+                &body(&[&good, &clear, &in_entities, &bad_envelope, &not_a_string]),
+                received_at,
+                &registry,
+            )
+            .await
+            .unwrap();
+        assert_eq!(checked.good.len(), 1, "{:?}", checked.bad);
+        let bad: Vec<_> = checked.bad.iter().map(|b| (b.index, b.dead.code)).collect();
+        assert_eq!(
+            bad,
+            [
+                (1, ErrorCode::PiiUnsealed),
+                (2, ErrorCode::PiiUnsealed),
+                (3, ErrorCode::InvalidEnvelope),
+                (4, ErrorCode::PiiUnsealed)
+            ]
+        );
+        let paths: Vec<&str> = checked.bad[0]
+            .dead
+            .errors
+            .iter()
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            ["/data/email"],
+            "only the unsealed value, before the bad tier"
+        );
+        assert_eq!(checked.bad[1].dead.errors.len(), MAX_ERRORS);
+        for b in &checked.bad {
+            let text = serde_json::to_string(&b.dead).unwrap();
+            assert!(
+                !text.contains("MARK-"),
+                "plaintext in a dead letter: {text}"
+            );
+        }
+        let kept = checked.bad[1].dead.event.as_ref().unwrap();
+        assert_eq!(kept["entities"][29]["data"]["name"], REDACTED);
+        assert_eq!(
+            kept["entities"][29]["data"]["customer_id"], "C-1234",
+            "the rest is kept"
+        );
+    }
+
     #[tokio::test]
     async fn a_refused_tape_gets_the_dead_letter_of_the_value_path() {
         let (pipeline, registry) = pipeline_and_registry();

@@ -223,11 +223,15 @@ pub enum ErrorCode {
     /// Refusal: a sink or the schema registry cannot take the request now (503 with
     /// `Retry-After`; nothing stored, the sender retries).
     Unavailable,
+    /// A field its schema marks as personal data (`"x-pii": true`) arrived unsealed (not
+    /// `ew1.<key id>.<enc>.<ciphertext>`): dead-lettered with every such value removed,
+    /// so the plaintext is stored nowhere.
+    PiiUnsealed,
 }
 
 impl ErrorCode {
     /// Every code, in a stable order.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::Malformed,
         ErrorCode::InvalidEnvelope,
         ErrorCode::UnknownSchema,
@@ -238,6 +242,7 @@ impl ErrorCode {
         ErrorCode::Timeout,
         ErrorCode::UnsupportedEncoding,
         ErrorCode::Unavailable,
+        ErrorCode::PiiUnsealed,
     ];
 
     /// The code as it appears on the wire.
@@ -253,6 +258,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::UnsupportedEncoding => "unsupported_encoding",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::PiiUnsealed => "pii_unsealed",
         }
     }
 }
