@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use eventwire_collector::registry::{Registry, Source};
+use eventwire_collector::registry::{Registry, Source, View};
 use eventwire_collector::validate::{resolve_all, schema_uris, Limits, Pipeline};
 use eventwire_pii::{is_sealed, open, Keyring, PrivateKey};
 
@@ -145,8 +145,11 @@ fn open_lines(
     } else {
         Box::new(File::open(file).with_context(|| format!("cannot open {}", file.display()))?)
     };
-    let registry =
-        Registry::new(Source::parse(schemas)).context("cannot open the schema registry")?;
+    // The opened events are checked against their schemas as written (not as a collector
+    // sees them, sealed).
+    let registry = Registry::new(Source::parse(schemas))
+        .context("cannot open the schema registry")?
+        .view(View::Opened);
     let pipeline = Pipeline::new(Limits::default()).map_err(anyhow::Error::msg)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

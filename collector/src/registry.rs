@@ -50,11 +50,16 @@ impl CompiledSchema {
     /// ([`eventwire_schema::pii::sealed_schema`]); a mark that would seal nothing makes the
     /// schema unusable, as `eventwire lint` says.
     pub fn compile(key: SchemaKey, document: Value) -> Result<Self, String> {
+        Self::compile_as(key, document, View::Sealed)
+    }
+
+    /// Compiles as [`CompiledSchema::compile`] does, for events as `view` has them.
+    pub fn compile_as(key: SchemaKey, document: Value, view: View) -> Result<Self, String> {
         if !document.is_object() {
             return Err("schema is not a JSON object".into());
         }
         let marks = Marks::of(&document).map_err(|e| format!("personal-data mark: {e}"))?;
-        let document = if marks.is_empty() {
+        let document = if marks.is_empty() || view == View::Opened {
             document
         } else {
             sealed_schema(&document).map_err(|e| format!("personal-data mark: {e}"))?
@@ -67,7 +72,11 @@ impl CompiledSchema {
             key,
             validator,
             tape,
-            marks,
+            marks: if view == View::Opened {
+                Marks::default()
+            } else {
+                marks
+            },
         })
     }
 
@@ -85,6 +94,18 @@ impl CompiledSchema {
     pub fn tape_validator(&self) -> &jsonschema::Validator<TapeJson> {
         &self.tape
     }
+}
+
+/// Which events a registry's schemas check: personal data sealed (as a collector receives
+/// it) or opened (as `eventwire pii open` writes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// Marked places hold sealed values ([`eventwire_schema::pii::sealed_schema`]).
+    #[default]
+    Sealed,
+    /// Marked places hold the values as their schema describes them (and no value is
+    /// refused as `pii_unsealed`).
+    Opened,
 }
 
 /// The answer for one schema.
@@ -131,6 +152,7 @@ pub struct Registry {
     unknown: RwLock<HashMap<SchemaKey, (Instant, Option<String>)>>,
     negative_ttl: Duration,
     max_cached: usize,
+    view: View,
 }
 
 impl std::fmt::Debug for Registry {
@@ -182,7 +204,16 @@ impl Registry {
             unknown: RwLock::default(),
             negative_ttl: DEFAULT_NEGATIVE_TTL,
             max_cached: DEFAULT_MAX_CACHED,
+            view: View::Sealed,
         })
+    }
+
+    /// Checks events as `view` has their personal data (default: sealed, as a collector
+    /// receives them).
+    #[must_use]
+    pub fn view(mut self, view: View) -> Self {
+        self.view = view;
+        self
     }
 
     /// How long an unknown schema is remembered as unknown.
@@ -221,7 +252,7 @@ impl Registry {
             Source::Http(base) => self.fetch(base, key).await,
         };
         let lookup = match fetched {
-            Fetched::Document(text) => compile(key, &text),
+            Fetched::Document(text) => compile(key, &text, self.view),
             Fetched::Missing => Lookup::Unknown,
             Fetched::Failed(e) => return Lookup::Unavailable(e),
         };
@@ -323,7 +354,7 @@ fn read_limited(path: &Path) -> Fetched {
     }
 }
 
-fn compile(key: &SchemaKey, text: &str) -> Lookup {
+fn compile(key: &SchemaKey, text: &str, view: View) -> Lookup {
     let document: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => return Lookup::Broken(format!("schema {key} is not JSON: {e}")),
@@ -333,7 +364,7 @@ fn compile(key: &SchemaKey, text: &str) -> Lookup {
         Some(Ok(k)) => return Lookup::Broken(format!("schema {key} has a `self` block for {k}")),
         _ => return Lookup::Broken(format!("schema {key} has no valid `self` block")),
     }
-    match CompiledSchema::compile(key.clone(), document) {
+    match CompiledSchema::compile_as(key.clone(), document, view) {
         Ok(c) => Lookup::Found(Arc::new(c)),
         Err(e) => Lookup::Broken(format!("schema {key}: {e}")),
     }
