@@ -67,6 +67,14 @@
 //! their original `event_id` and `created_at`; while the collector is unreachable, a full
 //! memory queue overflows to disk instead of dropping. See [`spool`] for the format.
 //!
+//! ## Personal data
+//!
+//! Fields a schema marks `"x-pii": true` are sealed (HPKE to the backend's public key) on the
+//! tracker's own thread before they are stored or sent: set
+//! [`TrackerBuilder::pii_public_key`], and give the marks of JSON events and entities with
+//! [`TrackerBuilder::pii_marks`] (generated types carry their own). Without a key, `track()`
+//! refuses such events ([`TrackError::PiiWithoutKey`]). See `docs/pii.md`.
+//!
 //! ## Feature flags
 //!
 //! | feature | default | what it adds |
