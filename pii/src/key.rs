@@ -33,7 +33,8 @@ pub enum KeyError {
 /// The backend's public key: what trackers seal to.
 #[derive(Clone)]
 pub struct PublicKey {
-    pub(crate) key: <Kem as hpke::Kem>::PublicKey,
+    /// The point, for the sealing on aws-lc.
+    pub(crate) hpke: rustls::crypto::hpke::HpkePublicKey,
     bytes: Vec<u8>,
     key_id: String,
 }
@@ -58,7 +59,12 @@ impl PublicKey {
     fn from_key(key: <Kem as hpke::Kem>::PublicKey) -> Self {
         let bytes = key.to_bytes().to_vec();
         let key_id = key_id(&bytes);
-        PublicKey { key, bytes, key_id }
+        let hpke = rustls::crypto::hpke::HpkePublicKey(bytes.clone());
+        PublicKey {
+            hpke,
+            bytes,
+            key_id,
+        }
     }
 
     /// Reads `ewpk1.<base64url of the 65-byte uncompressed SEC1 point>` (surrounding
@@ -156,6 +162,11 @@ impl PrivateKey {
     #[must_use]
     pub fn public_key(&self) -> &PublicKey {
         &self.public
+    }
+
+    /// The scalar, for the opening on aws-lc (zeroed when dropped).
+    pub(crate) fn hpke(&self) -> rustls::crypto::hpke::HpkePrivateKey {
+        rustls::crypto::hpke::HpkePrivateKey::from(self.key.to_bytes().to_vec())
     }
 }
 
