@@ -215,8 +215,14 @@ fn open_line(
     pipeline: &Pipeline,
     runtime: &tokio::runtime::Runtime,
 ) -> Result<((Value, u64), Vec<String>), String> {
-    if let Some(e) = pipeline.text_violation(line.as_bytes()) {
-        return Err(format!("too large ({})", e.message));
+    // A good line is the event plus the collector's members (times, sealed values as
+    // received): bounded by a request body, not by an event.
+    if line.len() > eventwire_schema::protocol::MAX_BODY_BYTES {
+        return Err(format!(
+            "too large ({} bytes, over {})",
+            line.len(),
+            eventwire_schema::protocol::MAX_BODY_BYTES
+        ));
     }
     let mut event: Value = match serde_json::from_str(line) {
         Ok(v @ Value::Object(_)) => v,

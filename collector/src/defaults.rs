@@ -12,7 +12,7 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = eventwire_schema::protocol::MAX_EVENT
 /// Deepest nesting of arrays and objects inside an event.
 pub const DEFAULT_MAX_DEPTH: usize = 32;
 /// Longest string (or object key) inside an event, in bytes.
-pub const DEFAULT_MAX_STRING_BYTES: usize = 64 * 1024;
+pub const DEFAULT_MAX_STRING_BYTES: usize = eventwire_schema::protocol::MAX_STRING_BYTES;
 
 /// Time allowed to receive a whole request body (a trickling body is cut off).
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);

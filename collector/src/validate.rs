@@ -341,7 +341,7 @@ impl Pipeline {
         }
 
         for b in &mut checked.bad {
-            redact_unsealed(b.dead.event.as_mut(), &lookups);
+            redact_unsealed(&mut b.dead, &lookups);
         }
         for c in candidates {
             match self.judge(c, &lookups, &batch, received_at, &received) {
@@ -456,7 +456,7 @@ impl Pipeline {
                     Ok((event, created_at)) => (index, event, created_at),
                     Err(mut dead) => {
                         // An envelope error: its marked values in clear are not kept either.
-                        redact_unsealed(dead.event.as_mut(), lookups);
+                        redact_unsealed(&mut dead, lookups);
                         return Err(BadEvent { index, dead });
                     }
                 }
@@ -473,15 +473,15 @@ impl Pipeline {
                 let (time, clamped) = event_time(received_at, batch.sent_at, created_at);
                 Ok(value_good(index, &event, batch, received, time, clamped))
             }
-            Err((code, errors)) => {
-                // Every unsealed value goes, not only those the (truncated) errors name.
-                let places = if code == ErrorCode::PiiUnsealed {
-                    unsealed_places(schema, data, entities, lookups)
-                } else {
-                    Vec::new()
-                };
+            Err((code, mut errors)) => {
+                // Every unsealed value goes, not only those the (truncated) errors name,
+                // whatever refused the event (an unknown event schema with a marked entity).
+                let places = unsealed_places(schema, data, entities, lookups);
                 let mut event = event;
                 redact(&mut event, &places);
+                if !places.is_empty() && code != ErrorCode::PiiUnsealed {
+                    withhold(&mut errors);
+                }
                 Err(BadEvent {
                     index,
                     dead: DeadLetter::for_event(received, code, errors, event),
@@ -500,7 +500,9 @@ impl Pipeline {
         let valid = |schema: Option<TapeNode<'_>>, data: Option<TapeNode<'_>>| {
             let uri = schema.and_then(|s| s.str()).unwrap_or_default();
             match (resolve_uri(uri, lookups), data) {
-                (Ok(c), Some(data)) => c.tape_validator().is_valid(data),
+                // A schema with personal-data marks is judged on the `Value`, which finds
+                // every marked place as the trackers do (`unsealed_places`).
+                (Ok(c), Some(data)) => c.marks().is_empty() && c.tape_validator().is_valid(data),
                 _ => false,
             }
         };
@@ -715,24 +717,46 @@ fn unsealed_places(
 }
 
 /// Removes the marked values in clear from a dead letter's event (refused for its
-/// envelope, whose schemas may still be known).
-fn redact_unsealed(event: Option<&mut Value>, lookups: &HashMap<String, Lookup>) {
-    if let Some(event) = event {
+/// envelope, whose schemas may still be known), and the messages that could quote them.
+fn redact_unsealed(dead: &mut DeadLetter, lookups: &HashMap<String, Lookup>) {
+    if let Some(event) = &mut dead.event {
         let (schema, data, entities) = parts(event);
         let places = unsealed_places(schema, data, entities, lookups);
         redact(event, &places);
+        if !places.is_empty() {
+            withhold(&mut dead.errors);
+        }
     }
 }
 
 /// Removes from a dead letter's `event` the value at each of `places` (each becomes
-/// [`REDACTED`]).
+/// [`REDACTED`]). A place the pointer does not reach (it cannot happen: both read pointers
+/// as RFC 6901 does) leaves only the event's id and schema: nothing in clear is kept.
 fn redact(event: &mut Value, places: &[String]) {
     for at in places {
-        if let Some(value) = event.pointer_mut(at) {
-            *value = Value::String(REDACTED.to_owned());
+        match event.pointer_mut(at) {
+            Some(value) => *value = Value::String(REDACTED.to_owned()),
+            None => {
+                let keep = |k: &str| event.get(k).cloned().unwrap_or(Value::Null);
+                *event =
+                    serde_json::json!({"event_id": keep("event_id"), "schema": keep("schema")});
+                return;
+            }
         }
     }
 }
+
+/// Replaces the messages of a dead letter whose event had personal data in clear: a
+/// validator's message can quote the instance (path and keyword stay).
+fn withhold(errors: &mut [ErrorDetail]) {
+    for e in errors {
+        e.message = WITHHELD.to_owned();
+    }
+}
+
+/// What an error's message becomes when it could quote personal data in clear.
+const WITHHELD: &str =
+    "message withheld: the event has personal data (x-pii) in clear, which it could quote";
 
 /// The schema URIs a read event names.
 fn candidate_uris<'c>(c: &'c Candidate<'_>) -> Vec<&'c str> {
@@ -1330,10 +1354,33 @@ mod tests {
             "",
             "",
         );
+        // The event's own schema unknown: its known entity's marked values still go.
+        let unknown_main = customer_event(6, "{}", &format!(r#","entities":[{}]"#, many[0]), "")
+            .replace(
+                "shop/customer/jsonschema/1-0-0\",\"data\":{}",
+                "shop/nosuch/jsonschema/1-0-0\",\"data\":{}",
+            );
+        assert!(unknown_main.contains("nosuch"));
+        // Over 100 entities: the envelope's error message would quote them all.
+        let over_100: Vec<String> = (0..101).map(|i| many[i % 30].clone()).collect();
+        let quoted = customer_event(
+            7,
+            r#"{"customer_id":"C-1234"}"#,
+            &format!(r#","entities":[{}]"#, over_100.join(",")),
+            "",
+        );
         let received_at = parse_timestamp("2026-11-30T10:00:00.020Z").unwrap();
         let checked = pipeline
             .check_batch(
-                &body(&[&good, &clear, &in_entities, &bad_envelope, &not_a_string]),
+                &body(&[
+                    &good,
+                    &clear,
+                    &in_entities,
+                    &bad_envelope,
+                    &not_a_string,
+                    &unknown_main,
+                    &quoted,
+                ]),
                 received_at,
                 &registry,
             )
@@ -1347,7 +1394,9 @@ mod tests {
                 (1, ErrorCode::PiiUnsealed),
                 (2, ErrorCode::PiiUnsealed),
                 (3, ErrorCode::InvalidEnvelope),
-                (4, ErrorCode::PiiUnsealed)
+                (4, ErrorCode::PiiUnsealed),
+                (5, ErrorCode::UnknownSchema),
+                (6, ErrorCode::InvalidEnvelope)
             ]
         );
         let paths: Vec<&str> = checked.bad[0]
@@ -1375,6 +1424,34 @@ mod tests {
             kept["entities"][29]["data"]["customer_id"], "C-1234",
             "the rest is kept"
         );
+    }
+
+    /// A mark inside a container the schema leaves untyped: the tape path (one line, no
+    /// duplicate keys) judged it by the sealed schema alone and took an array's item in clear;
+    /// every marked schema is judged on the `Value` now, as trackers find the places.
+    #[tokio::test]
+    async fn marks_in_untyped_containers_are_found_on_every_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t/untyped/jsonschema");
+        std::fs::create_dir_all(&path).unwrap();
+        let schema = serde_json::json!({
+            "self": {"vendor": "t", "name": "untyped", "format": "jsonschema", "version": "1-0-0"},
+            "properties": {"a": {"properties": {"1": {"x-pii": true}}}},
+        });
+        std::fs::write(path.join("1-0-0"), schema.to_string()).unwrap();
+        let pipeline = Pipeline::new(Limits::default()).unwrap();
+        let registry = Registry::new(crate::registry::Source::Dir(dir.path().into())).unwrap();
+        let event = r#"{"event_id":"018f4e2a-0000-7000-8000-000000000001","schema":"iglu:t/untyped/jsonschema/1-0-0","data":{"a":["x","MARK-in-array"]},"created_at":"2026-11-30T10:00:00.001Z","context":{"labels":{"environment":"t","service":"web","version":"v1"},"library":{"name":"t","version":"0"},"anonymous_id":"a-1"}}"#;
+        let received_at = parse_timestamp("2026-11-30T10:00:00.020Z").unwrap();
+        let checked = pipeline
+            .check_batch(&body(&[event]), received_at, &registry)
+            .await
+            .unwrap();
+        assert!(checked.good.is_empty());
+        assert_eq!(checked.bad[0].dead.code, ErrorCode::PiiUnsealed);
+        assert!(!serde_json::to_string(&checked.bad[0].dead)
+            .unwrap()
+            .contains("MARK-"));
     }
 
     #[tokio::test]

@@ -71,7 +71,32 @@ pub enum MarkError {
         /// The keyword it is under (`additionalProperties`, `oneOf`, a marked property…).
         under: String,
     },
+    /// A marked property whose value other keywords also check (an `allOf`, `anyOf`,
+    /// `oneOf`, `not`, `dependencies`, `patternProperties` or `enum` on it or on an object
+    /// or array around it): a collector, which sees the value sealed, would check the
+    /// sealed value against them and refuse it.
+    #[error("{pointer}: a property marked \"x-pii\" is also checked by `{keyword}` at {at}, which a collector would apply to the sealed value: move those constraints into the marked property's own schema, or drop the mark")]
+    Constrained {
+        /// JSON pointer of the marked property's schema.
+        pointer: String,
+        /// The constraining keyword.
+        keyword: String,
+        /// JSON pointer of the schema node that has it (`/` for the root).
+        at: String,
+    },
 }
+
+/// Keywords that check an instance besides `properties` and `items`, which a collector's
+/// sealed schema does not rewrite: a mark under a node that has one is refused.
+const CONSTRAINING: [&str; 7] = [
+    "allOf",
+    "anyOf",
+    "oneOf",
+    "not",
+    "dependencies",
+    "patternProperties",
+    "enum",
+];
 
 /// The marked places of one schema, as JSON pointer patterns into its instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -92,7 +117,7 @@ impl Marks {
         }
         let mut pointers = Vec::new();
         let mut honoured = Vec::new();
-        walk(schema, "", "", &mut pointers, &mut honoured)?;
+        walk(schema, "", "", None, &mut pointers, &mut honoured)?;
         // Every other `x-pii` in a schema position is an error.
         for (at, node, under) in schema_nodes(schema) {
             if node.get(MARK).is_some() && !honoured.contains(&at) {
@@ -178,25 +203,45 @@ fn marked(node: &Value, pointer: &str) -> Result<bool, MarkError> {
 /// Walks `node` (at `at` in the schema, describing the instance at `path`) through
 /// `properties` and `items`, collecting marks; `honoured` gets the schema pointer of each
 /// node whose mark (`true` or `false`) is honoured.
+/// `constrained`: the first keyword of [`CONSTRAINING`] on the way from the root, and the
+/// node that has it.
 fn walk(
     node: &Value,
     at: &str,
     path: &str,
+    constrained: Option<(&str, &str)>,
     out: &mut Vec<String>,
     honoured: &mut Vec<String>,
 ) -> Result<(), MarkError> {
     let Some(object) = node.as_object() else {
         return Ok(());
     };
+    let constrained = constrained.or_else(|| {
+        CONSTRAINING
+            .iter()
+            .find(|k| object.contains_key(**k))
+            .map(|k| (*k, at))
+    });
     let mut visit = |sub: &Value, sub_at: String, sub_path: String| -> Result<(), MarkError> {
         if sub.get(MARK).is_some() {
             honoured.push(sub_at.clone());
         }
         if marked(sub, &sub_at)? {
+            if let Some((keyword, node_at)) = constrained {
+                return Err(MarkError::Constrained {
+                    pointer: sub_at,
+                    keyword: keyword.to_owned(),
+                    at: if node_at.is_empty() {
+                        "/".into()
+                    } else {
+                        node_at.to_owned()
+                    },
+                });
+            }
             out.push(sub_path);
             Ok(())
         } else {
-            walk(sub, &sub_at, &sub_path, out, honoured)
+            walk(sub, &sub_at, &sub_path, constrained, out, honoured)
         }
     };
     if let Some(Value::Object(properties)) = object.get("properties") {
@@ -289,7 +334,13 @@ fn resolve<'a>(
             }
         }
         Value::Array(items) => {
-            if let Some(item) = first.parse::<usize>().ok().and_then(|i| items.get(i)) {
+            // An array index as RFC 6901 writes it (`0`, or no leading zero or sign), as
+            // `Value::pointer_mut` reads it: `01` or `+1` is no index, so nothing is there.
+            let index = (first.bytes().all(|b| b.is_ascii_digit())
+                && (*first == "0" || !first.starts_with('0')))
+            .then(|| first.parse::<usize>().ok())
+            .flatten();
+            if let Some(item) = index.and_then(|i| items.get(i)) {
                 resolve(item, rest, format!("{at}/{first}"), out);
             }
         }
@@ -360,6 +411,48 @@ fn replace(node: &mut Value) {
     }
 }
 
+/// The marks of generated types made into entities ([`crate::protocol::Entity::typed`]),
+/// by schema URI: an entity is plain JSON at run time, so a tracker looks its marks up here
+/// (and in what it was given) to seal it as it seals the typed event.
+static LEARNED: std::sync::RwLock<Vec<(&'static str, &'static [&'static str])>> =
+    std::sync::RwLock::new(Vec::new());
+static ANY_LEARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Remembers a generated type's marks (its `SCHEMA` and `PII`), for [`learned`].
+pub fn learn(schema: &'static str, pointers: &'static [&'static str]) {
+    if pointers.is_empty() || learned(schema).is_some() {
+        return;
+    }
+    let mut all = LEARNED
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !all.iter().any(|(s, _)| *s == schema) {
+        all.push((schema, pointers));
+    }
+    ANY_LEARNED.store(true, std::sync::atomic::Ordering::Release);
+}
+
+/// The marks a generated type of `schema` taught ([`learn`]); `None` without any (one
+/// atomic load when no type was ever made into an entity).
+#[must_use]
+pub fn learned(schema: &str) -> Option<&'static [&'static str]> {
+    if !ANY_LEARNED.load(std::sync::atomic::Ordering::Acquire) {
+        return None;
+    }
+    LEARNED
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+        .find(|(s, _)| *s == schema)
+        .map(|(_, p)| *p)
+}
+
+/// True once any generated type taught its marks ([`learn`]).
+#[must_use]
+pub fn any_learned() -> bool {
+    ANY_LEARNED.load(std::sync::atomic::Ordering::Acquire)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,6 +507,60 @@ mod tests {
             })
         );
         assert_eq!(Marks::of(&json!({"x-pii": true})), Err(MarkError::Root));
+    }
+
+    /// The breaker's cases: a collector checks a sealed value against every keyword that
+    /// reaches it, so a mark whose value other keywords also check is refused.
+    #[test]
+    fn a_mark_that_other_keywords_also_check_is_an_error() {
+        let rows = [
+            (
+                json!({"allOf": [{"properties": {"email": {"format": "email"}}}], "properties": {"email": {"x-pii": true}}}),
+                "allOf",
+                "/",
+            ),
+            (
+                json!({"patternProperties": {"^e": {"maxLength": 60}}, "properties": {"email": {"x-pii": true}}}),
+                "patternProperties",
+                "/",
+            ),
+            (
+                json!({"properties": {"a": {"anyOf": [{"required": ["x"]}], "properties": {"x": {"x-pii": true}}}}}),
+                "anyOf",
+                "/properties/a",
+            ),
+            (
+                json!({"properties": {"l": {"items": {"enum": [{"x": 1}], "properties": {"x": {"x-pii": true}}}}}}),
+                "enum",
+                "/properties/l/items",
+            ),
+        ];
+        for (schema, keyword, at) in rows {
+            match Marks::of(&schema) {
+                Err(MarkError::Constrained {
+                    keyword: k, at: a, ..
+                }) => {
+                    assert_eq!((k.as_str(), a.as_str()), (keyword, at), "{schema}");
+                }
+                other => panic!("{schema}: {other:?}"),
+            }
+        }
+        // The marked property's own keywords are replaced by the sealed shape: fine.
+        let own = json!({"properties": {"email": {"x-pii": true, "allOf": [{"format": "email"}]}}});
+        assert_eq!(Marks::of(&own).unwrap().pointers(), ["/email"]);
+    }
+
+    /// Array indices as RFC 6901 (and `Value::pointer_mut`) read them: `01` and `+1` name
+    /// no item, so a tracker and a collector never disagree on what is marked.
+    #[test]
+    fn index_like_names_follow_rfc_6901() {
+        let marks = Marks::from_pointers(&["/a/01", "/a/+1", "/a/1", "/a/0"]);
+        let instance = json!({"a": ["x", "y"]});
+        let places = marks.places(&instance);
+        assert_eq!(places, ["/a/0", "/a/1"]);
+        for p in &places {
+            assert!(instance.pointer(p).is_some());
+        }
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// tracker's default event limit and the collector's.
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 
+/// Longest string (or object key) inside an event, in bytes, that a collector takes by
+/// default: a tracker drops a sealed value over it rather than send what would be refused.
+pub const MAX_STRING_BYTES: usize = 64 * 1024;
+
 /// Iglu URI of the envelope schema.
 pub const EVENT_SCHEMA: &str = "iglu:dev.eventwire/event/jsonschema/1-0-0";
 
@@ -352,7 +356,10 @@ pub trait SelfDescribing: Serialize {
 
 impl Entity {
     /// An entity from a typed value.
+    /// A type with personal-data marks ([`SelfDescribing::PII`]) teaches them to trackers
+    /// ([`crate::pii::learn`]): its entities are sealed as its events are.
     pub fn typed<E: SelfDescribing>(value: &E) -> Result<Entity, serde_json::Error> {
+        crate::pii::learn(E::SCHEMA, E::PII);
         Ok(Entity {
             schema: E::SCHEMA.to_owned(),
             data: serde_json::to_value(value)?,

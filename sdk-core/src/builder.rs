@@ -337,7 +337,8 @@ impl TrackerBuilder {
     /// The personal-data marks of schemas, as generated code lists them in `PII_MARKS`:
     /// `(schema URI, JSON pointers into its data)`, `*` for every item of an array. Needed
     /// for events tracked as JSON and for entities (a generated event type carries its own
-    /// marks). Adds to what was given before.
+    /// marks). A schema given again replaces its earlier marks; marks read with
+    /// [`TrackerBuilder::pii_schemas`] replace the table's for the same schema.
     pub fn pii_marks(mut self, table: &[(&str, &[&str])]) -> Self {
         for (schema, pointers) in table {
             if !pointers.is_empty() {

@@ -26,11 +26,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use eventwire_pii::PublicKey;
-use eventwire_schema::pii::Marks;
+use eventwire_schema::pii::{self, Marks};
 use serde_json::Value;
 
 use crate::event::EncodedEvent;
-use crate::protocol::{Entity, Event};
+use crate::protocol::{Entity, Event, MAX_STRING_BYTES};
 
 /// What `track()` decided for one event: whether, and by which marks, the sealing thread
 /// seals it.
@@ -69,10 +69,12 @@ impl PiiPolicy {
         entities: &[Entity],
     ) -> Result<Seal, NoKey> {
         let marks = &self.marks;
-        if typed.is_empty() && marks.is_empty() {
+        if typed.is_empty() && marks.is_empty() && !pii::any_learned() {
             return Ok(Seal::No);
         }
-        let known = |uri: &str| marks.get(uri).is_some_and(|m| !m.is_empty());
+        let known = |uri: &str| {
+            marks.get(uri).is_some_and(|m| !m.is_empty()) || pii::learned(uri).is_some()
+        };
         let marked = if !typed.is_empty() || known(schema) {
             Some(schema)
         } else {
@@ -120,6 +122,10 @@ pub(crate) enum SealFailure {
     /// HPKE refused.
     #[error(transparent)]
     Seal(#[from] eventwire_pii::SealError),
+    /// A sealed value is longer than a collector takes a string (sealing grows a value by
+    /// about a third): dropped as `too_large`.
+    #[error("a sealed value is over the collector's {MAX_STRING_BYTES}-byte string limit")]
+    TooLarge,
 }
 
 /// Seals the marked values of `event` as `seal` says, with `key`: each becomes
@@ -156,7 +162,11 @@ fn seal_event(
         )?;
     }
     for (i, entity) in envelope.entities.iter_mut().enumerate() {
-        if let Some(marks) = marks.get(&entity.schema) {
+        let learned = match marks.get(&entity.schema) {
+            Some(_) => None,
+            None => pii::learned(&entity.schema).map(Marks::from_pointers),
+        };
+        if let Some(marks) = marks.get(&entity.schema).or(learned.as_ref()) {
             let prefix = format!("/entities/{i}/data");
             sealed += seal_places(key, &id, &entity.schema, &prefix, marks, &mut entity.data)?;
         }
@@ -180,11 +190,16 @@ fn seal_places(
 ) -> Result<usize, SealFailure> {
     let places = marks.places(data);
     for place in &places {
-        let Some(value) = data.pointer_mut(place) else {
-            continue;
-        };
+        // Found by `places` but not by the pointer: nothing is sent rather than a value in
+        // clear (cannot happen: both read pointers as RFC 6901 does).
+        let value = data
+            .pointer_mut(place)
+            .ok_or_else(|| SealFailure::Envelope(format!("no value at {prefix}{place}")))?;
         let pointer = format!("{prefix}{place}");
         let text = eventwire_pii::seal(key, event_id, schema, &pointer, value)?;
+        if text.len() > MAX_STRING_BYTES {
+            return Err(SealFailure::TooLarge);
+        }
         *value = Value::String(text);
     }
     Ok(places.len())

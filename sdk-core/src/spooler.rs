@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::event::EncodedEvent;
-use crate::seal::PiiPolicy;
+use crate::seal::{PiiPolicy, SealFailure};
 use crate::shared::{notify, FailureCallback, Shared};
 use crate::spool::{Commit, Spool, SpoolError, Synced};
 use crate::stats::{DropReason, FailureReason};
@@ -306,6 +306,7 @@ impl Spooler {
                 }
                 DropReason::TooLarge
             }
+            Err(SealFailure::TooLarge) => DropReason::TooLarge,
             Err(e) => {
                 tracing::error!(error = %e, "could not seal an event's personal data: dropped (pii_unsealed)");
                 DropReason::PiiUnsealed

@@ -1,9 +1,12 @@
 //! Accounting: every event the tracker is given ends in exactly one final count.
 //!
 //! ```text
-//! given to track()     = tracked + refused at track()  (queue_full, too_large, shut_down, spool_full)
+//! given to track()     = tracked + refused at track()  (queue_full, too_large, shut_down, spool_full, pii_unsealed)
 //! tracked + recovered  = sent + rejected + dropped after enqueue + kept_in_spool + pending
 //! ```
+//!
+//! `too_large` and `pii_unsealed` count both: refusals at `track()` and drops on the tracker's
+//! thread (an event over a limit once sealed, a sealing that failed).
 //!
 //! `recovered` and `kept_in_spool` are zero without a spool: with one, the events a tracker
 //! leaves on disk at shutdown (`kept_in_spool`) are the next tracker's `recovered`.
@@ -22,8 +25,8 @@ use crate::ledger::Ledger;
 pub enum DropReason {
     /// The queue was full (or stayed full for the blocking timeout) when `track()` was called.
     QueueFull,
-    /// The event was over the per-event size limit (at `track()`), or the collector answered
-    /// 413 for it alone.
+    /// The event was over the per-event size limit (at `track()`, or once its personal data
+    /// was sealed), or the collector answered 413 for it alone.
     TooLarge,
     /// The collector answered 401/403: the write key is missing or unknown.
     Unauthorized,

@@ -14,7 +14,7 @@ use crate::errors::{FlushError, ShutdownError};
 use crate::event::EncodedEvent;
 use crate::outbox::{self, Outbox, Outcome, Settled, Take};
 use crate::protocol::BatchResponse;
-use crate::seal::PiiPolicy;
+use crate::seal::{PiiPolicy, SealFailure};
 use crate::shared::{notify, unix_ms_now, Control, FailureCallback, Shared};
 use crate::spooler::{SpoolCtl, SpoolLink};
 use crate::stats::{Counters, DropReason, FailureReason};
@@ -249,6 +249,7 @@ impl Worker {
                 }
                 DropReason::TooLarge
             }
+            Err(SealFailure::TooLarge) => DropReason::TooLarge,
             Err(e) => {
                 tracing::error!(error = %e, "could not seal an event's personal data: dropped (pii_unsealed)");
                 DropReason::PiiUnsealed

@@ -332,3 +332,31 @@ fn marks_read_from_schemas_and_a_mark_that_would_seal_nothing_fails_the_build() 
         other => panic!("expected a build error, got {other:?}"),
     }
 }
+
+/// Sealing grows a value by about a third: one that a collector would refuse as a string
+/// over its limit once sealed is dropped as `too_large` (counted, reported), not sent.
+#[test]
+fn a_value_over_the_string_limit_once_sealed_is_dropped_as_too_large() {
+    let transport = MemoryTransport::new();
+    let (told_tx, told) = std::sync::mpsc::channel();
+    let tracker = builder(&transport)
+        .pii_public_key(PrivateKey::generate().public_key().clone())
+        .pii_marks(MARKS)
+        .on_failure(move |reason, events| {
+            let _ = told_tx.send((reason.clone(), events.len()));
+        })
+        .build()
+        .unwrap();
+    let long = "e".repeat(50_000);
+    tracker.track_json(SIGNUP, &json!({"email": long})).unwrap();
+    tracker
+        .track_json(SIGNUP, &json!({"email": "short@example.com"}))
+        .unwrap();
+    tracker.flush(T).unwrap();
+    let s = tracker.stats();
+    assert_eq!((s.sent, s.dropped(DropReason::TooLarge)), (1, 1), "{s:?}");
+    assert_eq!(
+        told.try_iter().collect::<Vec<_>>(),
+        [(eventwire::FailureReason::Dropped(DropReason::TooLarge), 1)]
+    );
+}

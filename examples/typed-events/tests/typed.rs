@@ -211,3 +211,40 @@ fn marked_fields_of_generated_types_are_sealed() {
         assert_eq!(opened.unwrap(), "ada@example.com");
     }
 }
+
+/// An entity made from a generated type carries its marks to the tracker
+/// (`Entity::typed`): sealed without the `PII_MARKS` table, refused without a key.
+#[test]
+fn a_typed_entity_is_sealed_without_the_table_and_refused_without_a_key() {
+    let customer: com_example_shop::Customer = serde_json::from_value(json!({
+        "customer_id": "C-4321", "email": "grace@example.com"
+    }))
+    .unwrap();
+    let entity = eventwire::Entity::typed(&customer).unwrap();
+    let page = json!({"url": "https://example.com/", "title": "Home"});
+    let uri = "iglu:com.example.web/page_view/jsonschema/1-0-0";
+
+    let transport = MemoryTransport::new();
+    let key = eventwire::pii::PrivateKey::generate();
+    let tracker = Tracker::builder()
+        .transport(transport.clone())
+        .pii_public_key(key.public_key().clone())
+        .build()
+        .unwrap();
+    tracker
+        .track_json_with(uri, &page, std::slice::from_ref(&entity))
+        .unwrap();
+    tracker.flush(Duration::from_secs(10)).unwrap();
+    let sent = serde_json::to_string(&transport.batches()[0].events[0]).unwrap();
+    assert!(!sent.contains("grace@example.com"), "{sent}");
+    assert!(sent.contains("C-4321"));
+
+    let keyless = Tracker::builder()
+        .transport(MemoryTransport::new())
+        .build()
+        .unwrap();
+    assert!(matches!(
+        keyless.track_json_with(uri, &page, &[entity]),
+        Err(eventwire::TrackError::PiiWithoutKey { .. })
+    ));
+}
