@@ -33,6 +33,9 @@ pub struct CompiledSchema {
     tape: jsonschema::Validator<TapeJson>,
     /// Its personal-data marks: the validators check those places as sealed values.
     marks: Marks,
+    /// Why its events cannot be judged (a mark that cannot be honoured): each is
+    /// dead-lettered as `unknown_schema` with this reason, its marked values removed.
+    unusable: Option<String>,
 }
 
 impl std::fmt::Debug for CompiledSchema {
@@ -58,8 +61,17 @@ impl CompiledSchema {
         if !document.is_object() {
             return Err("schema is not a JSON object".into());
         }
-        let marks = Marks::of(&document).map_err(|e| format!("personal-data mark: {e}"))?;
-        let document = if marks.is_empty() || view == View::Opened {
+        // A schema whose marks cannot be honoured is unusable (every event of it is
+        // dead-lettered), but the marks it does have still say what to keep out of the
+        // dead letters.
+        let (marks, unusable) = match Marks::of(&document) {
+            Ok(marks) => (marks, None),
+            Err(e) => (
+                Marks::lenient(&document),
+                Some(format!("schema {key}: personal-data mark: {e}")),
+            ),
+        };
+        let document = if marks.is_empty() || view == View::Opened || unusable.is_some() {
             document
         } else {
             sealed_schema(&document).map_err(|e| format!("personal-data mark: {e}"))?
@@ -72,6 +84,7 @@ impl CompiledSchema {
             key,
             validator,
             tape,
+            unusable,
             marks: if view == View::Opened {
                 Marks::default()
             } else {
@@ -83,6 +96,11 @@ impl CompiledSchema {
     /// Its personal-data marks (empty for most schemas).
     pub fn marks(&self) -> &Marks {
         &self.marks
+    }
+
+    /// Why events of this schema cannot be judged (`None`: they can).
+    pub fn unusable(&self) -> Option<&str> {
+        self.unusable.as_deref()
     }
 
     /// The validator of `serde_json::Value` instances.

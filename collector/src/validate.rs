@@ -478,9 +478,9 @@ impl Pipeline {
                 // whatever refused the event (an unknown event schema with a marked entity).
                 let places = unsealed_places(schema, data, entities, lookups);
                 let mut event = event;
-                redact(&mut event, &places);
-                if !places.is_empty() && code != ErrorCode::PiiUnsealed {
-                    withhold(&mut errors);
+                let removed = redact(&mut event, &places);
+                if code != ErrorCode::PiiUnsealed {
+                    withhold(&mut errors, &removed);
                 }
                 Err(BadEvent {
                     index,
@@ -691,7 +691,8 @@ fn unsealed_places(
 ) -> Vec<String> {
     let mut out = Vec::new();
     let mut check = |uri: &str, data: &Value, prefix: &str| {
-        if let Ok(compiled) = resolve_uri(uri, lookups) {
+        // Unusable schemas too: their marks still say what must not be kept.
+        if let Some(Lookup::Found(compiled)) = lookups.get(uri) {
             for (at, value) in compiled.marks().values(data) {
                 if !value.as_str().is_some_and(is_sealed) {
                     out.push(format!("{prefix}{at}"));
@@ -722,41 +723,52 @@ fn redact_unsealed(dead: &mut DeadLetter, lookups: &HashMap<String, Lookup>) {
     if let Some(event) = &mut dead.event {
         let (schema, data, entities) = parts(event);
         let places = unsealed_places(schema, data, entities, lookups);
-        redact(event, &places);
-        if !places.is_empty() {
-            withhold(&mut dead.errors);
-        }
+        let removed = redact(event, &places);
+        withhold(&mut dead.errors, &removed);
     }
 }
 
 /// Removes from a dead letter's `event` the value at each of `places` (each becomes
-/// [`REDACTED`]). A place the pointer does not reach (it cannot happen: both read pointers
-/// as RFC 6901 does) leaves only the event's id and schema: nothing in clear is kept.
-fn redact(event: &mut Value, places: &[String]) {
+/// [`REDACTED`]); returns how each removed value could be quoted: its JSON text and, for a
+/// string, the text inside the quotes. A place the pointer does not reach (it cannot
+/// happen: both read pointers as RFC 6901 does) leaves only the event's id and schema:
+/// nothing in clear is kept.
+fn redact(event: &mut Value, places: &[String]) -> Vec<String> {
+    let mut removed = Vec::new();
     for at in places {
         match event.pointer_mut(at) {
-            Some(value) => *value = Value::String(REDACTED.to_owned()),
+            Some(value) => {
+                let text = value.to_string();
+                if value.is_string() && text.len() > 2 {
+                    removed.push(text[1..text.len() - 1].to_owned());
+                }
+                removed.push(text);
+                *value = Value::String(REDACTED.to_owned());
+            }
             None => {
                 let keep = |k: &str| event.get(k).cloned().unwrap_or(Value::Null);
                 *event =
                     serde_json::json!({"event_id": keep("event_id"), "schema": keep("schema")});
-                return;
+                removed.push(String::new()); // every message goes
+                return removed;
             }
+        }
+    }
+    removed
+}
+
+/// Replaces the message of each error that quotes one of the `removed` values (a
+/// validator's message can quote the instance; path and keyword stay).
+fn withhold(errors: &mut [ErrorDetail], removed: &[String]) {
+    for e in errors {
+        if removed.iter().any(|r| e.message.contains(r.as_str())) {
+            e.message = WITHHELD.to_owned();
         }
     }
 }
 
-/// Replaces the messages of a dead letter whose event had personal data in clear: a
-/// validator's message can quote the instance (path and keyword stay).
-fn withhold(errors: &mut [ErrorDetail]) {
-    for e in errors {
-        e.message = WITHHELD.to_owned();
-    }
-}
-
 /// What an error's message becomes when it could quote personal data in clear.
-const WITHHELD: &str =
-    "message withheld: the event has personal data (x-pii) in clear, which it could quote";
+const WITHHELD: &str = "message withheld: it quoted personal data (x-pii) that arrived in clear";
 
 /// The schema URIs a read event names.
 fn candidate_uris<'c>(c: &'c Candidate<'_>) -> Vec<&'c str> {
@@ -955,7 +967,10 @@ fn resolve_uri<'a>(
     lookups: &'a HashMap<String, Lookup>,
 ) -> Result<&'a crate::registry::CompiledSchema, String> {
     match lookups.get(uri) {
-        Some(Lookup::Found(c)) => Ok(c),
+        Some(Lookup::Found(c)) => match c.unusable() {
+            None => Ok(c),
+            Some(why) => Err(why.to_owned()),
+        },
         Some(Lookup::Broken(why)) | Some(Lookup::Unavailable(why)) => Err(why.clone()),
         Some(Lookup::Unknown) => Err(format!("schema {uri} is not in the registry")),
         None => match SchemaKey::parse(uri) {
@@ -1418,6 +1433,15 @@ mod tests {
                 "plaintext in a dead letter: {text}"
             );
         }
+        // Messages that quote nothing in clear stay; the one that quoted the entities goes.
+        assert!(
+            checked.bad[4].dead.errors[0]
+                .message
+                .contains("not in the registry"),
+            "{:?}",
+            checked.bad[4].dead.errors
+        );
+        assert_eq!(checked.bad[5].dead.errors[0].message, WITHHELD);
         let kept = checked.bad[1].dead.event.as_ref().unwrap();
         assert_eq!(kept["entities"][29]["data"]["name"], REDACTED);
         assert_eq!(
@@ -1439,19 +1463,40 @@ mod tests {
             "properties": {"a": {"properties": {"1": {"x-pii": true}}}},
         });
         std::fs::write(path.join("1-0-0"), schema.to_string()).unwrap();
+        // A mark the schema cannot honour (an `allOf` also checks it): the schema is
+        // unusable, and its marked values still stay out of the dead letters.
+        let path = dir.path().join("t/unusable/jsonschema");
+        std::fs::create_dir_all(&path).unwrap();
+        let schema = serde_json::json!({
+            "self": {"vendor": "t", "name": "unusable", "format": "jsonschema", "version": "1-0-0"},
+            "properties": {"email": {"x-pii": true}},
+            "allOf": [{"properties": {"email": {"format": "email"}}}],
+        });
+        std::fs::write(path.join("1-0-0"), schema.to_string()).unwrap();
         let pipeline = Pipeline::new(Limits::default()).unwrap();
         let registry = Registry::new(crate::registry::Source::Dir(dir.path().into())).unwrap();
         let event = r#"{"event_id":"018f4e2a-0000-7000-8000-000000000001","schema":"iglu:t/untyped/jsonschema/1-0-0","data":{"a":["x","MARK-in-array"]},"created_at":"2026-11-30T10:00:00.001Z","context":{"labels":{"environment":"t","service":"web","version":"v1"},"library":{"name":"t","version":"0"},"anonymous_id":"a-1"}}"#;
         let received_at = parse_timestamp("2026-11-30T10:00:00.020Z").unwrap();
+        let unusable = event
+            .replace("t/untyped", "t/unusable")
+            .replace(
+                r#"{"a":["x","MARK-in-array"]}"#,
+                r#"{"email":"MARK-unusable@example.com"}"#,
+            )
+            .replace("000000000001", "000000000002");
         let checked = pipeline
-            .check_batch(&body(&[event]), received_at, &registry)
+            .check_batch(&body(&[event, &unusable]), received_at, &registry)
             .await
             .unwrap();
         assert!(checked.good.is_empty());
         assert_eq!(checked.bad[0].dead.code, ErrorCode::PiiUnsealed);
-        assert!(!serde_json::to_string(&checked.bad[0].dead)
-            .unwrap()
-            .contains("MARK-"));
+        assert_eq!(checked.bad[1].dead.code, ErrorCode::UnknownSchema);
+        assert!(checked.bad[1].dead.errors[0]
+            .message
+            .contains("personal-data mark"));
+        for b in &checked.bad {
+            assert!(!serde_json::to_string(&b.dead).unwrap().contains("MARK-"));
+        }
     }
 
     #[tokio::test]

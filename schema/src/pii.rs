@@ -86,18 +86,6 @@ pub enum MarkError {
     },
 }
 
-/// Keywords that check an instance besides `properties` and `items`, which a collector's
-/// sealed schema does not rewrite: a mark under a node that has one is refused.
-const CONSTRAINING: [&str; 7] = [
-    "allOf",
-    "anyOf",
-    "oneOf",
-    "not",
-    "dependencies",
-    "patternProperties",
-    "enum",
-];
-
 /// The marked places of one schema, as JSON pointer patterns into its instance.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Marks {
@@ -117,7 +105,14 @@ impl Marks {
         }
         let mut pointers = Vec::new();
         let mut honoured = Vec::new();
-        walk(schema, "", "", None, &mut pointers, &mut honoured)?;
+        walk(
+            schema,
+            "",
+            "",
+            &mut Vec::new(),
+            &mut pointers,
+            &mut honoured,
+        )?;
         // Every other `x-pii` in a schema position is an error.
         for (at, node, under) in schema_nodes(schema) {
             if node.get(MARK).is_some() && !honoured.contains(&at) {
@@ -150,6 +145,36 @@ impl Marks {
         pointers.sort();
         pointers.dedup();
         Marks { pointers }
+    }
+
+    /// The marks a schema has where they are honoured, whether or not [`Marks::of`] accepts
+    /// the schema (any mark that is not `false`, none under a mark): what a collector keeps
+    /// out of the dead letters of a schema it cannot use.
+    #[must_use]
+    pub fn lenient(schema: &Value) -> Marks {
+        fn walk(node: &Value, path: &str, out: &mut Vec<String>) {
+            let mut visit = |sub: &Value, sub_path: String| match sub.get(MARK) {
+                Some(Value::Bool(false)) | None => walk(sub, &sub_path, out),
+                Some(_) => out.push(sub_path),
+            };
+            if let Some(Value::Object(properties)) = node.get("properties") {
+                for (name, sub) in properties {
+                    visit(sub, format!("{path}/{}", escape(name)));
+                }
+            }
+            match node.get("items") {
+                Some(items @ Value::Object(_)) => visit(items, format!("{path}/{EACH_ITEM}")),
+                Some(Value::Array(tuple)) => {
+                    for (i, items) in tuple.iter().enumerate() {
+                        visit(items, format!("{path}/{i}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut pointers = Vec::new();
+        walk(schema, "", &mut pointers);
+        Marks::from_pointers(&pointers)
     }
 
     /// The patterns, sorted (`/a/b`, `/list/*`).
@@ -203,68 +228,206 @@ fn marked(node: &Value, pointer: &str) -> Result<bool, MarkError> {
 /// Walks `node` (at `at` in the schema, describing the instance at `path`) through
 /// `properties` and `items`, collecting marks; `honoured` gets the schema pointer of each
 /// node whose mark (`true` or `false`) is honoured.
-/// `constrained`: the first keyword of [`CONSTRAINING`] on the way from the root, and the
-/// node that has it.
-fn walk(
-    node: &Value,
+/// `trail`: the schema nodes from the root down to `node` (excluded), each with its pointer
+/// and the step taken from it: what a mark found below is checked against
+/// ([`constraint_on`]).
+fn walk<'a>(
+    node: &'a Value,
     at: &str,
     path: &str,
-    constrained: Option<(&str, &str)>,
+    trail: &mut Vec<(&'a Value, String, Step<'a>)>,
     out: &mut Vec<String>,
     honoured: &mut Vec<String>,
 ) -> Result<(), MarkError> {
     let Some(object) = node.as_object() else {
         return Ok(());
     };
-    let constrained = constrained.or_else(|| {
-        CONSTRAINING
-            .iter()
-            .find(|k| object.contains_key(**k))
-            .map(|k| (*k, at))
-    });
-    let mut visit = |sub: &Value, sub_at: String, sub_path: String| -> Result<(), MarkError> {
+    let mut visit = |step: Step<'a>,
+                     sub: &'a Value,
+                     sub_at: String,
+                     sub_path: String,
+                     trail: &mut Vec<(&'a Value, String, Step<'a>)>|
+     -> Result<(), MarkError> {
         if sub.get(MARK).is_some() {
             honoured.push(sub_at.clone());
         }
-        if marked(sub, &sub_at)? {
-            if let Some((keyword, node_at)) = constrained {
-                return Err(MarkError::Constrained {
+        trail.push((node, at.to_owned(), step));
+        let result = if marked(sub, &sub_at)? {
+            match constraint_on(trail) {
+                Some((keyword, node_at)) => Err(MarkError::Constrained {
                     pointer: sub_at,
                     keyword: keyword.to_owned(),
                     at: if node_at.is_empty() {
                         "/".into()
                     } else {
-                        node_at.to_owned()
+                        node_at
                     },
-                });
+                }),
+                None => {
+                    out.push(sub_path);
+                    Ok(())
+                }
             }
-            out.push(sub_path);
-            Ok(())
         } else {
-            walk(sub, &sub_at, &sub_path, constrained, out, honoured)
-        }
+            walk(sub, &sub_at, &sub_path, trail, out, honoured)
+        };
+        trail.pop();
+        result
     };
     if let Some(Value::Object(properties)) = object.get("properties") {
         for (name, sub) in properties {
             visit(
+                Step::Property(name),
                 sub,
                 format!("{at}/properties/{}", escape(name)),
                 format!("{path}/{}", escape(name)),
+                trail,
             )?;
         }
     }
     match object.get("items") {
         Some(items @ Value::Object(_)) => {
-            visit(items, format!("{at}/items"), format!("{path}/{EACH_ITEM}"))?;
+            visit(
+                Step::Item(None),
+                items,
+                format!("{at}/items"),
+                format!("{path}/{EACH_ITEM}"),
+                trail,
+            )?;
         }
         Some(Value::Array(tuple)) => {
             for (i, items) in tuple.iter().enumerate() {
-                visit(items, format!("{at}/items/{i}"), format!("{path}/{i}"))?;
+                visit(
+                    Step::Item(Some(i)),
+                    items,
+                    format!("{at}/items/{i}"),
+                    format!("{path}/{i}"),
+                    trail,
+                )?;
             }
         }
         _ => {}
     }
     Ok(())
+}
+
+/// One step from a schema node to a child instance: a property by name, or an item (by
+/// index, or every item).
+#[derive(Debug, Clone, Copy)]
+enum Step<'a> {
+    Property(&'a str),
+    Item(Option<usize>),
+}
+
+/// Keywords with no say on an instance's value.
+const ANNOTATIONS: [&str; 7] = [
+    "description",
+    "title",
+    "default",
+    "$schema",
+    "self",
+    "id",
+    MARK,
+];
+
+/// The first keyword, on the way from the root to a marked value, that would check the
+/// value besides the marked property's own schema (a collector sees the value sealed and
+/// would refuse it), with the pointer of its node: a `$ref` or an `enum` there, a matching
+/// `patternProperties`, or a combinator, `not` or schema `dependencies` that reaches the
+/// value. `required` lists and patterns that do not match the name are no concern.
+fn constraint_on(trail: &[(&Value, String, Step<'_>)]) -> Option<(&'static str, String)> {
+    for (i, (node, at, step)) in trail.iter().enumerate() {
+        let steps: Vec<Step<'_>> = trail[i..].iter().map(|(_, _, s)| *s).collect();
+        let object = node.as_object()?;
+        if object.contains_key("$ref") {
+            return Some(("$ref", at.clone()));
+        }
+        if object.contains_key("enum") {
+            return Some(("enum", at.clone()));
+        }
+        if let (Step::Property(name), Some(Value::Object(patterns))) =
+            (step, object.get("patternProperties"))
+        {
+            if patterns.keys().any(|p| matches(p, name)) {
+                return Some(("patternProperties", at.clone()));
+            }
+        }
+        for keyword in ["allOf", "anyOf", "oneOf"] {
+            if let Some(Value::Array(branches)) = object.get(keyword) {
+                if branches.iter().any(|b| reaches(b, &steps)) {
+                    return Some((keyword, at.clone()));
+                }
+            }
+        }
+        if object.get("not").is_some_and(|n| reaches(n, &steps)) {
+            return Some(("not", at.clone()));
+        }
+        if let Some(Value::Object(deps)) = object.get("dependencies") {
+            if deps.values().any(|d| d.is_object() && reaches(d, &steps)) {
+                return Some(("dependencies", at.clone()));
+            }
+        }
+    }
+    None
+}
+
+/// Whether `schema`, applied to an instance, checks anything at `steps` below it.
+fn reaches(schema: &Value, steps: &[Step<'_>]) -> bool {
+    let Some(object) = schema.as_object() else {
+        return false; // `true`/`false` schemas are not draft 4
+    };
+    let Some((step, rest)) = steps.split_first() else {
+        return object.keys().any(|k| !ANNOTATIONS.contains(&k.as_str()));
+    };
+    if ["$ref", "enum"].iter().any(|k| object.contains_key(*k)) {
+        return true;
+    }
+    let below = match step {
+        Step::Property(name) => {
+            let declared = object.get("properties").and_then(|p| p.get(*name));
+            declared.is_some_and(|d| reaches(d, rest))
+                || object
+                    .get("patternProperties")
+                    .and_then(Value::as_object)
+                    .is_some_and(|ps| ps.iter().any(|(p, d)| matches(p, name) && reaches(d, rest)))
+                || (declared.is_none()
+                    && object
+                        .get("additionalProperties")
+                        .is_some_and(|a| a.is_object() && reaches(a, rest)))
+        }
+        Step::Item(index) => match object.get("items") {
+            Some(items @ Value::Object(_)) => reaches(items, rest),
+            Some(Value::Array(tuple)) => {
+                let listed = match index {
+                    Some(i) => tuple.get(*i).is_some_and(|t| reaches(t, rest)),
+                    None => tuple.iter().any(|t| reaches(t, rest)),
+                };
+                listed
+                    || object
+                        .get("additionalItems")
+                        .is_some_and(|a| a.is_object() && reaches(a, rest))
+            }
+            _ => false,
+        },
+    };
+    below
+        || ["allOf", "anyOf", "oneOf"].iter().any(|k| {
+            object
+                .get(*k)
+                .and_then(Value::as_array)
+                .is_some_and(|bs| bs.iter().any(|b| reaches(b, steps)))
+        })
+        || object.get("not").is_some_and(|n| reaches(n, steps))
+        || object
+            .get("dependencies")
+            .and_then(Value::as_object)
+            .is_some_and(|ds| ds.values().any(|d| d.is_object() && reaches(d, steps)))
+}
+
+/// Whether the ECMA-262 `pattern` (as `patternProperties` writes it) finds a match in
+/// `name`; a pattern that does not compile is taken to match.
+fn matches(pattern: &str, name: &str) -> bool {
+    regress::Regex::new(pattern).map_or(true, |r| r.find(name).is_some())
 }
 
 /// Every schema position of `schema` — the root and each subschema under a draft-4
@@ -525,7 +688,7 @@ mod tests {
                 "/",
             ),
             (
-                json!({"properties": {"a": {"anyOf": [{"required": ["x"]}], "properties": {"x": {"x-pii": true}}}}}),
+                json!({"properties": {"a": {"anyOf": [{"properties": {"x": {"minLength": 1}}}], "properties": {"x": {"x-pii": true}}}}}),
                 "anyOf",
                 "/properties/a",
             ),
@@ -533,6 +696,22 @@ mod tests {
                 json!({"properties": {"l": {"items": {"enum": [{"x": 1}], "properties": {"x": {"x-pii": true}}}}}}),
                 "enum",
                 "/properties/l/items",
+            ),
+            // Draft 4 ignores a `$ref`'s siblings: the marked schema would not even be used.
+            (
+                json!({"properties": {"a": {"$ref": "#/definitions/x", "properties": {"e": {"x-pii": true}}}}, "definitions": {"x": {}}}),
+                "$ref",
+                "/properties/a",
+            ),
+            (
+                json!({"dependencies": {"id": {"properties": {"e": {"format": "email"}}}}, "properties": {"e": {"x-pii": true}}}),
+                "dependencies",
+                "/",
+            ),
+            (
+                json!({"oneOf": [{"properties": {"l": {"items": {"maxLength": 3}}}}], "properties": {"l": {"items": {"x-pii": true}}}}),
+                "oneOf",
+                "/",
             ),
         ];
         for (schema, keyword, at) in rows {
@@ -545,9 +724,24 @@ mod tests {
                 other => panic!("{schema}: {other:?}"),
             }
         }
-        // The marked property's own keywords are replaced by the sealed shape: fine.
-        let own = json!({"properties": {"email": {"x-pii": true, "allOf": [{"format": "email"}]}}});
-        assert_eq!(Marks::of(&own).unwrap().pointers(), ["/email"]);
+        // Keywords that never check the marked value are fine (the second breaker found
+        // these in Iglu Central): the property's own keywords (replaced by the sealed
+        // shape), combinators of `required` lists, array `dependencies`, patterns that do
+        // not match the name, a branch about another property, a `not` of `required`.
+        for fine in [
+            json!({"properties": {"email": {"x-pii": true, "allOf": [{"format": "email"}]}}}),
+            json!({"anyOf": [{"required": ["id"]}, {"required": ["email"]}], "properties": {"id": {}, "email": {"x-pii": true}}}),
+            json!({"dependencies": {"email": ["id"]}, "properties": {"id": {}, "email": {"x-pii": true}}}),
+            json!({"patternProperties": {"^contexts_": {"type": "array"}}, "properties": {"email": {"x-pii": true}}}),
+            json!({"oneOf": [{"properties": {"id": {"minLength": 1}}}], "properties": {"email": {"x-pii": true}}}),
+            json!({"not": {"required": ["x"]}, "properties": {"email": {"x-pii": true}}}),
+        ] {
+            assert_eq!(
+                Marks::of(&fine).map(|m| m.pointers().len()),
+                Ok(1),
+                "{fine}"
+            );
+        }
     }
 
     /// Array indices as RFC 6901 (and `Value::pointer_mut`) read them: `01` and `+1` name

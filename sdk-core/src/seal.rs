@@ -151,7 +151,15 @@ fn seal_event(
         serde_json::from_slice(&event.json).map_err(|e| SealFailure::Envelope(e.to_string()))?;
     let id = envelope.event_id.to_string();
     let mut sealed = 0;
-    if let Some(marks) = data_marks.or_else(|| marks.get(&envelope.schema)) {
+    // The marks `plan` found: a type's, the table's, or those a type taught (`learned`).
+    let learned = match data_marks.or_else(|| marks.get(&envelope.schema)) {
+        Some(_) => None,
+        None => pii::learned(&envelope.schema).map(Marks::from_pointers),
+    };
+    let data_marks = data_marks
+        .or_else(|| marks.get(&envelope.schema))
+        .or(learned.as_ref());
+    if let Some(marks) = data_marks {
         sealed += seal_places(
             key,
             &id,

@@ -248,3 +248,28 @@ fn a_typed_entity_is_sealed_without_the_table_and_refused_without_a_key() {
         Err(eventwire::TrackError::PiiWithoutKey { .. })
     ));
 }
+
+/// Once a type taught its marks (`Entity::typed`), an event of its schema tracked as JSON
+/// is sealed too (the second breaker: it was planned as marked and sent in clear).
+#[test]
+fn json_data_of_a_taught_schema_is_sealed() {
+    let customer: com_example_shop::Customer =
+        serde_json::from_value(json!({"customer_id": "C-7777"})).unwrap();
+    let _ = eventwire::Entity::typed(&customer).unwrap();
+    let transport = MemoryTransport::new();
+    let tracker = Tracker::builder()
+        .transport(transport.clone())
+        .pii_public_key(eventwire::pii::PrivateKey::generate().public_key().clone())
+        .build()
+        .unwrap();
+    tracker
+        .track_json(
+            com_example_shop::Customer::SCHEMA,
+            &json!({"customer_id": "C-7777", "email": "taught@example.com"}),
+        )
+        .unwrap();
+    tracker.flush(Duration::from_secs(10)).unwrap();
+    let sent = serde_json::to_string(&transport.batches()[0].events[0]).unwrap();
+    assert!(!sent.contains("taught@example.com"), "{sent}");
+    assert!(sent.contains("C-7777"));
+}

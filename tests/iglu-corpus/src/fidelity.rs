@@ -312,7 +312,7 @@ fn allows_null(schema: &Value) -> bool {
 }
 
 /// Boundary instances for a schema, each with a label saying what was varied.
-fn derive_instances(schema: &Value) -> Vec<(Value, String)> {
+pub fn derive_instances(schema: &Value) -> Vec<(Value, String)> {
     let mut out = Vec::new();
     let Some(props) = schema.get("properties").and_then(Value::as_object) else {
         for v in [
