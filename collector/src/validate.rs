@@ -640,19 +640,9 @@ impl Pipeline {
             return Err((ErrorCode::SchemaInvalid, errors));
         }
         let mut errors = Vec::new();
-        for (i, entity) in entities
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let uri = entity
-                .get("schema")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+        for (i, uri, data) in entity_parts(entities) {
             match resolve_uri(uri, lookups) {
                 Ok(c) => {
-                    let data = entity.get("data").unwrap_or(&Value::Null);
                     errors.extend(collect_errors(
                         c.validator(),
                         data,
@@ -673,6 +663,20 @@ impl Pipeline {
             Err((ErrorCode::EntityInvalid, errors))
         }
     }
+}
+
+/// Each entity of an event's `entities` (when it is an array) with its index, schema URI
+/// (empty when missing) and `data` (null when missing).
+fn entity_parts(entities: Option<&Value>) -> impl Iterator<Item = (usize, &str, &Value)> {
+    entities
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, e)| {
+            let uri = e.get("schema").and_then(Value::as_str).unwrap_or_default();
+            (i, uri, e.get("data").unwrap_or(&Value::Null))
+        })
 }
 
 /// What a `pii_unsealed` error says of each place.
@@ -701,17 +705,7 @@ fn unsealed_places(
         }
     };
     check(schema, data, "/data");
-    for (i, entity) in entities
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let uri = entity
-            .get("schema")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let data = entity.get("data").unwrap_or(&Value::Null);
+    for (i, uri, data) in entity_parts(entities) {
         check(uri, data, &format!("/entities/{i}/data"));
     }
     out

@@ -31,6 +31,7 @@ use serde_json::Value;
 
 use crate::event::EncodedEvent;
 use crate::protocol::{Entity, Event, MAX_STRING_BYTES};
+use crate::stats::DropReason;
 
 /// What `track()` decided for one event: whether, and by which marks, the sealing thread
 /// seals it.
@@ -106,6 +107,42 @@ impl PiiPolicy {
             (Some(key), seal) => seal_event(key, &self.marks, seal, event),
             (None, _) => Err(SealFailure::NoKey),
         }
+    }
+}
+
+/// How sealing changed an event's size, for the byte counters that admitted it.
+pub(crate) enum Resized {
+    /// It grew by this many bytes.
+    Grew(usize),
+    /// It shrank by this many bytes (a value whose sealed form is shorter: none today).
+    Shrank(usize),
+}
+
+impl PiiPolicy {
+    /// Seals `event` as planned and checks it still fits: `Ok` with how its size changed,
+    /// or the reason to drop it (`too_large` over `max_event_bytes` or a collector's string
+    /// limit once sealed; `pii_unsealed` when sealing failed, logged without the event).
+    /// The size change comes back in every case: the caller applies it to its byte
+    /// counters first, then settles a dropped event with its current size.
+    pub(crate) fn seal_within(
+        &self,
+        event: &mut EncodedEvent,
+        max_event_bytes: usize,
+    ) -> (Resized, Result<(), DropReason>) {
+        let before = event.len();
+        let verdict = match self.seal(event) {
+            Ok(()) if event.len() <= max_event_bytes => Ok(()),
+            Ok(()) | Err(SealFailure::TooLarge) => Err(DropReason::TooLarge),
+            Err(e) => {
+                tracing::error!(error = %e, "could not seal an event's personal data: dropped (pii_unsealed)");
+                Err(DropReason::PiiUnsealed)
+            }
+        };
+        let resized = match event.len().checked_sub(before) {
+            Some(grew) => Resized::Grew(grew),
+            None => Resized::Shrank(before - event.len()),
+        };
+        (resized, verdict)
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::event::EncodedEvent;
-use crate::seal::{PiiPolicy, SealFailure};
+use crate::seal::{PiiPolicy, Resized};
 use crate::shared::{notify, FailureCallback, Shared};
 use crate::spool::{Commit, Spool, SpoolError, Synced};
 use crate::stats::{DropReason, FailureReason};
@@ -287,30 +287,20 @@ impl Spooler {
     /// (in the queue's bytes and the spool's); false when the event was given up instead
     /// (over the per-event limit once sealed, or sealing failed).
     fn sealed(&self, event: &mut EncodedEvent) -> bool {
-        let before = event.len();
-        let reason = match self.pii.seal(event) {
-            Ok(()) => {
-                let (queued, live) = (&self.shared.queued_bytes, &self.shared.spool_live_bytes);
-                match event.len().checked_sub(before) {
-                    Some(growth) => {
-                        queued.fetch_add(growth, Ordering::Relaxed);
-                        live.fetch_add(growth as u64, Ordering::Relaxed);
-                    }
-                    None => {
-                        queued.fetch_sub(before - event.len(), Ordering::Relaxed);
-                        live.fetch_sub((before - event.len()) as u64, Ordering::Relaxed);
-                    }
-                }
-                if event.len() <= self.max_event_bytes {
-                    return true;
-                }
-                DropReason::TooLarge
+        let (resized, verdict) = self.pii.seal_within(event, self.max_event_bytes);
+        let (queued, live) = (&self.shared.queued_bytes, &self.shared.spool_live_bytes);
+        match resized {
+            Resized::Grew(n) => {
+                queued.fetch_add(n, Ordering::Relaxed);
+                live.fetch_add(n as u64, Ordering::Relaxed);
             }
-            Err(SealFailure::TooLarge) => DropReason::TooLarge,
-            Err(e) => {
-                tracing::error!(error = %e, "could not seal an event's personal data: dropped (pii_unsealed)");
-                DropReason::PiiUnsealed
+            Resized::Shrank(n) => {
+                queued.fetch_sub(n, Ordering::Relaxed);
+                live.fetch_sub(n as u64, Ordering::Relaxed);
             }
+        }
+        let Err(reason) = verdict else {
+            return true;
         };
         self.shared
             .queued_bytes

@@ -14,7 +14,7 @@ use crate::errors::{FlushError, ShutdownError};
 use crate::event::EncodedEvent;
 use crate::outbox::{self, Outbox, Outcome, Settled, Take};
 use crate::protocol::BatchResponse;
-use crate::seal::{PiiPolicy, SealFailure};
+use crate::seal::{PiiPolicy, Resized};
 use crate::shared::{notify, unix_ms_now, Control, FailureCallback, Shared};
 use crate::spooler::{SpoolCtl, SpoolLink};
 use crate::stats::{Counters, DropReason, FailureReason};
@@ -236,24 +236,14 @@ impl Worker {
     /// Seals what `track()` planned, accounting for the new size; false when the event was
     /// given up instead (over the per-event limit once sealed, or sealing failed).
     fn sealed(&self, event: &mut EncodedEvent) -> bool {
-        let before = event.len();
-        let reason = match self.pii.seal(event) {
-            Ok(()) => {
-                let queued = &self.shared.queued_bytes;
-                match event.len().checked_sub(before) {
-                    Some(growth) => queued.fetch_add(growth, Ordering::Relaxed),
-                    None => queued.fetch_sub(before - event.len(), Ordering::Relaxed),
-                };
-                if event.len() <= self.max_event_bytes {
-                    return true;
-                }
-                DropReason::TooLarge
-            }
-            Err(SealFailure::TooLarge) => DropReason::TooLarge,
-            Err(e) => {
-                tracing::error!(error = %e, "could not seal an event's personal data: dropped (pii_unsealed)");
-                DropReason::PiiUnsealed
-            }
+        let (resized, verdict) = self.pii.seal_within(event, self.max_event_bytes);
+        let queued = &self.shared.queued_bytes;
+        match resized {
+            Resized::Grew(n) => queued.fetch_add(n, Ordering::Relaxed),
+            Resized::Shrank(n) => queued.fetch_sub(n, Ordering::Relaxed),
+        };
+        let Err(reason) = verdict else {
+            return true;
         };
         let event = std::slice::from_ref(event);
         self.hand_off(event);
