@@ -3,21 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on purpose
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn eventwire() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_eventwire"));
-    c.current_dir(repo());
-    c
-}
+mod common;
+use common::{eventwire, repo};
 
 fn lines(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)

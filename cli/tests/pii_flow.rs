@@ -15,15 +15,8 @@ use eventwire_testkit::broker::Broker;
 use eventwire_testkit::probe::http_get;
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn eventwire() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_eventwire"));
-    c.current_dir(repo());
-    c
-}
+mod common;
+use common::eventwire;
 
 struct Collector {
     child: Child,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::event::EncodedEvent;
-use crate::seal::{PiiPolicy, Resized};
+use crate::seal::{PiiPolicy, Resized, Seal};
 use crate::shared::{notify, FailureCallback, Shared};
 use crate::spool::{Commit, Spool, SpoolError, Synced};
 use crate::stats::{DropReason, FailureReason};
@@ -287,6 +287,9 @@ impl Spooler {
     /// (in the queue's bytes and the spool's); false when the event was given up instead
     /// (over the per-event limit once sealed, or sealing failed).
     fn sealed(&self, event: &mut EncodedEvent) -> bool {
+        if event.seal == Seal::No {
+            return true; // nearly every event: no work, no counter touched
+        }
         let (resized, verdict) = self.pii.seal_within(event, self.max_event_bytes);
         let (queued, live) = (&self.shared.queued_bytes, &self.shared.spool_live_bytes);
         match resized {

@@ -14,7 +14,7 @@ use crate::errors::{FlushError, ShutdownError};
 use crate::event::EncodedEvent;
 use crate::outbox::{self, Outbox, Outcome, Settled, Take};
 use crate::protocol::BatchResponse;
-use crate::seal::{PiiPolicy, Resized};
+use crate::seal::{PiiPolicy, Resized, Seal};
 use crate::shared::{notify, unix_ms_now, Control, FailureCallback, Shared};
 use crate::spooler::{SpoolCtl, SpoolLink};
 use crate::stats::{Counters, DropReason, FailureReason};
@@ -236,6 +236,9 @@ impl Worker {
     /// Seals what `track()` planned, accounting for the new size; false when the event was
     /// given up instead (over the per-event limit once sealed, or sealing failed).
     fn sealed(&self, event: &mut EncodedEvent) -> bool {
+        if event.seal == Seal::No {
+            return true; // nearly every event: no work, no counter touched
+        }
         let (resized, verdict) = self.pii.seal_within(event, self.max_event_bytes);
         let queued = &self.shared.queued_bytes;
         match resized {
