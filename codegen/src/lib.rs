@@ -148,9 +148,13 @@ impl Builder {
     }
 
     /// Loads the schemas and generates the TypeScript module (see [`ts`]).
+    ///
+    /// # Errors
+    /// A schema directory that cannot be read, a file that is not a schema, or a
+    /// personal-data mark that would seal nothing: every one is listed.
     pub fn generate_typescript(&self) -> Result<String, BuildErrors> {
         let files = self.load()?;
-        Ok(ts::generate(&files))
+        ts::generate(&files).map_err(BuildErrors)
     }
 
     /// Generates and writes the file; returns its path. The file is rewritten only when its

@@ -303,3 +303,51 @@ fn tsc_strict(tsc: &std::path::Path, dir: &std::path::Path, file: &str) -> std::
         .output()
         .unwrap()
 }
+
+/// `PII_MARKS` in the TypeScript holds exactly the marks the Rust types carry (`Marks::of`
+/// of each schema: what a collector and `eventwire pii open` go by), schemas without marks
+/// left out; a mark that would seal nothing fails generation, naming the schema.
+#[test]
+fn pii_marks_are_the_schemas_marks() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let code = eventwire_codegen::Builder::new()
+        .schemas(repo.join("schemas"))
+        .rerun_if_changed(false)
+        .generate_typescript()
+        .unwrap();
+    let start = code.find("export const PII_MARKS").unwrap();
+    let body = &code[start..];
+    let body = &body[body.find('{').unwrap()..=body.find("\n};").unwrap() + 1];
+    let got: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&body.replace("],\n}", "]\n}")).unwrap();
+    let mut want = serde_json::Map::new();
+    let loaded = eventwire_schema::registry::load_dir(&repo.join("schemas"));
+    for file in &loaded.schemas {
+        let marks = eventwire_schema::pii::Marks::of(&file.schema).unwrap();
+        if !marks.is_empty() {
+            want.insert(file.key.to_string(), serde_json::json!(marks.pointers()));
+        }
+    }
+    assert!(!want.is_empty(), "schemas/ has no marked schema to check");
+    assert_eq!(got, want);
+
+    let dir = tempfile::tempdir().unwrap();
+    let at = dir.path().join("com.acme/bad_mark/jsonschema");
+    std::fs::create_dir_all(&at).unwrap();
+    std::fs::write(
+        at.join("1-0-0"),
+        r#"{"self": {"vendor": "com.acme", "name": "bad_mark", "format": "jsonschema", "version": "1-0-0"},
+            "type": "object", "properties": {"email": {"type": "string", "x-pii": "yes"}}}"#,
+    )
+    .unwrap();
+    let err = eventwire_codegen::Builder::new()
+        .schemas(dir.path())
+        .rerun_if_changed(false)
+        .generate_typescript()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("iglu:com.acme/bad_mark/jsonschema/1-0-0") && err.contains("x-pii"),
+        "{err}"
+    );
+}

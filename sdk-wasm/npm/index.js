@@ -115,6 +115,8 @@ class Tracker {
     addEventListener("online", () => (this.adopt(), this.send(1)), on);
     // Consent set in another tab of the site reaches this one at once.
     addEventListener("storage", (e) => e.key === this.key + ":out" && this.consent(e.newValue === "1"), on);
+    // `withPii` (eventwire/pii): sealing, installed on this tracker.
+    if (o.pii) o.pii(this);
     this.ready = this.boot(retry);
   }
 
@@ -126,7 +128,6 @@ class Tracker {
         break;
       } catch (e) {
         if (!retry || this.stop.signal.aborted) throw e;
-        this.loadError = e;
         await new Promise((r) => setTimeout(r, wait));
       }
     }
@@ -168,7 +169,9 @@ class Tracker {
   }
 
   /** Tracks a self-describing event: `{ schema, data, entities? }`. Never waits. */
-  track(event) {
+  // `at` (eventwire/pii only): the time it was tracked, or the id its sealed values are bound
+  // to (a UUID v7 of that time).
+  track(event, at) {
     if (!this.turn) {
       // Once a task: the events cross into wasm together, and consent is read again.
       this.turn = 1;
@@ -187,11 +190,14 @@ class Tracker {
     }
     // Before the core is ready, calls wait here (bounded like the queue, the rest counted).
     if (!this.core && this.buf.length >= 4 * (this.o.maxQueueEvents || 1e5)) return void this.early++;
-    this.buf.push(event.schema, data, entities, Date.now());
+    this.buf.push(event.schema, data, entities, at || Date.now());
     if (!this.core) this.dirty();
   }
 
   check(schema) {
+    // Personal data (the generated PII_MARKS) is sealed by withPii, or sent in clear on request.
+    const m = this.o.piiMarks;
+    if (m && m[schema] && !this.o.sendPiiInClear) throw new Error("eventwire: x-pii fields in " + schema + ": seal them (withPii)");
     if (this.valid.has(schema)) return;
     if (typeof schema !== "string" || !IGLU.test(schema)) {
       throw new Error("eventwire: not an Iglu URI (iglu:vendor/name/format/M-R-A): " + schema);

@@ -26,7 +26,7 @@ use eventwire::RetryPolicy;
 use wasm_bindgen::prelude::*;
 
 mod text;
-use text::{hyphenated, parse_u64, push_ascii, push_json_str, push_u64, split, Fields};
+use text::{hyphenated, parse_u64, push_ascii, push_json_str, push_u64, split};
 
 // Talc: a smaller and faster allocator than the default dlmalloc for wasm.
 #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
@@ -102,7 +102,7 @@ impl Core {
         );
         let count = |n: u32, default: usize| if n == 0 { default } else { n as usize };
         let max_batch_delay_ms = or_default(max_batch_delay_ms, in_ms(DEFAULT_MAX_BATCH_DELAY));
-        let mut parts = Fields::new(strings);
+        let mut parts = split(strings, 0);
         let mut next = || parts.next().unwrap_or_default();
         let (labels, library, write_key, anonymous_id, session_id, seed) =
             (next(), next(), next(), next(), next(), next());
@@ -154,29 +154,50 @@ impl Core {
     }
 
     /// Takes a group of tracked events: `schema NUL data NUL entities NUL time NUL …` (data
-    /// and entities as JSON text, entities empty when none, time in Unix ms). Returns how many
-    /// were queued; the others were counted as dropped (queue full, too large).
+    /// and entities as JSON text, entities empty when none, time in Unix ms). In place of
+    /// the time, an event id chosen in JavaScript: a UUID v7 of the time (`eventwire/pii`
+    /// binds sealed values to it; see `given_id`); otherwise the core makes the id. Returns how many were queued; the others were counted as
+    /// dropped (queue full, too large).
     pub fn add(&mut self, group: &str, now_ms: f64) -> u32 {
-        let mut fields = Fields::new(group);
+        // Fields separated by NUL (an empty group: one empty field, no event).
+        let mut fields = split(group, 0);
         let mut queued = 0;
         while let (Some(schema), Some(data), Some(entities), Some(time)) =
             (fields.next(), fields.next(), fields.next(), fields.next())
         {
-            let created = parse_u64(time).unwrap_or(0);
-            if self.push(schema, data, entities, created, ms(now_ms)) {
+            let (created, id) = match given_id(time) {
+                Some(ms) => (ms, Some(time)),
+                None => (parse_u64(time).unwrap_or(0), None),
+            };
+            if self.push(schema, data, entities, created, id, ms(now_ms)) {
                 queued += 1;
             }
         }
         queued
     }
 
-    fn push(&mut self, schema: &str, data: &str, entities: &str, created: u64, now: u64) -> bool {
+    fn push(
+        &mut self,
+        schema: &str,
+        data: &str,
+        entities: &str,
+        created: u64,
+        id: Option<&str>,
+        now: u64,
+    ) -> bool {
         self.counters.admit();
         if self.outbox.queued().0 >= self.max_queue_events {
             self.counters.dropped(DropReason::QueueFull, 1);
             return false;
         }
-        let id = self.event_id(created);
+        let made;
+        let id = match id {
+            Some(id) => id.as_bytes(),
+            None => {
+                made = self.event_id(created);
+                &made[..]
+            }
+        };
         let rng = &mut self.rng;
         let who = self.identity.touch(created, || new_v4(rng));
         if !matches!(&self.context_tail, Some((rendered, _)) if *rendered == who) {
@@ -197,7 +218,7 @@ impl Core {
         let mut json =
             String::with_capacity(120 + schema.len() + data.len() + entities.len() + tail.len());
         json.push_str(r#"{"event_id":""#);
-        push_ascii(&mut json, &id);
+        push_ascii(&mut json, id);
         json.push_str(r#"","schema":""#);
         json.push_str(schema);
         json.push_str(r#"","data":"#);
@@ -467,6 +488,29 @@ fn answer(accepted: f64, rejected: &str, duplicates: f64) -> Option<BatchRespons
         duplicates: duplicates as u64,
         rejected: list,
     })
+}
+
+/// The Unix time in ms of an event id JavaScript chose in place of the time
+/// (`eventwire/pii`: a UUID v7, whose first 48 bits are that time), when it is 36 lowercase
+/// hex digits and hyphens: nothing in it can break the envelope's JSON, and one that is not
+/// a UUID gets its own event dead-lettered by the collector, no other.
+fn given_id(id: &str) -> Option<u64> {
+    if id.len() != 36 {
+        return None;
+    }
+    let mut ms = 0;
+    for (i, c) in id.bytes().enumerate() {
+        let digit = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'-' => continue,
+            _ => return None,
+        };
+        if i < 13 {
+            ms = ms << 4 | u64::from(digit);
+        }
+    }
+    Some(ms)
 }
 
 /// The `event_id` at the start of an envelope this package wrote.

@@ -514,3 +514,42 @@ fn the_browsers_defaults_are_the_rust_ones_or_say_why_not() {
     add_plays(&mut c, 1);
     assert!(c.take(0.0, 0.0, 1, 0).is_empty(), "the window is full");
 }
+
+#[test]
+fn an_id_chosen_in_javascript_is_the_events_id_and_gives_its_time() {
+    let mut c = core();
+    // A UUID v7 whose first 48 bits say 5 ms after the epoch.
+    let given = "00000000-0005-774b-bcce-b302099a8057";
+    let times = [
+        given,
+        // Not 36 lowercase hex digits and hyphens: a time (0 when it is not one either).
+        "00000000-0006-774B-BCCE-B302099A8057",
+        "00000000-0007-774b-bcce-b302099a805\"",
+        "0000000000007774bbcceb302099a8057",
+        "8",
+    ];
+    let events: Vec<(&str, &str, &str, &str)> =
+        times.iter().map(|t| (PLAY, "{}", "", *t)).collect();
+    let mut text = String::new();
+    for (schema, data, entities, t) in &events {
+        if !text.is_empty() {
+            text.push('\0');
+        }
+        text.push_str(&format!("{schema}\0{data}\0{entities}\0{t}"));
+    }
+    assert_eq!(c.add(&text, 0.0), 5);
+    let mut events = Vec::new();
+    for _ in 0..2 {
+        let sent = body(&c.take(0.0, 0.0, 2, 0));
+        events.extend(sent["events"].as_array().unwrap().iter().cloned());
+    }
+    assert_eq!(events.len(), 5);
+    assert_eq!(events[0]["event_id"], given);
+    assert_eq!(events[0]["created_at"], "1970-01-01T00:00:00.005Z");
+    for (e, t) in events[1..].iter().zip(["000", "000", "000", "008"]) {
+        let id = e["event_id"].as_str().unwrap();
+        assert_ne!(id, given);
+        assert!(uuid::Uuid::try_parse(id).is_ok(), "{id}");
+        assert_eq!(e["created_at"], format!("1970-01-01T00:00:00.{t}Z"));
+    }
+}

@@ -1,36 +1,5 @@
 //! Text helpers that stay clear of `core::fmt` (every byte of the wasm counts).
 
-/// Fields of a group string separated by NUL.
-pub struct Fields<'a> {
-    rest: Option<&'a str>,
-}
-
-impl<'a> Fields<'a> {
-    pub fn new(group: &'a str) -> Self {
-        Fields {
-            rest: (!group.is_empty()).then_some(group),
-        }
-    }
-}
-
-impl<'a> Iterator for Fields<'a> {
-    type Item = &'a str;
-    fn next(&mut self) -> Option<&'a str> {
-        let rest = self.rest?;
-        // A byte search: NUL is ASCII, so the cut is on a character boundary.
-        match rest.bytes().position(|b| b == 0) {
-            Some(at) => {
-                self.rest = rest.get(at + 1..);
-                rest.get(..at)
-            }
-            None => {
-                self.rest = None;
-                Some(rest)
-            }
-        }
-    }
-}
-
 /// Splits on an ASCII separator (a byte search, no `char` pattern machinery).
 pub fn split(text: &str, sep: u8) -> impl Iterator<Item = &str> {
     let mut rest = Some(text);

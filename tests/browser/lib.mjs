@@ -61,12 +61,16 @@ export class Collector {
   }
   /** Good events, parsed. */
   good() {
-    const f = join(this.dir, "good.jsonl");
-    return existsSync(f) ? readFileSync(f, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l)) : [];
+    return this.lines("good.jsonl").map((l) => JSON.parse(l));
+  }
+  /** The whole lines of a sink file: a line the collector is still writing is left out. */
+  lines(name) {
+    const f = join(this.dir, name);
+    const text = existsSync(f) ? readFileSync(f, "utf8") : "";
+    return text.slice(0, text.lastIndexOf("\n") + 1).split("\n").filter(Boolean);
   }
   bad() {
-    const f = join(this.dir, "bad.jsonl");
-    return existsSync(f) ? readFileSync(f, "utf8").split("\n").filter(Boolean).length : 0;
+    return this.lines("bad.jsonl").length;
   }
   async metric(name) {
     const text = await (await fetch(`${this.url}/metrics`)).text();

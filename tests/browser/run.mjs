@@ -1,8 +1,8 @@
 // The npm package `eventwire` in Debian's Chromium against the real collector (loopback,
 // CORS on). Run by scripts/test.sh after scripts/build-npm.sh:
 //   EVENTWIRE_BIN=target/debug/eventwire node tests/browser/run.mjs
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, readFileSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
@@ -510,6 +510,265 @@ await test("up to maxInFlight requests are in flight at once (default 4; 1 sends
   }
 });
 
+// Personal data (eventwire/pii). The marks come from schemas/ through `eventwire codegen
+// --lang ts` (transpiled for the page); the key pair from `eventwire pii keygen`.
+const CUSTOMER = "iglu:com.example.shop/customer/jsonschema/1-0-0";
+const SEALED = /^ew1\.[A-Za-z0-9_-]{11}\.[A-Za-z0-9_-]{87}\.[A-Za-z0-9_-]{23,}$/;
+let piiKeys;
+function piiSetup() {
+  if (piiKeys) return piiKeys;
+  execFileSync(bin, ["codegen", "--schemas", join(ROOT, "schemas"), "--lang", "ts", "--out", join(build, "events.ts")], { stdio: "ignore" });
+  execFileSync(join(HERE, "node_modules/.bin/esbuild"), [join(build, "events.ts"), "--format=esm", `--outfile=${join(build, "events.js")}`, "--log-level=warning"]);
+  const dir = mkdtempSync(join(tmpdir(), "eventwire-pii-"));
+  const keygen = (name) => {
+    execFileSync(bin, ["pii", "keygen", "--public", join(dir, name + ".pub"), "--private", join(dir, name + ".key")], { stdio: "ignore" });
+    return { pub: readFileSync(join(dir, name + ".pub"), "utf8").trim(), key: join(dir, name + ".key") };
+  };
+  piiKeys = { dir, main: keygen("main"), other: keygen("other") };
+  return piiKeys;
+}
+
+function openPii(context, extra = "", delay = 200) {
+  const { main } = piiSetup();
+  return open(context, delay, `&key=${encodeURIComponent(main.pub)}${extra}`, "pii.html");
+}
+
+/** The good sink's raw lines of the events of one anonymous id (one context's pages). */
+function goodLines(aid) {
+  return collector.lines("good.jsonl").filter((l) => JSON.parse(l).context.anonymous_id === aid);
+}
+
+/** Everything the collector wrote, as text. */
+function sinkText() {
+  return ["good.jsonl", "bad.jsonl"].map((f) => join(collector.dir, f)).filter(existsSync).map((f) => readFileSync(f, "utf8")).join("\n");
+}
+
+/** `eventwire pii open` over `lines`: its status, opened events and stderr. */
+function piiOpen(lines, key = piiSetup().main.key) {
+  const file = join(piiSetup().dir, "lines.jsonl");
+  writeFileSync(file, lines.join("\n") + "\n");
+  const r = spawnSync(bin, ["pii", "open", "--private-key", key, "--schemas", join(ROOT, "schemas"), file], { encoding: "utf8" });
+  return { status: r.status, events: r.stdout.split("\n").filter(Boolean).map((l) => JSON.parse(l)), stderr: r.stderr };
+}
+
+await test("pii: RFC 9180 A.3.1 test vectors through the package's HPKE (@hpke/core on Chromium's WebCrypto)", async () => {
+  piiSetup();
+  const context = await chrome.newContext();
+  const page = await open(context, 200, "", "pii.html");
+  const got = await page.evaluate(async () => {
+    const hex = (h) => Uint8Array.from(h.match(/../g), (b) => parseInt(b, 16));
+    const toHex = (b) => Array.from(new Uint8Array(b), (x) => x.toString(16).padStart(2, "0")).join("");
+    const v = {
+      info: "4f6465206f6e2061204772656369616e2055726e",
+      ikmE: "4270e54ffd08d79d5928020af4686d8f6b7d35dbe470265f1f5aa22816ce860e",
+      pkEm: "04a92719c6195d5085104f469a8b9814d5838ff72b60501e2c4466e5e67b325ac98536d7b61a1af4b78e5b7f951c0900be863c403ce65c9bfcb9382657222d18c4",
+      ikmR: "668b37171f1072f3cf12ea8a236a45df23fc13b82af3609ad1e354f6ef817550",
+      pkRm: "04fe8c19ce0905191ebc298a9245792531f26f0cece2460639e8bc39cb7f706a826a779b4cf969b8a0e539c7f62fb3d30ad6aa8f80e30f1d128aafd68a2ce72ea0",
+      pt: "4265617574792069732074727574682c20747275746820626561757479",
+      aad0: "436f756e742d30",
+      ct0: "5ad590bb8baa577f8619db35a36311226a896e7342a6d836d8b7bcd2f20b6c7f9076ac232e3ab2523f39513434",
+    };
+    const suite = ew.hpke;
+    const recipient = await suite.kem.deriveKeyPair(hex(v.ikmR).buffer);
+    const sender = await suite.createSenderContext({ recipientPublicKey: await suite.kem.deserializePublicKey(hex(v.pkRm)), info: hex(v.info), ekm: hex(v.ikmE).buffer });
+    const ct = await sender.seal(hex(v.pt), hex(v.aad0));
+    const opener = await suite.createRecipientContext({ recipientKey: recipient.privateKey, enc: hex(v.pkEm), info: hex(v.info) });
+    const pt = await opener.open(hex(v.ct0), hex(v.aad0));
+    return {
+      pkRm: toHex(await suite.kem.serializePublicKey(recipient.publicKey)) === v.pkRm,
+      enc: toHex(sender.enc) === v.pkEm,
+      ct: toHex(ct) === v.ct0,
+      pt: toHex(pt) === v.pt,
+    };
+  });
+  check(got.pkRm && got.enc && got.ct && got.pt, `vector mismatch: ${JSON.stringify(got)}`);
+  await context.close();
+});
+
+await test("pii: sealed in the page, opened by `eventwire pii open`; a changed byte, a moved value, the wrong key each refused by name", async () => {
+  const context = await chrome.newContext();
+  const page = await openPii(context);
+  const aid = await page.evaluate(() => tracker.anonymousId());
+  const r = await page.evaluate(async () => (trackPii(tracker, "seal", 0, 10), { flushed: await tracker.flush(10000), stats: tracker.stats() }));
+  check(r.flushed.ok && r.stats.tracked === 20 && r.stats.sent === 20 && r.stats.sealing === 0 && r.stats.pending === 0, JSON.stringify(r));
+  const lines = goodLines(aid);
+  check(lines.length === 20, `${lines.length} of 20 events in the good sink`);
+  check(!/seal-(mail|name|entity)-/.test(sinkText()), "a marked value reached the collector in clear");
+  const events = lines.map((l) => JSON.parse(l));
+  for (const e of events) {
+    const c = e.schema === CUSTOMER ? e.data : e.entities[0].data;
+    check(SEALED.test(c.email) && SEALED.test(c.name) && /^C-1\d{3}$/.test(c.customer_id) && c.tier === "gold", JSON.stringify(e));
+  }
+  // Opened with the private key: every value at its place, checked against its schema.
+  const opened = piiOpen(lines);
+  check(opened.status === 0 && opened.events.length === 20, `pii open: ${opened.status}\n${opened.stderr}`);
+  for (const e of opened.events) {
+    const i = Number((e.schema === CUSTOMER ? e.data : e.entities[0].data).customer_id.slice(2)) - 1000;
+    if (e.schema === CUSTOMER) check(e.data.email === `seal-mail-${i}@example.com` && e.data.name === `seal-name-${i}`, JSON.stringify(e.data));
+    else check(e.entities[0].data.email === `seal-entity-${i}@example.com` && e.data.query === `seal-${i}`, JSON.stringify(e));
+  }
+  // Each hostile change, alone, on a copy of the first customer event and search event.
+  const c0 = lines.findIndex((l) => JSON.parse(l).schema === CUSTOMER);
+  const c1 = lines.findIndex((l, i) => i > c0 && JSON.parse(l).schema === CUSTOMER);
+  const s0 = lines.findIndex((l) => JSON.parse(l).schema !== CUSTOMER);
+  const edit = (i, f) => {
+    const e = JSON.parse(lines[i]);
+    f(e);
+    return JSON.stringify(e);
+  };
+  const flip = (sealed) => {
+    const at = sealed.length - 10; // inside the ciphertext, where every bit of a character counts
+    return sealed.slice(0, at) + (sealed[at] === "A" ? "B" : "A") + sealed.slice(at + 1);
+  };
+  const other = JSON.parse(lines[c1]).data.email;
+  const cases = [
+    ["a changed byte", edit(c0, (e) => (e.data.email = flip(e.data.email))), "/data/email: does not open"],
+    ["swapped with another field", edit(c0, (e) => ([e.data.email, e.data.name] = [e.data.name, e.data.email])), "/data/name: does not open"],
+    ["moved from another event", edit(c0, (e) => (e.data.email = other)), "/data/email: does not open"],
+    ["moved into an entity", edit(s0, (e) => (e.entities[0].data.email = JSON.parse(lines[c0]).data.email)), "/entities/0/data/email: does not open"],
+  ];
+  for (const [what, line, want] of cases) {
+    const got = piiOpen([line]);
+    check(got.status === 1 && got.stderr.includes("line 1: " + want), `${what}: status ${got.status}, stderr:\n${got.stderr}`);
+  }
+  const wrong = piiOpen([lines[c0]], piiSetup().other.key);
+  check(wrong.status === 1 && /line 1: \/data\/email: sealed to key [A-Za-z0-9_-]{11}, which is not among the keys given/.test(wrong.stderr), wrong.stderr);
+  await context.close();
+});
+
+await test("pii: without a key, a marked event throws at track(); sent in clear on request, the collector refuses it and keeps no value", async () => {
+  piiSetup();
+  const context = await chrome.newContext();
+  const page = await open(context, 200, "", "pii.html");
+  const r = await page.evaluate(async () => {
+    const t = await ew.init(ew.options);
+    const thrown = [];
+    for (const event of [
+      { schema: "iglu:com.example.shop/customer/jsonschema/1-0-0", data: { customer_id: "C-1000", email: "nokey-mail@example.com" } },
+      { schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: "nokey-0", results_count: 0 }, entities: [{ schema: "iglu:com.example.shop/customer/jsonschema/1-0-0", data: { customer_id: "C-1000", name: "nokey-name" } }] },
+    ]) {
+      try {
+        t.track(event);
+      } catch (e) {
+        thrown.push(e.message);
+      }
+    }
+    t.track({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: "nokey-1", results_count: 1 } });
+    const clear = await ew.init({ ...ew.options, sendPiiInClear: true });
+    clear.track({ schema: "iglu:com.example.shop/customer/jsonschema/1-0-0", data: { customer_id: "C-1001", email: "inclear-mail@example.com" } });
+    return { thrown, flushed: await t.flush(), cleared: await clear.flush(), stats: t.stats(), clear: clear.stats() };
+  });
+  check(r.thrown.length === 2 && r.thrown.every((m) => m.includes("x-pii") && m.includes("withPii")), JSON.stringify(r.thrown));
+  check(r.stats.tracked === 1 && r.stats.sent === 1, JSON.stringify(r.stats));
+  check(r.clear.tracked === 1 && r.clear.rejected === 1, JSON.stringify(r.clear));
+  const text = sinkText();
+  check(!/inclear-mail|nokey-mail|nokey-name/.test(text), "a value sent in clear was kept by the collector");
+  check(readFileSync(join(collector.dir, "bad.jsonl"), "utf8").includes("pii_unsealed"), "no pii_unsealed dead letter");
+  await context.close();
+});
+
+await test("pii: what follows a marked event waits for its sealing (order, user), and flush resolves only once it is delivered", async () => {
+  const context = await chrome.newContext();
+  const page = await openPii(context);
+  const aid = await page.evaluate(() => tracker.anonymousId());
+  const r = await page.evaluate(async () => {
+    tracker.track({ schema: "iglu:com.example.shop/customer/jsonschema/1-0-0", data: { customer_id: "C-2000", email: "order-mail@example.com" } });
+    tracker.setUserId("user-after-seal");
+    tracker.track({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: "order-0", results_count: 0 } });
+    const sealing = tracker.stats().sealing;
+    return { sealing, flushed: await tracker.flush(10000) };
+  });
+  // Read as soon as flush resolved: both events are in the sink.
+  const events = goodLines(aid).map((l) => JSON.parse(l));
+  check(r.sealing === 2 && r.flushed.ok, JSON.stringify(r));
+  check(events.length === 2, `${events.length} of 2 events in the sink when flush resolved`);
+  const [customer, search] = [events.find((e) => e.schema === CUSTOMER), events.find((e) => e.schema !== CUSTOMER)];
+  check(customer.context.user_id === undefined && search.context.user_id === "user-after-seal", JSON.stringify([customer.context, search.context]));
+  // The id the page chose for the sealed event is a UUID v7 of its time.
+  const ms = parseInt(customer.event_id.replace(/-/g, "").slice(0, 12), 16);
+  check(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(customer.event_id) && ms === Date.parse(customer.created_at), `${customer.event_id} ${customer.created_at}`);
+  check(Date.parse(search.created_at) >= ms, "created_at out of order");
+  await context.close();
+});
+
+await test("pii: events still being sealed at an opt-out are dropped and counted, never sent", async () => {
+  const context = await chrome.newContext();
+  const page = await openPii(context);
+  const aid = await page.evaluate(() => tracker.anonymousId());
+  await page.evaluate(() => (trackPii(tracker, "out", 0, 25), tracker.optOut()));
+  await sleep(1500);
+  const s = await page.evaluate(() => (tracker.optIn(), tracker.stats()));
+  check(s.tracked === 50 && s.dropped_opted_out === 50 && s.sent === 0 && s.sealing === 0 && s.pending === 0, JSON.stringify(s));
+  check(goodLines(aid).length === 0, "events sent after the opt-out");
+  await context.close();
+});
+
+for (const [how, slow] of [["", ""], [" (sealing slower than the page's end)", "&slow=3000"]]) {
+  await test(`pii: events tracked while the page goes away arrive, or the next page counts them, none twice${how}`, async () => {
+    const context = await chrome.newContext();
+    const page = await openPii(context, `&onhide=gone&n=20${slow}`, 60000);
+    const aid = await page.evaluate(() => tracker.anonymousId());
+    await page.goto("about:blank");
+    await sleep(500);
+    const next = await openPii(context);
+    const result = await until("40 events arrived or counted", async () => {
+      const lost = await next.evaluate(() => tracker.stats().dropped_shut_down);
+      const lines = goodLines(aid);
+      return lines.length + lost === 40 && { lost, lines };
+    }, 20000);
+    await sleep(500);
+    const lines = goodLines(aid);
+    check(lines.length === result.lines.length && new Set(lines.map((l) => JSON.parse(l).event_id)).size === lines.length, "an event arrived twice, or after it was counted");
+    if (slow) check(result.lost > 0, "nothing was still being sealed when the page went away: the test proves nothing");
+    console.log(`     ${result.lines.length} arrived, ${result.lost} counted as lost by the next page`);
+    await context.close();
+  });
+}
+
+await test("events a page tracks in its own pagehide handler (after the tracker's) still leave", async () => {
+  const context = await chrome.newContext();
+  const page = await open(context, 60000, "&onhide=own-hide&n=20");
+  await page.goto("about:blank");
+  await open(context, 100); // the next page adopts what was stored
+  await until("the events tracked at page hide", () => arrived("own-hide").counts.size === 20, 15000);
+  await sleep(300);
+  exactlyOnce("own-hide", 20);
+  await context.close();
+});
+
+await test("pii: 10,000 track() calls with sealing on (the figures of docs/benchmarks.md)", async () => {
+  const context = await chrome.newContext();
+  const plain = await open(context, 200, "&batch=500");
+  const base = await plain.evaluate(async () => {
+    const t0 = performance.now();
+    trackMany("plain10k", 0, 10000);
+    const calls = performance.now() - t0;
+    const f = await tracker.flush(60000);
+    return { calls, total: performance.now() - t0, ok: f.ok };
+  });
+  await context.close();
+  const sealing = await chrome.newContext();
+  const page = await openPii(sealing);
+  const aid = await page.evaluate(() => tracker.anonymousId());
+  const r = await page.evaluate(async () => {
+    const t0 = performance.now();
+    trackPii(tracker, "bulk", 0, 5000); // 10,000 events, 20,000 sealed values
+    const calls = performance.now() - t0;
+    await new Promise((ok) => { const poll = () => (tracker.stats().sealing ? setTimeout(poll, 5) : ok()); poll(); });
+    const sealed = performance.now() - t0;
+    const f = await tracker.flush(120000);
+    return { calls, sealed, total: performance.now() - t0, ok: f.ok, stats: tracker.stats() };
+  });
+  check(base.ok && r.ok && r.stats.sent === 10000 && r.stats.tracked === 10000, JSON.stringify(r));
+  const lines = goodLines(aid);
+  check(lines.length === 10000 && new Set(lines.map((l) => JSON.parse(l).event_id)).size === 10000, `${lines.length} of 10,000 arrived`);
+  check(!/bulk-(mail|name|entity)-/.test(sinkText()), "a marked value in clear");
+  const f = (ms) => `${Math.round(ms)} ms`;
+  console.log(`     without sealing: calls ${f(base.calls)}, all delivered ${f(base.total)}`);
+  console.log(`     with sealing (20,000 values): calls ${f(r.calls)}, all sealed ${f(r.sealed)}, all delivered ${f(r.total)}`);
+  await sealing.close();
+});
+
 await test("the package loads in a bundler (esbuild)", async () => {
   const entry = join(HERE, "size-entry.js");
   execFileSync(join(HERE, "node_modules/.bin/esbuild"), [entry, "--bundle", "--minify", "--format=esm", `--outfile=${join(build, "app.js")}`, "--log-level=warning"]);
@@ -525,6 +784,9 @@ await test("the package loads in a bundler (esbuild)", async () => {
 await test("types: a wrong `data` for a `schema` is a TypeScript error (tsc, @ts-expect-error)", async () => {
   execFileSync(bin, ["codegen", "--schemas", join(ROOT, "schemas"), "--lang", "ts", "--out", join(HERE, "types/events.ts")], { stdio: "ignore" });
   execFileSync(join(HERE, "node_modules/.bin/tsc"), ["-p", join(HERE, "types/tsconfig.json")], { stdio: "inherit" });
+  // The subpath's source against @hpke/core's declarations: a misread field of its API is an
+  // error here (it once gave sealed values with an empty ciphertext).
+  execFileSync(join(HERE, "node_modules/.bin/tsc"), ["-p", join(ROOT, "sdk-wasm/npm/src/tsconfig.json")], { stdio: "inherit" });
 });
 
 await test("size: wasm + JS of a minimal init + track, gzipped, within the budget", async () => {
@@ -533,6 +795,18 @@ await test("size: wasm + JS of a minimal init + track, gzipped, within the budge
   const wasm = gzipSync(readFileSync(join(ROOT, "sdk-wasm/npm/dist/core_bg.wasm")), { level: 9 }).length;
   console.log(`     js ${js} B + wasm ${wasm} B = ${js + wasm} B gzipped (budget ${budget} B)`);
   check(js + wasm <= budget, `the package grew past its budget: ${js + wasm} > ${budget} bytes`);
+});
+
+await test("size: the subpath eventwire/pii, gzipped: what a page that seals adds to init + track", async () => {
+  const esbuild = join(HERE, "node_modules/.bin/esbuild");
+  const gz = (f) => gzipSync(readFileSync(join(build, f)), { level: 9 }).length;
+  for (const [entry, out] of [["size-entry.js", "app.js"], ["size-entry-pii.js", "app-pii.js"]]) {
+    execFileSync(esbuild, [join(HERE, entry), "--bundle", "--minify", "--format=esm", `--outfile=${join(build, out)}`, "--log-level=warning"]);
+  }
+  const budget = Number(readFileSync(join(HERE, "pii-size-budget.txt"), "utf8").trim());
+  const extra = gz("app-pii.js") - gz("app.js");
+  console.log(`     eventwire/pii adds ${extra} B gzipped (budget ${budget} B); the page without it: ${gz("app.js")} B of JS`);
+  check(extra > 0 && extra <= budget, `the subpath grew past its budget: ${extra} > ${budget} bytes`);
 });
 
 await chrome.close();

@@ -376,3 +376,10 @@ export const SCHEMAS: readonly SchemaUri[] = [
   "iglu:com.acme/signup/jsonschema/2-0-0",
   "iglu:com_acme/ping/jsonschema/1-0-0",
 ];
+
+/**
+ * The personal-data marks (`"x-pii": true`) of each schema that has any: JSON pointers into
+ * its `data` (`*` for every item of an array). Give them to `init` as `piiMarks`, and
+ * `withPii` from `eventwire/pii` seals these values before they leave the page.
+ */
+export const PII_MARKS: Readonly<Record<string, readonly string[]>> = {};

@@ -47,3 +47,14 @@ const bare: boolean = await tracker.flush();
 createTracker<SelfDescribing>({ endpoint: "x" }).track({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: 1 } });
 
 export { flushed, done, sent, wrong, bare };
+
+// Personal data: the generated marks, sealed by the subpath.
+import { withPii } from "eventwire/pii";
+import { PII_MARKS } from "./events";
+const sealing: Tracker<SelfDescribing> = await init<SelfDescribing>(
+  withPii({ endpoint: "https://collector.example.com", piiMarks: PII_MARKS }, "ewpk1.…"),
+);
+sealing.track({ schema: "iglu:com.example.shop/customer/jsonschema/1-0-0", data: { customer_id: "C-1234", email: "a@example.com" } });
+const stillSealing: number | undefined = sealing.stats().sealing;
+// @ts-expect-error the key is text (the file `eventwire pii keygen --public` wrote)
+withPii({ endpoint: "https://collector.example.com" }, new Uint8Array(65));
