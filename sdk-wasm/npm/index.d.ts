@@ -93,7 +93,7 @@ export interface Stats {
   dropped_opted_out: number;
   dropped_not_a_collector: number;
   dropped_pii_unsealed: number;
-  /** With `withPii`: events being sealed, not yet queued (counted in `tracked` and `pending` too). */
+  /** With `withPii`: events waiting for a sealing (being sealed, or tracked after one that is), not yet queued; counted in `tracked` and `pending` too. */
   sealing?: number;
 }
 

@@ -99,7 +99,7 @@ class Tracker {
     this.buf = [];
     this.valid = new Set();
     this.waiters = [];
-    this.timer = this.saving = this.posts = this.early = this.turn = 0;
+    this.timer = this.saving = this.posts = this.early = this.gone = this.turn = 0;
     this.out = this.get("out") === "1";
     const stop = (this.stop = new AbortController()), on = { signal: stop.signal };
     // This tab's slot in storage, held with a Web Lock for the tab's lifetime: a slot whose
@@ -169,9 +169,13 @@ class Tracker {
   }
 
   /** Tracks a self-describing event: `{ schema, data, entities? }`. Never waits. */
+  track(event) {
+    this.enqueue(event);
+  }
+
   // `at` (eventwire/pii only): the time it was tracked, or the id its sealed values are bound
   // to (a UUID v7 of that time).
-  track(event, at) {
+  enqueue(event, at) {
     if (!this.turn) {
       // Once a task: the events cross into wasm together, and consent is read again.
       this.turn = 1;
@@ -386,7 +390,10 @@ class Tracker {
     let prefix = "", i = 0;
     for (const k of COUNTERS.split(" ")) k === "|" ? (prefix = "dropped_") : (s[prefix + k] = +v[i++] || 0);
     if (!this.core) s.tracked = s.pending = this.buf.length / 4;
+    // Dropped before reaching the core: over the bound before it loaded, or at an opt-out.
+    s.tracked += this.early + this.gone;
     s.dropped_queue_full += this.early;
+    s.dropped_opted_out += this.gone;
     return s;
   }
 
@@ -415,6 +422,7 @@ class Tracker {
   consent(out) {
     this.out = out;
     if (out) {
+      this.gone += this.buf.length / 4;
       this.buf = [];
       this.core && this.core.clear();
       this.persist();

@@ -538,10 +538,15 @@ function goodLines(aid) {
   return collector.lines("good.jsonl").filter((l) => JSON.parse(l).context.anonymous_id === aid);
 }
 
-/** Everything the collector wrote, as text. */
+/** Everything the collector wrote, as text, with the bodies it kept raw (malformed ones, as base64) decoded. */
 function sinkText() {
-  return ["good.jsonl", "bad.jsonl"].map((f) => join(collector.dir, f)).filter(existsSync).map((f) => readFileSync(f, "utf8")).join("\n");
+  const text = ["good.jsonl", "bad.jsonl"].map((f) => join(collector.dir, f)).filter(existsSync).map((f) => readFileSync(f, "utf8")).join("\n");
+  const raw = collector.lines("bad.jsonl").map((l) => JSON.parse(l).raw).filter((r) => typeof r === "string");
+  return [text, ...raw.map((r) => Buffer.from(r, "base64").toString("utf8"))].join("\n");
 }
+
+/** What the site keeps in the page's storage, as text. */
+const storageText = (page) => page.evaluate(() => JSON.stringify(Object.entries(localStorage)));
 
 /** `eventwire pii open` over `lines`: its status, opened events and stderr. */
 function piiOpen(lines, key = piiSetup().main.key) {
@@ -720,10 +725,178 @@ for (const [how, slow] of [["", ""], [" (sealing slower than the page's end)", "
     const lines = goodLines(aid);
     check(lines.length === result.lines.length && new Set(lines.map((l) => JSON.parse(l).event_id)).size === lines.length, "an event arrived twice, or after it was counted");
     if (slow) check(result.lost > 0, "nothing was still being sealed when the page went away: the test proves nothing");
+    check(!/gone-(mail|name|entity)-/.test(await storageText(next)), "a marked value in clear in storage");
     console.log(`     ${result.lines.length} arrived, ${result.lost} counted as lost by the next page`);
     await context.close();
   });
 }
+
+await test("pii: a tab in the background that lives on: its events are sent, and a new tab does not count them lost", async () => {
+  const context = await chrome.newContext();
+  const a = await openPii(context, "&slow=2000", 60000);
+  const aid = await a.evaluate(() => tracker.anonymousId());
+  await a.evaluate(() => (trackPii(tracker, "background", 0, 5), hidePage()));
+  const b = await openPii(context);
+  check((await a.evaluate(() => tracker.stats().sealing)) > 0, "the background tab was done before the new tab started: the test proves nothing");
+  await until("the background tab's 10 events", () => goodLines(aid).length === 10, 30000);
+  await sleep(1000); // the new tab's adoption runs at its start, and every 30 s
+  const [sa, sb] = [await a.evaluate(() => tracker.stats()), await b.evaluate(() => tracker.stats())];
+  check(sa.sent === 10 && sa.dropped_shut_down === 0 && sb.dropped_shut_down === 0, JSON.stringify({ a: sa, b: sb }));
+  check(!/background-(mail|name|entity)-/.test(await storageText(b)), "a marked value in clear in storage");
+  await context.close();
+});
+
+await test("pii: a page hidden first, then tracking, then killed: the next page counts what was still being sealed", async () => {
+  const context = await chrome.newContext();
+  const a = await openPii(context, "&slow=3000", 60000);
+  const aid = await a.evaluate(() => tracker.anonymousId());
+  // A background timer, or the app's own visibilitychange handler, after the tracker's ran.
+  await a.evaluate(() => (hidePage(), trackPii(tracker, "killed", 0, 5)));
+  const cdp = await context.newCDPSession(a);
+  cdp.send("Page.crash").catch(() => {});
+  await sleep(500);
+  const next = await openPii(context);
+  const lost = await until("the killed page's events counted", async () => (await next.evaluate(() => tracker.stats().dropped_shut_down)) || 0, 10000);
+  await sleep(500);
+  check(lost === 10 && goodLines(aid).length === 0, `${lost} counted, ${goodLines(aid).length} arrived, of 10`);
+  check(!/killed-(mail|name|entity)-/.test(await storageText(next)), "a marked value in clear in storage");
+  await context.close();
+});
+
+await test("pii: an opt-out in another tab while events are sealed drops and counts them all", async () => {
+  const context = await chrome.newContext();
+  const page = await openPii(context, "&slow=500");
+  const aid = await page.evaluate(() => tracker.anonymousId());
+  // As another tab writes it, before its storage event arrives here.
+  await page.evaluate(() => (trackPii(tracker, "elsewhere", 0, 5), localStorage.setItem(tracker.key + ":out", "1")));
+  const s = await until("the sealing done", async () => {
+    const s = await page.evaluate(() => tracker.stats());
+    return s.sealing === 0 && s;
+  }, 20000);
+  check(s.tracked === 10 && s.dropped_opted_out === 10 && s.sent === 0 && s.pending === 0, JSON.stringify(s));
+  check(goodLines(aid).length === 0, "events sent after the opt-out");
+  await context.close();
+});
+
+await test("pii: reset() while an event is sealed: the new anonymous id at once, the event before keeps the old one", async () => {
+  const context = await chrome.newContext();
+  const page = await openPii(context, "&slow=300");
+  const r = await page.evaluate(async () => {
+    const before = tracker.anonymousId();
+    tracker.track({ schema: "iglu:com.example.shop/customer/jsonschema/1-0-0", data: { customer_id: "C-3000", email: "reset-mail@example.com" } });
+    tracker.reset();
+    const after = tracker.anonymousId();
+    tracker.track({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: "reset-0", results_count: 0 } });
+    return { before, after, flushed: await tracker.flush(10000) };
+  });
+  check(r.before !== r.after && r.flushed.ok, JSON.stringify(r));
+  check(goodLines(r.before).length === 1 && JSON.parse(goodLines(r.before)[0]).schema === CUSTOMER, "the event tracked before reset() lost its anonymous id");
+  check(goodLines(r.after).length === 1 && JSON.parse(goodLines(r.after)[0]).data.query === "reset-0", "the event tracked after reset() does not have the new one");
+  await context.close();
+});
+
+await test("pii: marks at hostile places (escaped names, __proto__, array items, tuples, nesting, entities) seal and open to the same values", async () => {
+  const { main } = piiSetup();
+  const schemas = join(HERE, "pii-schemas");
+  const ts = execFileSync(bin, ["codegen", "--schemas", schemas, "--lang", "ts", "--out", "-"], { encoding: "utf8" });
+  const table = ts.slice(ts.indexOf("export const PII_MARKS"));
+  const marks = JSON.parse(table.slice(table.indexOf("{"), table.indexOf("\n};") + 2).replace(/,\n}$/, "\n}"));
+  const HOSTILE = "iglu:com.example.pii/hostile/jsonschema/1-0-0";
+  check(marks[HOSTILE] && marks[HOSTILE].length === 12, JSON.stringify(marks));
+  const context = await chrome.newContext();
+  const page = await open(context, 200, "", "pii.html");
+  // A stand-in collector on the page's origin: the bodies as sent, each event accepted.
+  const bodies = [];
+  await page.route("**/stand-in/v1/batch", (route) => {
+    const body = JSON.parse(route.request().postData());
+    bodies.push(body);
+    route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ accepted: body.events.length, duplicates: 0, rejected: [] }) });
+  });
+  // Built from JSON text: a literal `__proto__` member would set the prototype instead.
+  const text = JSON.stringify({
+    "a/b": "slash", "m~n": 2, "~1": null, "*": true, constructor: "c", 0: "zero", "": "empty",
+    list: ["l0", null, { k: "l2" }], nested: { deep: -1.5e300, arr: [{ e: "e0" }, { f: 1 }, { e: ["e2"] }] },
+    tuple: ["t0", "t1"], plain: "p",
+  }).replace("{", '{"__proto__":{"x":[1,"\\u2028 😀"]},');
+  const r = await page.evaluate(async ([text, marks, key, HOSTILE]) => {
+    const t = await ew.init(ew.withPii({ ...ew.options, endpoint: location.origin + "/stand-in", piiMarks: marks }, key));
+    const data = JSON.parse(text);
+    let thrown = "";
+    try {
+      t.track({ schema: HOSTILE, data: { ...JSON.parse(text), "a/b": "cut \ud83d" } });
+    } catch (e) {
+      thrown = e.message;
+    }
+    t.track({ schema: HOSTILE, data, entities: [{ schema: HOSTILE, data: { plain: "no marks here" } }, { schema: HOSTILE, data }] });
+    return { thrown, flushed: await t.flush(10000), stats: t.stats() };
+  }, [text, marks, main.pub, HOSTILE]);
+  check(r.thrown.includes("/data/a~1b is not well-formed text"), `a lone surrogate: ${r.thrown}`);
+  check(r.flushed.ok && r.stats.tracked === 1 && r.stats.sent === 1, JSON.stringify(r));
+  const sent = bodies.flatMap((b) => b.events);
+  check(sent.length === 1, `${sent.length} events sent`);
+  const e = sent[0];
+  for (const data of [e.data, e.entities[1].data]) {
+    const sealed = [data["a/b"], data["m~n"], data["~1"], data["__proto__"], data["*"], data.constructor, data["0"], data[""],
+      data.list[0], data.list[1], data.list[2], data.nested.deep, data.nested.arr[0].e, data.nested.arr[2].e, data.tuple[0]];
+    check(sealed.every((v) => SEALED.test(v)), `not sealed: ${JSON.stringify(data)}`);
+    check(data.plain === "p" && data.tuple[1] === "t1" && data.nested.arr[1].f === 1, `sealed what is not marked: ${JSON.stringify(data)}`);
+  }
+  check(JSON.stringify(e.entities[0].data) === '{"plain":"no marks here"}', JSON.stringify(e.entities[0]));
+  const file = join(piiSetup().dir, "hostile.jsonl");
+  writeFileSync(file, JSON.stringify(e) + "\n");
+  const opened = spawnSync(bin, ["pii", "open", "--private-key", main.key, "--schemas", schemas, file], { encoding: "utf8" });
+  check(opened.status === 0, `pii open: ${opened.status}\n${opened.stderr}`);
+  // Compared with members sorted (the opener writes them in its own order).
+  const canon = (v) => (Array.isArray(v) ? v.map(canon) : v && typeof v === "object" ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canon(v[k])])) : v);
+  const same = (a, b) => JSON.stringify(canon(a)) === JSON.stringify(canon(b));
+  const back = JSON.parse(opened.stdout);
+  const want = JSON.parse(text);
+  check(same(back.data, want) && same(back.entities[1].data, want), `opened:\n${JSON.stringify(back.data)}\nwant:\n${JSON.stringify(want)}`);
+  await context.close();
+});
+
+await test("track() handed to forEach (index as a second argument) keeps each event's own time and id", async () => {
+  const context = await chrome.newContext();
+  const page = await open(context);
+  const t0 = Date.now();
+  await page.evaluate(async () => {
+    [0, 1, 2].map((i) => ({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: `foreach-${i}`, results_count: i } })).forEach(tracker.track, tracker);
+    await tracker.flush(10000);
+  });
+  exactlyOnce("foreach", 3);
+  const times = collector.good().filter((e) => String(e.data.query).startsWith("foreach-")).map((e) => Date.parse(e.created_at));
+  check(times.every((t) => t >= t0 - 5000), `created_at: ${times.map((t) => new Date(t).toISOString())}`);
+  await context.close();
+});
+
+await test("stats add up before the core loads and at an opt-out in the same task as the calls", async () => {
+  piiSetup();
+  const context = await chrome.newContext();
+  const page = await open(context, 200, "", "pii.html");
+  const r = await page.evaluate(async () => {
+    const search = (i) => ({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: `count-${i}`, results_count: i } });
+    // Before its core loads a tracker keeps maxQueueEvents calls: 2 here, the rest dropped.
+    const early = ew.createTracker({ endpoint: ew.options.endpoint, maxQueueEvents: 2, writeKey: "count-early" });
+    for (let i = 0; i < 12; i++) early.track(search(i));
+    const before = early.stats();
+    early.track(search(12));
+    early.optOut();
+    const out = early.stats();
+    early.optIn();
+    await early.ready;
+    const t = await ew.init({ endpoint: ew.options.endpoint, writeKey: "count-later" });
+    for (let i = 0; i < 3; i++) t.track(search(i));
+    t.optOut();
+    const later = t.stats();
+    t.optIn();
+    return { before, out, later };
+  });
+  const ok = (s) => s.tracked === s.sent + s.rejected + s.pending + Object.keys(s).filter((k) => k.startsWith("dropped_")).reduce((n, k) => n + s[k], 0);
+  check(r.before.tracked === 12 && r.before.pending === 2 && r.before.dropped_queue_full === 10 && ok(r.before), JSON.stringify(r.before));
+  check(r.out.tracked === 13 && r.out.dropped_queue_full === 11 && r.out.dropped_opted_out === 2 && r.out.pending === 0 && ok(r.out), JSON.stringify(r.out));
+  check(r.later.tracked === 3 && r.later.dropped_opted_out === 3 && ok(r.later), JSON.stringify(r.later));
+  await context.close();
+});
 
 await test("events a page tracks in its own pagehide handler (after the tracker's) still leave", async () => {
   const context = await chrome.newContext();

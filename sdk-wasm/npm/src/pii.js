@@ -19,8 +19,6 @@ const SEALED = "ew1.";
 const PUBLIC = "ewpk1.";
 // A collector takes strings of at most this many bytes (`protocol::MAX_STRING_BYTES`).
 const MAX_STRING_BYTES = 65536;
-// Storage: events a hidden page was still sealing (their fate unknown if it was closed).
-const LOST = "pii-lost";
 
 /**
  * `options` for `init` or `createTracker`, with sealing: every value `options.piiMarks`
@@ -30,6 +28,7 @@ const LOST = "pii-lost";
  */
 export function withPii(options, publicKey) {
   const point = parseKey(publicKey);
+  if (!options || !options.piiMarks) throw new Error("eventwire/pii: no piiMarks (the PII_MARKS generated with the types): nothing would be sealed");
   if (!(globalThis.crypto && crypto.subtle)) {
     throw new Error("eventwire/pii: WebCrypto is not available here (it needs a secure context: https or localhost)");
   }
@@ -103,50 +102,90 @@ function find(node, segs, at, out, parent, key) {
 
 class TooLarge extends Error {}
 
-// Seals, in place, every marked value of `ev` (a copy: `{ schema, data, entities }`) for the
-// event `id`; resolves once all are sealed.
-function sealEvent(key, kid, marks, ev, id) {
-  const jobs = [];
+// A string of JSON text that holds a lone UTF-16 surrogate (`JSON.stringify` writes it as an
+// escape): not text, and not JSON a Rust opener can read back.
+const LONE_SURROGATE = /(^|[^\\])(\\\\)*\\ud[89a-f]/;
+
+// The marked values of `ev` (a copy: `{ schema, data, entities }`), each as [schema, pointer
+// into the event, parent, key, JSON text]. Throws when one is not text (a lone surrogate).
+function places(marks, ev) {
+  const out = [];
   const each = (schema, data, prefix) => {
     const found = [];
     for (const p of marks[schema] || []) find(data, p.split("/").slice(1), "", found);
     for (const [at, parent, k] of found) {
-      const pt = utf8.encode(JSON.stringify(parent[k]));
-      jobs.push(hpke.seal({ recipientPublicKey: key, info: INFO }, pt, aad(id, schema, prefix + at)).then(({ enc, ct }) => {
-        // An encapsulated P-256 key and at least the AEAD's 16-byte tag, or it is not sealed.
-        if (enc.byteLength !== 65 || ct.byteLength < 16) throw new Error("eventwire/pii: HPKE gave no sealed value");
-        const sealed = SEALED + kid + "." + b64(new Uint8Array(enc)) + "." + b64(new Uint8Array(ct));
-        if (sealed.length > MAX_STRING_BYTES) throw new TooLarge();
-        // As a data property, whatever the name (`__proto__` included).
-        Object.defineProperty(parent, k, { value: sealed, enumerable: true, writable: true, configurable: true });
-      }));
+      const json = JSON.stringify(parent[k]);
+      if (LONE_SURROGATE.test(json)) throw new Error("eventwire/pii: " + prefix + at + " is not well-formed text (a lone UTF-16 surrogate)");
+      out.push([schema, prefix + at, parent, k, json]);
     }
   };
   each(ev.schema, ev.data, "/data");
   (ev.entities || []).forEach((e, i) => e && each(e.schema, e.data, "/entities/" + i + "/data"));
-  return Promise.all(jobs);
+  return out;
 }
 
-// Sealing on tracker `t` (the base package's Tracker): its track, flush, setUserId, reset,
-// stats, hide and consent, wrapped. While an event is being sealed, what the page does next
-// (events, marked or not, and identity changes) waits behind it, in order, so every event
-// keeps the user and session of the moment it was tracked and `flush` resolves only once the
-// sealed events are answered for. The plaintext is only in this queue (memory) meanwhile.
+// Seals, in place, every value of `found` (from `places`) for the event `id`; resolves once
+// all are sealed.
+function seal(key, kid, found, id) {
+  return Promise.all(found.map(([schema, pointer, parent, k, json]) =>
+    hpke.seal({ recipientPublicKey: key, info: INFO }, utf8.encode(json), aad(id, schema, pointer)).then(({ enc, ct }) => {
+      // An encapsulated P-256 key and at least the AEAD's 16-byte tag, or it is not sealed.
+      if (enc.byteLength !== 65 || ct.byteLength < 16) throw new Error("eventwire/pii: HPKE gave no sealed value");
+      const sealed = SEALED + kid + "." + b64(new Uint8Array(enc)) + "." + b64(new Uint8Array(ct));
+      if (sealed.length > MAX_STRING_BYTES) throw new TooLarge();
+      // As a data property, whatever the name (`__proto__` included).
+      Object.defineProperty(parent, k, { value: sealed, enumerable: true, writable: true, configurable: true });
+    })));
+}
+
+// Sealing on tracker `t` (the base package's Tracker, whose internals this relies on: its
+// enqueue, check, drain, get, put, store, key, slot, aid, out, core): its track, flush,
+// setUserId, reset, stats, hide, consent and adopt, wrapped. While an event is being sealed,
+// what the page does next (events, marked or not, and identity changes) waits behind it, in
+// order, so every event keeps the user and session of the moment it was tracked and `flush`
+// resolves only once the sealed events are answered for. The plaintext is only in this queue
+// (memory) meanwhile.
 function install(t, marks, keyed) {
-  const track = t.track.bind(t), flush = t.flush.bind(t), stats = t.stats.bind(t);
+  const track = t.track.bind(t), flush = t.flush.bind(t), stats = t.stats.bind(t), adopt = t.adopt.bind(t);
   const hide = t.hide.bind(t), consent = t.consent.bind(t), setUserId = t.setUserId.bind(t), reset = t.reset.bind(t);
   // Waiting, in order: { ev, at, ok } events (`at`: the time, or the id of a sealed event;
   // ev 0 once dropped, with `why`) and { f, ok } calls.
   let held = [];
-  let events = 0, done = 0;
+  let events = 0, done = 0, hid = 0;
   const waiting = [];
   // Dropped before reaching the core, by reason (`dropped_<reason>` in stats).
   const lost = { opted_out: 0, pii_unsealed: 0, too_large: 0, shut_down: 0 };
-  // A page closed while it was still sealing: its events are counted here, by the next page.
-  lost.shut_down = +t.get(LOST) || 0;
-  if (lost.shut_down) t.put(LOST, "0");
+  // This tab's events that a page end would lose (waiting while the page is hidden), kept in
+  // storage under the tab's id: a page that finds the count of a tab whose lock is free (it
+  // is gone) adds it to its own `dropped_shut_down`, once.
+  const prefix = t.key + ":pii:", tab = t.slot.slice(t.key.length + 3);
+  const save = () => {
+    try {
+      if (hid) t.store.setItem(prefix + tab, String(hid));
+      else t.store.removeItem(prefix + tab);
+    } catch (e) { /* no storage: the count dies with the page */ }
+  };
+  const mark = (h) => "ev" in h && !h.hid && ((h.hid = 1), ++hid);
+  const adoptCounts = async () => {
+    const store = t.store, locks = navigator.locks;
+    if (!store || !locks) return;
+    const found = [];
+    for (let i = 0; i < store.length; i++) {
+      const k = store.key(i);
+      if (k && k.startsWith(prefix) && k !== prefix + tab) found.push(k);
+    }
+    for (const k of found) {
+      await locks.request(t.key + ":t:" + k.slice(prefix.length), { ifAvailable: true }, (lock) => {
+        if (!lock) return; // its tab is open
+        lost.shut_down += +store.getItem(k) || 0;
+        store.removeItem(k);
+      });
+    }
+  };
+  t.adopt = () => (adoptCounts().catch(() => {}), adopt());
+
   const forget = (h) => {
-    if (h.hid) t.put(LOST, String(Math.max(0, (+t.get(LOST) || 0) - 1)));
+    if (h.hid) hid--, save();
     if ("ev" in h) events--;
     done++;
   };
@@ -154,13 +193,26 @@ function install(t, marks, keyed) {
     for (let i = waiting.length; i--; ) if (waiting[i].n <= done) waiting.splice(i, 1)[0].r();
   };
   const release = () => {
+    // Consent as track reads it (another tab may have opted out): what waits is dropped
+    // and counted before any of it is handed over.
+    const out = t.get("out") === "1";
+    if (out !== t.out) t.consent(out);
     let n = 0;
     while (held.length && held[0].ok) {
       const h = held.shift();
       forget(h);
       if (!("ev" in h)) h.f();
-      else if (h.ev) n++, track(h.ev, h.at);
-      else lost[h.why]++;
+      else if (!h.ev) lost[h.why]++;
+      else {
+        n++;
+        try {
+          t.enqueue(h.ev, h.at);
+        } catch (e) {
+          // Cannot happen (the copy was checked as enqueue checks it); counted if it does.
+          lost.pii_unsealed++;
+          console.error("eventwire/pii: an event could not be queued:", e);
+        }
+      }
     }
     wake();
     // Sealed after the page was hidden: they leave now, as page hide sends.
@@ -172,21 +224,25 @@ function install(t, marks, keyed) {
   t.track = (event) => {
     const marked = event && [event].concat(event.entities || []).some((e) => e && marks[e.schema]);
     if (!marked && !held.length) return track(event);
-    // Checked now, as track checks: a bad call throws at the call.
-    t.check(event.schema);
-    for (const e of event.entities || []) t.check(e && e.schema);
+    // The copy is what is queued: it is checked now, as track checks, so a bad call throws
+    // at the call.
+    const ev = JSON.parse(JSON.stringify({ schema: event.schema, data: event.data, entities: event.entities }));
+    t.check(ev.schema);
+    for (const e of ev.entities || []) t.check(e && e.schema);
+    if (!ev.data || typeof ev.data !== "object" || Array.isArray(ev.data)) throw new Error("eventwire: data is not an object");
+    const found = marked ? places(marks, ev) : [];
     if (t.get("out") === "1") return void (t.out || t.consent(true));
     if (t.out) return;
-    const ev = JSON.parse(JSON.stringify({ schema: event.schema, data: event.data, entities: event.entities }));
-    if (!ev.data || typeof ev.data !== "object" || Array.isArray(ev.data)) throw new Error("eventwire: data is not an object");
     const now = Date.now(), h = { ev, at: String(now), ok: marked ? 0 : 1 };
     held.push(h);
     events++;
+    // Tracked while the page is hidden: it may end before this is handed over.
+    if (document.visibilityState === "hidden" && mark(h)) save();
     if (!marked) return;
     // The core takes the id in place of the time (a UUID v7 carries its time).
     const id = (h.at = uuid7(now));
     keyed
-      .then(([key, kid]) => sealEvent(key, kid, marks, ev, id))
+      .then(([key, kid]) => seal(key, kid, found, id))
       .then(
         () => (h.ok = 1),
         (e) => {
@@ -209,7 +265,14 @@ function install(t, marks, keyed) {
   };
 
   t.setUserId = (id) => later(() => setUserId(id));
-  t.reset = () => later(reset);
+  // The new anonymous id at once (`anonymousId()`), for the core after what waits.
+  t.reset = () => {
+    if (!held.length) return reset();
+    const aid = crypto.randomUUID();
+    t.aid = aid;
+    t.put("aid", aid);
+    later(() => (t.drain(true), t.core && t.core.reset(aid)));
+  };
 
   t.stats = () => {
     const s = stats();
@@ -221,13 +284,14 @@ function install(t, marks, keyed) {
     return s;
   };
 
-  // Page hide: what is still being sealed cannot be stored (it is in clear) nor sent yet; it
-  // leaves when sealed if the page lives on, and is counted by the next page if it does not.
+  // Page hide: what waits cannot be stored (a marked value is in clear until sealed) nor
+  // sent yet; it leaves as soon as it can if the page lives on, and is counted by a later
+  // page if it does not.
   t.hide = () => {
     hide();
     let n = 0;
-    for (const h of held) if (h.ev && !h.hid) (h.hid = 1), n++;
-    if (n) t.put(LOST, String((+t.get(LOST) || 0) + n));
+    for (const h of held) if (mark(h)) n++;
+    if (n) save();
   };
 
   // Opt-out: what waits is dropped, counted as opted_out (identity changes still apply).
