@@ -180,8 +180,9 @@ class Tracker {
       // Once a task: the events cross into wasm together, and consent is read again.
       this.turn = 1;
       queueMicrotask(() => ((this.turn = 0), this.drain()));
-      const out = this.get("out") === "1";
-      if (out !== this.out) this.consent(out);
+      // Only a setting that is there: without storage, the tab's own choice stands.
+      const out = this.get("out");
+      if (out && (out === "1") !== this.out) this.consent(out === "1");
     }
     if (this.out) return;
     this.check(event.schema);
@@ -201,7 +202,7 @@ class Tracker {
   check(schema) {
     // Personal data (the generated PII_MARKS) is sealed by withPii, or sent in clear on request.
     const m = this.o.piiMarks;
-    if (m && m[schema] && !this.o.sendPiiInClear) throw new Error("eventwire: x-pii fields in " + schema + ": seal them (withPii)");
+    if (m && m[schema] && !this.o.sendPiiInClear) throw new Error("eventwire: x-pii fields in " + schema + " (withPii seals them)");
     if (this.valid.has(schema)) return;
     if (typeof schema !== "string" || !IGLU.test(schema)) {
       throw new Error("eventwire: not an Iglu URI (iglu:vendor/name/format/M-R-A): " + schema);
@@ -400,7 +401,7 @@ class Tracker {
   /** Sets (or clears, with null) the signed-in user for the next events. */
   setUserId(id) {
     this.drain(true);
-    this.user = id || "";
+    this.user = "" + (id ?? "");
     this.core && this.core.setUser(this.user);
   }
 
@@ -408,6 +409,7 @@ class Tracker {
   reset() {
     this.drain(true);
     this.aid = uuid();
+    this.user = "";
     this.put("aid", this.aid);
     this.core && this.core.reset(this.aid);
   }

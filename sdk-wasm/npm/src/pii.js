@@ -182,7 +182,8 @@ function install(t, marks, keyed) {
       });
     }
   };
-  t.adopt = () => (adoptCounts().catch(() => {}), adopt());
+  // After the base's adoption, which takes a gone tab's lock to send its stored events.
+  t.adopt = () => adopt().then(adoptCounts).catch(() => {});
 
   const forget = (h) => {
     if (h.hid) hid--, save();
@@ -192,16 +193,28 @@ function install(t, marks, keyed) {
   const wake = () => {
     for (let i = waiting.length; i--; ) if (waiting[i].n <= done) waiting.splice(i, 1)[0].r();
   };
+  // Consent as the base reads it (another tab may have opted out or in); without storage,
+  // the tab's own choice stands.
+  const sync = () => {
+    const out = t.get("out");
+    if (out && (out === "1") !== t.out) t.consent(out === "1");
+  };
+  // A deferred call (setUserId, reset) that throws is reported, and what follows goes on.
+  const call = (f) => {
+    try {
+      f();
+    } catch (e) {
+      console.error("eventwire/pii: a deferred call failed:", e);
+    }
+  };
   const release = () => {
-    // Consent as track reads it (another tab may have opted out): what waits is dropped
-    // and counted before any of it is handed over.
-    const out = t.get("out") === "1";
-    if (out !== t.out) t.consent(out);
+    // What waits is dropped and counted at an opt-out before any of it is handed over.
+    sync();
     let n = 0;
     while (held.length && held[0].ok) {
       const h = held.shift();
       forget(h);
-      if (!("ev" in h)) h.f();
+      if (!("ev" in h)) call(h.f);
       else if (!h.ev) lost[h.why]++;
       else {
         n++;
@@ -231,7 +244,7 @@ function install(t, marks, keyed) {
     for (const e of ev.entities || []) t.check(e && e.schema);
     if (!ev.data || typeof ev.data !== "object" || Array.isArray(ev.data)) throw new Error("eventwire: data is not an object");
     const found = marked ? places(marks, ev) : [];
-    if (t.get("out") === "1") return void (t.out || t.consent(true));
+    sync();
     if (t.out) return;
     const now = Date.now(), h = { ev, at: String(now), ok: marked ? 0 : 1 };
     held.push(h);
@@ -301,7 +314,7 @@ function install(t, marks, keyed) {
       held = [];
       for (const h of was) {
         forget(h);
-        if (!("ev" in h)) h.f();
+        if (!("ev" in h)) call(h.f);
         else lost.opted_out++;
       }
       wake();
