@@ -160,7 +160,13 @@ pub fn run(args: SendArgs) -> anyhow::Result<ExitCode> {
             .and_then(|l| {
                 tracker
                     .track_json_with(&l.schema, &l.data, &l.entities)
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| match e {
+                        // In this command's terms, not the library's.
+                        eventwire::TrackError::PiiWithoutKey { schema } => format!(
+                            "{schema} has personal data (fields marked \"x-pii\"): give the public key to seal it with --pii-public-key FILE (from `eventwire pii keygen`)"
+                        ),
+                        e => e.to_string(),
+                    })
             });
         if let Err(e) = result {
             bad += 1;

@@ -170,3 +170,34 @@ fn a_redirecting_endpoint_is_not_delivery() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A marked event with the marks known (`--schemas`) and no key: refused at its line, in the
+/// command's own terms (the flag to give), nothing sent, status 1.
+#[test]
+fn a_marked_event_without_a_key_names_the_flag() {
+    let dir = std::env::temp_dir().join(format!("eventwire-send-pii-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let events = dir.join("events.jsonl");
+    std::fs::write(
+        &events,
+        r#"{"schema": "iglu:com.example.shop/customer/jsonschema/1-0-0", "data": {"customer_id": "C-1234", "email": "nokey@example.com"}}"#,
+    )
+    .unwrap();
+    let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas");
+    let out = Command::new(env!("CARGO_BIN_EXE_eventwire"))
+        .args(["send", "--endpoint", "http://127.0.0.1:9", "--schemas"])
+        .arg(&schemas)
+        .arg(&events)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("line 1: iglu:com.example.shop/customer/jsonschema/1-0-0 has personal data")
+            && stderr.contains("--pii-public-key FILE")
+            && !stderr.contains("nokey@example.com"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
