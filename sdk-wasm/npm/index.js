@@ -180,9 +180,7 @@ class Tracker {
       // Once a task: the events cross into wasm together, and consent is read again.
       this.turn = 1;
       queueMicrotask(() => ((this.turn = 0), this.drain()));
-      // Only a setting that is there: without storage, the tab's own choice stands.
-      const out = this.get("out");
-      if (out && (out === "1") !== this.out) this.consent(out === "1");
+      this.reread();
     }
     if (this.out) return;
     this.check(event.schema);
@@ -197,6 +195,13 @@ class Tracker {
     if (!this.core && this.buf.length >= 4 * (this.o.maxQueueEvents || 1e5)) return void this.early++;
     this.buf.push(event.schema, data, entities, at || Date.now());
     if (!this.core) this.dirty();
+  }
+
+  // Consent as storage has it (another tab may have changed it); without a setting there,
+  // the tab's own choice stands.
+  reread() {
+    const out = this.get("out");
+    if (out && (out === "1") !== this.out) this.consent(out === "1");
   }
 
   check(schema) {
@@ -408,10 +413,15 @@ class Tracker {
   /** Sign-out: a new anonymous id, no user, a new session. */
   reset() {
     this.drain(true);
-    this.aid = uuid();
+    this.renew(uuid());
+  }
+
+  // Sign-out with the anonymous id `aid`: kept in storage, no user, a new session.
+  renew(aid) {
+    this.aid = aid;
     this.user = "";
-    this.put("aid", this.aid);
-    this.core && this.core.reset(this.aid);
+    this.put("aid", aid);
+    this.core && this.core.reset(aid);
   }
 
   /** The anonymous id attached to events (kept in storage). */

@@ -156,8 +156,8 @@ impl Core {
     /// Takes a group of tracked events: `schema NUL data NUL entities NUL time NUL …` (data
     /// and entities as JSON text, entities empty when none, time in Unix ms). In place of
     /// the time, an event id chosen in JavaScript: a UUID v7 of the time (`eventwire/pii`
-    /// binds sealed values to it; see `given_id`); otherwise the core makes the id. Returns how many were queued; the others were counted as
-    /// dropped (queue full, too large).
+    /// binds sealed values to it; see `given_id`); otherwise the core makes the id. Returns
+    /// how many were queued; the others were counted as dropped (queue full, too large).
     pub fn add(&mut self, group: &str, now_ms: f64) -> u32 {
         // Fields separated by NUL (an empty group: one empty field, no event).
         let mut fields = split(group, 0);

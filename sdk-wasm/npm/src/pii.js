@@ -139,7 +139,7 @@ function seal(key, kid, found, id) {
 }
 
 // Sealing on tracker `t` (the base package's Tracker, whose internals this relies on: its
-// enqueue, check, drain, get, put, store, key, slot, aid, out, core): its track, flush,
+// enqueue, check, reread, renew, drain, get, put, store, key, slot, aid, out): its track, flush,
 // setUserId, reset, stats, hide, consent and adopt, wrapped. While an event is being sealed,
 // what the page does next (events, marked or not, and identity changes) waits behind it, in
 // order, so every event keeps the user and session of the moment it was tracked and `flush`
@@ -193,12 +193,6 @@ function install(t, marks, keyed) {
   const wake = () => {
     for (let i = waiting.length; i--; ) if (waiting[i].n <= done) waiting.splice(i, 1)[0].r();
   };
-  // Consent as the base reads it (another tab may have opted out or in); without storage,
-  // the tab's own choice stands.
-  const sync = () => {
-    const out = t.get("out");
-    if (out && (out === "1") !== t.out) t.consent(out === "1");
-  };
   // A deferred call (setUserId, reset) that throws is reported, and what follows goes on.
   const call = (f) => {
     try {
@@ -208,8 +202,9 @@ function install(t, marks, keyed) {
     }
   };
   const release = () => {
-    // What waits is dropped and counted at an opt-out before any of it is handed over.
-    sync();
+    // What waits is dropped and counted at an opt-out (another tab's too) before any of it
+    // is handed over.
+    t.reread();
     let n = 0;
     while (held.length && held[0].ok) {
       const h = held.shift();
@@ -235,7 +230,7 @@ function install(t, marks, keyed) {
   let warned;
 
   t.track = (event) => {
-    const marked = event && [event].concat(event.entities || []).some((e) => e && marks[e.schema]);
+    const marked = event && (marks[event.schema] || (event.entities || []).some((e) => e && marks[e.schema]));
     if (!marked && !held.length) return track(event);
     // The copy is what is queued: it is checked now, as track checks, so a bad call throws
     // at the call.
@@ -244,7 +239,7 @@ function install(t, marks, keyed) {
     for (const e of ev.entities || []) t.check(e && e.schema);
     if (!ev.data || typeof ev.data !== "object" || Array.isArray(ev.data)) throw new Error("eventwire: data is not an object");
     const found = marked ? places(marks, ev) : [];
-    sync();
+    t.reread();
     if (t.out) return;
     const now = Date.now(), h = { ev, at: String(now), ok: marked ? 0 : 1 };
     held.push(h);
@@ -278,13 +273,12 @@ function install(t, marks, keyed) {
   };
 
   t.setUserId = (id) => later(() => setUserId(id));
-  // The new anonymous id at once (`anonymousId()`), for the core after what waits.
+  // The new anonymous id at once (`anonymousId()`), the sign-out after what waits.
   t.reset = () => {
     if (!held.length) return reset();
-    const aid = crypto.randomUUID();
-    t.aid = aid;
+    const aid = (t.aid = crypto.randomUUID());
     t.put("aid", aid);
-    later(() => (t.drain(true), t.core && t.core.reset(aid)));
+    later(() => (t.drain(true), t.renew(aid)));
   };
 
   t.stats = () => {
