@@ -114,6 +114,7 @@ step "browser package: build (scripts/build-npm.sh) and test in Chromium (tests/
 ./scripts/build-npm.sh
 cargo build -p eventwire-cli --locked
 EVENTWIRE_BIN=target/debug/eventwire node tests/browser/run.mjs 2>&1 | tee -a "$log"
+EVENTWIRE_BIN=target/debug/eventwire node tests/browser/dev.mjs 2>&1 | tee -a "$log"
 
 # The game days (tests/game-days) ran above, inside `cargo test --workspace`: real
 # collector and tracker processes, a fault-injecting proxy, 2 minutes of collector outage.

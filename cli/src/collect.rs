@@ -31,7 +31,8 @@ pub struct CollectArgs {
     /// Browser origin allowed by CORS (repeat; `*` for any).
     #[arg(long = "cors-origin")]
     cors_origins: Vec<String>,
-    /// Keep recent events in memory and serve them at GET /v1/events (for app tests).
+    /// Keep recent events in memory: a live dev page at GET /, and GET /v1/events,
+    /// /v1/events/wait and /v1/events/stream for app tests (docs/collector.md).
     #[arg(long)]
     dev: bool,
     /// fsync file sinks after every batch.
@@ -82,9 +83,9 @@ pub fn run(args: CollectArgs) -> anyhow::Result<ExitCode> {
             args.good,
             args.bad,
             if args.dev {
-                ", dev mode: GET /v1/events"
+                format!(", dev page: {}/", server.endpoint().trim_end_matches('/'))
             } else {
-                ""
+                String::new()
             }
         );
         tokio::signal::ctrl_c()

@@ -18,7 +18,7 @@ use eventwire_schema::protocol::{BatchResponse, ErrorCode, Rejection};
 
 use crate::admission::{expected_bytes, Admitted, Reservation, Shed};
 use crate::committer::{Dead, Good, Job};
-use crate::dev::push_bounded;
+use crate::dev::Kind;
 use crate::ingest::{bearer, check_content_type, decode, BatchQuery};
 use crate::record::{DeadLetter, ErrorDetail};
 use crate::refusal::{Refusal, Refused};
@@ -286,7 +286,7 @@ impl Shared {
         self.duplicates
             .fetch_add(duplicates.len() as u64, Ordering::Relaxed);
         self.count_uniques(fresh);
-        self.remember_recent(records, |r| &mut r.good);
+        self.remember_recent(Kind::Good, records);
     }
 
     /// Counts dead letters written (`written`, whose `records` went to the dead-letter sink)
@@ -310,7 +310,7 @@ impl Shared {
             .fetch_add(written.len() as u64, Ordering::Relaxed);
         self.duplicates
             .fetch_add(repeated.len() as u64, Ordering::Relaxed);
-        self.remember_recent(records, |r| &mut r.bad);
+        self.remember_recent(Kind::Bad, records);
     }
 
     fn count_uniques(&self, events: &[&GoodEvent]) {
@@ -358,12 +358,7 @@ impl Shared {
             }
             self.rejected.fetch_add(1, Ordering::Relaxed);
             self.metrics.rejected(refusal.code().as_str(), None, None);
-            if let Some(recent) = &self.recent {
-                let mut recent = recent
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                push_bounded(&mut recent.bad, &record.line, self.dev_capacity);
-            }
+            self.remember_recent(Kind::Bad, std::iter::once(&record));
         }
         refusal.into_response()
     }

@@ -21,7 +21,7 @@ use crate::admission::Admission;
 use crate::commit::batch;
 use crate::committer::{Committer, Job};
 use crate::dedup::DedupWindow;
-use crate::dev::{dev_events, dev_reset, Recent};
+use crate::dev::{dev_events, dev_page, dev_reset, dev_stream, dev_wait, DevStore};
 use crate::ingest::key_holders_only;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -59,8 +59,7 @@ pub(crate) struct Shared {
     /// How much work is taken on at once.
     pub(crate) admission: Admission,
     pub(crate) metrics: Metrics,
-    pub(crate) recent: Option<Mutex<Recent>>,
-    pub(crate) dev_capacity: usize,
+    pub(crate) dev: Option<DevStore>,
     pub(crate) uniques: Mutex<Uniques>,
     pub(crate) write_keys: Vec<String>,
     pub(crate) body_timeout: Duration,
@@ -172,8 +171,7 @@ impl Collector {
                     cores,
                 ),
                 metrics,
-                recent: config.dev.then(|| Mutex::new(Recent::default())),
-                dev_capacity: config.dev_capacity.max(1),
+                dev: config.dev.then(|| DevStore::new(config.dev_capacity)),
                 uniques: Mutex::default(),
                 write_keys: config.write_keys,
                 body_timeout: config.body_timeout,
@@ -202,7 +200,10 @@ impl Collector {
         // The dev view and the unique counts: for key holders, checked before the handlers
         // read their query.
         let key_holders = Router::new()
+            .route("/", get(dev_page))
             .route("/v1/events", get(dev_events).delete(dev_reset))
+            .route("/v1/events/wait", get(dev_wait))
+            .route("/v1/events/stream", get(dev_stream))
             .route("/v1/events/reset", post(dev_reset))
             .route("/v1/uniques", get(uniques))
             .route_layer(axum::middleware::from_fn_with_state(

@@ -3,8 +3,9 @@
 //! These owned types describe the envelope as it travels. The tracker does not build them on
 //! its hot path (it writes the same JSON straight from borrowed data, see `eventwire::Tracker`);
 //! they exist for readers of the protocol (the collector, tests, the `before_send` hook) and
-//! to derive the checked-in JSON Schemas `iglu:dev.eventwire/event/jsonschema/1-0-0` and
-//! `iglu:dev.eventwire/batch/jsonschema/1-0-0` (feature `schemars`).
+//! to derive the checked-in JSON Schemas `iglu:dev.eventwire/event/jsonschema/1-0-1` and
+//! `iglu:dev.eventwire/batch/jsonschema/1-0-1` (feature `schemars`). Version 1-0-1 added
+//! the optional `context.test_id`; the 1-0-0 files stay as they were published.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,11 +26,18 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// default: a tracker drops a sealed value over it rather than send what would be refused.
 pub const MAX_STRING_BYTES: usize = 64 * 1024;
 
+/// SchemaVer of the envelope and batch schemas: 1-0-1 added the optional `context.test_id`
+/// (an ADDITION: every 1-0-0 envelope a tracker sent is valid under it).
+pub const ENVELOPE_SCHEMA_VERSION: &str = "1-0-1";
+
 /// Iglu URI of the envelope schema.
-pub const EVENT_SCHEMA: &str = "iglu:dev.eventwire/event/jsonschema/1-0-0";
+pub const EVENT_SCHEMA: &str = "iglu:dev.eventwire/event/jsonschema/1-0-1";
 
 /// Iglu URI of the batch body schema.
-pub const BATCH_SCHEMA: &str = "iglu:dev.eventwire/batch/jsonschema/1-0-0";
+pub const BATCH_SCHEMA: &str = "iglu:dev.eventwire/batch/jsonschema/1-0-1";
+
+/// Longest `context.test_id`, in characters (as the envelope schema's `maxLength` counts).
+pub const MAX_TEST_ID_CHARS: usize = 256;
 
 /// Regex that an Iglu URI matches (the same rules as [`crate::iglu::SchemaKey::parse`]).
 pub const IGLU_URI_PATTERN: &str = "^iglu:[a-zA-Z0-9_-]+(\\.[a-zA-Z0-9_-]+)*/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/[1-9][0-9]{0,8}-(0|[1-9][0-9]{0,8})-(0|[1-9][0-9]{0,8})$";
@@ -92,6 +100,12 @@ pub struct Context {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schemars", schemars(length(min = 1, max = 256)))]
     pub session_id: Option<String>,
+    /// Set by a tracker configured for an app's tests (`TrackerBuilder::test_id`, the
+    /// browser's `init({ testId })`): a dev collector's views and `/v1/events/wait` filter
+    /// by it, so tests running in parallel against one collector see only their own events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schemars", schemars(length(min = 1, max = 256)))]
+    pub test_id: Option<String>,
 }
 
 /// The four standard labels, set once on the tracker and attached to every event so that
@@ -303,7 +317,7 @@ pub fn iglu_schemas() -> [(&'static str, Value); 2] {
         out.insert("description".into(), Value::from(description));
         out.insert(
             "self".into(),
-            serde_json::json!({"vendor": "dev.eventwire", "name": name, "format": "jsonschema", "version": "1-0-0"}),
+            serde_json::json!({"vendor": "dev.eventwire", "name": name, "format": "jsonschema", "version": ENVELOPE_SCHEMA_VERSION}),
         );
         out.extend(std::mem::take(object));
         Value::Object(out)

@@ -41,6 +41,7 @@ pub struct TrackerBuilder {
     write_key_in_body: bool,
     labels: Labels,
     anonymous_id: Option<String>,
+    test_id: Option<String>,
     session_timeout: Duration,
     limits: BatchLimits,
     max_event_bytes: usize,
@@ -85,6 +86,7 @@ impl Default for TrackerBuilder {
             write_key_in_body: false,
             labels: Labels::default(),
             anonymous_id: None,
+            test_id: None,
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             limits: BatchLimits::default(),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
@@ -170,6 +172,17 @@ impl TrackerBuilder {
     /// A stable anonymous id to reuse (persist it across runs); by default a random UUID.
     pub fn anonymous_id(mut self, id: impl Into<String>) -> Self {
         self.anonymous_id = Some(id.into());
+        self
+    }
+
+    /// Marks every event with `context.test_id` (1 to
+    /// [`crate::protocol::MAX_TEST_ID_CHARS`] characters; [`TrackerBuilder::build`] fails
+    /// with [`BuildError::InvalidConfig`] otherwise). For an app's tests: a dev collector
+    /// (`eventwire collect --dev`) filters its views and `/v1/events/wait` by it, so tests
+    /// running in parallel against one collector see only their own events (see
+    /// `eventwire::testing`).
+    pub fn test_id(mut self, id: impl Into<String>) -> Self {
+        self.test_id = Some(id.into());
         self
     }
 
@@ -401,6 +414,7 @@ impl TrackerBuilder {
         let context = StaticContext {
             labels: serde_json::value::to_raw_value(&self.labels)?,
             library: serde_json::value::to_raw_value(&library)?,
+            test_id: self.test_id.take(),
         };
         let anonymous_id = self
             .anonymous_id
@@ -513,6 +527,15 @@ impl TrackerBuilder {
         }
         if self.spool_commit_interval.is_zero() {
             return invalid("spool_commit_interval must be above zero");
+        }
+        if let Some(id) = &self.test_id {
+            let chars = id.chars().count();
+            if chars == 0 || chars > crate::protocol::MAX_TEST_ID_CHARS {
+                return invalid(&format!(
+                    "test_id must be 1 to {} characters, not {chars}",
+                    crate::protocol::MAX_TEST_ID_CHARS
+                ));
+            }
         }
         let write_key_json = match (&self.write_key, self.write_key_in_body) {
             (Some(k), true) => Some(serde_json::to_string(k)?),

@@ -146,6 +146,7 @@ impl Serialize for UnixMillis {
 pub(crate) struct StaticContext {
     pub labels: Box<RawValue>,
     pub library: Box<RawValue>,
+    pub test_id: Option<String>,
 }
 
 /// The envelope, borrowed; serialises to the same JSON as [`crate::protocol::Event`].
@@ -172,6 +173,8 @@ pub(crate) struct ContextRef<'a> {
     pub user_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_id: Option<&'a str>,
 }
 
 #[cfg(all(test, feature = "native"))]
@@ -251,6 +254,7 @@ mod tests {
         let ctx = StaticContext {
             labels: serde_json::value::to_raw_value(&labels).unwrap(),
             library: serde_json::value::to_raw_value(&library).unwrap(),
+            test_id: None,
         };
         let id = Uuid::now_v7();
         let data = serde_json::json!({"media_id": "b0074dlv", "position_s": 12.5});
@@ -258,7 +262,10 @@ mod tests {
             schema: "iglu:com.example.media/player/jsonschema/1-0-0".into(),
             data: serde_json::json!({"kind": "video"}),
         }];
-        for (entities, user_id) in [(&entities[..], Some("u-1")), (&[][..], None)] {
+        for (entities, user_id, test_id) in [
+            (&entities[..], Some("u-1"), Some("t-1")),
+            (&[][..], None, None),
+        ] {
             let envelope = EnvelopeRef {
                 event_id: id,
                 schema: "iglu:com.example.media/play/jsonschema/1-0-0",
@@ -271,6 +278,7 @@ mod tests {
                     anonymous_id: "anon",
                     user_id,
                     session_id: Some("s-1"),
+                    test_id,
                 })
                 .unwrap(),
             };
@@ -287,6 +295,7 @@ mod tests {
                     anonymous_id: "anon".into(),
                     user_id: user_id.map(Into::into),
                     session_id: Some("s-1".into()),
+                    test_id: test_id.map(Into::into),
                 },
             };
             assert_eq!(bytes, serde_json::to_vec(&owned).unwrap());

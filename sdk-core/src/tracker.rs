@@ -240,6 +240,7 @@ impl Tracker {
             anonymous_id: &who.anonymous_id,
             user_id: who.user_id.as_deref(),
             session_id: Some(&who.session_id),
+            test_id: context.test_id.as_deref(),
         })?
         .into();
         state.rendered = Some((who, raw.clone()));

@@ -19,6 +19,12 @@ export interface InitOptions {
   writeKey?: string;
   /** The four standard labels, attached to every event. */
   labels?: Labels;
+  /**
+   * For an app's tests: sent as `context.test_id` (1 to 256 characters) on every event, so
+   * a dev collector's views and `/v1/events/wait` (and `expectEvents` from
+   * `eventwire/testing`) show each test only its own events. Leave it out in production.
+   */
+  testId?: string;
   /** Most events per request (default 500). */
   maxBatchEvents?: number;
   /** Most body bytes per request (default 1,000,000). */

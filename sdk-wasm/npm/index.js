@@ -134,7 +134,9 @@ class Tracker {
     const o = this.o, session = (this.get("s") || "").split("\0");
     const seed = crypto.getRandomValues(new Uint32Array(2));
     this.core = new Core(
-      [JSON.stringify(o.labels || {}), JSON.stringify({ name: "eventwire-js", version: VERSION }),
+      // The core writes the second string after `"library":`; a test id rides along there.
+      [JSON.stringify(o.labels || {}), JSON.stringify({ name: "eventwire-js", version: VERSION }) +
+        (o.testId ? ',"test_id":' + JSON.stringify("" + o.testId) : ""),
         o.writeKey || "", this.aid, session[0] || "", String(seed[0] * 4294967296 + seed[1])].join("\0"),
       +session[1] || 0,
       // Left out: the core's defaults.

@@ -35,9 +35,10 @@ export async function until(what, check, timeoutMs = 15000) {
 
 /** The real collector (the `eventwire` binary), restartable on the same port. */
 export class Collector {
-  constructor(bin, pageOrigin) {
+  constructor(bin, pageOrigin, extra = []) {
     this.bin = bin;
     this.origin = pageOrigin;
+    this.extra = extra;
     this.dir = mkdtempSync(join(tmpdir(), "eventwire-browser-"));
   }
   async start() {
@@ -45,7 +46,7 @@ export class Collector {
     this.proc = spawn(this.bin, [
       "collect", "--listen", `127.0.0.1:${this.port}`, "--schemas", join(ROOT, "schemas"),
       "--good", join(this.dir, "good.jsonl"), "--bad", join(this.dir, "bad.jsonl"),
-      "--cors-origin", this.origin,
+      "--cors-origin", this.origin, ...this.extra,
     ], { stdio: ["ignore", "ignore", "inherit"] });
     await until("the collector", async () => {
       try { return (await fetch(`${this.url}/metrics`)).ok; } catch { return false; }

@@ -58,3 +58,14 @@ sealing.track({ schema: "iglu:com.example.shop/customer/jsonschema/1-0-0", data:
 const stillSealing: number | undefined = sealing.stats().sealing;
 // @ts-expect-error the key is text (the file `eventwire pii keygen --public` wrote)
 withPii({ endpoint: "https://collector.example.com" }, new Uint8Array(65));
+
+// An app's tests: a test id on the tracker, and the helper that waits for its events.
+import { expectEvents, type MissingEvents } from "eventwire/testing";
+const underTest: Tracker<SelfDescribing> = await init<SelfDescribing>({ endpoint: "http://127.0.0.1:8080", testId: "checkout-1" });
+underTest.track({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: "t", results_count: 1 } });
+const got: any[] = await expectEvents("http://127.0.0.1:8080", { schema: "iglu:com.example.web/search/jsonschema/1-0-0", testId: "checkout-1", count: 1, timeoutMs: 5000 });
+const refused: any[] = await expectEvents("http://127.0.0.1:8080", { deadLetters: true });
+const why = (e: MissingEvents): string[] => e.nearMisses.flatMap((m) => m.why);
+// @ts-expect-error the count is a number
+expectEvents("http://127.0.0.1:8080", { count: "3" });
+export { got, refused, why };
