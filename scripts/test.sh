@@ -21,6 +21,7 @@ step "toolchain"
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 rustup target list --installed | grep -qx wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+rustup target list --installed | grep -qx wasm32-wasip1 || rustup target add wasm32-wasip1
 cargo --version
 
 # The nightly toolchain: cargo-fuzz builds with it, the browser build needs its rust-src,
@@ -115,6 +116,10 @@ step "browser package: build (scripts/build-npm.sh) and test in Chromium (tests/
 cargo build -p eventwire-cli --locked
 EVENTWIRE_BIN=target/debug/eventwire node tests/browser/run.mjs 2>&1 | tee -a "$log"
 EVENTWIRE_BIN=target/debug/eventwire node tests/browser/dev.mjs 2>&1 | tee -a "$log"
+
+step "npm CLI: build (scripts/build-npm-cli.sh) and test with npx, without cargo (tests/npm-cli)"
+./scripts/build-npm-cli.sh
+EVENTWIRE_BIN=target/debug/eventwire node tests/npm-cli/run.mjs 2>&1 | tee -a "$log"
 
 # The game days (tests/game-days) ran above, inside `cargo test --workspace`: real
 # collector and tracker processes, a fault-injecting proxy, 2 minutes of collector outage.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use eventwire_codegen::lint::{lint_dir, Severity};
-use eventwire_process::uniques::UniquesSpec;
+use eventwire_schema::dimension::UniquesSpec;
 use eventwire_schema::pii::{Marks, EACH_ITEM};
 
 /// Arguments of `eventwire lint`.

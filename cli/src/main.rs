@@ -4,29 +4,43 @@ use std::process::ExitCode;
 
 // mimalloc rather than the system allocator: the collector allocates per event from several
 // threads, and glibc's malloc was a quarter of its profile (docs/benchmarks.md, issue 17).
+#[cfg(feature = "native")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 
 /// Types generated from `schemas/` by `build.rs`.
+#[cfg(feature = "native")]
 #[allow(missing_docs)]
 mod events {
     include!(concat!(env!("OUT_DIR"), "/eventwire_events.rs"));
 }
 
+// Without the `native` feature (the WASI build of the npm CLI): codegen, lint, validate.
 mod codegen;
+#[cfg(feature = "native")]
 mod collect;
+#[cfg(feature = "native")]
 mod demo;
 mod lint;
+#[cfg(feature = "native")]
 mod pii;
+#[cfg(feature = "native")]
 mod process;
+#[cfg(feature = "native")]
 mod send;
 mod validate;
 
 /// eventwire: typed analytics events, delivered without loss.
 #[derive(Debug, Parser)]
 #[command(name = "eventwire", version, about, long_about = None)]
+#[cfg_attr(
+    not(feature = "native"),
+    command(
+        about = "eventwire for web developers: codegen, lint and validate (the npm build; collect, send, process, pii and demo are in the native binary: cargo install eventwire-cli)"
+    )
+)]
 struct Cli {
     /// Log filter for diagnostics on stderr, e.g. `info` or `eventwire=debug` (default:
     /// `warn`; `error` for `demo`, whose rejections are on purpose).
@@ -48,27 +62,45 @@ enum LogFormat {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole loop on embedded defaults: collector, tracker, good and bad events.
+    #[cfg(feature = "native")]
     Demo(demo::DemoArgs),
     /// Generate typed event code from schemas.
     Codegen(codegen::CodegenArgs),
     /// Run the collector.
+    #[cfg(feature = "native")]
     Collect(collect::CollectArgs),
     /// Check schemas: layout, draft 4, SchemaVer discipline between versions.
     Lint(lint::LintArgs),
     /// Run a worker of the consumer group after the collectors: exact dedup per Kafka
     /// partition, first occurrences to an output, unique users by any dimension.
+    #[cfg(feature = "native")]
     Process(process::ProcessArgs),
     /// Personal data: make the key pair marked fields are sealed to, open sealed events.
+    #[cfg(feature = "native")]
     Pii(pii::PiiArgs),
     /// Send self-describing events (`{"schema":…,"data":…}` per line) to a collector.
+    #[cfg(feature = "native")]
     Send(send::SendArgs),
     /// Check self-describing events against schemas, without a server.
     Validate(validate::ValidateArgs),
 }
 
 fn main() -> ExitCode {
+    // Under node's WASI (the npm CLI) the host's root is preopened at `/`: start in the
+    // shell's directory, so relative paths mean what they mean to the native binary.
+    #[cfg(target_os = "wasi")]
+    if let Some(dir) = std::env::var_os("EVENTWIRE_WASI_CWD") {
+        if let Err(e) = std::env::set_current_dir(&dir) {
+            eprintln!(
+                "error: cannot enter {}: {e}",
+                std::path::Path::new(&dir).display()
+            );
+            return ExitCode::from(2);
+        }
+    }
     let cli = Cli::parse();
     let default_log = match cli.command {
+        #[cfg(feature = "native")]
         Command::Demo(_) => "error",
         _ => "warn",
     };
@@ -81,12 +113,17 @@ fn main() -> ExitCode {
         LogFormat::Json => logs.json().init(),
     }
     let result = match cli.command {
+        #[cfg(feature = "native")]
         Command::Demo(args) => demo::run(args),
         Command::Codegen(args) => codegen::run(args),
+        #[cfg(feature = "native")]
         Command::Collect(args) => collect::run(args),
         Command::Lint(args) => lint::run(args),
+        #[cfg(feature = "native")]
         Command::Process(args) => process::run(args),
+        #[cfg(feature = "native")]
         Command::Pii(args) => pii::run(args),
+        #[cfg(feature = "native")]
         Command::Send(args) => send::run(args),
         Command::Validate(args) => validate::run(args),
     };

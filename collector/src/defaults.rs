@@ -3,16 +3,11 @@
 
 use std::time::Duration;
 
-/// Largest request body, after decompression (the protocol's 1 MiB).
-pub const DEFAULT_MAX_BODY_BYTES: usize = eventwire_schema::protocol::MAX_BODY_BYTES;
-/// Most events in one batch.
-pub const DEFAULT_MAX_EVENTS: usize = 10_000;
-/// Largest event, its JSON (the protocol's 256 KiB).
-pub const DEFAULT_MAX_EVENT_BYTES: usize = eventwire_schema::protocol::MAX_EVENT_BYTES;
-/// Deepest nesting of arrays and objects inside an event.
-pub const DEFAULT_MAX_DEPTH: usize = 32;
-/// Longest string (or object key) inside an event, in bytes.
-pub const DEFAULT_MAX_STRING_BYTES: usize = eventwire_schema::protocol::MAX_STRING_BYTES;
+// Validation's and the registry's, from the crate that runs them.
+pub use eventwire_validate::defaults::{
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CACHED, DEFAULT_MAX_DEPTH, DEFAULT_MAX_EVENTS,
+    DEFAULT_MAX_EVENT_BYTES, DEFAULT_MAX_STRING_BYTES, DEFAULT_NEGATIVE_TTL,
+};
 
 /// Time allowed to receive a whole request body (a trickling body is cut off).
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,11 +18,6 @@ pub const DEFAULT_DEV_CAPACITY: usize = 10_000;
 
 /// Event ids per deduplication generation (the window is at least this many events).
 pub const DEFAULT_DEDUP_GENERATION: usize = 1_000_000;
-
-/// Time an unknown schema is remembered as unknown.
-pub const DEFAULT_NEGATIVE_TTL: Duration = Duration::from_secs(10);
-/// Compiled schemas kept.
-pub const DEFAULT_MAX_CACHED: usize = 10_000;
 
 /// Most batch requests in flight (read, validated or being committed); one more is shed with
 /// 503 and `Retry-After` before its body is read.

@@ -20,6 +20,7 @@
 //! code generator depend on this crate alone for them.
 
 pub mod check;
+pub mod dimension;
 #[cfg(feature = "draft4")]
 pub mod draft4;
 pub mod iglu;

@@ -134,9 +134,8 @@ class Tracker {
     const o = this.o, session = (this.get("s") || "").split("\0");
     const seed = crypto.getRandomValues(new Uint32Array(2));
     this.core = new Core(
-      // The core writes the second string after `"library":`; a test id rides along there.
-      [JSON.stringify(o.labels || {}), JSON.stringify({ name: "eventwire-js", version: VERSION }) +
-        (o.testId ? ',"test_id":' + JSON.stringify("" + o.testId) : ""),
+      // The context's fixed members (a test id left out is dropped by stringify).
+      [JSON.stringify({ labels: o.labels || {}, library: { name: "eventwire-js", version: VERSION }, test_id: o.testId ? "" + o.testId : void 0 }).slice(1, -1),
         o.writeKey || "", this.aid, session[0] || "", String(seed[0] * 4294967296 + seed[1])].join("\0"),
       +session[1] || 0,
       // Left out: the core's defaults.

@@ -72,8 +72,9 @@ pub struct Core {
 
 #[wasm_bindgen]
 impl Core {
-    /// A tracker core. `strings` holds, separated by NUL (one string: less glue than six):
-    /// the labels and the library as JSON objects (from `JSON.stringify`), the write key,
+    /// A tracker core. `strings` holds, separated by NUL (one string: less glue than five):
+    /// the context's fixed members as the inside of a JSON object (`labels`, `library` and,
+    /// for an app's tests, `test_id`: `JSON.stringify({…}).slice(1, -1)`), the write key,
     /// the anonymous id, the session id kept from before (empty: none), and a decimal seed
     /// from `crypto.getRandomValues` for the event ids' random bits. A limit left out (0 or
     /// `undefined`) takes its default: the Rust tracker's `DEFAULT_*` for batches and
@@ -104,13 +105,11 @@ impl Core {
         let max_batch_delay_ms = or_default(max_batch_delay_ms, in_ms(DEFAULT_MAX_BATCH_DELAY));
         let mut parts = split(strings, 0);
         let mut next = || parts.next().unwrap_or_default();
-        let (labels, library, write_key, anonymous_id, session_id, seed) =
-            (next(), next(), next(), next(), next(), next());
-        let mut context_head = String::with_capacity(labels.len() + library.len() + 32);
-        context_head.push_str(r#","context":{"labels":"#);
-        context_head.push_str(labels);
-        context_head.push_str(r#","library":"#);
-        context_head.push_str(library);
+        let (fixed, write_key, anonymous_id, session_id, seed) =
+            (next(), next(), next(), next(), next());
+        let mut context_head = String::with_capacity(fixed.len() + 16);
+        context_head.push_str(r#","context":{"#);
+        context_head.push_str(fixed);
         let write_key_json = (!write_key.is_empty()).then(|| {
             let mut s = String::new();
             push_json_str(&mut s, write_key);

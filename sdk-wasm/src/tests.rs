@@ -7,7 +7,7 @@ const PLAY: &str = "iglu:com.example.media/play/jsonschema/1-0-0";
 
 fn core() -> Core {
     Core::new(
-        "{\"environment\":\"test\"}\0{\"name\":\"eventwire-js\",\"version\":\"0.1.0\"}\0key-1\0anon-1\0\u{0}12648430",
+        "\"labels\":{\"environment\":\"test\"},\"library\":{\"name\":\"eventwire-js\",\"version\":\"0.1.0\"}\0key-1\0anon-1\0\u{0}12648430",
         0.0,
         1_800_000.0,
         3,
@@ -204,10 +204,37 @@ fn pending_events_restore_and_page_hide_bodies_respect_the_cap() {
     assert_eq!(stats(&next, &["recovered"]), [2]);
 }
 
+/// The context's fixed members come as one piece from the page: with a test id it is in
+/// every envelope, beside the identity the core adds, and the envelope is the protocol's.
+#[test]
+fn the_fixed_context_members_reach_every_envelope() {
+    let mut c = Core::new(
+        "\"labels\":{\"service\":\"web\"},\"library\":{\"name\":\"eventwire-js\",\"version\":\"0.1.0\"},\"test_id\":\"checkout-1\"\0\0a\0\u{0}1",
+        0.0,
+        1_000.0,
+        1,
+        1_048_576,
+        1_000.0,
+        100,
+        1_000_000,
+        0,
+    );
+    c.set_user("u-1");
+    assert_eq!(add_plays(&mut c, 1), 1);
+    let text = c.take(1_000.0, 1_764_000_000_000.0, 0, 0);
+    let event = body(&text)["events"][0].clone();
+    let typed: eventwire::protocol::Event = serde_json::from_value(event.clone()).unwrap();
+    assert_eq!(typed.context.test_id.as_deref(), Some("checkout-1"));
+    assert_eq!(typed.context.labels.service.as_deref(), Some("web"));
+    assert_eq!(typed.context.user_id.as_deref(), Some("u-1"));
+    assert_eq!(typed.context.anonymous_id, "a");
+    assert_eq!(serde_json::to_value(&typed).unwrap(), event);
+}
+
 #[test]
 fn bounds_are_counted_and_opt_out_clears() {
     let mut c = Core::new(
-        "{}\0{}\0\0a\0\u{0}1",
+        "\"labels\":{},\"library\":{}\0\0a\0\u{0}1",
         0.0,
         1_000.0,
         500,
@@ -231,7 +258,7 @@ fn bounds_are_counted_and_opt_out_clears() {
 #[test]
 fn a_request_in_flight_at_an_opt_out_is_dropped_when_it_fails() {
     let mut c = Core::new(
-        "{}\0{}\0\0a\0\u{0}1",
+        "\"labels\":{},\"library\":{}\0\0a\0\u{0}1",
         0.0,
         1_000.0,
         500,
@@ -261,7 +288,7 @@ fn a_request_in_flight_at_an_opt_out_is_dropped_when_it_fails() {
 #[test]
 fn sessions_continue_across_pages_and_users_are_named() {
     let mut c = Core::new(
-        "{}\0{}\0\0a\0kept-session\u{0}1",
+        "\"labels\":{},\"library\":{}\0\0a\0kept-session\u{0}1",
         1_000.0,
         60_000.0,
         500,
@@ -411,7 +438,7 @@ fn the_package_names_the_cores_counters() {
 #[test]
 fn limits_left_out_take_the_defaults() {
     let mut c = Core::new(
-        "{}\0{}\0\0a\0\u{0}1",
+        "\"labels\":{},\"library\":{}\0\0a\0\u{0}1",
         0.0,
         f64::NAN,
         0,
@@ -444,7 +471,7 @@ fn an_adopted_event_too_large_for_this_page_is_counted_not_stuck() {
     add_plays(&mut big, 1);
     let kept = big.pending();
     let mut small = Core::new(
-        "{}\0{}\0\0a\0\u{0}1",
+        "\"labels\":{},\"library\":{}\0\0a\0\u{0}1",
         0.0,
         60_000.0,
         10,
@@ -494,7 +521,7 @@ fn the_browsers_defaults_are_the_rust_ones_or_say_why_not() {
     assert!(js.contains(&early), "index.js must hold `{early}`");
     // A limit left out takes the table's value in the core.
     let mut c = Core::new(
-        "{}\0{}\0\0a\0\u{0}1",
+        "\"labels\":{},\"library\":{}\0\0a\0\u{0}1",
         0.0,
         f64::NAN,
         0,

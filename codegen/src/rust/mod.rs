@@ -97,31 +97,36 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
     order.sort_by_key(|&i| std::cmp::Reverse(vendors[i].1.values().map(Vec::len).sum::<usize>()));
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                let (vendors, vendor_idents, order, next) =
-                    (&vendors, &vendor_idents, &order, &next);
-                scope.spawn(move || {
-                    let mut done = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(&i) = order.get(k) else { break };
-                        done.push((
-                            i,
-                            vendor_module(vendors[i].0, &vendor_idents[i], vendors[i].1),
-                        ));
-                    }
-                    done
-                })
-            })
-            .collect();
-        for handle in handles {
-            // A worker that panicked leaves its vendors empty; they are reported below.
-            if let Ok(done) = handle.join() {
-                for (i, out) in done {
-                    results[i] = Some(out);
-                }
+        let (vendors, vendor_idents, order, next) = (&vendors, &vendor_idents, &order, &next);
+        let work = move || {
+            let mut done = Vec::new();
+            loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&i) = order.get(k) else { break };
+                done.push((
+                    i,
+                    vendor_module(vendors[i].0, &vendor_idents[i], vendors[i].1),
+                ));
             }
+            done
+        };
+        // Where no thread can be started (wasm32-wasip1 under node, a process at its
+        // thread limit) this thread does the work: the others take what is left.
+        let mut inline = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 0..workers {
+            match std::thread::Builder::new().spawn_scoped(scope, work) {
+                Ok(h) => handles.push(h),
+                Err(_) => inline.extend(work()),
+            }
+        }
+        let joined = handles
+            .into_iter()
+            // A worker that panicked leaves its vendors empty; they are reported below.
+            .filter_map(|h| h.join().ok())
+            .flatten();
+        for (i, out) in inline.into_iter().chain(joined) {
+            results[i] = Some(out);
         }
     });
 

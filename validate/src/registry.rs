@@ -163,6 +163,7 @@ impl Source {
 pub struct Registry {
     source: Source,
     canonical_root: Option<PathBuf>,
+    #[cfg(feature = "http")]
     client: reqwest::Client,
     found: RwLock<HashMap<SchemaKey, Lookup>>,
     /// Schemas not found, or found broken, and when: asked again after the negative TTL (a
@@ -207,8 +208,16 @@ impl Registry {
                     source: e,
                 })?)
             }
+            #[cfg(feature = "http")]
             Source::Http(_) => None,
+            #[cfg(not(feature = "http"))]
+            Source::Http(url) => {
+                return Err(RegistryError::Http(format!(
+                    "{url}: this build reads schema directories only (registries over HTTP are in the native binary)"
+                )))
+            }
         };
+        #[cfg(feature = "http")]
         let client = reqwest::Client::builder()
             .timeout(HTTP_FETCH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
@@ -217,6 +226,7 @@ impl Registry {
         Ok(Registry {
             source,
             canonical_root,
+            #[cfg(feature = "http")]
             client,
             found: RwLock::default(),
             unknown: RwLock::default(),
@@ -267,7 +277,11 @@ impl Registry {
         }
         let fetched = match &self.source {
             Source::Dir(_) => self.read_file(key),
+            #[cfg(feature = "http")]
             Source::Http(base) => self.fetch(base, key).await,
+            // `new` refuses HTTP sources in this build.
+            #[cfg(not(feature = "http"))]
+            Source::Http(base) => Fetched::Failed(format!("{base}: no HTTP in this build")),
         };
         let lookup = match fetched {
             Fetched::Document(text) => compile(key, &text, self.view),
@@ -319,6 +333,7 @@ impl Registry {
         }
     }
 
+    #[cfg(feature = "http")]
     async fn fetch(&self, base: &str, key: &SchemaKey) -> Fetched {
         // The key's parts are plain identifiers, so this URL stays under `base`.
         let url = format!("{base}/{}", key.path());
