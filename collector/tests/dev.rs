@@ -277,3 +277,84 @@ async fn the_live_stream_sends_the_latest_records_then_each_new_one_then_resets(
     assert_eq!(page.status(), 200);
     assert!(page.text().await.unwrap().contains("/v1/events/stream"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_write_keys_the_helper_gives_its_key_and_says_when_it_is_missing() {
+    let c = start(|c| c.write_keys(vec!["k-1".into()])).await;
+    let mut e = play(1.0);
+    e["context"]["test_id"] = json!("keyed");
+    let (status, _) = post(
+        &c.url("/v1/batch"),
+        batch(vec![e]).to_string(),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", "Bearer k-1"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let err = Expect::at(c.endpoint())
+        .test_id("keyed")
+        .events()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ExpectError::Collector { status: 401, .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .ends_with("(give its write key: Expect::write_key)"),
+        "{err}"
+    );
+    let by_header = Expect::at(c.endpoint())
+        .test_id("keyed")
+        .write_key("k-1")
+        .events()
+        .await
+        .unwrap();
+    assert_eq!(by_header.len(), 1);
+    // A key in the collector's URL (as a page's link to the dev page has it) is kept.
+    let by_query = Expect::at(format!("{}/?write_key=k-1", c.endpoint()))
+        .test_id("keyed")
+        .events()
+        .await
+        .unwrap();
+    assert_eq!(by_query.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_site_cannot_empty_the_store() {
+    let c = start(|c| c).await;
+    post_json(&c.url("/v1/batch"), &batch(vec![play(1.0)])).await;
+    let reset = |origin: Option<String>| {
+        let mut r = reqwest::Client::new().post(c.url("/v1/events/reset"));
+        if let Some(o) = origin {
+            r = r.header("origin", o);
+        }
+        r.send()
+    };
+    let refused = reset(Some("https://evil.example".into())).await.unwrap();
+    assert_eq!(refused.status(), 403);
+    let held: Value = reqwest::get(c.url("/v1/events"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(held["count"], 1, "a cross-site reset emptied the store");
+    // The dev page's own origin, and a client without one, may.
+    let own = reset(Some(c.endpoint().trim_end_matches('/').to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    post_json(&c.url("/v1/batch"), &batch(vec![play(2.0)])).await;
+    assert_eq!(reset(None).await.unwrap().status(), 200);
+    let left: Value = reqwest::get(c.url("/v1/events"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(left["count"], 0);
+}

@@ -3,8 +3,8 @@
 //! These owned types describe the envelope as it travels. The tracker does not build them on
 //! its hot path (it writes the same JSON straight from borrowed data, see `eventwire::Tracker`);
 //! they exist for readers of the protocol (the collector, tests, the `before_send` hook) and
-//! to derive the checked-in JSON Schemas `iglu:dev.eventwire/event/jsonschema/1-0-1` and
-//! `iglu:dev.eventwire/batch/jsonschema/1-0-1` (feature `schemars`). Version 1-0-1 added
+//! to derive the checked-in JSON Schemas `iglu:dev.eventwire/event/jsonschema/1-1-0` and
+//! `iglu:dev.eventwire/batch/jsonschema/1-1-0` (feature `schemars`). Version 1-1-0 added
 //! the optional `context.test_id`; the 1-0-0 files stay as they were published.
 
 use serde::{Deserialize, Serialize};
@@ -26,15 +26,17 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// default: a tracker drops a sealed value over it rather than send what would be refused.
 pub const MAX_STRING_BYTES: usize = 64 * 1024;
 
-/// SchemaVer of the envelope and batch schemas: 1-0-1 added the optional `context.test_id`
-/// (an ADDITION: every 1-0-0 envelope a tracker sent is valid under it).
-pub const ENVELOPE_SCHEMA_VERSION: &str = "1-0-1";
+/// SchemaVer of the envelope and batch schemas: 1-1-0 added the optional `context.test_id`,
+/// a REVISION (1-0-0's `context` let any member through, so an envelope that carried a
+/// `test_id` other than a string of 1 to 256 characters was valid under it and is not now;
+/// every envelope a tracker of ours sent is valid under both).
+pub const ENVELOPE_SCHEMA_VERSION: &str = "1-1-0";
 
 /// Iglu URI of the envelope schema.
-pub const EVENT_SCHEMA: &str = "iglu:dev.eventwire/event/jsonschema/1-0-1";
+pub const EVENT_SCHEMA: &str = "iglu:dev.eventwire/event/jsonschema/1-1-0";
 
 /// Iglu URI of the batch body schema.
-pub const BATCH_SCHEMA: &str = "iglu:dev.eventwire/batch/jsonschema/1-0-1";
+pub const BATCH_SCHEMA: &str = "iglu:dev.eventwire/batch/jsonschema/1-1-0";
 
 /// Longest `context.test_id`, in characters (as the envelope schema's `maxLength` counts).
 pub const MAX_TEST_ID_CHARS: usize = 256;

@@ -55,6 +55,7 @@ pub enum Kind {
 #[derive(Debug, Clone)]
 pub struct Expect {
     collector: String,
+    write_key: Option<String>,
     kind: Kind,
     schema: Option<String>,
     test_id: Option<String>,
@@ -72,6 +73,8 @@ pub enum ExpectError {
     Missing {
         /// What was asked, e.g. `3 events (schema=…, test_id=…) within 10s`.
         expected: String,
+        /// Good events or dead letters, as asked.
+        kind: Kind,
         /// The matching records that did arrive, oldest first.
         arrived: Vec<Value>,
         /// Records that almost matched, closest first.
@@ -87,6 +90,8 @@ pub enum ExpectError {
     },
     /// The collector could not be reached, or its answer not read.
     Http(String),
+    /// The expectation itself is wrong (an empty criterion, which would match anything).
+    Invalid(String),
 }
 
 /// A record that almost matched, and why it did not.
@@ -115,12 +120,17 @@ impl fmt::Display for ExpectError {
         match self {
             ExpectError::Missing {
                 expected,
+                kind,
                 arrived,
                 near_misses,
             } => {
                 write!(f, "expected {expected}; {} arrived", arrived.len())?;
+                let kind = match kind {
+                    Kind::Good => "good",
+                    Kind::Bad => "bad",
+                };
                 for r in arrived {
-                    write!(f, "\n  - {}", summary("good", r))?;
+                    write!(f, "\n  - {}", summary(kind, r))?;
                 }
                 if near_misses.is_empty() {
                     write!(f, "\nno near misses")?;
@@ -137,12 +147,16 @@ impl fmt::Display for ExpectError {
                 }
                 Ok(())
             }
-            ExpectError::Collector { status, body } => write!(
-                f,
-                "the collector answered {status}: {} (is it running with --dev?)",
-                body.trim()
-            ),
+            ExpectError::Collector { status, body } => {
+                write!(f, "the collector answered {status}: {}", body.trim())?;
+                match status {
+                    404 => write!(f, " (is it running with --dev?)"),
+                    401 | 403 => write!(f, " (give its write key: Expect::write_key)"),
+                    _ => Ok(()),
+                }
+            }
             ExpectError::Http(e) => write!(f, "the collector could not be asked: {e}"),
+            ExpectError::Invalid(e) => write!(f, "{e}"),
         }
     }
 }
@@ -155,6 +169,7 @@ impl Expect {
     pub fn at(collector: impl Into<String>) -> Expect {
         Expect {
             collector: collector.into(),
+            write_key: None,
             kind: Kind::Good,
             schema: None,
             test_id: None,
@@ -163,6 +178,13 @@ impl Expect {
             count: 1,
             timeout: DEFAULT_TIMEOUT,
         }
+    }
+
+    /// The collector's write key, when it has some (`eventwire collect --write-key`): its
+    /// dev endpoints answer key holders only.
+    pub fn write_key(mut self, key: impl Into<String>) -> Self {
+        self.write_key = Some(key.into());
+        self
     }
 
     /// Only events of this Iglu URI.
@@ -238,9 +260,24 @@ impl Expect {
     }
 
     fn url(&self) -> Result<reqwest::Url, ExpectError> {
-        let base = format!("{}{WAIT_PATH}", self.collector.trim_end_matches('/'));
-        let mut url = reqwest::Url::parse(&base)
+        for (name, v) in [
+            ("schema", &self.schema),
+            ("test_id", &self.test_id),
+            ("event_id", &self.event_id),
+            ("label", &self.label),
+        ] {
+            if v.as_deref() == Some("") {
+                return Err(ExpectError::Invalid(format!(
+                    "Expect::{name}(\"\") would match any event: give a value, or leave it out"
+                )));
+            }
+        }
+        // The wait endpoint under the collector's base URL; a query it has (a proxy's
+        // `?write_key=`) is kept.
+        let mut url = reqwest::Url::parse(&self.collector)
             .map_err(|e| ExpectError::Http(format!("{}: {e}", self.collector)))?;
+        let path = format!("{}{WAIT_PATH}", url.path().trim_end_matches('/'));
+        url.set_path(&path);
         {
             let mut q = url.query_pairs_mut();
             q.append_pair(
@@ -274,8 +311,11 @@ impl Expect {
             .timeout(self.timeout + Duration::from_secs(10))
             .build()
             .map_err(|e| ExpectError::Http(e.to_string()))?;
-        let answer = client
-            .get(url)
+        let mut request = client.get(url);
+        if let Some(key) = &self.write_key {
+            request = request.bearer_auth(key);
+        }
+        let answer = request
             .send()
             .await
             .map_err(|e| ExpectError::Http(format!("{}: {e}", self.collector)))?;
@@ -295,6 +335,7 @@ impl Expect {
             (200, Some(v)) => Ok(events(&v)),
             (408, Some(v)) => Err(ExpectError::Missing {
                 expected: self.described(),
+                kind: self.kind,
                 arrived: events(&v),
                 near_misses: v
                     .get("near_misses")
@@ -373,12 +414,25 @@ mod tests {
             Expect::at("x").count(3).described(),
             "3 events (any) within 10s"
         );
+        // Under a path, with a query of its own: both kept.
+        assert_eq!(
+            Expect::at("https://c.example/collector/?write_key=k")
+                .url()
+                .unwrap()
+                .as_str(),
+            "https://c.example/collector/v1/events/wait?write_key=k&kind=good&count=1&timeout=10000ms"
+        );
+        assert!(matches!(
+            Expect::at("http://127.0.0.1:9").test_id("").url(),
+            Err(ExpectError::Invalid(m)) if m.contains("test_id")
+        ));
     }
 
     #[test]
     fn a_missing_event_says_what_arrived_and_why_each_near_miss_missed() {
         let e = ExpectError::Missing {
             expected: "2 events (test_id=t) within 1s".into(),
+            kind: Kind::Good,
             arrived: vec![
                 serde_json::json!({"event_id": "e-1", "schema": "iglu:a/b/jsonschema/1-0-0"}),
             ],
@@ -392,5 +446,33 @@ mod tests {
             e.to_string(),
             "expected 2 events (test_id=t) within 1s; 1 arrived\n  - good e-1 iglu:a/b/jsonschema/1-0-0\nnear misses:\n  - bad e-2 iglu:a/b/jsonschema/1-0-0: dead-lettered as schema_invalid (/data/q: bad)"
         );
+    }
+
+    #[test]
+    fn dead_letters_that_arrived_are_named_as_dead_letters() {
+        let e = ExpectError::Missing {
+            expected: "2 dead letters (any) within 1s".into(),
+            kind: Kind::Bad,
+            arrived: vec![
+                serde_json::json!({"code": "schema_invalid", "event": {"event_id": "e-3", "schema": "iglu:a/b/jsonschema/1-0-0"}}),
+            ],
+            near_misses: vec![],
+        };
+        assert_eq!(
+            e.to_string(),
+            "expected 2 dead letters (any) within 1s; 1 arrived\n  - bad e-3 iglu:a/b/jsonschema/1-0-0\nno near misses"
+        );
+        let e = ExpectError::Collector {
+            status: 401,
+            body: "unauthorized".into(),
+        };
+        assert!(e
+            .to_string()
+            .ends_with("(give its write key: Expect::write_key)"));
+        let e = ExpectError::Collector {
+            status: 400,
+            body: "kind must be…".into(),
+        };
+        assert_eq!(e.to_string(), "the collector answered 400: kind must be…");
     }
 }

@@ -1,4 +1,4 @@
-//! The checked-in envelope schemas (`schemas/dev.eventwire/{event,batch}/jsonschema/1-0-1`)
+//! The checked-in envelope schemas (`schemas/dev.eventwire/{event,batch}/jsonschema/1-1-0`)
 //! must equal what the Rust types derive, and what the tracker sends must validate against
 //! them (draft 4, as the collector validates). Run with `EVENTWIRE_BLESS=1` to rewrite the
 //! files after a deliberate change of the wire types.
@@ -119,11 +119,12 @@ fn what_the_tracker_sends_validates_against_the_checked_in_schemas() {
     assert!(!event.is_valid(&bad));
 }
 
-/// 1-0-1 added `context.test_id` and nothing else: what a tracker sends without one is
-/// valid under both versions, what it sends with one is valid under 1-0-1, and the
-/// published 1-0-0 files are still there for the envelopes sent before.
+/// 1-1-0 added `context.test_id` and nothing else: what a tracker sends without one is
+/// valid under both versions, what it sends with one is valid under 1-1-0, and the
+/// published 1-0-0 files are still there for the envelopes sent before. A REVISION, not an
+/// ADDITION: an envelope with a `test_id` that is not a string was valid under 1-0-0.
 #[test]
-fn the_test_id_is_an_addition_to_the_published_1_0_0() {
+fn the_test_id_is_a_revision_of_the_published_1_0_0() {
     let send = |test_id: Option<&str>| -> Value {
         let transport = MemoryTransport::new();
         let mut builder = Tracker::builder().transport(transport.clone());
@@ -159,6 +160,8 @@ fn the_test_id_is_an_addition_to_the_published_1_0_0() {
         let mut e = marked["events"][0].clone();
         e["context"]["test_id"] = bad.clone();
         assert!(!new.is_valid(&e), "test_id {bad} passed");
+        // Valid under 1-0-0, whose context let any member through: why 1-1-0 is a REVISION.
+        assert!(old.is_valid(&e), "test_id {bad} was refused by 1-0-0");
     }
 }
 

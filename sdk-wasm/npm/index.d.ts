@@ -20,9 +20,11 @@ export interface InitOptions {
   /** The four standard labels, attached to every event. */
   labels?: Labels;
   /**
-   * For an app's tests: sent as `context.test_id` (1 to 256 characters) on every event, so
-   * a dev collector's views and `/v1/events/wait` (and `expectEvents` from
-   * `eventwire/testing`) show each test only its own events. Leave it out in production.
+   * For an app's tests: sent as `context.test_id` on every event, so a dev collector's
+   * views and `/v1/events/wait` (and `expectEvents` from `eventwire/testing`) show each test
+   * only its own events. 1 to 256 UTF-16 code units, well-formed; otherwise `init()` rejects
+   * and `createTracker()` throws ("eventwire: bad testId"); `null` or left out: none. Leave
+   * it out in production.
    */
   testId?: string;
   /** Most events per request (default 500). */

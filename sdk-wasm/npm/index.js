@@ -88,6 +88,10 @@ function hash(s) {
 class Tracker {
   constructor(o, retry) {
     if (!o || !o.endpoint) throw new Error("eventwire: no endpoint");
+    // A test id the collector takes (else it would refuse every event): 1 to 256 UTF-16
+    // code units (the schema counts characters: stricter only past the BMP), well-formed.
+    const t = o.testId;
+    if (t != null && !(typeof t == "string" && t && t.length < 257 && t.isWellFormed())) throw new Error("eventwire: bad testId");
     this.o = o;
     const base = o.endpoint.replace(/\/+$/, "");
     this.url = base + "/v1/batch";
@@ -135,8 +139,8 @@ class Tracker {
     const seed = crypto.getRandomValues(new Uint32Array(2));
     this.core = new Core(
       // The context's fixed members (a test id left out is dropped by stringify).
-      [JSON.stringify({ labels: o.labels || {}, library: { name: "eventwire-js", version: VERSION }, test_id: o.testId ? "" + o.testId : void 0 }).slice(1, -1),
-        o.writeKey || "", this.aid, session[0] || "", String(seed[0] * 4294967296 + seed[1])].join("\0"),
+      [JSON.stringify({ labels: o.labels || {}, library: { name: "eventwire-js", version: VERSION }, test_id: o.testId }).slice(1, -1),
+        o.writeKey || "", this.aid, session[0] || "", seed[0] * 4294967296 + seed[1]].join("\0"),
       +session[1] || 0,
       // Left out: the core's defaults.
       o.sessionTimeoutMs,
@@ -262,7 +266,7 @@ class Tracker {
     try {
       const r = await fetch(this.url, {
         method: "POST", body, keepalive: alive, credentials: "omit", redirect: "manual",
-        headers: { "content-type": "text/plain;charset=UTF-8" },
+        headers: { "content-type": "text/plain" },
         signal: AbortSignal.timeout(this.o.requestTimeoutMs || 10000),
       });
       text = await r.text();

@@ -12,6 +12,8 @@ export interface Expect {
   count?: number;
   /** Wait at most this long, ms (default 10,000; the collector allows 5 minutes). */
   timeoutMs?: number;
+  /** The collector's write key, when it has some (`eventwire collect --write-key`). */
+  writeKey?: string;
   /** Wait for dead letters (refused events) instead of stored ones. */
   deadLetters?: boolean;
 }
@@ -37,6 +39,8 @@ export interface MissingEvents extends Error {
  * collector at `collector` (its base URL, as given to `init({ endpoint })`) holds them;
  * rejects at the timeout with a {@link MissingEvents} whose message lists what arrived and
  * why each near miss did not match, or with an Error when the collector cannot be asked
- * (not running, not in dev mode).
+ * (not running, not in dev mode, a write key missing). Throws a TypeError at once for an
+ * empty criterion (it would match another test's events), a count below 1 or a timeout
+ * that is not a number.
  */
 export function expectEvents(collector: string, expect?: Expect): Promise<any[]>;

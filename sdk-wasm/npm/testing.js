@@ -17,18 +17,30 @@ function summary(kind, record) {
  * near misses (`error.arrived`, `error.nearMisses` hold them too).
  */
 export async function expectEvents(collector, expect = {}) {
-  const { schema, testId, eventId, label, count = 1, timeoutMs = DEFAULT_TIMEOUT_MS, deadLetters = false } = expect;
-  const q = new URLSearchParams({ kind: deadLetters ? "bad" : "good" });
-  if (schema) q.set("schema", schema);
-  if (testId) q.set("test_id", testId);
-  if (eventId) q.set("event_id", eventId);
-  if (label) q.set("label", label);
-  q.set("count", String(Math.max(1, count)));
-  q.set("timeout", `${Math.max(0, Math.round(timeoutMs))}ms`);
-  const url = `${String(collector).replace(/\/+$/, "")}/v1/events/wait?${q}`;
+  const { schema, testId, eventId, label, writeKey, count = 1, timeoutMs = DEFAULT_TIMEOUT_MS, deadLetters = false } = expect;
+  const criteria = { schema, test_id: testId, event_id: eventId, label };
+  for (const [name, v] of Object.entries(criteria)) {
+    // An empty or non-string criterion would match any event, another test's included.
+    if (v !== undefined && (typeof v !== "string" || v === "")) {
+      throw new TypeError(`eventwire/testing: ${name} must be a non-empty string, not ${JSON.stringify(v)}`);
+    }
+  }
+  if (!Number.isInteger(count) || count < 1) throw new TypeError(`eventwire/testing: count must be a whole number from 1, not ${JSON.stringify(count)}`);
+  if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) throw new TypeError(`eventwire/testing: timeoutMs must be a number of milliseconds, not ${JSON.stringify(timeoutMs)}`);
+  // The wait endpoint under the collector's base URL; a query it has (`?write_key=`) is kept.
+  const url = new URL(String(collector));
+  url.pathname = url.pathname.replace(/\/+$/, "") + "/v1/events/wait";
+  const q = url.searchParams;
+  q.set("kind", deadLetters ? "bad" : "good");
+  for (const [name, v] of Object.entries(criteria)) if (v !== undefined) q.set(name, v);
+  q.set("count", String(count));
+  q.set("timeout", `${Math.round(timeoutMs)}ms`);
   let answer;
   try {
-    answer = await fetch(url, { signal: AbortSignal.timeout(timeoutMs + 10000) });
+    answer = await fetch(url, {
+      headers: writeKey ? { authorization: `Bearer ${writeKey}` } : {},
+      signal: AbortSignal.timeout(timeoutMs + 10000),
+    });
   } catch (e) {
     throw new Error(`eventwire/testing: the collector could not be asked (${url}): ${e.message}`, { cause: e });
   }
@@ -37,13 +49,13 @@ export async function expectEvents(collector, expect = {}) {
   try { body = JSON.parse(text); } catch { body = undefined; }
   if (answer.status === 200 && body) return body.events;
   if (answer.status !== 408 || !body) {
-    throw new Error(`eventwire/testing: the collector answered ${answer.status}: ${text.trim().slice(0, 500)} (is it running with --dev?)`);
+    const hint = answer.status === 404 ? " (is it running with --dev?)"
+      : answer.status === 401 || answer.status === 403 ? " (give its write key: { writeKey })" : "";
+    throw new Error(`eventwire/testing: the collector answered ${answer.status}: ${text.trim().slice(0, 500)}${hint}`);
   }
-  const criteria = Object.entries({ schema, test_id: testId, event_id: eventId, label })
-    .filter(([, v]) => v).map(([k, v]) => `${k}=${v}`).join(", ") || "any";
-  const n = Math.max(1, count);
-  const what = `${n} ${deadLetters ? (n === 1 ? "dead letter" : "dead letters") : (n === 1 ? "event" : "events")}`;
-  const lines = [`expected ${what} (${criteria}) within ${timeoutMs}ms; ${body.events.length} arrived`];
+  const asked = Object.entries(criteria).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join(", ") || "any";
+  const what = `${count} ${deadLetters ? (count === 1 ? "dead letter" : "dead letters") : (count === 1 ? "event" : "events")}`;
+  const lines = [`expected ${what} (${asked}) within ${timeoutMs}ms; ${body.events.length} arrived`];
   for (const r of body.events) lines.push(`  - ${summary(deadLetters ? "bad" : "good", r)}`);
   if (body.near_misses.length) {
     lines.push("near misses:");

@@ -100,6 +100,65 @@ await test("expectEvents fails with what arrived and why each near miss did not 
   await context.close();
 });
 
+await test("a test id the collector would refuse is refused at init, before any event is lost", async () => {
+  const context = await chrome.newContext();
+  const page = await context.newPage();
+  await page.goto(`${pages.url}/module.html`);
+  const results = await page.evaluate(async (endpoint) => {
+    const { init, createTracker } = await import("/pkg/index.js");
+    const out = {};
+    for (const [name, testId] of [["empty", ""], ["257", "a".repeat(257)], ["lone surrogate", "a\ud800"], ["number", 7], ["array", ["x"]]]) {
+      try { await init({ endpoint, testId }); out[name] = "accepted"; } catch (e) { out[name] = e.message; }
+      try { createTracker({ endpoint, testId }); out[name + " (createTracker)"] = "accepted"; } catch (e) { out[name + " (createTracker)"] = e.message; }
+    }
+    for (const [name, testId] of [["256", "a".repeat(256)], ["null", null], ["emoji", "🧪-checkout"]]) {
+      try {
+        const t = await init({ endpoint, testId, maxBatchDelayMs: 20 });
+        t.track({ schema: "iglu:com.example.web/search/jsonschema/1-0-0", data: { query: "tid-" + name, results_count: 1 } });
+        out[name] = (await t.flush(5000)).ok ? "sent" : "not sent";
+      } catch (e) { out[name] = e.message; }
+    }
+    return out;
+  }, collector.url);
+  for (const name of ["empty", "257", "lone surrogate", "number", "array"]) {
+    check(results[name] === "eventwire: bad testId" && results[name + " (createTracker)"] === "eventwire: bad testId", `${name}: ${JSON.stringify(results)}`);
+  }
+  check(results["256"] === "sent" && results.null === "sent" && results.emoji === "sent", JSON.stringify(results));
+  const stored = (await (await fetch(`${collector.url}/v1/events?kind=all&schema=${encodeURIComponent(SEARCH)}`)).json()).events
+    .filter((e) => String(e.data && e.data.query).startsWith("tid-"));
+  check(stored.length === 3, `stored: ${JSON.stringify(stored.map((e) => e.context))}`);
+  check(stored.find((e) => e.data.query === "tid-256").context.test_id.length === 256, "the 256-character test id");
+  // null is the schema's "none" (type string or null): the dev store reads it as no test id.
+  check(stored.find((e) => e.data.query === "tid-null").context.test_id == null, "a null test id became one");
+  await context.close();
+});
+
+await test("expectEvents refuses an expectation that would match anything, and gives a write key", async () => {
+  for (const [expect, says] of [[{ testId: "" }, /test_id must be a non-empty string/], [{ schema: 7 }, /schema must be a non-empty string/],
+    [{ count: 0 }, /count must be a whole number from 1/], [{ count: 2.5 }, /count must be/], [{ timeoutMs: "300" }, /timeoutMs must be a number/]]) {
+    let error;
+    try { await expectEvents(collector.url, expect); } catch (e) { error = e; }
+    check(error instanceof TypeError && says.test(error.message), `${JSON.stringify(expect)}: ${error && error.message}`);
+  }
+  const keyed = new Collector(bin, pages.url, ["--dev", "--write-key", "k-1"]);
+  await keyed.start();
+  try {
+    const posted = await fetch(`${keyed.url}/v1/batch`, {
+      method: "POST", headers: { "content-type": "application/json", authorization: "Bearer k-1" },
+      body: JSON.stringify({ sent_at: new Date().toISOString(), events: [{ event_id: crypto.randomUUID(), schema: SEARCH, data: { query: "keyed", results_count: 1 }, created_at: new Date().toISOString(), context: { library: { name: "t", version: "0" }, anonymous_id: "a", test_id: "keyed" } }] }),
+    });
+    check(posted.status === 200, `post: ${posted.status}`);
+    let error;
+    try { await expectEvents(keyed.url, { testId: "keyed", timeoutMs: 200 }); } catch (e) { error = e; }
+    check(error && /answered 401.*give its write key/.test(error.message), error && error.message);
+    check((await expectEvents(keyed.url, { testId: "keyed", writeKey: "k-1" })).length === 1, "with writeKey");
+    check((await expectEvents(`${keyed.url}/?write_key=k-1`, { testId: "keyed" })).length === 1, "with ?write_key= in the URL");
+  } finally {
+    await keyed.stop();
+    keyed.cleanup();
+  }
+});
+
 await test("expectEvents against a collector without --dev says so", async () => {
   const plain = new Collector(bin, pages.url);
   await plain.start();
@@ -191,6 +250,50 @@ await test("the dev page shows a page's good and bad events live, filters them, 
   await dev.fill('input[name="event_id"]', "");
   await track(app2, "dev-c", 1);
   await dev.waitForFunction(() => document.querySelectorAll("article").length === 1, null, { timeout: 1000, polling: 20 });
+  await context.close();
+});
+
+await test("the dev page: large dead letters start closed, filters read as the server does, odd records and URLs do not break it", async () => {
+  await fetch(`${collector.url}/v1/events/reset`, { method: "POST" });
+  const context = await chrome.newContext();
+  const dev = await context.newPage();
+  const errors = [];
+  dev.on("pageerror", (e) => errors.push(e.message));
+  // A filter in the URL (and a parameter that is not one, which once stopped the page).
+  await dev.goto(`${collector.url}/?length=1&kind=bad`);
+  await dev.waitForSelector("#status.live");
+  check(await dev.inputValue('select[name="kind"]') === "bad", "the kind filter from the URL");
+  await dev.selectOption('select[name="kind"]', "");
+  const envelope = (query, extra = {}) => ({ event_id: crypto.randomUUID(), schema: SEARCH, data: { query, results_count: -1 }, created_at: new Date().toISOString(),
+    context: { labels: { service: "a=b", team: " x " }, library: { name: "t", version: "0" }, anonymous_id: "a", test_id: "odd" }, ...extra });
+  const big = Array.from({ length: 30 }, (_, i) => ({ ...envelope(`big-${i}`), data: { query: `big-${i}`, results_count: -1, filters: { blob: "y".repeat(25000) } } }));
+  const batch = (events) => fetch(`${collector.url}/v1/batch`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ sent_at: new Date().toISOString(), events }) });
+  check((await batch(big)).status === 200, "the large batch");
+  check((await batch([envelope("small"), "x", 7, { ...envelope("strlabels"), context: { labels: "web", library: { name: "t", version: "0" }, anonymous_id: "a" } }])).status === 200, "the odd batch");
+  await dev.waitForFunction(() => document.querySelectorAll("article").length === 34, null, { timeout: 2000, polling: 20 });
+  // 30 large dead letters, closed until clicked: no JSON built for them.
+  const state = await dev.evaluate(() => ({
+    lines: document.querySelectorAll("article .line").length,
+    nodes: document.getElementsByTagName("*").length,
+    large: [...document.querySelectorAll("article .meta")].filter((m) => m.textContent.includes("KB: click to show")).length,
+  }));
+  check(state.large === 30 && state.nodes < 3000, `large records: ${JSON.stringify(state)}`);
+  const seventh = dev.locator("article", { hasText: big[7].event_id });
+  await seventh.locator(".row").click();
+  await seventh.locator('.line.error[data-path="/data/results_count"]').waitFor({ state: "visible", timeout: 1000 });
+  // Labels as the server reads them: split at the first "=", nothing trimmed.
+  await dev.fill('input[name="label"]', "service=a=b");
+  const byLabel = await dev.evaluate(() => [...document.querySelectorAll("article")].filter((a) => !a.hidden).length);
+  const server = (await (await fetch(`${collector.url}/v1/events?kind=all&label=${encodeURIComponent("service=a=b")}`)).json()).count;
+  check(byLabel === server && server === 31, `label service=a=b: page ${byLabel}, server ${server}`);
+  await dev.fill('input[name="label"]', "team= x ");
+  check(await dev.evaluate(() => [...document.querySelectorAll("article")].filter((a) => !a.hidden).length) === 31, "label team= x ");
+  await dev.fill('input[name="label"]', "");
+  // Events that are not objects, and labels that are not one, are shown as such.
+  const text = await dev.locator("#list").innerText();
+  check((text.match(/\(the event is not a JSON object\)/g) || []).length === 2, "non-object events");
+  check(!/0=w 1=e/.test(text), "a string of labels shown as characters");
+  check(errors.length === 0, `page errors: ${errors}`);
   await context.close();
 });
 

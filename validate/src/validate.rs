@@ -3,7 +3,7 @@
 //! 1. The body must be a batch: a JSON object with an RFC 3339 `sent_at` and an `events`
 //!    array (else the whole request is `malformed`).
 //! 2. Each event, on its own: size, nesting depth and string length limits (`too_large`),
-//!    the envelope schema `iglu:dev.eventwire/event/jsonschema/1-0-1` (`invalid_envelope`),
+//!    the envelope schema `iglu:dev.eventwire/event/jsonschema/1-1-0` (`invalid_envelope`),
 //!    its schema in the registry (`unknown_schema`), `data` against it (`schema_invalid`),
 //!    each entity against its own (`entity_invalid`).
 //!
@@ -45,7 +45,7 @@ pub use crate::defaults::{
 
 /// The envelope schema, as checked in (derived from the tracker's Rust types).
 pub const ENVELOPE_SCHEMA: &str =
-    include_str!("../../schemas/dev.eventwire/event/jsonschema/1-0-1");
+    include_str!("../../schemas/dev.eventwire/event/jsonschema/1-1-0");
 
 /// Size and shape limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

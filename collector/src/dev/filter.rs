@@ -42,13 +42,39 @@ pub(crate) fn event_of(kind: Kind, record: &Value) -> Option<&Value> {
     }
 }
 
-fn str_at<'v>(event: Option<&'v Value>, pointer: &str) -> Option<&'v str> {
-    event?.pointer(pointer)?.as_str()
+fn at<'v>(event: Option<&'v Value>, pointer: &str) -> Option<&'v Value> {
+    event?.pointer(pointer)
 }
 
-fn shown(v: Option<&str>) -> String {
-    v.map_or_else(|| "absent".to_owned(), |s| format!("{s:?}"))
+/// A member's value as a reason shows it: a string quoted, anything else as JSON.
+fn shown(v: Option<&Value>) -> String {
+    match v {
+        None => "absent".to_owned(),
+        Some(Value::String(s)) => format!("{s:?}"),
+        Some(other) => other.to_string(),
+    }
 }
+
+/// The four standard labels, which a bare `label=value` looks in.
+const LABELS: [&str; 4] = ["environment", "service", "team", "version"];
+
+/// One criterion of a [`Filter`].
+#[derive(Debug, Clone, Copy)]
+enum Criterion {
+    Kind,
+    Schema,
+    EventId,
+    TestId,
+    Label,
+}
+
+const CRITERIA: [Criterion; 5] = [
+    Criterion::Kind,
+    Criterion::Schema,
+    Criterion::EventId,
+    Criterion::TestId,
+    Criterion::Label,
+];
 
 /// Why a dead letter was refused, in one line: its code and first errors.
 pub(crate) fn refusal(record: &Value) -> String {
@@ -77,50 +103,78 @@ pub(crate) fn refusal(record: &Value) -> String {
 }
 
 impl Filter {
+    /// Whether `record` (of `kind`) passes `c`: no allocation, as waits run it on every
+    /// record stored.
+    fn passes(&self, c: Criterion, kind: Kind, record: &Value) -> bool {
+        let event = || event_of(kind, record);
+        let is = |want: &Option<String>, pointer: &str| {
+            want.as_deref()
+                .is_none_or(|w| at(event(), pointer).and_then(Value::as_str) == Some(w))
+        };
+        match c {
+            Criterion::Kind => self.kind.is_none_or(|k| k == kind),
+            Criterion::Schema => is(&self.schema, "/schema"),
+            Criterion::EventId => is(&self.event_id, "/event_id"),
+            Criterion::TestId => is(&self.test_id, "/context/test_id"),
+            Criterion::Label => self.label.as_deref().is_none_or(|label| {
+                let labels = at(event(), "/context/labels");
+                let value_of =
+                    |name: &str| labels.and_then(|l| l.get(name)).and_then(Value::as_str);
+                match label.split_once('=') {
+                    Some((name, value)) => value_of(name) == Some(value),
+                    None => LABELS.iter().any(|name| value_of(name) == Some(label)),
+                }
+            }),
+        }
+    }
+
+    /// Why `record` (of `kind`) fails `c`, for a person.
+    fn why(&self, c: Criterion, kind: Kind, record: &Value) -> String {
+        let event = event_of(kind, record);
+        let differs = |name: &str, want: &Option<String>, pointer: &str| {
+            format!(
+                "{name} is {}, not {:?}",
+                shown(at(event, pointer)),
+                want.as_deref().unwrap_or_default()
+            )
+        };
+        match c {
+            Criterion::Kind => match kind {
+                Kind::Bad => refusal(record),
+                Kind::Good => "stored as a good event, not dead-lettered".to_owned(),
+            },
+            Criterion::Schema => differs("schema", &self.schema, "/schema"),
+            Criterion::EventId => differs("event_id", &self.event_id, "/event_id"),
+            Criterion::TestId => differs("test_id", &self.test_id, "/context/test_id"),
+            Criterion::Label => {
+                let all = at(event, "/context/labels")
+                    .map_or_else(|| "none".to_owned(), Value::to_string);
+                format!(
+                    "labels are {all}, none is {:?}",
+                    self.label.as_deref().unwrap_or_default()
+                )
+            }
+        }
+    }
+
     /// The reasons `record` (of `kind`) does not match, one per criterion it fails; empty
     /// when it matches.
     pub(crate) fn mismatches(&self, kind: Kind, record: &Value) -> Vec<String> {
-        let mut why = Vec::new();
-        if let Some(want) = self.kind {
-            if want != kind {
-                why.push(match kind {
-                    Kind::Bad => refusal(record),
-                    Kind::Good => "stored as a good event, not dead-lettered".to_owned(),
-                });
-            }
-        }
-        let event = event_of(kind, record);
-        let mut differ = |name: &str, want: &Option<String>, pointer: &str| {
-            if let Some(want) = want {
-                let got = str_at(event, pointer);
-                if got != Some(want.as_str()) {
-                    why.push(format!("{name} is {}, not {want:?}", shown(got)));
-                }
-            }
-        };
-        differ("schema", &self.schema, "/schema");
-        differ("event_id", &self.event_id, "/event_id");
-        differ("test_id", &self.test_id, "/context/test_id");
-        if let Some(label) = &self.label {
-            let labels = event.and_then(|e| e.pointer("/context/labels"));
-            let value_of = |name: &str| labels.and_then(|l| l.get(name)).and_then(Value::as_str);
-            let found = match label.split_once('=') {
-                Some((name, value)) => value_of(name) == Some(value),
-                None => ["environment", "service", "team", "version"]
-                    .iter()
-                    .any(|name| value_of(name) == Some(label.as_str())),
-            };
-            if !found {
-                let all = labels.map_or_else(|| "none".to_owned(), Value::to_string);
-                why.push(format!("labels are {all}, none is {label:?}"));
-            }
-        }
-        why
+        CRITERIA
+            .iter()
+            .filter(|c| !self.passes(**c, kind, record))
+            .map(|c| self.why(*c, kind, record))
+            .collect()
     }
 
     /// Whether `record` (of `kind`) matches every criterion.
     pub(crate) fn matches(&self, kind: Kind, record: &Value) -> bool {
-        self.mismatches(kind, record).is_empty()
+        CRITERIA.iter().all(|c| self.passes(*c, kind, record))
+    }
+
+    /// Whether a test id is asked and `record` (of `kind`) carries it.
+    pub(crate) fn same_test(&self, kind: Kind, record: &Value) -> bool {
+        self.test_id.is_some() && self.passes(Criterion::TestId, kind, record)
     }
 }
 

@@ -31,8 +31,8 @@ use serde_json::{json, Value};
 
 use crate::server::Shared;
 use crate::sink::SinkRecord;
+use filter::Filter;
 pub(crate) use filter::Kind;
-use filter::{event_of, Filter};
 
 /// The dev page, served at `GET /` in dev mode.
 const PAGE: &str = include_str!("page.html");
@@ -285,24 +285,18 @@ pub(crate) async fn dev_wait(
     };
     let deadline = tokio::time::Instant::now() + timeout;
     let mut changed = dev.changed.subscribe();
+    let mut seen = Seen::default();
     loop {
         // Marked seen before reading, so a record stored after the read wakes the wait.
         changed.borrow_and_update();
-        let all = dev.lock().since_start();
-        let matched: Vec<&Entry> = all
-            .iter()
-            .filter(|e| filter.matches(e.kind, &e.record))
-            .collect();
-        if matched.len() >= wanted {
-            let events: Vec<&Value> = matched.iter().map(|e| &*e.record).collect();
-            return Json(json!({ "count": events.len(), "events": events })).into_response();
-        }
-        let woke = tokio::select! {
-            r = changed.changed() => r.is_ok(),
-            () = tokio::time::sleep_until(deadline) => false,
-        };
-        if !woke {
-            let events: Vec<&Value> = matched.iter().map(|e| &*e.record).collect();
+        seen.absorb(dev, &filter);
+        let done = seen.matched.len() >= wanted;
+        if done || tokio::time::Instant::now() >= deadline {
+            let events: Vec<&Value> = seen.matched.iter().map(|e| &*e.record).collect();
+            if done {
+                return Json(json!({ "count": events.len(), "events": events })).into_response();
+            }
+            let all = dev.lock().since_start();
             return (
                 StatusCode::REQUEST_TIMEOUT,
                 Json(json!({
@@ -315,24 +309,62 @@ pub(crate) async fn dev_wait(
             )
                 .into_response();
         }
+        // Woken by a record stored (or a reset), or at the deadline: either way the loop
+        // reads what is new once more before it answers.
+        tokio::select! {
+            r = changed.changed() => if r.is_err() { return dev_off() },
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// What a wait has matched so far. Each wake reads only the records stored since the last
+/// (and filters them outside the store's lock): a wait costs the records that arrive, not
+/// the store's size, however many tests wait at once.
+#[derive(Default)]
+struct Seen {
+    matched: Vec<Entry>,
+    /// The number of the last record read (`None`: none yet).
+    after: Option<u64>,
+    /// The store's reset count when last read (`None`: not read yet).
+    epoch: Option<u64>,
+}
+
+impl Seen {
+    fn absorb(&mut self, dev: &DevStore, filter: &Filter) {
+        let fresh = {
+            let recent = dev.lock();
+            if self.epoch != Some(recent.epoch) {
+                // Emptied since (or first read): what matched before is gone.
+                self.epoch = Some(recent.epoch);
+                self.matched.clear();
+                recent.since_start()
+            } else {
+                match self.after {
+                    Some(after) => recent.since(after),
+                    None => recent.since_start(),
+                }
+            }
+        };
+        if let Some(last) = fresh.last() {
+            self.after = Some(last.seq);
+        }
+        self.matched.extend(
+            fresh
+                .into_iter()
+                .filter(|e| filter.matches(e.kind, &e.record)),
+        );
     }
 }
 
 /// The records that almost match, newest and closest first: those failing one criterion,
 /// and those of the same test failing two. Each with the reasons.
 fn near_misses(filter: &Filter, all: &[Entry]) -> Vec<Value> {
-    let same_test = |e: &Entry| {
-        filter.test_id.is_none()
-            || event_of(e.kind, &e.record)
-                .and_then(|ev| ev.pointer("/context/test_id"))
-                .and_then(Value::as_str)
-                == filter.test_id.as_deref()
-    };
     let mut misses: Vec<(usize, u64, Value)> = all
         .iter()
         .filter_map(|e| {
             let why = filter.mismatches(e.kind, &e.record);
-            let close = why.len() == 1 || (why.len() == 2 && same_test(e));
+            let close = why.len() == 1 || (why.len() == 2 && filter.same_test(e.kind, &e.record));
             close.then(|| {
                 (
                     why.len(),
@@ -437,18 +469,152 @@ fn records_stream(state: StreamState) -> impl Stream<Item = Result<SseEvent, Inf
     })
 }
 
-pub(crate) async fn dev_reset(State(shared): State<Arc<Shared>>) -> Response {
+pub(crate) async fn dev_reset(
+    State(shared): State<Arc<Shared>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     let Some(dev) = &shared.dev else {
         return dev_off();
     };
+    if !same_origin(&headers) {
+        return (
+            StatusCode::FORBIDDEN,
+            "a reset comes from the dev page or a client without an Origin, not from another site\n",
+        )
+            .into_response();
+    }
     dev.reset();
     (StatusCode::OK, Json(json!({ "reset": true }))).into_response()
+}
+
+/// Whether a request that changes the store may: one without an `Origin` (curl, a test's
+/// HTTP client), or from a page the collector served (its `Origin` is this host). A
+/// browser sends `Origin` with every POST, so another site's page cannot empty the store
+/// with a form or a no-cors `fetch`.
+fn same_origin(headers: &axum::http::HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin = origin.to_str().unwrap_or("");
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    host.is_some() && origin_host == host
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn only_requests_without_an_origin_or_from_this_host_may_reset() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = axum::http::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            h
+        };
+        for (pairs, ok) in [
+            (&[][..], true),
+            (&[("host", "127.0.0.1:8080")][..], true),
+            (
+                &[
+                    ("host", "127.0.0.1:8080"),
+                    ("origin", "http://127.0.0.1:8080"),
+                ][..],
+                true,
+            ),
+            (
+                &[
+                    ("host", "dev.example:443"),
+                    ("origin", "https://dev.example:443"),
+                ][..],
+                true,
+            ),
+            (
+                &[
+                    ("host", "127.0.0.1:8080"),
+                    ("origin", "https://evil.example"),
+                ][..],
+                false,
+            ),
+            (&[("host", "127.0.0.1:8080"), ("origin", "null")][..], false),
+            (
+                &[
+                    ("host", "127.0.0.1:8080"),
+                    ("origin", "http://127.0.0.1:8081"),
+                ][..],
+                false,
+            ),
+            (&[("origin", "http://127.0.0.1:8080")][..], false),
+        ] {
+            assert_eq!(same_origin(&headers(pairs)), ok, "{pairs:?}");
+        }
+    }
+
+    /// A wait reads only what is new at each wake; over random stores, evictions and resets
+    /// it must hold what reading the whole store at each wake would: every matching record
+    /// seen since the last reset, once, in order.
+    #[test]
+    fn a_wait_read_piece_by_piece_matches_the_whole_store_read_each_time() {
+        for seed in 1..=300u64 {
+            let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = |n: u64| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state % n
+            };
+            let store = DevStore::new(1 + next(6) as usize);
+            let filter = Filter {
+                kind: [None, Some(Kind::Good), Some(Kind::Bad)][next(3) as usize],
+                test_id: Some("a".into()),
+                ..Filter::default()
+            };
+            let mut seen = Seen::default();
+            let mut model: Vec<u64> = Vec::new();
+            let mut epoch = store.lock().epoch;
+            for _ in 0..80 {
+                match next(10) {
+                    0 => store.reset(),
+                    1..=6 => {
+                        let kind = if next(2) == 0 { Kind::Good } else { Kind::Bad };
+                        let lines: Vec<Vec<u8>> = (0..1 + next(4))
+                            .map(|_| {
+                                let test = ["a", "b"][next(2) as usize];
+                                let record = match kind {
+                                    Kind::Good => json!({"context": {"test_id": test}}),
+                                    Kind::Bad => json!({"event": {"context": {"test_id": test}}}),
+                                };
+                                record.to_string().into_bytes()
+                            })
+                            .collect();
+                        store.remember(kind, lines.iter().map(|l| &l[..]));
+                    }
+                    _ => {
+                        seen.absorb(&store, &filter);
+                        let recent = store.lock();
+                        if recent.epoch != epoch {
+                            epoch = recent.epoch;
+                            model.clear();
+                        }
+                        for e in recent.since_start() {
+                            if filter.matches(e.kind, &e.record) && !model.contains(&e.seq) {
+                                model.push(e.seq);
+                            }
+                        }
+                        drop(recent);
+                        model.sort_unstable();
+                        let got: Vec<u64> = seen.matched.iter().map(|e| e.seq).collect();
+                        assert_eq!(got, model, "seed {seed}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn timeouts_read_as_durations_or_milliseconds_within_the_longest_wait() {
