@@ -103,6 +103,8 @@ cargo clippy --workspace --all-targets --locked --exclude eventwire-iglu-corpus 
 
 step "core for wasm32-unknown-unknown (no threads, no clock of its own)"
 cargo clippy -p eventwire --target wasm32-unknown-unknown --no-default-features --locked -- -D warnings
+# The npm CLI's build: the binary without its native commands, for WASI.
+cargo clippy -p eventwire-cli --target wasm32-wasip1 --no-default-features --locked -- -D warnings
 cargo build -p eventwire --target wasm32-unknown-unknown --no-default-features --features gzip --locked
 cargo build -p eventwire-wasm --target wasm32-unknown-unknown --locked
 

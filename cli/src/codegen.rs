@@ -19,6 +19,12 @@ pub struct CodegenArgs {
     #[arg(long, default_value = "schemas")]
     schemas: PathBuf,
     /// Language to generate.
+    #[cfg_attr(
+        not(feature = "native"),
+        arg(
+            help = "Language to generate: ts (rust: in the native binary, cargo install eventwire-cli)"
+        )
+    )]
     #[arg(long, value_enum, default_value_t = Lang::Rust)]
     lang: Lang,
     /// Output file (`-` for stdout).
@@ -29,6 +35,14 @@ pub struct CodegenArgs {
 /// Generates the file; exit status 1 with every problem listed when a schema cannot be used
 /// (a schema that cannot be turned into types is left out, the others are written).
 pub fn run(args: CodegenArgs) -> anyhow::Result<ExitCode> {
+    // typify reports some schemas it cannot turn into types by panicking, which the native
+    // binary catches and reports per schema; WebAssembly aborts on a panic instead.
+    #[cfg(not(feature = "native"))]
+    if args.lang == Lang::Rust {
+        anyhow::bail!(
+            "codegen --lang rust runs in the native binary (cargo install eventwire-cli); this build generates --lang ts"
+        );
+    }
     let builder = eventwire_codegen::Builder::new()
         .schemas(&args.schemas)
         .rerun_if_changed(false);
@@ -48,7 +62,7 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<ExitCode> {
     let output = match output {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", crate::without_os_error_numbers(&e.to_string()));
             return Ok(ExitCode::FAILURE);
         }
     };

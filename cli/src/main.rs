@@ -130,8 +130,52 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", without_os_error_numbers(&format!("{e:#}")));
             ExitCode::from(2)
+        }
+    }
+}
+
+/// `text` without the `(os error N)` that `std::io::Error` appends: the number is the
+/// platform's (WASI's ENOENT is 44, Linux's 2), the words before it say the same, and the
+/// npm build's messages are the native binary's.
+pub(crate) fn without_os_error_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(" (os error ") {
+        let after = &rest[at + " (os error ".len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 && after[digits..].starts_with(')') {
+            out.push_str(&rest[..at]);
+            rest = &after[digits + 1..];
+        } else {
+            out.push_str(&rest[..at + 1]);
+            rest = &rest[at + 1..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_os_error_numbers as plain;
+
+    #[test]
+    fn os_error_numbers_are_left_out_and_nothing_else() {
+        for (text, want) in [
+            (
+                "cannot open x: No such file or directory (os error 2)",
+                "cannot open x: No such file or directory",
+            ),
+            ("a (os error 44): b (os error 13)", "a: b"),
+            (
+                "kept (os error) and (os error x) and (os error 1",
+                "kept (os error) and (os error x) and (os error 1",
+            ),
+            ("", ""),
+        ] {
+            assert_eq!(plain(text), want, "{text}");
         }
     }
 }

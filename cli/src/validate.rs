@@ -15,6 +15,12 @@ use serde_json::Value;
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
     /// Schema registry: a directory in Iglu layout, or an http(s) base URL serving one.
+    #[cfg_attr(
+        not(feature = "native"),
+        arg(
+            help = "Schema registry: a directory in Iglu layout (registries over HTTP: the native binary)"
+        )
+    )]
     #[arg(long, default_value = "schemas")]
     schemas: String,
     /// A JSONL file, one `{"schema":…,"data":…,"entities":[…]}` per line (`-` for stdin).
@@ -24,6 +30,12 @@ pub struct ValidateArgs {
 /// Validates every line with the collector's own checks — its limits (size, depth, string
 /// length: `too_large`) and its schemas — in its order; exit status 1 when any is invalid.
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    if args.file.is_dir() {
+        anyhow::bail!(
+            "{} is a directory, not a file of events",
+            args.file.display()
+        );
+    }
     let input: Box<dyn std::io::Read> = if args.file.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -40,14 +52,21 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline::new(Limits::default()).map_err(anyhow::Error::msg)?;
     let runtime = Runtime::new()?;
     let (mut valid, mut invalid) = (0u64, 0u64);
+    let mut unreadable = None;
     for (n, line) in BufReader::new(input).lines().enumerate() {
         let n = n + 1;
         let line = match line {
             Ok(l) => l,
-            Err(e) => {
+            // A line that is not UTF-8 was read past: that line is bad, the next is read.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 invalid += 1;
                 println!("line {n}: cannot read: {e}");
                 continue;
+            }
+            // Anything else (a directory, a device error) would fail again: stop there.
+            Err(e) => {
+                unreadable = Some(e);
+                break;
             }
         };
         if line.trim().is_empty() {
@@ -93,6 +112,9 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     println!("{valid} valid, {invalid} invalid");
+    if let Some(e) = unreadable {
+        anyhow::bail!("cannot read {}: {e}", args.file.display());
+    }
     Ok(if invalid == 0 {
         ExitCode::SUCCESS
     } else {

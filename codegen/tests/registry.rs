@@ -205,3 +205,38 @@ fn left_recursive_references_are_refused_by_codegen_and_lint() {
         .collect();
     assert_eq!(errors.len(), 2, "{lint:#?}");
 }
+
+/// A legal schema nested deep (objects in objects, arrays in arrays) is generated, not a
+/// stack overflow of a codegen worker (55 object levels overflowed the default 2 MiB stack
+/// of a debug build).
+#[test]
+fn deeply_nested_schemas_are_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    // Within serde_json's 128 levels of nesting (each object level is two: the schema and
+    // its `properties`).
+    let (mut objects, mut arrays) = (
+        r#"{"type": "string"}"#.to_owned(),
+        r#"{"type": "integer"}"#.to_owned(),
+    );
+    for _ in 0..60 {
+        objects = format!(r#"{{"type": "object", "properties": {{"a": {objects}}}}}"#);
+        arrays = format!(r#"{{"type": "array", "items": {arrays}}}"#);
+    }
+    for (name, deep) in [("objects", &objects), ("arrays", &arrays)] {
+        write(
+            dir.path(),
+            &format!("com.acme/{name}/jsonschema/1-0-0"),
+            &format!(
+                r#"{{"$schema": "http://iglucentral.com/schemas/com.snowplowanalytics.self-desc/schema/jsonschema/1-0-0#", "self": {{"vendor": "com.acme", "name": "{name}", "format": "jsonschema", "version": "1-0-0"}}, "type": "object", "properties": {{"deep": {deep}}}}}"#
+            ),
+        );
+    }
+    let out = eventwire_codegen::Builder::new()
+        .schemas(dir.path())
+        .rerun_if_changed(false)
+        .generate()
+        .unwrap();
+    let skipped: Vec<String> = out.skipped.iter().map(ToString::to_string).collect();
+    assert!(skipped.is_empty(), "{skipped:#?}");
+    assert!(out.code.contains("pub struct Objects") && out.code.contains("pub struct Arrays"));
+}

@@ -278,8 +278,19 @@ impl Expect {
             .map_err(|e| ExpectError::Http(format!("{}: {e}", self.collector)))?;
         let path = format!("{}{WAIT_PATH}", url.path().trim_end_matches('/'));
         url.set_path(&path);
+        // The base URL's own pairs stay, but not those this expectation sets.
+        let ours = [
+            "kind", "schema", "test_id", "event_id", "label", "count", "timeout",
+        ];
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| !ours.contains(&k.as_ref()))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        url.set_query(None);
         {
             let mut q = url.query_pairs_mut();
+            q.extend_pairs(kept);
             q.append_pair(
                 "kind",
                 match self.kind {
@@ -416,7 +427,7 @@ mod tests {
         );
         // Under a path, with a query of its own: both kept.
         assert_eq!(
-            Expect::at("https://c.example/collector/?write_key=k")
+            Expect::at("https://c.example/collector/?write_key=k&count=9")
                 .url()
                 .unwrap()
                 .as_str(),

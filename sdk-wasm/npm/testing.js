@@ -5,6 +5,8 @@
 // each near miss did not match.
 
 const DEFAULT_TIMEOUT_MS = 10000;
+// The collector's longest wait (`/v1/events/wait?timeout=`: 5 minutes).
+const MAX_TIMEOUT_MS = 300000;
 
 function summary(kind, record) {
   const e = (kind === "bad" ? record && record.event : record) || {};
@@ -25,8 +27,10 @@ export async function expectEvents(collector, expect = {}) {
       throw new TypeError(`eventwire/testing: ${name} must be a non-empty string, not ${JSON.stringify(v)}`);
     }
   }
-  if (!Number.isInteger(count) || count < 1) throw new TypeError(`eventwire/testing: count must be a whole number from 1, not ${JSON.stringify(count)}`);
-  if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) throw new TypeError(`eventwire/testing: timeoutMs must be a number of milliseconds, not ${JSON.stringify(timeoutMs)}`);
+  if (!Number.isSafeInteger(count) || count < 1) throw new TypeError(`eventwire/testing: count must be a whole number from 1, not ${JSON.stringify(count)}`);
+  if (typeof timeoutMs !== "number" || !(timeoutMs >= 0 && timeoutMs <= MAX_TIMEOUT_MS)) {
+    throw new TypeError(`eventwire/testing: timeoutMs must be a number of milliseconds from 0 to ${MAX_TIMEOUT_MS} (the collector's longest wait), not ${JSON.stringify(timeoutMs)}`);
+  }
   // The wait endpoint under the collector's base URL; a query it has (`?write_key=`) is kept.
   const url = new URL(String(collector));
   url.pathname = url.pathname.replace(/\/+$/, "") + "/v1/events/wait";

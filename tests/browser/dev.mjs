@@ -135,7 +135,7 @@ await test("a test id the collector would refuse is refused at init, before any 
 
 await test("expectEvents refuses an expectation that would match anything, and gives a write key", async () => {
   for (const [expect, says] of [[{ testId: "" }, /test_id must be a non-empty string/], [{ schema: 7 }, /schema must be a non-empty string/],
-    [{ count: 0 }, /count must be a whole number from 1/], [{ count: 2.5 }, /count must be/], [{ timeoutMs: "300" }, /timeoutMs must be a number/]]) {
+    [{ count: 0 }, /count must be a whole number from 1/], [{ count: 2.5 }, /count must be/], [{ count: 1e21 }, /count must be/], [{ timeoutMs: "300" }, /timeoutMs must be a number/], [{ timeoutMs: 1e12 }, /from 0 to 300000/]]) {
     let error;
     try { await expectEvents(collector.url, expect); } catch (e) { error = e; }
     check(error instanceof TypeError && says.test(error.message), `${JSON.stringify(expect)}: ${error && error.message}`);

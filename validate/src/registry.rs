@@ -196,6 +196,9 @@ pub enum RegistryError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Http(String),
+    /// The source is a URL and this build reads directories only (no feature `http`).
+    #[error("{0}: this build reads schema directories only (registries over HTTP are in the native binary)")]
+    NoHttp(String),
 }
 
 impl Registry {
@@ -211,11 +214,7 @@ impl Registry {
             #[cfg(feature = "http")]
             Source::Http(_) => None,
             #[cfg(not(feature = "http"))]
-            Source::Http(url) => {
-                return Err(RegistryError::Http(format!(
-                    "{url}: this build reads schema directories only (registries over HTTP are in the native binary)"
-                )))
-            }
+            Source::Http(url) => return Err(RegistryError::NoHttp(url.clone())),
         };
         #[cfg(feature = "http")]
         let client = reqwest::Client::builder()

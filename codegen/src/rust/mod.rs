@@ -31,6 +31,11 @@ mod typify;
 
 use emit::{format_tokens, vendor_module, Names, VendorOut};
 
+/// Stack of each codegen worker thread: typify and the checks recurse once per level of
+/// nesting, and a legal schema nested 55 objects deep overflowed the default 2 MiB (debug
+/// build). 64 MiB is reserved, not used, until a schema needs it.
+const WORKER_STACK_BYTES: usize = 64 * 1024 * 1024;
+
 /// What generation produced.
 #[derive(Debug, Clone)]
 pub struct RustOutput {
@@ -115,7 +120,10 @@ pub fn generate(schemas: &[SchemaFile]) -> Result<RustOutput, Vec<CodegenError>>
         let mut inline = Vec::new();
         let mut handles = Vec::new();
         for _ in 0..workers {
-            match std::thread::Builder::new().spawn_scoped(scope, work) {
+            match std::thread::Builder::new()
+                .stack_size(WORKER_STACK_BYTES)
+                .spawn_scoped(scope, work)
+            {
                 Ok(h) => handles.push(h),
                 Err(_) => inline.extend(work()),
             }
