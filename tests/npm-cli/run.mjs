@@ -198,8 +198,12 @@ await test("codegen over the 660 Iglu Central schemas: npx against the native bi
   const [b, tb] = time(() => nat(["codegen", "--schemas", corpus, "--lang", "ts", "--out", "iglu-native.ts"]));
   check(a.status === b.status && a.stderr.replace("iglu.ts", "X") === b.stderr.replace("iglu-native.ts", "X"), `${a.stderr}\n${b.stderr}`);
   check(readFileSync(join(app, "iglu.ts"), "utf8") === readFileSync(join(app, "iglu-native.ts"), "utf8"), "the corpus' TypeScript differs");
+  // The module alone: node started on the installed launcher, without npm's own start.
+  const launcher = join(app, "node_modules/@eventwire/cli/bin/eventwire.js");
+  const [c, tc] = time(() => run(process.execPath, [launcher, "codegen", "--schemas", corpus, "--lang", "ts", "--out", "iglu-node.ts"]));
+  check(c.status === 0, c.stderr);
   const schemas = execFileSync("find", [corpus, "-type", "f"], { encoding: "utf8" }).trim().split("\n").length;
-  console.log(`     ${schemas} schemas: npx ${ta.toFixed(0)} ms, native ${tb.toFixed(0)} ms (${native}), ${(ta / tb).toFixed(1)}×`);
+  console.log(`     ${schemas} schemas: npx ${ta.toFixed(0)} ms, node + the module ${tc.toFixed(0)} ms, native ${tb.toFixed(0)} ms (${native}): ${(ta / tb).toFixed(1)}× and ${(tc / tb).toFixed(1)}×`);
 });
 
 console.log(`\ntest result: ${failed ? "FAILED" : "ok"}. ${passed} passed; ${failed} failed (npm cli)`);
