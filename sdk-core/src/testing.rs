@@ -230,14 +230,19 @@ impl Expect {
         self
     }
 
-    fn described(&self) -> String {
-        let mut criteria = Vec::new();
-        for (name, v) in [
+    /// The criteria given, by their names in the wait endpoint's query.
+    fn criteria(&self) -> [(&'static str, &Option<String>); 4] {
+        [
             ("schema", &self.schema),
             ("test_id", &self.test_id),
             ("event_id", &self.event_id),
             ("label", &self.label),
-        ] {
+        ]
+    }
+
+    fn described(&self) -> String {
+        let mut criteria = Vec::new();
+        for (name, v) in self.criteria() {
             if let Some(v) = v {
                 criteria.push(format!("{name}={v}"));
             }
@@ -260,12 +265,7 @@ impl Expect {
     }
 
     fn url(&self) -> Result<reqwest::Url, ExpectError> {
-        for (name, v) in [
-            ("schema", &self.schema),
-            ("test_id", &self.test_id),
-            ("event_id", &self.event_id),
-            ("label", &self.label),
-        ] {
+        for (name, v) in self.criteria() {
             if v.as_deref() == Some("") {
                 return Err(ExpectError::Invalid(format!(
                     "Expect::{name}(\"\") would match any event: give a value, or leave it out"
@@ -298,12 +298,7 @@ impl Expect {
                     Kind::Bad => "bad",
                 },
             );
-            for (name, v) in [
-                ("schema", &self.schema),
-                ("test_id", &self.test_id),
-                ("event_id", &self.event_id),
-                ("label", &self.label),
-            ] {
+            for (name, v) in self.criteria() {
                 if let Some(v) = v {
                     q.append_pair(name, v);
                 }

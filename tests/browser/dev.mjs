@@ -9,30 +9,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expectEvents } from "eventwire/testing";
 import { Collector, ROOT, browser, pageServer, sleep } from "./lib.mjs";
+import { check, suite } from "../harness.mjs";
 
 const bin = process.env.EVENTWIRE_BIN || join(ROOT, "target/debug/eventwire");
 const pages = await pageServer(mkdtempSync(join(tmpdir(), "eventwire-build-")));
 const collector = new Collector(bin, pages.url, ["--dev"]);
 await collector.start();
 const chrome = await browser();
-let passed = 0, failed = 0;
-
-async function test(name, fn) {
-  if (process.env.BROWSER_TEST && !name.includes(process.env.BROWSER_TEST)) return;
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${e.stack.split("\n").join("\n     ")}`);
-  }
-}
-
-function check(cond, message) {
-  if (!cond) throw new Error(message);
-}
+const { test, finish } = suite("browser, dev mode");
 
 const SEARCH = "iglu:com.example.web/search/jsonschema/1-0-0";
 
@@ -321,5 +305,4 @@ await collector.stop();
 collector.cleanup();
 await pages.close();
 await sleep(0);
-console.log(`\ntest result: ${failed ? "FAILED" : "ok"}. ${passed} passed; ${failed} failed (browser, dev mode)`);
-process.exit(failed ? 1 : 0);
+finish();

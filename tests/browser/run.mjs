@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { Collector, HERE, ROOT, browser, pageServer, sleep, until } from "./lib.mjs";
+import { check, suite } from "../harness.mjs";
 
 const bin = process.env.EVENTWIRE_BIN || join(ROOT, "target/debug/eventwire");
 const build = mkdtempSync(join(tmpdir(), "eventwire-build-"));
@@ -14,25 +15,7 @@ const pages = await pageServer(build);
 const collector = new Collector(bin, pages.url);
 await collector.start();
 const chrome = await browser();
-let passed = 0, failed = 0;
-
-// BROWSER_TEST=<part of a name>: only the tests whose name has it (while working on one).
-async function test(name, fn) {
-  if (process.env.BROWSER_TEST && !name.includes(process.env.BROWSER_TEST)) return;
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${e.stack.split("\n").join("\n     ")}`);
-  }
-}
-
-function check(cond, message) {
-  if (!cond) throw new Error(message);
-}
+const { test, finish } = suite("browser");
 
 /** Queries of a run in the good sink → times seen; and the event ids seen. */
 function arrived(run) {
@@ -1049,5 +1032,4 @@ await chrome.close();
 await collector.stop();
 collector.cleanup();
 await pages.close();
-console.log(`\ntest result: ${failed ? "FAILED" : "ok"}. ${passed} passed; ${failed} failed (browser)`);
-process.exit(failed ? 1 : 0);
+finish();

@@ -9,29 +9,14 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, 
 import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { check, suite } from "../harness.mjs";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, "../..");
 const native = resolve(process.env.EVENTWIRE_BIN || join(ROOT, "target/debug/eventwire"));
 const corpus = resolve(ROOT, "../shared/corpora/iglu-central/schemas");
 const tsc = join(ROOT, "tests/ts/node_modules/.bin/tsc");
-let passed = 0, failed = 0;
-
-async function test(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    passed++;
-    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
-  } catch (e) {
-    failed++;
-    console.log(`FAIL ${name}\n     ${e.stack.split("\n").join("\n     ")}`);
-  }
-}
-
-function check(cond, message) {
-  if (!cond) throw new Error(message);
-}
+const { test, finish } = suite("npm cli");
 
 // A PATH without cargo or rustc: what a web developer's machine has.
 const path = process.env.PATH.split(delimiter)
@@ -206,5 +191,4 @@ await test("codegen over the 660 Iglu Central schemas: npx against the native bi
   console.log(`     ${schemas} schemas: npx ${ta.toFixed(0)} ms, node + the module ${tc.toFixed(0)} ms, native ${tb.toFixed(0)} ms (${native}): ${(ta / tb).toFixed(1)}× and ${(tc / tb).toFixed(1)}×`);
 });
 
-console.log(`\ntest result: ${failed ? "FAILED" : "ok"}. ${passed} passed; ${failed} failed (npm cli)`);
-process.exit(failed ? 1 : 0);
+finish();

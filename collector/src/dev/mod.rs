@@ -68,6 +68,13 @@ struct Recent {
 }
 
 impl Recent {
+    /// Every record, oldest first.
+    fn since_start(&self) -> Vec<Entry> {
+        let mut all: Vec<Entry> = self.good.iter().chain(self.bad.iter()).cloned().collect();
+        all.sort_by_key(|e| e.seq);
+        all
+    }
+
     /// Every record with a number above `after`, oldest first.
     fn since(&self, after: u64) -> Vec<Entry> {
         let tail = |q: &VecDeque<Entry>| {
@@ -176,6 +183,33 @@ pub(crate) struct DevQuery {
     timeout: Option<String>,
 }
 
+/// The store and the query's filter, or the answer when there is none: dev mode off (404)
+/// or a bad query (400).
+fn open_store<'s>(
+    shared: &'s Shared,
+    q: &DevQuery,
+    default_kind: Option<Kind>,
+) -> Result<(&'s DevStore, Filter), Unusable> {
+    let dev = shared.dev.as_ref().ok_or(Unusable::Off)?;
+    let filter = q.filter(default_kind).map_err(Unusable::Query)?;
+    Ok((dev, filter))
+}
+
+/// Why a dev endpoint cannot answer with records.
+enum Unusable {
+    Off,
+    Query(String),
+}
+
+impl IntoResponse for Unusable {
+    fn into_response(self) -> Response {
+        match self {
+            Unusable::Off => dev_off(),
+            Unusable::Query(e) => bad_request(e),
+        }
+    }
+}
+
 fn bad_request(message: String) -> Response {
     (StatusCode::BAD_REQUEST, message + "\n").into_response()
 }
@@ -237,12 +271,9 @@ pub(crate) async fn dev_events(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<DevQuery>,
 ) -> Response {
-    let Some(dev) = &shared.dev else {
-        return dev_off();
-    };
-    let filter = match q.filter(Some(Kind::Good)) {
-        Ok(f) => f,
-        Err(e) => return bad_request(e),
+    let (dev, filter) = match open_store(&shared, &q, Some(Kind::Good)) {
+        Ok(opened) => opened,
+        Err(e) => return e.into_response(),
     };
     let all = dev.lock().since_start();
     let matches: Vec<&Value> = all
@@ -255,24 +286,13 @@ pub(crate) async fn dev_events(
     Json(json!({ "count": matches.len(), "events": matches })).into_response()
 }
 
-impl Recent {
-    fn since_start(&self) -> Vec<Entry> {
-        let mut all: Vec<Entry> = self.good.iter().chain(self.bad.iter()).cloned().collect();
-        all.sort_by_key(|e| e.seq);
-        all
-    }
-}
-
 pub(crate) async fn dev_wait(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<DevQuery>,
 ) -> Response {
-    let Some(dev) = &shared.dev else {
-        return dev_off();
-    };
-    let filter = match q.filter(Some(Kind::Good)) {
-        Ok(f) => f,
-        Err(e) => return bad_request(e),
+    let (dev, filter) = match open_store(&shared, &q, Some(Kind::Good)) {
+        Ok(opened) => opened,
+        Err(e) => return e.into_response(),
     };
     let wanted = q.count.unwrap_or(1);
     if wanted == 0 {
@@ -386,12 +406,9 @@ pub(crate) async fn dev_stream(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<DevQuery>,
 ) -> Response {
-    let Some(dev) = &shared.dev else {
-        return dev_off();
-    };
-    let filter = match q.filter(None) {
-        Ok(f) => f,
-        Err(e) => return bad_request(e),
+    let (dev, filter) = match open_store(&shared, &q, None) {
+        Ok(opened) => opened,
+        Err(e) => return e.into_response(),
     };
     let backlog = q.limit.unwrap_or(DEFAULT_STREAM_BACKLOG);
     let changed = dev.changed.subscribe();
