@@ -35,8 +35,8 @@
 //!
 //! tracker.track(PlayStarted { media_id: "b0074dlv".into(), position_s: 0.0 })?;
 //! tracker.track_json(
-//!     "iglu:com.example/search/jsonschema/1-0-0",
-//!     &serde_json::json!({ "query": "weather" }),
+//!     "iglu:com.example.web/search/jsonschema/1-0-0",
+//!     &serde_json::json!({ "query": "weather", "results_count": 12 }),
 //! )?;
 //! tracker.flush(Duration::from_secs(2))?;
 //! println!("{:?}", tracker.stats());
