@@ -196,7 +196,7 @@ fn open_store<'s>(
 }
 
 /// Why a dev endpoint cannot answer with records.
-enum Unusable {
+pub(crate) enum Unusable {
     Off,
     Query(String),
 }
@@ -270,11 +270,8 @@ pub(crate) async fn dev_page(State(shared): State<Arc<Shared>>) -> Response {
 pub(crate) async fn dev_events(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<DevQuery>,
-) -> Response {
-    let (dev, filter) = match open_store(&shared, &q, Some(Kind::Good)) {
-        Ok(opened) => opened,
-        Err(e) => return e.into_response(),
-    };
+) -> Result<Response, Unusable> {
+    let (dev, filter) = open_store(&shared, &q, Some(Kind::Good))?;
     let all = dev.lock().since_start();
     let matches: Vec<&Value> = all
         .iter()
@@ -283,25 +280,21 @@ pub(crate) async fn dev_events(
         .take(q.limit.unwrap_or(usize::MAX))
         .map(|e| &*e.record)
         .collect();
-    Json(json!({ "count": matches.len(), "events": matches })).into_response()
+    Ok(Json(json!({ "count": matches.len(), "events": matches })).into_response())
 }
 
 pub(crate) async fn dev_wait(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<DevQuery>,
-) -> Response {
-    let (dev, filter) = match open_store(&shared, &q, Some(Kind::Good)) {
-        Ok(opened) => opened,
-        Err(e) => return e.into_response(),
-    };
+) -> Result<Response, Unusable> {
+    let (dev, filter) = open_store(&shared, &q, Some(Kind::Good))?;
     let wanted = q.count.unwrap_or(1);
     if wanted == 0 {
-        return bad_request("count must be at least 1".to_owned());
+        return Err(Unusable::Query("count must be at least 1".to_owned()));
     }
     let timeout = match q.timeout.as_deref().map(parse_timeout) {
         None => DEFAULT_WAIT,
-        Some(Ok(d)) => d,
-        Some(Err(e)) => return bad_request(e),
+        Some(d) => d.map_err(Unusable::Query)?,
     };
     let deadline = tokio::time::Instant::now() + timeout;
     let mut changed = dev.changed.subscribe();
@@ -314,10 +307,10 @@ pub(crate) async fn dev_wait(
         if done || tokio::time::Instant::now() >= deadline {
             let events: Vec<&Value> = seen.matched.iter().map(|e| &*e.record).collect();
             if done {
-                return Json(json!({ "count": events.len(), "events": events })).into_response();
+                return Ok(Json(json!({ "count": events.len(), "events": events })).into_response());
             }
             let all = dev.lock().since_start();
-            return (
+            return Ok((
                 StatusCode::REQUEST_TIMEOUT,
                 Json(json!({
                     "count": events.len(),
@@ -327,12 +320,12 @@ pub(crate) async fn dev_wait(
                     "near_misses": near_misses(&filter, &all),
                 })),
             )
-                .into_response();
+                .into_response());
         }
         // Woken by a record stored (or a reset), or at the deadline: either way the loop
         // reads what is new once more before it answers.
         tokio::select! {
-            r = changed.changed() => if r.is_err() { return dev_off() },
+            r = changed.changed() => if r.is_err() { return Err(Unusable::Off) },
             () = tokio::time::sleep_until(deadline) => {}
         }
     }
@@ -405,11 +398,8 @@ fn near_misses(filter: &Filter, all: &[Entry]) -> Vec<Value> {
 pub(crate) async fn dev_stream(
     State(shared): State<Arc<Shared>>,
     Query(q): Query<DevQuery>,
-) -> Response {
-    let (dev, filter) = match open_store(&shared, &q, None) {
-        Ok(opened) => opened,
-        Err(e) => return e.into_response(),
-    };
+) -> Result<Response, Unusable> {
+    let (dev, filter) = open_store(&shared, &q, None)?;
     let backlog = q.limit.unwrap_or(DEFAULT_STREAM_BACKLOG);
     let changed = dev.changed.subscribe();
     let (first, after, epoch) = {
@@ -431,9 +421,9 @@ pub(crate) async fn dev_stream(
         after,
         epoch,
     };
-    Sse::new(records_stream(state))
+    Ok(Sse::new(records_stream(state))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response()
+        .into_response())
 }
 
 fn sse_record(e: &Entry) -> SseEvent {
