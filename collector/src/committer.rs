@@ -82,6 +82,8 @@ pub(crate) struct Committer {
     /// When the group being written began to be written (ms since the Unix epoch; 0 when
     /// no write is under way), for `/healthz`.
     pub(crate) busy_since: Arc<AtomicU64>,
+    /// Groups a sink refused, by sink (`good`, `bad`): `eventwire_sink_errors_total`.
+    pub(crate) sink_errors: prometheus::IntCounterVec,
 }
 
 /// Where a record of the group came from: its job and its index there.
@@ -164,7 +166,10 @@ impl Committer {
         .await;
         let (good_taken, bad_taken, failure) = match good_failure {
             // The dead letters wait for the resend: nothing of them is written now.
-            Err((taken, why)) => (taken, BTreeSet::new(), Some(why)),
+            Err((taken, why)) => {
+                self.sink_errors.with_label_values(&["good"]).inc();
+                (taken, BTreeSet::new(), Some(why))
+            }
             Ok(()) => {
                 let all = (0..good_records.len()).collect();
                 match write(&*self.bad, &bad_records, |i| {
@@ -175,7 +180,10 @@ impl Committer {
                 .await
                 {
                     Ok(()) => (all, (0..bad_records.len()).collect(), None),
-                    Err((taken, why)) => (all, taken, Some(why)),
+                    Err((taken, why)) => {
+                        self.sink_errors.with_label_values(&["bad"]).inc();
+                        (all, taken, Some(why))
+                    }
                 }
             }
         };
@@ -281,6 +289,8 @@ mod tests {
         /// The next write's fate: `None` succeeds; `Some(mask)` fails, taking the records
         /// whose bit is set (0: none).
         fate: Mutex<Option<u64>>,
+        /// Writes that failed.
+        failures: std::sync::atomic::AtomicU64,
     }
 
     impl Sink for Scripted {
@@ -295,6 +305,7 @@ mod tests {
                     Ok(())
                 }
                 Some(mask) => {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
                     let written: Vec<usize> = (0..records.len())
                         .filter(|i| mask >> (i % 64) & 1 == 1)
                         .collect();
@@ -391,6 +402,11 @@ mod tests {
                 keep_lines: rng.below(2) == 0,
                 max_group: 8,
                 busy_since: Arc::default(),
+                sink_errors: prometheus::IntCounterVec::new(
+                    prometheus::Opts::new("sink_errors", "test"),
+                    &["sink"],
+                )
+                .unwrap(),
             };
             let mut pending: Vec<Request> = Vec::new();
             let mut offered_good = std::collections::HashSet::new();
@@ -488,6 +504,13 @@ mod tests {
                     }
                 }
                 assert_eq!(counted_written, held_good.len(), "seed {seed}");
+                for (name, sink) in [("good", &good), ("bad", &bad)] {
+                    assert_eq!(
+                        committer.sink_errors.with_label_values(&[name]).get(),
+                        sink.failures.load(Ordering::Relaxed),
+                        "seed {seed}: the {name} sink's failures counted"
+                    );
+                }
                 assert_eq!(
                     keyless_written,
                     dead_stored.get(&u128::MAX).copied().unwrap_or(0),

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Distinct `(service, version)` pairs kept as label values; later ones count as `other`,
@@ -37,6 +37,8 @@ pub struct Metrics {
     shed: IntCounterVec,
     in_flight_requests: IntGauge,
     in_flight_bytes: IntGauge,
+    sink_errors: IntCounterVec,
+    sink_write_seconds: prometheus::Gauge,
     pairs: Mutex<HashSet<(String, String)>>,
 }
 
@@ -102,11 +104,41 @@ impl Metrics {
             "eventwire_in_flight_requests",
             "Batch requests being read, validated or committed.",
         )?;
+        let sink_errors = IntCounterVec::new(
+            Opts::new(
+                "eventwire_sink_errors_total",
+                "Groups of records a sink refused (a failed file write, a broker that did not \
+                 acknowledge), by sink (good, bad); their requests were answered 503.",
+            ),
+            &["sink"],
+        )?;
+        let sink_write_seconds = prometheus::Gauge::new(
+            "eventwire_sink_write_seconds",
+            "How long the sink write under way has taken so far, in seconds; 0 when none is \
+             (/healthz answers 503 past its limit).",
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "eventwire_build_info",
+                "Always 1; the collector's version as a label.",
+            ),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        // Every sink's series exists from the start, so rules see 0 rather than nothing.
+        for sink in ["good", "bad"] {
+            sink_errors.with_label_values(&[sink]);
+        }
         let in_flight_bytes = IntGauge::new(
             "eventwire_in_flight_bytes",
             "Request body bytes held by requests in flight (as sent plus decompressed).",
         )?;
         registry.register(Box::new(shed.clone()))?;
+        registry.register(Box::new(sink_errors.clone()))?;
+        registry.register(Box::new(sink_write_seconds.clone()))?;
+        registry.register(Box::new(build_info))?;
         registry.register(Box::new(in_flight_requests.clone()))?;
         registry.register(Box::new(in_flight_bytes.clone()))?;
         registry.register(Box::new(requests.clone()))?;
@@ -126,6 +158,8 @@ impl Metrics {
             shed,
             in_flight_requests,
             in_flight_bytes,
+            sink_errors,
+            sink_write_seconds,
             pairs: Mutex::default(),
         })
     }
@@ -171,6 +205,16 @@ impl Metrics {
             .set(i64::try_from(requests).unwrap_or(i64::MAX));
         self.in_flight_bytes
             .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// How long the sink write under way has taken (zero when none is), for the gauge.
+    pub fn sink_write(&self, under_way: std::time::Duration) {
+        self.sink_write_seconds.set(under_way.as_secs_f64());
+    }
+
+    /// The counter of groups a sink refused, by sink; the commit task holds a clone.
+    pub(crate) fn sink_errors(&self) -> IntCounterVec {
+        self.sink_errors.clone()
     }
 
     /// An event accepted.
