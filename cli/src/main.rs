@@ -23,6 +23,8 @@ mod codegen;
 mod collect;
 #[cfg(feature = "native")]
 mod demo;
+#[cfg(feature = "native")]
+mod kafka_args;
 mod lint;
 #[cfg(feature = "native")]
 mod pii;
@@ -30,6 +32,8 @@ mod pii;
 mod process;
 #[cfg(feature = "native")]
 mod send;
+#[cfg(feature = "native")]
+mod signals;
 mod validate;
 
 /// eventwire: typed analytics events, delivered without loss.
@@ -46,9 +50,10 @@ struct Cli {
     /// `warn`; `error` for `demo`, whose rejections are on purpose).
     #[arg(long, global = true, env = "EVENTWIRE_LOG")]
     log: Option<String>,
-    /// Log format on stderr: `text`, or `json` (one object per line, for log pipelines).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    log_format: LogFormat,
+    /// Log format on stderr: `text` (the default), or `json` (one object per line, for log
+    /// pipelines).
+    #[arg(long, global = true, value_enum, env = "EVENTWIRE_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -99,25 +104,48 @@ fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse();
+    // `collect --config FILE` may set the logging too: read it first.
+    #[cfg(feature = "native")]
+    let file = match &cli.command {
+        Command::Collect(args) => match args.file() {
+            Ok(file) => file,
+            Err(e) => return fail(&e),
+        },
+        _ => collect::FileSettings::default(),
+    };
+    #[cfg(feature = "native")]
+    let (file_log, file_log_format) = (file.log.clone(), file.log_format.clone());
+    #[cfg(not(feature = "native"))]
+    let (file_log, file_log_format): (Option<String>, Option<String>) = (None, None);
     let default_log = match cli.command {
         #[cfg(feature = "native")]
         Command::Demo(_) => "error",
         _ => "warn",
     };
-    let filter = tracing_subscriber::EnvFilter::new(cli.log.as_deref().unwrap_or(default_log));
+    let filter = tracing_subscriber::EnvFilter::new(
+        cli.log
+            .as_deref()
+            .or(file_log.as_deref())
+            .unwrap_or(default_log),
+    );
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
+    let json = match cli.log_format {
+        Some(format) => matches!(format, LogFormat::Json),
+        None => file_log_format.as_deref() == Some("json"),
+    };
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
     }
     let result = match cli.command {
         #[cfg(feature = "native")]
         Command::Demo(args) => demo::run(args),
         Command::Codegen(args) => codegen::run(args),
         #[cfg(feature = "native")]
-        Command::Collect(args) => collect::run(args),
+        Command::Collect(args) => collect::run(args, file),
         Command::Lint(args) => lint::run(args),
         #[cfg(feature = "native")]
         Command::Process(args) => process::run(args),
@@ -129,11 +157,14 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {}", without_os_error_numbers(&format!("{e:#}")));
-            ExitCode::from(2)
-        }
+        Err(e) => fail(&e),
     }
+}
+
+/// Prints `error` and its causes on one line, and gives the status of a failed command.
+fn fail(error: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {}", without_os_error_numbers(&format!("{error:#}")));
+    ExitCode::from(2)
 }
 
 /// `text` without the `(os error N)` that `std::io::Error` appends: the number is the

@@ -65,27 +65,20 @@ pub struct ProcessArgs {
     /// Where the query API (`GET /v1/uniques`, `/healthz`, `/metrics`) listens.
     #[arg(long, default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
-    /// A librdkafka property for every client, `KEY=VALUE` (repeat), e.g.
-    /// `security.protocol=SASL_SSL`.
-    #[arg(long = "kafka-option", value_parser = parse_option)]
-    kafka_options: Vec<(String, String)>,
+    #[command(flatten)]
+    kafka: crate::kafka_args::KafkaArgs,
 }
 
 fn parse_spec(text: &str) -> Result<UniquesSpec, String> {
     UniquesSpec::parse(text).map_err(|e| e.to_string())
 }
 
-fn parse_option(text: &str) -> Result<(String, String), String> {
-    match text.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err("expected KEY=VALUE".into()),
-    }
-}
-
 /// Runs one worker until Ctrl-C or SIGTERM.
 pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the runtime")?;
     runtime.block_on(async move {
+        // Watched before anything starts: an early SIGTERM still stops the worker cleanly.
+        let mut signals = crate::signals::Signals::new()?;
         let mut config = ProcessConfig::new(args.brokers, args.input);
         config.output = args.output;
         config.dead_letters = args.dead_letters;
@@ -98,7 +91,10 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
         config.session_timeout = args.session_timeout;
         config.input_gap_wait = args.input_gap_wait;
         config.listen = args.listen;
-        config.kafka_options = args.kafka_options;
+        config.kafka_options = args
+            .kafka
+            .over(eventwire_collector::sink::KafkaOptions::new())?
+            .resolve()?;
         let (output, group, input) = (config.output_spec(), config.group.clone(), config.input.clone());
         let running = Process::start(config).await.context("cannot start the worker")?;
         eprintln!(
@@ -107,36 +103,13 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
         );
         let stop = running.stopper();
         tokio::spawn(async move {
-            shutdown_signal().await;
+            signals.next().await;
             stop.store(true, Ordering::Relaxed);
         });
         running.wait().await.context("the worker stopped")?;
         eprintln!("stopped: offsets committed, group left");
         Ok(ExitCode::SUCCESS)
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use crate::defaults::{
     DEFAULT_MAX_IN_FLIGHT_REQUESTS, HEALTH_MAX_WRITE,
 };
 use crate::registry::{RegistryError, Source, DEFAULT_NEGATIVE_TTL};
-use crate::sink::{SinkError, SinkSpec};
+use crate::sink::{KafkaOptionError, KafkaOptions, SinkError, SinkSpec};
 use crate::validate::Limits;
 
 /// How to run a collector. Every knob has a `DEFAULT_*` constant.
@@ -21,6 +21,9 @@ pub struct CollectorConfig {
     pub good: SinkSpec,
     /// Dead letters go here.
     pub bad: SinkSpec,
+    /// librdkafka properties for the Kafka sinks (TLS, SASL…), applied after the
+    /// producer's own; secrets are read when the collector starts.
+    pub kafka_options: KafkaOptions,
     /// Size and shape limits.
     pub limits: Limits,
     /// Accepted write keys; empty means no key is required.
@@ -57,6 +60,7 @@ impl CollectorConfig {
             source,
             good: SinkSpec::File("good.jsonl".into()),
             bad: SinkSpec::File("bad.jsonl".into()),
+            kafka_options: KafkaOptions::new(),
             limits: Limits::default(),
             write_keys: Vec::new(),
             cors_origins: Vec::new(),
@@ -81,6 +85,12 @@ impl CollectorConfig {
     /// Dead letters go to `sink`.
     pub fn bad(mut self, sink: SinkSpec) -> Self {
         self.bad = sink;
+        self
+    }
+
+    /// Gives the Kafka sinks these librdkafka properties.
+    pub fn kafka_options(mut self, options: KafkaOptions) -> Self {
+        self.kafka_options = options;
         self
     }
 
@@ -137,6 +147,9 @@ pub enum CollectorError {
     /// A sink could not be opened.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A Kafka option's secret could not be read, or its value weakens delivery.
+    #[error(transparent)]
+    KafkaOption(#[from] KafkaOptionError),
     /// Metrics could not be registered, or the envelope schema did not compile.
     #[error("{0}")]
     Internal(String),

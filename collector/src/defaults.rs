@@ -13,6 +13,9 @@ pub use eventwire_validate::defaults::{
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time allowed to receive a request's headers.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a shutdown waits for the requests under way (and then for the sinks'
+/// flush) before it cuts them off.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Recent events kept per kind in dev mode.
 pub const DEFAULT_DEV_CAPACITY: usize = 10_000;
 

@@ -32,7 +32,8 @@ use crate::validate::Pipeline;
 pub use crate::config::{CollectorConfig, CollectorError, Totals};
 pub use crate::defaults::{
     DEFAULT_BODY_TIMEOUT, DEFAULT_DEV_CAPACITY, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_GROUP_REQUESTS,
-    DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_IN_FLIGHT_REQUESTS, SHED_RETRY_AFTER_SECONDS,
+    DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_IN_FLIGHT_REQUESTS, DEFAULT_SHUTDOWN_TIMEOUT,
+    SHED_RETRY_AFTER_SECONDS,
 };
 pub use crate::refusal::RETRY_AFTER_SECONDS;
 /// Most headers in one request.
@@ -107,8 +108,13 @@ impl std::fmt::Debug for Collector {
 impl Collector {
     /// Opens the registry and the sinks named in `config`.
     pub async fn new(config: CollectorConfig) -> Result<Self, CollectorError> {
-        let good = config.good.open(config.fsync).await?;
-        let bad = config.bad.open(config.fsync).await?;
+        let kafka = config.kafka_options.resolve()?;
+        if !kafka.pairs().is_empty() {
+            // Secrets show as ***.
+            tracing::info!(options = ?kafka, "kafka client options");
+        }
+        let good = config.good.open(config.fsync, &kafka).await?;
+        let bad = config.bad.open(config.fsync, &kafka).await?;
         // Two file sinks on one file would each cut the other's lines when a write fails.
         // Compared by the file itself (device and inode), so hard links and bind mounts
         // are seen too.
@@ -152,6 +158,7 @@ impl Collector {
             keep_lines: config.dev,
             max_group: DEFAULT_MAX_GROUP_REQUESTS,
             busy_since: busy_since.clone(),
+            sink_errors: metrics.sink_errors(),
         };
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         Ok(Collector {
@@ -226,24 +233,63 @@ impl Collector {
     pub async fn serve(&self, addr: SocketAddr) -> Result<ServerHandle, CollectorError> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let (stop, stopped) = tokio::sync::watch::channel(Stop::Serving);
         let router = self.router();
-        let task = tokio::spawn(accept_loop(listener, router, stopped));
+        let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let task = tokio::spawn(accept_loop(listener, router, stopped, connections.clone()));
         tracing::info!(%addr, "collector listening");
         Ok(ServerHandle {
             addr,
             stop,
             task: Some(task),
+            connections,
+            shared: self.shared.clone(),
         })
+    }
+
+    /// Flushes and closes the sinks (a file is synced to disk; Kafka waits for the
+    /// deliveries still outstanding), after the server stopped: what was answered 200 was
+    /// already stored, so this only makes it durable sooner and frees the clients.
+    ///
+    /// # Errors
+    /// The first sink that could not be flushed.
+    pub async fn close(&self, timeout: Duration) -> Result<(), crate::sink::SinkError> {
+        let good = self.shared.good.close(timeout).await;
+        let bad = self.shared.bad.close(timeout).await;
+        good.and(bad)
     }
 }
 
+/// Why a shutdown was not clean.
+#[derive(Debug, thiserror::Error)]
+pub enum ShutdownError {
+    /// Connections still had requests under way at the deadline; they were cut off
+    /// unanswered (their clients send them again; what was stored is found a duplicate).
+    #[error("{connections} connections still had requests under way after {} s; they were closed unanswered", timeout.as_secs_f64())]
+    Unfinished {
+        /// How many.
+        connections: usize,
+        /// The time they were given.
+        timeout: Duration,
+    },
+}
+
 /// A running server.
-#[derive(Debug)]
 pub struct ServerHandle {
     addr: SocketAddr,
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: tokio::sync::watch::Sender<Stop>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// One permit per open connection: all back means every connection is closed.
+    connections: Arc<tokio::sync::Semaphore>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ServerHandle {
@@ -257,11 +303,40 @@ impl ServerHandle {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting connections and waits for the accept loop to end.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
+    /// Stops gracefully, waiting up to [`DEFAULT_SHUTDOWN_TIMEOUT`] (see
+    /// [`ServerHandle::shutdown_within`]); a connection still busy then is cut off.
+    pub async fn shutdown(self) {
+        if let Err(e) = self.shutdown_within(DEFAULT_SHUTDOWN_TIMEOUT).await {
+            tracing::warn!(error = %e, "shutdown");
+        }
+    }
+
+    /// Stops accepting connections (the port is closed at once), answers every request
+    /// under way, closes each connection once it is idle, and ends dev-mode waits and
+    /// streams; returns when every connection is closed, or at `timeout`, when the ones
+    /// left are cut off.
+    ///
+    /// # Errors
+    /// [`ShutdownError::Unfinished`] when connections were cut off.
+    pub async fn shutdown_within(mut self, timeout: Duration) -> Result<(), ShutdownError> {
+        let _ = self.stop.send(Stop::Draining);
+        if let Some(dev) = &self.shared.dev {
+            dev.close();
+        }
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+        let all = u32::try_from(MAX_CONNECTIONS).unwrap_or(u32::MAX);
+        match tokio::time::timeout(timeout, self.connections.acquire_many(all)).await {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                let open = MAX_CONNECTIONS - self.connections.available_permits();
+                let _ = self.stop.send(Stop::Cut);
+                Err(ShutdownError::Unfinished {
+                    connections: open,
+                    timeout,
+                })
+            }
         }
     }
 
@@ -273,12 +348,22 @@ impl ServerHandle {
     }
 }
 
+/// Where a server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stop {
+    Serving,
+    /// Accepting nothing more; each connection closes after the request it has under way.
+    Draining,
+    /// The shutdown's time is up: connections still open are dropped.
+    Cut,
+}
+
 async fn accept_loop(
     listener: TcpListener,
     router: Router,
-    mut stopped: tokio::sync::watch::Receiver<bool>,
+    mut stopped: tokio::sync::watch::Receiver<Stop>,
+    permits: Arc<tokio::sync::Semaphore>,
 ) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let permit = tokio::select! {
             _ = stopped.changed() => break,
@@ -296,6 +381,7 @@ async fn accept_loop(
             },
         };
         let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let mut stopping = stopped.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -304,14 +390,32 @@ async fn accept_loop(
                 .header_read_timeout(DEFAULT_HEADER_TIMEOUT)
                 .max_headers(MAX_HEADERS)
                 .max_buf_size(64 * 1024);
-            if let Err(e) = builder
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await
-            {
+            let connection =
+                builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            // At shutdown: finish the request under way, then close (an idle keep-alive
+            // connection closes at once).
+            let ended = tokio::select! {
+                ended = connection.as_mut() => Some(ended),
+                _ = stopping.wait_for(|stop| *stop >= Stop::Draining) => None,
+            };
+            let ended = match ended {
+                Some(ended) => ended,
+                None => {
+                    connection.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        ended = connection.as_mut() => ended,
+                        _ = stopping.wait_for(|stop| *stop == Stop::Cut) => return,
+                    }
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
+    // The port is closed here, before the connections finish.
+    drop(listener);
 }
 
 fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
@@ -367,6 +471,12 @@ async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
         shared.admission.requests_in_flight(),
         shared.admission.bytes_in_flight(),
     );
+    let since = shared.commit_busy_since.load(Ordering::Relaxed);
+    shared.metrics.sink_write(if since == 0 {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(crate::committer::unix_ms().saturating_sub(since))
+    });
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         shared.metrics.render(),

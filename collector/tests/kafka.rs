@@ -267,3 +267,144 @@ async fn a_frozen_broker_loses_and_doubles_nothing() {
     );
     assert_eq!(seen.keys().cloned().collect::<HashSet<_>>(), ids);
 }
+
+/// librdkafka properties for a client of a TLS broker whose CA is `ca`.
+fn tls_options(ca: &std::path::Path) -> eventwire_collector::sink::KafkaOptions {
+    use eventwire_collector::sink::{KafkaOptions, OptionValue};
+    let mut options = KafkaOptions::new();
+    options.push("security.protocol", OptionValue::Literal("ssl".into()));
+    options.push(
+        "ssl.ca.location",
+        OptionValue::Literal(ca.display().to_string()),
+    );
+    options
+}
+
+/// A broker whose listener takes only TLS: the collector reaches it through the
+/// `security.protocol` and `ssl.ca.location` options (they reach the producer), and every
+/// event is read back over TLS; without them, the same collector cannot store anything and
+/// answers 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_options_reach_the_producer_and_tls_works() {
+    let tls = eventwire_testkit::broker::Tls::generate();
+    let broker = Broker::start_tls(&tls);
+    let brokers = broker.address.clone();
+    let client = |config: &mut ClientConfig| {
+        config
+            .set("bootstrap.servers", &brokers)
+            .set("security.protocol", "ssl")
+            .set("ssl.ca.location", tls.ca().display().to_string());
+    };
+    let mut admin_config = ClientConfig::new();
+    client(&mut admin_config);
+    let admin: AdminClient<DefaultClientContext> = admin_config.create().unwrap();
+    for r in admin
+        .create_topics(
+            &[NewTopic::new("tls-good", 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+
+    let sink = format!("kafka://{brokers}/tls-good");
+    let c = start(|c| {
+        c.good(SinkSpec::parse(&sink))
+            .kafka_options(tls_options(&tls.ca()))
+    })
+    .await;
+    let events: Vec<Value> = (0..5).map(|i| play(f64::from(i))).collect();
+    let (status, answer) = post_json(&c.url("/v1/batch"), &batch(events.clone())).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accepted"], 5);
+
+    let mut consumer_config = ClientConfig::new();
+    client(&mut consumer_config);
+    let consumer: StreamConsumer = consumer_config
+        .set("group.id", "tls-test")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["tls-good"]).unwrap();
+    let mut ids = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ids.len() < 5 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "only {} of 5 read back over TLS",
+            ids.len()
+        );
+        if let Ok(Ok(m)) = tokio::time::timeout(left, consumer.recv()).await {
+            ids.insert(String::from_utf8(m.key().unwrap().to_vec()).unwrap());
+        }
+    }
+    let sent: HashSet<String> = events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, sent);
+
+    // The same collector without the TLS options: the broker is unreachable to it.
+    let plain = start(|c| {
+        let mut options = eventwire_collector::sink::KafkaOptions::new();
+        options.push(
+            "message.timeout.ms",
+            eventwire_collector::sink::OptionValue::Literal("2000".into()),
+        );
+        c.good(SinkSpec::parse(&sink)).kafka_options(options)
+    })
+    .await;
+    let (status, answer) = post_json(&plain.url("/v1/batch"), &batch(vec![play(9.0)])).await;
+    assert_eq!(status, 503, "{answer}");
+}
+
+/// A property librdkafka does not know, or a value it refuses, stops the collector from
+/// starting, naming the property; a secret's value is never in the message.
+#[tokio::test]
+async fn a_bad_kafka_option_is_an_error_at_start() {
+    use eventwire_collector::server::{Collector, CollectorConfig};
+    use eventwire_collector::sink::{KafkaOptions, OptionValue};
+    for (key, value, named) in [
+        ("no.such.property", "1", "no.such.property"),
+        ("compression.type", "zip", "compression.type"),
+        ("sasl.password", "", "sasl.password"),
+        ("security.protocol", "hunter2-secret", "security.protocol"),
+        ("acks", "1", "acks"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut options = KafkaOptions::new();
+        options.push(key, OptionValue::Literal(value.into()));
+        if key == "sasl.password" {
+            // A secret whose variable is missing.
+            options = KafkaOptions::new();
+            options.push(
+                key,
+                OptionValue::Env("EVENTWIRE_TEST_NO_SUCH_VARIABLE".into()),
+            );
+        }
+        if value.starts_with("hunter2") {
+            // A value read as a secret, which librdkafka refuses: its words quote it.
+            let file = dir.path().join("secret");
+            std::fs::write(&file, value).unwrap();
+            options = KafkaOptions::new();
+            options.push(key, OptionValue::File(file));
+        }
+        let config = CollectorConfig::new(eventwire_collector::registry::Source::Dir(
+            dir.path().to_owned(),
+        ))
+        .good(SinkSpec::parse("kafka://127.0.0.1:1/t"))
+        .bad(SinkSpec::File(dir.path().join("bad.jsonl")))
+        .kafka_options(options);
+        let started = Instant::now();
+        let e = Collector::new(config).await.unwrap_err().to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{key}: not at once"
+        );
+        assert!(e.contains(named), "{key}={value}: {e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+}

@@ -108,7 +108,7 @@ pub struct ProcessConfig {
     /// Where the HTTP API listens (port 0: any free port).
     pub listen: SocketAddr,
     /// librdkafka properties for every client (`security.protocol`, `sasl.*`…), applied last.
-    pub kafka_options: Vec<(String, String)>,
+    pub kafka_options: eventwire_collector::sink::ResolvedKafkaOptions,
 }
 
 impl ProcessConfig {
@@ -133,7 +133,7 @@ impl ProcessConfig {
             listen: DEFAULT_LISTEN
                 .parse()
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9091))),
-            kafka_options: Vec::new(),
+            kafka_options: eventwire_collector::sink::ResolvedKafkaOptions::default(),
         }
     }
 
@@ -179,7 +179,7 @@ impl ProcessConfig {
     fn client(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
-        for (k, v) in &self.kafka_options {
+        for (k, v) in self.kafka_options.pairs() {
             c.set(k, v);
         }
         c
@@ -285,11 +285,16 @@ impl Process {
         let partitions = topics::prepare(&config).await?;
         let output = match SinkSpec::parse(&config.output_spec()) {
             SinkSpec::Kafka { brokers, topic } => Output::Kafka(
-                KafkaOutput::new(&brokers, &topic, &config.input, &config.kafka_options)
-                    .map_err(|e| ProcessError::Kafka(format!("output producer: {e}")))?,
+                KafkaOutput::new(
+                    &brokers,
+                    &topic,
+                    &config.input,
+                    config.kafka_options.pairs(),
+                )
+                .map_err(|e| ProcessError::Kafka(format!("output producer: {e}")))?,
             ),
             spec => Output::Sink(
-                spec.open(false)
+                spec.open(false, &config.kafka_options)
                     .await
                     .map_err(|e| ProcessError::Sink(e.to_string()))?,
             ),
@@ -308,12 +313,12 @@ impl Process {
                     eventwire_collector::sink::KafkaSink::with_options(
                         &brokers,
                         &topic,
-                        &config.kafka_options,
+                        config.kafka_options.pairs(),
                     )
                     .map_err(|e| ProcessError::Sink(e.to_string()))?,
                 ),
                 spec => spec
-                    .open(false)
+                    .open(false, &config.kafka_options)
                     .await
                     .map_err(|e| ProcessError::Sink(e.to_string()))?,
             };
@@ -374,16 +379,18 @@ impl Process {
                     .max(100)
                     .to_string(),
             );
-        for (k, v) in &config.kafka_options {
+        for (k, v) in config.kafka_options.pairs() {
             consumer_config.set(k, v);
         }
         let consumer: BaseConsumer<worker::GroupContext> = consumer_config
             .create_with_context(worker::GroupContext::default())
             .map_err(|e| ProcessError::Kafka(format!("consumer: {e}")))?;
-        let state: FutureProducer =
-            eventwire_collector::sink::producer_config(&config.brokers, &config.kafka_options)
-                .create()
-                .map_err(|e| ProcessError::Kafka(format!("state producer: {e}")))?;
+        let state: FutureProducer = eventwire_collector::sink::producer_config(
+            &config.brokers,
+            config.kafka_options.pairs(),
+        )
+        .create()
+        .map_err(|e| ProcessError::Kafka(format!("state producer: {e}")))?;
         let worker = {
             let w = worker::Worker::new(
                 consumer,

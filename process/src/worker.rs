@@ -369,7 +369,7 @@ impl Worker {
         // (`auto.offset.reset=earliest`, unless the options say otherwise). Not known when
         // the committed offset could not be read or the options reset elsewhere: then the
         // first record read is where reading starts.
-        let from_earliest = !self.config.kafka_options.iter().any(|(k, v)| {
+        let from_earliest = !self.config.kafka_options.pairs().iter().any(|(k, v)| {
             k == "auto.offset.reset" && !matches!(v.as_str(), "earliest" | "smallest" | "beginning")
         });
         let start = match &element {

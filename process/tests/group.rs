@@ -430,7 +430,9 @@ async fn a_broker_that_stops_answering_mid_write_loses_and_doubles_nothing() {
     };
     let mut c = config(&b, Duration::from_millis(500));
     c.session_timeout = Duration::from_secs(3);
-    c.kafka_options = vec![("message.timeout.ms".into(), "2000".into())];
+    c.kafka_options = [("message.timeout.ms".to_owned(), "2000".to_owned())]
+        .into_iter()
+        .collect();
     let worker = Process::start(c).await.unwrap();
     until(
         Duration::from_secs(60),

@@ -35,9 +35,109 @@ pub fn binary() -> String {
     path
 }
 
+/// A certificate authority and a server certificate for `127.0.0.1` and `localhost`, made
+/// with the `openssl` command in a temporary directory (kept as long as this is).
+pub struct Tls {
+    dir: tempfile::TempDir,
+}
+
+impl Tls {
+    /// Makes the CA (`ca.pem`) and the server's certificate and key (`server.pem`,
+    /// `server.key`), valid for two days.
+    pub fn generate() -> Tls {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run openssl (scripts/test.sh installs it): {e}")
+                });
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=eventwire test CA",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=localhost",
+        ]);
+        std::fs::write(
+            dir.path().join("ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ]);
+        Tls { dir }
+    }
+
+    /// The CA certificate clients trust (`ssl.ca.location`).
+    pub fn ca(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+}
+
 impl Broker {
     /// Starts a broker and waits until it accepts connections (at most 30 s).
     pub fn start() -> Broker {
+        Self::start_with(&[])
+    }
+
+    /// Starts a broker whose listener only takes TLS connections, with `tls`'s server
+    /// certificate.
+    pub fn start_tls(tls: &Tls) -> Broker {
+        let cert = tls.dir.path().join("server.pem");
+        let key = tls.dir.path().join("server.key");
+        Self::start_with(&[
+            "--cert".as_ref(),
+            cert.as_os_str(),
+            "--key".as_ref(),
+            key.as_os_str(),
+        ])
+    }
+
+    fn start_with(extra: &[&std::ffi::OsStr]) -> Broker {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -54,6 +154,7 @@ impl Broker {
                 &url,
             ])
             .args(["--storage-engine", "memory://eventwire/"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -95,6 +95,8 @@ pub(crate) struct DevStore {
     capacity: usize,
     /// Sends the newest record number (or a reset); waiters and streams watch it.
     changed: tokio::sync::watch::Sender<(u64, u64)>,
+    /// Set when the collector shuts down: waits answer and streams end.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl DevStore {
@@ -104,7 +106,18 @@ impl DevStore {
             recent: Mutex::default(),
             capacity: capacity.max(1),
             changed: tokio::sync::watch::channel((0, 0)).0,
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Ends every wait (answered 503) and stream, now and later: the collector is stopping.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.changed.send_modify(|_| {});
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn lock(&self) -> MutexGuard<'_, Recent> {
@@ -199,6 +212,8 @@ fn open_store<'s>(
 pub(crate) enum Unusable {
     Off,
     Query(String),
+    /// The collector is shutting down.
+    Stopping,
 }
 
 impl IntoResponse for Unusable {
@@ -206,6 +221,11 @@ impl IntoResponse for Unusable {
         match self {
             Unusable::Off => dev_off(),
             Unusable::Query(e) => bad_request(e),
+            Unusable::Stopping => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the collector is shutting down\n",
+            )
+                .into_response(),
         }
     }
 }
@@ -304,6 +324,9 @@ pub(crate) async fn dev_wait(
         changed.borrow_and_update();
         seen.absorb(dev, &filter);
         let done = seen.matched.len() >= wanted;
+        if !done && dev.is_closed() {
+            return Err(Unusable::Stopping);
+        }
         if done || tokio::time::Instant::now() >= deadline {
             let events: Vec<&Value> = seen.matched.iter().map(|e| &*e.record).collect();
             if done {
@@ -449,9 +472,15 @@ fn records_stream(state: StreamState) -> impl Stream<Item = Result<SseEvent, Inf
             if let Some(e) = s.pending.pop_front() {
                 return Some((Ok(e), s));
             }
-            // Ends when the collector drops its store (it stops).
+            // Ends when the collector stops.
+            if s.shared.dev.as_ref().is_none_or(DevStore::is_closed) {
+                return None;
+            }
             s.changed.changed().await.ok()?;
             let dev = s.shared.dev.as_ref()?;
+            if dev.is_closed() {
+                return None;
+            }
             let recent = dev.lock();
             if recent.epoch != s.epoch {
                 s.epoch = recent.epoch;

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use futures_util::future::{join_all, BoxFuture};
 use rdkafka::config::ClientConfig;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
 use super::{Sink, SinkError, SinkRecord};
 
@@ -69,7 +70,14 @@ impl KafkaSink {
                 .create()
                 .map_err(|e| SinkError::Broker {
                     sink: format!("kafka://{brokers}/{topic}"),
-                    message: e.to_string(),
+                    message: match e {
+                        // librdkafka's words name the property; its value is left out
+                        // (it may be a secret).
+                        KafkaError::ClientConfig(_, description, key, _) => {
+                            format!("kafka option {key}: {description}")
+                        }
+                        other => other.to_string(),
+                    },
                     written: Vec::new(),
                 })?;
         Ok(KafkaSink {
@@ -116,5 +124,27 @@ impl Sink for KafkaSink {
 
     fn describe(&self) -> String {
         format!("kafka://{}/{}", self.brokers, self.topic)
+    }
+
+    fn close(&self, timeout: Duration) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            // Every batch answered 200 was acknowledged already; this waits for what a
+            // request cut off at shutdown left in the producer's queue.
+            let producer = self.producer.clone();
+            let flushed = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
+            match flushed {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(SinkError::Broker {
+                    sink: self.describe(),
+                    message: format!("outstanding deliveries not acknowledged: {e}"),
+                    written: Vec::new(),
+                }),
+                Err(e) => Err(SinkError::Broker {
+                    sink: self.describe(),
+                    message: format!("flush: {e}"),
+                    written: Vec::new(),
+                }),
+            }
+        })
     }
 }

@@ -12,8 +12,13 @@ use futures_util::future::BoxFuture;
 
 #[cfg(feature = "kafka")]
 mod kafka;
+mod options;
 #[cfg(feature = "kafka")]
 pub use kafka::{producer_config, KafkaSink, PARTITIONER};
+pub use options::{
+    is_sensitive, weakens_delivery, KafkaOptionError, KafkaOptions, OptionValue,
+    ResolvedKafkaOptions,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 
@@ -73,6 +78,13 @@ pub trait Sink: Send + Sync + 'static {
     /// none).
     fn recent_keys(&self) -> Vec<String> {
         Vec::new()
+    }
+    /// Makes what was written durable before the process ends, within `timeout`: a file is
+    /// synced to disk, Kafka waits for outstanding deliveries. Nothing else is written
+    /// after it.
+    fn close(&self, timeout: std::time::Duration) -> BoxFuture<'_, Result<(), SinkError>> {
+        let _ = timeout;
+        Box::pin(std::future::ready(Ok(())))
     }
 }
 
@@ -270,6 +282,26 @@ impl Sink for FileSink {
         })
     }
 
+    fn close(&self, timeout: std::time::Duration) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            let sync = async {
+                let state = self.file.lock().await;
+                state.file.sync_all().await
+            };
+            let result = match tokio::time::timeout(timeout, sync).await {
+                Ok(result) => result,
+                Err(_) => Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("not synced to disk within {} s", timeout.as_secs_f64()),
+                )),
+            };
+            result.map_err(|source| SinkError::Io {
+                sink: self.describe(),
+                source,
+            })
+        })
+    }
+
     fn describe(&self) -> String {
         format!("file:{}", self.path.display())
     }
@@ -381,8 +413,14 @@ impl SinkSpec {
         SinkSpec::File(PathBuf::from(s))
     }
 
-    /// Opens the sink.
-    pub async fn open(&self, fsync: bool) -> Result<Arc<dyn Sink>, SinkError> {
+    /// Opens the sink; a Kafka producer is made with `kafka`'s properties, so a property
+    /// librdkafka does not know, or a value it refuses, is an error now (with secrets
+    /// redacted), not at the first event.
+    pub async fn open(
+        &self,
+        fsync: bool,
+        kafka: &ResolvedKafkaOptions,
+    ) -> Result<Arc<dyn Sink>, SinkError> {
         match self {
             SinkSpec::File(path) => FileSink::open(path, fsync)
                 .await
@@ -393,7 +431,21 @@ impl SinkSpec {
                 }),
             SinkSpec::Stdout => Ok(Arc::new(StdoutSink::default())),
             #[cfg(feature = "kafka")]
-            SinkSpec::Kafka { brokers, topic } => Ok(Arc::new(KafkaSink::new(brokers, topic)?)),
+            SinkSpec::Kafka { brokers, topic } => {
+                match KafkaSink::with_options(brokers, topic, kafka.pairs()) {
+                    Ok(sink) => Ok(Arc::new(sink)),
+                    Err(SinkError::Broker {
+                        sink,
+                        message,
+                        written,
+                    }) => Err(SinkError::Broker {
+                        sink,
+                        message: kafka.redact(&message),
+                        written,
+                    }),
+                    Err(e) => Err(e),
+                }
+            }
             #[cfg(not(feature = "kafka"))]
             SinkSpec::Kafka { brokers, topic } => Err(SinkError::Broker {
                 sink: format!("kafka://{brokers}/{topic}"),

@@ -62,7 +62,10 @@ async fn main() {
     if let Some(n) = ms("GAMEDAY_MAX_IN_FLIGHT") {
         config.max_in_flight_requests = usize::try_from(n).unwrap();
     }
-    let mut good_sink = SinkSpec::parse(good).open(false).await.unwrap();
+    let mut good_sink = SinkSpec::parse(good)
+        .open(false, &Default::default())
+        .await
+        .unwrap();
     let (delay, per_record) = (
         ms("GAMEDAY_SINK_DELAY_MS"),
         ms("GAMEDAY_SINK_MS_PER_RECORD"),
@@ -75,7 +78,10 @@ async fn main() {
             while_exists: std::env::var_os("GAMEDAY_SLOW_WHILE").map(Into::into),
         });
     }
-    let bad_sink = SinkSpec::parse(bad).open(false).await.unwrap();
+    let bad_sink = SinkSpec::parse(bad)
+        .open(false, &Default::default())
+        .await
+        .unwrap();
     let collector = Collector::with_sinks(config, good_sink, bad_sink).unwrap();
     let server = collector.serve(listen.parse().unwrap()).await.unwrap();
     server.wait().await;
