@@ -65,10 +65,23 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION\$"; th
 fi
 rustup component list --toolchain nightly --installed | grep -q '^rust-src' ||
   rustup component add rust-src --toolchain nightly
+# Debian packages, with one `apt-get update` for all of them.
+apt_updated=
+apt_install() {
+  [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
 if ! command -v chromium >/dev/null; then
   step "installing chromium (Debian)"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+  apt_install chromium
+fi
+# Prometheus (Debian) for deploy/check.sh: promtool checks and unit-tests the alert rules,
+# and a real Prometheus scrapes a collector with them loaded (jq and curl read its API);
+# openssl makes the certificates of the Kafka TLS test.
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v jq >/dev/null ||
+  ! command -v curl >/dev/null || ! command -v openssl >/dev/null; then
+  step "installing prometheus, jq, curl and openssl (Debian)"
+  apt_install --no-install-recommends prometheus jq curl openssl
 fi
 if [ ! -x sdk-wasm/build-tools/node_modules/.bin/wasm2js ] || [ sdk-wasm/build-tools/package-lock.json -nt sdk-wasm/build-tools/node_modules/.package-lock.json ]; then
   step "installing binaryen (npm ci in sdk-wasm/build-tools)"
@@ -78,6 +91,14 @@ if [ ! -x tests/browser/node_modules/.bin/playwright-core ] || [ tests/browser/p
   step "installing the browser tests' packages (npm ci in tests/browser)"
   npm ci --prefix tests/browser --no-audit --no-fund
 fi
+# The packaging smoke test's fresh apps (Vite; webpack 5), pinned by their own lockfiles; the
+# packed `eventwire` tarball is installed into them by the test itself, not saved.
+for app in vite webpack; do
+  if [ ! -x "tests/packaging/$app/node_modules/.bin/$app" ] || [ "tests/packaging/$app/package-lock.json" -nt "tests/packaging/$app/node_modules/.package-lock.json" ]; then
+    step "installing the packaging test's $app app (npm ci in tests/packaging/$app)"
+    npm ci --prefix "tests/packaging/$app" --no-audit --no-fund
+  fi
+done
 
 # The official JSON Schema Test Suite (draft 4) for `cli/tests/json_schema_suite.rs`: the
 # copy inside PyPI's jsonschema 4.23.0 source distribution (the registries reachable here
@@ -119,9 +140,15 @@ cargo build -p eventwire-cli --locked
 EVENTWIRE_BIN=target/debug/eventwire node tests/browser/run.mjs 2>&1 | tee -a "$log"
 EVENTWIRE_BIN=target/debug/eventwire node tests/browser/dev.mjs 2>&1 | tee -a "$log"
 
+step "browser package: npm pack, installed into fresh Vite and webpack apps, built, loaded in Chromium (tests/packaging)"
+EVENTWIRE_BIN=target/debug/eventwire node tests/packaging/run.mjs 2>&1 | tee -a "$log"
+
 step "npm CLI: build (scripts/build-npm-cli.sh) and test with npx, without cargo (tests/npm-cli)"
 ./scripts/build-npm-cli.sh
 EVENTWIRE_BIN=target/debug/eventwire node tests/npm-cli/run.mjs 2>&1 | tee -a "$log"
+
+step "alerts and dashboard (deploy/): promtool, and every metric they use in a real collector's /metrics"
+EVENTWIRE_BIN=target/debug/eventwire ./deploy/check.sh 2>&1 | tee -a "$log"
 
 # The game days (tests/game-days) ran above, inside `cargo test --workspace`: real
 # collector and tracker processes, a fault-injecting proxy, 2 minutes of collector outage.

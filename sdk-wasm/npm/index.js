@@ -38,7 +38,9 @@ function loadCore(o) {
   return (loading ||= instantiate(o.wasm || new URL("./dist/core_bg.wasm", import.meta.url))
     .then(finish, async (e) => {
       if (!(e instanceof WebAssembly.CompileError)) throw e;
-      const asm = await import(o.wasm2js || new URL("./dist/core_asm.js", import.meta.url).href);
+      // A URL known only at run time: bundlers must leave this import to the browser
+      // (webpack would turn it into a lookup in its own modules, which fails).
+      const asm = await import(/* webpackIgnore: true */ /* @vite-ignore */ o.wasm2js || new URL("./dist/core_asm.js", import.meta.url).href);
       finish({ exports: asm.default(imports()) });
     })
     .catch((e) => {
