@@ -155,10 +155,17 @@ pub enum CollectorError {
     Internal(String),
     /// The listener could not be bound.
     #[error("listen: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The good and the dead-letter sink are the same file.
     #[error("the good and the dead-letter sink are the same file ({}): give each its own", .0.display())]
     SharedSinkFile(std::path::PathBuf),
+}
+
+// The cause is in the message, so it is not also a `source()` (it would print twice).
+impl From<std::io::Error> for CollectorError {
+    fn from(e: std::io::Error) -> Self {
+        CollectorError::Io(e)
+    }
 }
 
 /// Totals since start.

@@ -271,7 +271,7 @@ impl Sink for RefusingSink {
         Box::pin(async {
             Err(SinkError::Io {
                 sink: "refusing".into(),
-                source: std::io::Error::from_raw_os_error(28),
+                cause: std::io::Error::from_raw_os_error(28),
             })
         })
     }

@@ -199,12 +199,12 @@ pub enum ProcessError {
     #[error("{0}")]
     Sink(String),
     /// The HTTP API could not listen.
-    #[error("listening on {addr}: {source}")]
+    #[error("listening on {addr}: {cause}")]
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source()`).
+        cause: std::io::Error,
     },
     /// The worker thread ended abnormally.
     #[error("the worker stopped: {0}")]
@@ -333,13 +333,13 @@ impl Process {
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|source| ProcessError::Bind {
+            .map_err(|cause| ProcessError::Bind {
                 addr: config.listen,
-                source,
+                cause,
             })?;
-        let addr = listener.local_addr().map_err(|source| ProcessError::Bind {
+        let addr = listener.local_addr().map_err(|cause| ProcessError::Bind {
             addr: config.listen,
-            source,
+            cause,
         })?;
         let router = server::router(shared.clone());
         let server = tokio::spawn(async move {

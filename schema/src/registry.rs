@@ -40,13 +40,13 @@ pub struct LoadError {
 pub enum LoadErrorKind {
     /// It could not be read.
     #[error("cannot read: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// It is not in `<vendor>/<name>/<format>/<M-R-A>` layout.
     #[error("not in Iglu layout <vendor>/<name>/<format>/<M-R-A>: {0}")]
     Layout(IgluUriError),
     /// It is not JSON.
     #[error("not valid JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     /// Its `self` block is missing or incomplete.
     #[error("missing or incomplete `self` block (vendor, name, format, version)")]
     NoSelf,
@@ -58,6 +58,20 @@ pub enum LoadErrorKind {
         /// What the path says.
         in_path: String,
     },
+}
+
+// The cause is part of the message, so it is not also a `source()`: printed with its chain
+// (`{:#}`), it would show twice.
+impl From<std::io::Error> for LoadErrorKind {
+    fn from(e: std::io::Error) -> Self {
+        LoadErrorKind::Io(e)
+    }
+}
+
+impl From<serde_json::Error> for LoadErrorKind {
+    fn from(e: serde_json::Error) -> Self {
+        LoadErrorKind::Json(e)
+    }
 }
 
 impl fmt::Display for LoadError {

@@ -479,6 +479,7 @@ impl TrackerBuilder {
             origin: Instant::now(),
             pii: pii.clone(),
             max_event_bytes: self.max_event_bytes,
+            problems: crate::problem::Reports::default(),
         };
         let handle = start_worker(worker)?;
         Ok(Tracker {

@@ -10,16 +10,16 @@ use crate::stats::Stats;
 #[derive(Debug, thiserror::Error)]
 pub enum TrackError {
     /// The event's (or an entity's) schema URI is malformed: fix the URI.
-    #[error("invalid schema URI `{uri}`: {source}")]
+    #[error("invalid schema URI `{uri}`: {cause}")]
     InvalidSchema {
         /// The URI as given.
         uri: String,
-        /// What is wrong with it.
-        source: IgluUriError,
+        /// What is wrong with it (in the message, so not also a `source()`).
+        cause: IgluUriError,
     },
     /// The event's data could not be serialised to JSON (e.g. a map with non-string keys).
     #[error("event data is not serialisable to JSON: {0}")]
-    Serialize(#[from] serde_json::Error),
+    Serialize(serde_json::Error),
     /// The serialised envelope is over the per-event limit: send less data per event.
     #[error("event is {size} bytes, over the {limit}-byte limit")]
     TooLarge {
@@ -100,11 +100,11 @@ pub enum BuildError {
     Transport(String),
     /// The worker thread could not be started.
     #[error("could not start the worker thread: {0}")]
-    Spawn(#[from] std::io::Error),
+    Spawn(std::io::Error),
     /// The spool directory could not be opened: in use by another tracker
     /// ([`SpoolError::Locked`]), or not readable and writable.
     #[error("spool: {0}")]
-    Spool(#[from] SpoolError),
+    Spool(SpoolError),
     /// The schemas given to read personal-data marks from could not be used (unreadable, or
     /// a mark that is not honoured); the message names the file and the mark.
     #[error("personal-data marks: {0}")]
@@ -114,5 +114,25 @@ pub enum BuildError {
 impl From<serde_json::Error> for BuildError {
     fn from(e: serde_json::Error) -> Self {
         BuildError::InvalidConfig(e.to_string())
+    }
+}
+
+// Each cause is part of its error's message, so it is not also a `source()`: printed with
+// its chain (`{:#}`), it would show twice.
+impl From<serde_json::Error> for TrackError {
+    fn from(e: serde_json::Error) -> Self {
+        TrackError::Serialize(e)
+    }
+}
+
+impl From<std::io::Error> for BuildError {
+    fn from(e: std::io::Error) -> Self {
+        BuildError::Spawn(e)
+    }
+}
+
+impl From<SpoolError> for BuildError {
+    fn from(e: SpoolError) -> Self {
+        BuildError::Spool(e)
     }
 }

@@ -106,6 +106,8 @@ mod builder;
 #[cfg(feature = "native")]
 mod errors;
 #[cfg(feature = "native")]
+mod problem;
+#[cfg(feature = "native")]
 mod seal;
 #[cfg(feature = "native")]
 mod shared;

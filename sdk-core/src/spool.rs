@@ -100,7 +100,14 @@ pub enum SpoolError {
     TooLarge(usize),
     /// The file system refused.
     #[error("spool I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+// The cause is in the message, so it is not also a `source()` (it would print twice).
+impl From<std::io::Error> for SpoolError {
+    fn from(e: std::io::Error) -> Self {
+        SpoolError::Io(e)
+    }
 }
 
 /// Limits of a spool.

@@ -470,9 +470,9 @@ impl Tracker {
 }
 
 fn check_uri(uri: &str) -> Result<(), TrackError> {
-    SchemaKey::validate(uri).map_err(|source| TrackError::InvalidSchema {
+    SchemaKey::validate(uri).map_err(|cause| TrackError::InvalidSchema {
         uri: uri.to_owned(),
-        source,
+        cause,
     })
 }
 

@@ -160,6 +160,8 @@ pub(crate) struct Worker {
     pub pii: Arc<PiiPolicy>,
     /// The per-event limit, checked again after sealing.
     pub max_event_bytes: usize,
+    /// What was said about failing deliveries, to say it again only at a sane rate.
+    pub problems: crate::problem::Reports,
 }
 
 impl Worker {
@@ -311,6 +313,7 @@ impl Worker {
             Err(TransportError::Network(_)) => Outcome::Network,
         };
         let (now, unix) = (self.now_ms(), unix_ms_now());
+        self.say_problem(result, now);
         let Some(settled) = self.outbox.settle(id, outcome, now, unix, fastrand::f64()) else {
             return;
         };
@@ -344,6 +347,27 @@ impl Worker {
             Settled::Split => {
                 tracing::debug!("collector answered 413: splitting the batch");
             }
+        }
+    }
+
+    /// Says what keeps batches from being delivered (at the first failure, when it changes,
+    /// and at most every 30 s while it lasts), and when delivery works again.
+    fn say_problem(&mut self, result: &Result<Response, TransportError>, now: u64) {
+        let endpoint = self.transport.endpoint().unwrap_or("the collector");
+        let said = match (result, crate::problem::describe(endpoint, result)) {
+            (_, Some(problem)) => {
+                let waiting = self.shared.counters.pending();
+                self.problems.failed(&problem, now, waiting)
+            }
+            (Ok(r), None) if r.status == 200 && r.location.is_none() => self.problems.answered(now),
+            _ => None,
+        };
+        match said {
+            Some(crate::problem::Say::Failing(text)) => {
+                tracing::warn!("cannot deliver events: {text}");
+            }
+            Some(crate::problem::Say::Recovered(text)) => tracing::info!("{text}"),
+            None => {}
         }
     }
 

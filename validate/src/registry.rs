@@ -186,12 +186,12 @@ impl std::fmt::Debug for Registry {
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     /// The directory does not exist or cannot be read.
-    #[error("schema directory {path}: {source}")]
+    #[error("schema directory {path}: {cause}")]
     Dir {
         /// The directory.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source()`).
+        cause: std::io::Error,
     },
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
@@ -208,7 +208,7 @@ impl Registry {
             Source::Dir(path) => {
                 Some(std::fs::canonicalize(path).map_err(|e| RegistryError::Dir {
                     path: path.clone(),
-                    source: e,
+                    cause: e,
                 })?)
             }
             #[cfg(feature = "http")]

@@ -35,12 +35,12 @@ pub struct SinkRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// Writing failed.
-    #[error("{sink}: {source}")]
+    #[error("{sink}: {cause}")]
     Io {
         /// Which sink.
         sink: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source()`).
+        cause: std::io::Error,
     },
     /// The broker did not acknowledge every record.
     #[error("{sink}: {message}")]
@@ -220,9 +220,9 @@ impl Sink for FileSink {
             }
             let buf = join_lines(records);
             let mut state = self.file.lock().await;
-            let io = |source| SinkError::Io {
+            let io = |cause| SinkError::Io {
                 sink: self.describe(),
-                source,
+                cause,
             };
             // Only ever shrink: a file cut by someone else meanwhile (a log rotation's
             // copy-and-truncate) must not be padded back out with zeros.
@@ -295,9 +295,9 @@ impl Sink for FileSink {
                     format!("not synced to disk within {} s", timeout.as_secs_f64()),
                 )),
             };
-            result.map_err(|source| SinkError::Io {
+            result.map_err(|cause| SinkError::Io {
                 sink: self.describe(),
-                source,
+                cause,
             })
         })
     }
@@ -330,9 +330,9 @@ impl Sink for StdoutSink {
             let mut out = std::io::stdout().lock();
             out.write_all(&buf)
                 .and_then(|()| out.flush())
-                .map_err(|source| SinkError::Io {
+                .map_err(|cause| SinkError::Io {
                     sink: "stdout".into(),
-                    source,
+                    cause,
                 })
         })
     }
@@ -425,9 +425,9 @@ impl SinkSpec {
             SinkSpec::File(path) => FileSink::open(path, fsync)
                 .await
                 .map(|s| Arc::new(s) as Arc<dyn Sink>)
-                .map_err(|source| SinkError::Io {
+                .map_err(|cause| SinkError::Io {
                     sink: format!("file:{}", path.display()),
-                    source,
+                    cause,
                 }),
             SinkSpec::Stdout => Ok(Arc::new(StdoutSink::default())),
             #[cfg(feature = "kafka")]
