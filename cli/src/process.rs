@@ -93,10 +93,19 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
         config.listen = args.listen;
         config.kafka_options = args
             .kafka
-            .over(eventwire_collector::sink::KafkaOptions::new())?
-            .resolve()?;
+            .over(eventwire_collector::sink::KafkaOptions::new())
+            .and_then(|options| options.resolve())
+            .context("cannot start the worker")?;
+        // librdkafka's errors quote the values they refuse: secrets are taken out.
+        let secrets = config.kafka_options.clone();
+        let redacted = move |e: eventwire_process::ProcessError| {
+            anyhow::anyhow!("{}", secrets.redact(&e.to_string()))
+        };
         let (output, group, input) = (config.output_spec(), config.group.clone(), config.input.clone());
-        let running = Process::start(config).await.context("cannot start the worker")?;
+        let running = Process::start(config)
+            .await
+            .map_err(redacted.clone())
+            .context("cannot start the worker")?;
         eprintln!(
             "eventwire process: group {group}, input {input}, output {output}; queries on http://{}/v1/uniques",
             running.addr()
@@ -106,7 +115,11 @@ pub fn run(args: ProcessArgs) -> anyhow::Result<ExitCode> {
             signals.next().await;
             stop.store(true, Ordering::Relaxed);
         });
-        running.wait().await.context("the worker stopped")?;
+        running
+            .wait()
+            .await
+            .map_err(redacted)
+            .context("the worker stopped")?;
         eprintln!("stopped: offsets committed, group left");
         Ok(ExitCode::SUCCESS)
     })

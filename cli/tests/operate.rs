@@ -446,7 +446,7 @@ fn a_second_signal_stops_at_once_and_a_late_request_is_cut_at_the_timeout() {
         if second_signal {
             assert_eq!(code, Some(130), "{stderr}");
             assert!(
-                stderr.contains("SIGINT again: stopping at once"),
+                stderr.contains("SIGINT, a second signal: stopping at once"),
                 "{stderr}"
             );
             assert!(signalled.elapsed() < Duration::from_secs(2));
@@ -498,4 +498,122 @@ fn dev_waits_end_at_shutdown() {
         answer.starts_with("HTTP/1.1 503") && answer.contains("shutting down"),
         "{answer}"
     );
+}
+
+/// What the breaker found: an empty write key (a stray comma, an empty variable) let
+/// anyone in; a key with a comma given as a flag was split; process printed a Kafka secret
+/// librdkafka refused; a secret given without `KEY=` was echoed; a misspelt Kafka property
+/// passed when no sink was Kafka; a device as a sink failed every clean stop; a huge bound
+/// panicked.
+#[test]
+fn refusals_at_start_say_what_and_never_echo_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |c: &mut Command, says: &str, never: &str| {
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(says), "says {says:?}: {stderr}");
+        assert!(never.is_empty() || !stderr.contains(never), "{stderr}");
+    };
+    refused(
+        collect(dir.path(), &[]).env("EVENTWIRE_WRITE_KEYS", "k1,"),
+        "a write key is empty",
+        "",
+    );
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "write_keys = [\"file-key\"]\n").unwrap();
+    refused(
+        collect(dir.path(), &["--config"])
+            .arg(&file)
+            .env("EVENTWIRE_WRITE_KEYS", ""),
+        "a write key is empty",
+        "",
+    );
+    refused(
+        eventwire().args(["collect", "--kafka-secret", "hunter2-alone"]),
+        "expected KEY=VALUE",
+        "hunter2",
+    );
+    refused(
+        &mut collect(dir.path(), &["--kafka-option", "securty.protocol=ssl"]),
+        "kafka option securty.protocol: No such configuration property",
+        "",
+    );
+    refused(
+        &mut collect(
+            dir.path(),
+            &["--kafka-option", "topic.partitioner=consistent_random"],
+        ),
+        "kafka option topic.partitioner=consistent_random",
+        "",
+    );
+    refused(
+        &mut collect(
+            dir.path(),
+            &["--max-in-flight-requests", "9223372036854775807"],
+        ),
+        "must be from 1 to 1000000",
+        "",
+    );
+    refused(
+        collect(dir.path(), &["--kafka-secret", "acks=env:TEST_WEAK_ACKS"])
+            .env("TEST_WEAK_ACKS", "1-secret"),
+        "kafka option acks=***",
+        "1-secret",
+    );
+    let out = eventwire()
+        .args(["process", "--brokers", "127.0.0.1:1", "--input", "events"])
+        .args(["--kafka-secret", "sasl.jaas.config=env:TEST_JAAS"])
+        .env("TEST_JAAS", "jaas-7c1e-never-printed")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("sasl.jaas.config"), "{stderr}");
+    assert!(!stderr.contains("jaas-7c1e-never-printed"), "{stderr}");
+
+    // A key given as a flag is taken whole, commas and all.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = collect(dir.path(), &["--listen", &listen, "--write-key", "a,b"])
+        .spawn()
+        .unwrap();
+    wait_listening(&listen, &mut child);
+    let body = json!({ "sent_at": "2026-12-01T03:10:26.123Z", "events": [search(1)] }).to_string();
+    let status = |key: &str| {
+        let mut s = TcpStream::connect(&listen).unwrap();
+        write!(
+            s,
+            "POST /v1/batch HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        answer.split(' ').nth(1).unwrap().to_owned()
+    };
+    assert_eq!(status("a"), "401");
+    assert_eq!(status("a,b"), "200");
+    signal(&child, "TERM");
+    let (code, stderr) = exit_within(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // A device as the dead-letter sink: nothing to sync, a clean stop.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = eventwire()
+        .args([
+            "collect",
+            "--listen",
+            &listen,
+            "--bad",
+            "/dev/null",
+            "--good",
+        ])
+        .arg(dir.path().join("good2.jsonl"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_listening(&listen, &mut child);
+    signal(&child, "TERM");
+    let (code, stderr) = exit_within(&mut child, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{stderr}");
 }

@@ -154,8 +154,11 @@ pub enum CollectorError {
     #[error("{0}")]
     Internal(String),
     /// The listener could not be bound.
-    #[error("listen: {0}")]
+    #[error("{0}")]
     Io(std::io::Error),
+    /// A write key is empty: it would let anyone send.
+    #[error("a write key is empty: it would let anyone send")]
+    EmptyWriteKey,
     /// The good and the dead-letter sink are the same file.
     #[error("the good and the dead-letter sink are the same file ({}): give each its own", .0.display())]
     SharedSinkFile(std::path::PathBuf),

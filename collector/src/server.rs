@@ -109,6 +109,8 @@ impl Collector {
     /// Opens the registry and the sinks named in `config`.
     pub async fn new(config: CollectorConfig) -> Result<Self, CollectorError> {
         let kafka = config.kafka_options.resolve()?;
+        #[cfg(feature = "kafka")]
+        crate::sink::check_options(&kafka)?;
         if !kafka.pairs().is_empty() {
             // Secrets show as ***.
             tracing::info!(options = ?kafka, "kafka client options");
@@ -134,6 +136,9 @@ impl Collector {
         good: Arc<dyn Sink>,
         bad: Arc<dyn Sink>,
     ) -> Result<Self, CollectorError> {
+        if config.write_keys.iter().any(|k| k.trim().is_empty()) {
+            return Err(CollectorError::EmptyWriteKey);
+        }
         let registry = Registry::new(config.source.clone())?.with_negative_ttl(config.negative_ttl);
         let pipeline = Pipeline::new(config.limits).map_err(CollectorError::Internal)?;
         let metrics = Metrics::new().map_err(|e| CollectorError::Internal(e.to_string()))?;

@@ -133,18 +133,55 @@ impl FileSettings {
         };
         let deserializer = toml::Deserializer::parse(text)
             .map_err(|e| invalid(e.span(), String::new(), e.message()))?;
-        serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let key = e.path().to_string();
-            let inner = e.into_inner();
-            // serde names an unknown key in its message; a wrong value is named here.
-            let key =
-                if key.is_empty() || key == "." || inner.message().starts_with("unknown field") {
-                    String::new()
-                } else {
-                    format!("{key}: ")
-                };
-            invalid(inner.span(), key, inner.message())
-        })
+        let settings: FileSettings =
+            serde_path_to_error::deserialize(deserializer).map_err(|e| {
+                let key = e.path().to_string();
+                let inner = e.into_inner();
+                // serde names an unknown key in its message; a wrong value is named here.
+                let key =
+                    if key.is_empty() || key == "." || inner.message().starts_with("unknown field")
+                    {
+                        String::new()
+                    } else {
+                        format!("{key}: ")
+                    };
+                invalid(inner.span(), key, inner.message())
+            })?;
+        // TOML puts every key after a `[kafka]` header into that table: a setting written
+        // below it would be taken for a librdkafka property and silently not applied.
+        if let Some(key) = settings
+            .kafka
+            .keys()
+            .find(|k| SETTINGS.contains(&k.as_str()))
+        {
+            let at = position_of_key(text, key);
+            return Err(invalid(
+                Some(at..at),
+                format!("kafka.{key}: "),
+                &format!(
+                    "`{key}` is a collector setting, but it is inside [kafka] (every key after a [kafka] header belongs to it): move it above [kafka]"
+                ),
+            ));
+        }
+        if settings.schemas.as_deref() == Some("") {
+            let at = position_of_key(text, "schemas");
+            return Err(invalid(
+                Some(at..at),
+                "schemas: ".into(),
+                "empty: a directory or an http(s) URL",
+            ));
+        }
+        if let Some(filter) = &settings.log {
+            if let Err(e) = tracing_subscriber::EnvFilter::try_new(filter) {
+                let at = position_of_key(text, "log");
+                return Err(invalid(
+                    Some(at..at),
+                    "log: ".into(),
+                    &format!("{filter:?} is not a log filter: {e}"),
+                ));
+            }
+        }
+        Ok(settings)
     }
 
     /// The `[kafka]` table as options (in key order).
@@ -155,6 +192,42 @@ impl FileSettings {
         }
         options
     }
+}
+
+/// The top-level keys, as `FileSettings` names them.
+const SETTINGS: &[&str] = &[
+    "schemas",
+    "listen",
+    "good",
+    "bad",
+    "write_keys",
+    "cors_origins",
+    "dev",
+    "fsync",
+    "max_in_flight_requests",
+    "max_in_flight_bytes",
+    "shutdown_timeout",
+    "log",
+    "log_format",
+];
+
+/// Where `key` is written as a key (at a line's start, bare or quoted, before `=`); the
+/// start of the text when it is not found.
+fn position_of_key(text: &str, key: &str) -> usize {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        for spelled in [key.to_owned(), format!("\"{key}\""), format!("'{key}'")] {
+            if let Some(rest) = trimmed.strip_prefix(&spelled) {
+                if rest.trim_start().starts_with('=') {
+                    return offset + indent;
+                }
+            }
+        }
+        offset += line.len();
+    }
+    0
 }
 
 impl<'de> Deserialize<'de> for Source {
@@ -205,29 +278,39 @@ impl<'de> Deserialize<'de> for Source {
     }
 }
 
-fn at_least<'de, D: Deserializer<'de>>(d: D, min: usize) -> Result<Option<usize>, D::Error> {
+fn within<'de, D: Deserializer<'de>>(
+    d: D,
+    min: usize,
+    max: usize,
+) -> Result<Option<usize>, D::Error> {
     let n = usize::deserialize(d)?;
     if n < min {
         return Err(de::Error::custom(format!(
             "must be at least {min}, not {n}"
         )));
     }
+    if n > max {
+        return Err(de::Error::custom(format!("must be at most {max}, not {n}")));
+    }
     Ok(Some(n))
 }
 
 fn at_least_1<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    at_least(d, 1)
+    within(d, 1, 1_000_000)
 }
 
 fn at_least_1024<'de, D: Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
-    at_least(d, 1024)
+    within(d, 1024, 1 << 40)
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(d)?;
-    humantime::parse_duration(&text)
-        .map(Some)
-        .map_err(|e| de::Error::custom(format!("{text:?} is not a duration like \"30s\": {e}")))
+    let d = humantime::parse_duration(&text)
+        .map_err(|e| de::Error::custom(format!("{text:?} is not a duration like \"30s\": {e}")))?;
+    if d > Duration::from_secs(3600) {
+        return Err(de::Error::custom(format!("{text:?}: at most 1h")));
+    }
+    Ok(Some(d))
 }
 
 fn sink<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -384,6 +467,12 @@ log_format = "json"
                 "c.toml:2:15: kafka.linger.ms: invalid type: sequence",
             ),
             ("listen = \n", "c.toml:1:10: "),
+            (
+                "[kafka]\n\"linger.ms\" = 5\nlisten = \"127.0.0.1:1\"\n",
+                "c.toml:3:1: kafka.listen: `listen` is a collector setting, but it is inside [kafka]",
+            ),
+            ("schemas = \"\"\n", "c.toml:1:1: schemas: empty"),
+            ("\nlog = \"x==[[\"\n", "c.toml:2:1: log: \"x==[[\" is not a log filter"),
             ("[kafka]\nx = 1\n[kafka]\n", "c.toml:3:"),
         ] {
             let got = parse(text).unwrap_err();

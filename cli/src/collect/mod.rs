@@ -31,6 +31,16 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 const DEFAULT_GOOD: &str = "good.jsonl";
 /// `--bad` when nothing sets it.
 const DEFAULT_BAD: &str = "bad.jsonl";
+/// The least time the sinks' flush gets at shutdown, even when the requests took it all.
+const MIN_FLUSH: Duration = Duration::from_secs(1);
+/// Most batch requests in flight that can be set.
+const MAX_IN_FLIGHT_REQUESTS: usize = 1_000_000;
+/// Most request bytes in flight that can be set (1 TiB).
+const MAX_IN_FLIGHT_BYTES: usize = 1 << 40;
+/// Longest shutdown that can be set.
+const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The variable of `--write-key`: a comma-separated list.
+const WRITE_KEYS_VARIABLE: &str = "EVENTWIRE_WRITE_KEYS";
 
 /// Arguments of `eventwire collect`.
 #[derive(Debug, clap::Args)]
@@ -54,14 +64,10 @@ pub struct CollectArgs {
     /// [default: bad.jsonl].
     #[arg(long, env = "EVENTWIRE_BAD")]
     bad: Option<String>,
-    /// Accepted write key (repeat for several; the variable takes a comma-separated list);
-    /// none means no key is required.
-    #[arg(
-        long = "write-key",
-        env = "EVENTWIRE_WRITE_KEYS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
+    /// Accepted write key (repeat for several; `EVENTWIRE_WRITE_KEYS` takes a
+    /// comma-separated list); none means no key is required. An empty key is refused.
+    // The variable is read by hand: a key given as a flag is taken whole, commas and all.
+    #[arg(long = "write-key")]
     write_keys: Vec<String>,
     /// Browser origin allowed by CORS (repeat; `*` for any).
     #[arg(
@@ -79,28 +85,40 @@ pub struct CollectArgs {
     fsync: bool,
     /// Most batch requests in flight; one more is answered 503 with Retry-After at once,
     /// before its body is read [default: 256].
-    #[arg(long, env = "EVENTWIRE_MAX_IN_FLIGHT_REQUESTS", value_parser = at_least::<1>)]
+    #[arg(long, env = "EVENTWIRE_MAX_IN_FLIGHT_REQUESTS", value_parser = within::<1, MAX_IN_FLIGHT_REQUESTS>)]
     max_in_flight_requests: Option<usize>,
     /// Most request bytes in flight (bodies as they arrive, then the lines waiting to be
     /// written); a request that would pass it is answered 503 with Retry-After
     /// [default: 33554432].
-    #[arg(long, env = "EVENTWIRE_MAX_IN_FLIGHT_BYTES", value_parser = at_least::<1024>)]
+    #[arg(long, env = "EVENTWIRE_MAX_IN_FLIGHT_BYTES", value_parser = within::<1024, MAX_IN_FLIGHT_BYTES>)]
     max_in_flight_bytes: Option<usize>,
     /// On SIGTERM or Ctrl-C: how long the requests under way, then the sinks' flush, may
     /// take before they are cut off [default: 30s].
-    #[arg(long, env = "EVENTWIRE_SHUTDOWN_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "EVENTWIRE_SHUTDOWN_TIMEOUT", value_parser = shutdown_timeout)]
     shutdown_timeout: Option<Duration>,
     #[command(flatten)]
     kafka: KafkaArgs,
 }
 
-/// A whole number no smaller than `MIN`.
-fn at_least<const MIN: usize>(text: &str) -> Result<usize, String> {
+/// A whole number from `MIN` to `MAX`.
+fn within<const MIN: usize, const MAX: usize>(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
-        Ok(n) if n >= MIN => Ok(n),
-        Ok(_) => Err(format!("must be at least {MIN}")),
+        Ok(n) if (MIN..=MAX).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("must be from {MIN} to {MAX}")),
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// A duration up to [`MAX_SHUTDOWN_TIMEOUT`].
+fn shutdown_timeout(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d > MAX_SHUTDOWN_TIMEOUT {
+        return Err(format!(
+            "at most {}",
+            humantime::format_duration(MAX_SHUTDOWN_TIMEOUT)
+        ));
+    }
+    Ok(d)
 }
 
 impl CollectArgs {
@@ -141,15 +159,26 @@ fn settings(args: CollectArgs, file: FileSettings) -> anyhow::Result<Settings> {
         .or(file.good)
         .unwrap_or_else(|| DEFAULT_GOOD.into());
     let bad = args.bad.or(file.bad).unwrap_or_else(|| DEFAULT_BAD.into());
-    let write_keys = if args.write_keys.is_empty() {
+    let write_keys = if !args.write_keys.is_empty() {
+        args.write_keys
+    } else if let Some(list) = std::env::var_os(WRITE_KEYS_VARIABLE) {
+        let list = list
+            .into_string()
+            .map_err(|_| anyhow::anyhow!("{WRITE_KEYS_VARIABLE} is not UTF-8"))?;
+        list.split(',').map(str::to_owned).collect()
+    } else {
         file.write_keys
             .unwrap_or_default()
             .into_iter()
             .map(|file::Source(value)| read_write_key(value))
             .collect::<anyhow::Result<Vec<_>>>()?
-    } else {
-        args.write_keys
     };
+    // An empty key would let anyone in: `EVENTWIRE_WRITE_KEYS=` from an unset template
+    // variable, or a stray comma.
+    anyhow::ensure!(
+        write_keys.iter().all(|k| !k.trim().is_empty()),
+        "a write key is empty (from --write-key, {WRITE_KEYS_VARIABLE} (a stray comma?) or the file): refused, as it would let anyone send"
+    );
     let cors_origins = if args.cors_origins.is_empty() {
         file.cors_origins.unwrap_or_default()
     } else {
@@ -182,6 +211,17 @@ fn settings(args: CollectArgs, file: FileSettings) -> anyhow::Result<Settings> {
             .unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT),
         config,
     })
+}
+
+/// `source` with the password of an http(s) URL shown as `***`.
+fn without_password(source: &str) -> String {
+    match reqwest::Url::parse(source) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        _ => source.to_owned(),
+    }
 }
 
 /// A write key from the file: as written, or read from a variable or a file.
@@ -220,10 +260,14 @@ pub fn run(args: CollectArgs, file: FileSettings) -> anyhow::Result<ExitCode> {
         let collector = Collector::new(config)
             .await
             .context("cannot start the collector")?;
-        let server = collector.serve(listen).await.context("cannot listen")?;
+        let server = collector
+            .serve(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
         eprintln!(
-            "eventwire collector on {} (schemas: {schemas}, good: {good}, bad: {bad}{})",
+            "eventwire collector on {} (schemas: {}, good: {good}, bad: {bad}{})",
             server.endpoint(),
+            without_password(&schemas),
             if dev {
                 format!(", dev page: {}/", server.endpoint().trim_end_matches('/'))
             } else {
@@ -237,18 +281,28 @@ pub fn run(args: CollectArgs, file: FileSettings) -> anyhow::Result<ExitCode> {
         );
         tokio::spawn(async move {
             let signal = signals.next().await;
-            eprintln!("{signal} again: stopping at once");
+            eprintln!("{signal}, a second signal: stopping at once");
             std::process::exit(130);
         });
+        // One budget for both steps; the flush gets what the requests left, and at least
+        // a second.
+        let deadline = std::time::Instant::now() + shutdown_timeout;
         let drained = server.shutdown_within(shutdown_timeout).await;
-        let closed = collector.close(shutdown_timeout).await;
+        let left = deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .max(MIN_FLUSH);
+        let closed = collector.close(left).await;
         let t = collector.totals();
         eprintln!(
             "stopped: {} requests, {} accepted, {} dead-lettered, {} duplicates",
             t.requests, t.accepted, t.rejected, t.duplicates
         );
-        drained?;
-        closed.context("closing the sinks")?;
+        match (drained, closed) {
+            (Ok(()), Ok(())) => {}
+            (Err(d), Ok(())) => return Err(d.into()),
+            (Ok(()), Err(c)) => return Err(anyhow::Error::new(c).context("closing the sinks")),
+            (Err(d), Err(c)) => anyhow::bail!("{d}; and closing the sinks: {c}"),
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -15,7 +15,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
-use super::{Sink, SinkError, SinkRecord};
+use super::{KafkaOptionError, ResolvedKafkaOptions, Sink, SinkError, SinkRecord};
 
 /// librdkafka's name of the partitioner every collector uses: murmur2 of the key, as the
 /// Java client's default partitioner (librdkafka's own default, CRC32, would place ids
@@ -44,6 +44,29 @@ pub fn producer_config(brokers: &str, options: &[(String, String)]) -> ClientCon
         config.set(k, v);
     }
     config
+}
+
+/// Checks `options` the way librdkafka will take them, without making a client: a property
+/// it does not know, or a value it refuses, is an error at start even when no sink is Kafka
+/// (a misspelt `securty.protocol` would otherwise wait for the day a Kafka sink is added).
+///
+/// # Errors
+/// [`KafkaOptionError::Refused`], naming the property, with secrets taken out.
+pub fn check_options(options: &ResolvedKafkaOptions) -> Result<(), KafkaOptionError> {
+    if options.pairs().is_empty() {
+        return Ok(());
+    }
+    match producer_config("127.0.0.1:9092", options.pairs()).create_native_config() {
+        Ok(_) => Ok(()),
+        Err(KafkaError::ClientConfig(_, description, key, _)) => Err(KafkaOptionError::Refused {
+            key,
+            why: options.redact(&description),
+        }),
+        Err(e) => Err(KafkaOptionError::Refused {
+            key: String::new(),
+            why: options.redact(&e.to_string()),
+        }),
+    }
 }
 
 /// Produces records to one topic.

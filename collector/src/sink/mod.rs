@@ -14,7 +14,7 @@ use futures_util::future::BoxFuture;
 mod kafka;
 mod options;
 #[cfg(feature = "kafka")]
-pub use kafka::{producer_config, KafkaSink, PARTITIONER};
+pub use kafka::{check_options, producer_config, KafkaSink, PARTITIONER};
 pub use options::{
     is_sensitive, weakens_delivery, KafkaOptionError, KafkaOptions, OptionValue,
     ResolvedKafkaOptions,
@@ -286,6 +286,10 @@ impl Sink for FileSink {
         Box::pin(async move {
             let sync = async {
                 let state = self.file.lock().await;
+                // A device or a pipe (`/dev/null`) has nothing to sync, and refuses to.
+                if !state.file.metadata().await?.is_file() {
+                    return Ok(());
+                }
                 state.file.sync_all().await
             };
             let result = match tokio::time::timeout(timeout, sync).await {

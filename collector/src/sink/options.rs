@@ -75,6 +75,14 @@ pub enum KafkaOptionError {
         #[source]
         source: std::io::Error,
     },
+    /// librdkafka does not know the property, or refuses its value.
+    #[error("kafka option {key}: {why}")]
+    Refused {
+        /// The property.
+        key: String,
+        /// librdkafka's words (secrets taken out).
+        why: String,
+    },
     /// The value would break what the collector promises (an answered batch is stored).
     #[error("kafka option {key}={value}: {why}")]
     Weakens {
@@ -122,7 +130,8 @@ impl KafkaOptions {
     /// # Errors
     /// [`KafkaOptionError::Syntax`] for anything else; the message shows the key only.
     pub fn parse_secret(text: &str) -> Result<(String, OptionValue), KafkaOptionError> {
-        let key_only = text.split_once('=').map_or(text, |(k, _)| k);
+        // Without a `=` the whole text may be the secret itself: show none of it.
+        let key_only = text.split_once('=').map_or("…", |(k, _)| k);
         let (key, source) = split(text, key_only)?;
         if let Some(var) = source.strip_prefix("env:").filter(|v| !v.is_empty()) {
             Ok((key, OptionValue::Env(var.to_owned())))
@@ -177,9 +186,13 @@ impl KafkaOptions {
                 }
             };
             if let Some(why) = weakens_delivery(key, &text) {
+                let shown = match value {
+                    OptionValue::Literal(_) if !is_sensitive(key) => text,
+                    _ => "***".to_owned(),
+                };
                 return Err(KafkaOptionError::Weakens {
                     key: key.clone(),
-                    value: text,
+                    value: shown,
                     why,
                 });
             }
@@ -274,7 +287,10 @@ pub fn is_sensitive(key: &str) -> bool {
 /// weaker form of these.
 pub fn weakens_delivery(key: &str, value: &str) -> Option<&'static str> {
     let value = value.trim().to_ascii_lowercase();
-    match key.trim() {
+    // librdkafka takes a topic property with the `topic.` prefix too.
+    let key = key.trim();
+    let key = key.strip_prefix("topic.").unwrap_or(key);
+    match key {
         "acks" | "request.required.acks" if value != "all" && value != "-1" => Some(
             "the collector answers 200 only for what every in-sync replica has: acks must stay `all`",
         ),
@@ -284,6 +300,10 @@ pub fn weakens_delivery(key: &str, value: &str) -> Option<&'static str> {
         "partitioner" if value != "murmur2_random" => Some(
             "every collector must put an event id on the same partition (murmur2_random, the Java client's), or downstream dedup misses copies",
         ),
+        "delivery.report.only.error" if value != "false" => Some(
+            "the collector answers when every record's delivery is reported: without reports of success, no batch would ever be answered",
+        ),
+        "partitioner_cb" | "dr_cb" | "dr_msg_cb" => Some("callbacks cannot be set from the command line"),
         _ => None,
     }
 }
@@ -304,6 +324,11 @@ mod tests {
             ("enable.idempotence", "false", true),
             ("partitioner", "murmur2_random", false),
             ("partitioner", "consistent_random", true),
+            ("topic.partitioner", "consistent_random", true),
+            ("topic.acks", "1", true),
+            (" topic.request.required.acks ", "0", true),
+            ("delivery.report.only.error", "true", true),
+            ("delivery.report.only.error", "false", false),
             ("security.protocol", "SASL_SSL", false),
             ("linger.ms", "50", false),
         ] {
@@ -359,6 +384,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("sasl.password") && !e.contains("hunter2"), "{e}");
+        // Nor a secret given without its key.
+        let e = KafkaOptions::parse_secret("hunter2")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
         assert!(KafkaOptions::parse_secret("sasl.password=env:").is_err());
     }
 
@@ -416,5 +446,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("kafka option acks=1: "));
+        // A weakening value read as a secret is not shown.
+        std::env::set_var(&var, "1");
+        let mut weak = KafkaOptions::new();
+        weak.push("acks", OptionValue::Env(var.clone()));
+        assert!(weak
+            .resolve()
+            .unwrap_err()
+            .to_string()
+            .starts_with("kafka option acks=***: "));
+        std::env::remove_var(&var);
     }
 }
