@@ -31,6 +31,8 @@ mod pii;
 #[cfg(feature = "native")]
 mod process;
 #[cfg(feature = "native")]
+mod replay;
+#[cfg(feature = "native")]
 mod send;
 #[cfg(feature = "native")]
 mod signals;
@@ -86,6 +88,10 @@ enum Command {
     /// Send self-describing events (`{"schema":…,"data":…}` per line) to a collector.
     #[cfg(feature = "native")]
     Send(send::SendArgs),
+    /// Send dead letters to a collector again, with their original ids, once their schema
+    /// is fixed (`--dry-run`: which would now pass).
+    #[cfg(feature = "native")]
+    Replay(replay::ReplayArgs),
     /// Check self-describing events against schemas, without a server.
     Validate(validate::ValidateArgs),
 }
@@ -153,6 +159,8 @@ fn main() -> ExitCode {
         Command::Pii(args) => pii::run(args),
         #[cfg(feature = "native")]
         Command::Send(args) => send::run(args),
+        #[cfg(feature = "native")]
+        Command::Replay(args) => replay::run(args),
         Command::Validate(args) => validate::run(args),
     };
     match result {
