@@ -22,6 +22,17 @@ use eventwire::transport::{HttpTransport, Request, Transport as _, DEFAULT_REQUE
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+/// Prints a line on stdout; a closed stdout (`| head`) stops the printing, not the replay.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// Lines that are not dead letters printed one by one; the rest are only counted.
+const MAX_LISTED: u64 = 10;
+
 /// Most events per request.
 pub const MAX_EVENTS_PER_REQUEST: usize = 500;
 /// Most body bytes per request (the collector takes up to 1 MiB).
@@ -74,7 +85,60 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
         )
     })?;
     let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
-    Ok(Utc::now() - ago)
+    Utc::now()
+        .checked_sub_signed(ago)
+        .ok_or_else(|| format!("{text:?} ago is before any time"))
+}
+
+/// Opens `file` (`-`: stdin). A regular file is read as long as it is now: a collector
+/// appending to it meanwhile (the dead letters of this very replay) is not read back. A
+/// pipe is read to its end.
+fn open(file: &PathBuf) -> anyhow::Result<Box<dyn std::io::Read>> {
+    if file.as_os_str() == "-" {
+        return Ok(Box::new(std::io::stdin()));
+    }
+    if file.is_dir() {
+        anyhow::bail!("{} is a directory, not a dead-letter file", file.display());
+    }
+    let opened = File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let metadata = opened
+        .metadata()
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    Ok(if metadata.is_file() {
+        Box::new(std::io::Read::take(opened, metadata.len()))
+    } else {
+        Box::new(opened)
+    })
+}
+
+/// Refuses filters that cannot select anything: an unknown code, a schema that is neither a
+/// whole `iglu:` URI nor `VENDOR/NAME`, `--since` not before `--until`.
+fn check_filters(args: &ReplayArgs) -> anyhow::Result<()> {
+    for code in &args.codes {
+        let known: Result<eventwire::protocol::ErrorCode, _> =
+            serde_json::from_value(serde_json::Value::String(code.clone()));
+        anyhow::ensure!(
+            known.is_ok(),
+            "--code {code:?} is not a dead-letter code (e.g. unknown_schema, schema_invalid; docs/protocol.md)"
+        );
+    }
+    for schema in &args.schemas {
+        let whole = schema.starts_with("iglu:") && eventwire::SchemaKey::parse(schema).is_ok();
+        let pair = !schema.starts_with("iglu:")
+            && schema.split('/').count() == 2
+            && schema.split('/').all(|p| !p.is_empty());
+        anyhow::ensure!(
+            whole || pair,
+            "--schema {schema:?}: give a whole URI (iglu:VENDOR/NAME/jsonschema/M-R-A) or VENDOR/NAME"
+        );
+    }
+    if let (Some(since), Some(until)) = (args.since, args.until) {
+        anyhow::ensure!(
+            since < until,
+            "--since is not before --until: nothing would be selected"
+        );
+    }
+    Ok(())
 }
 
 /// A dead-letter record, as far as replay reads it.
@@ -169,6 +233,11 @@ struct Report {
     refused: BTreeMap<String, u64>,
     /// Events not delivered (the collector stayed away, or refused the request).
     undelivered: u64,
+    /// The replay stopped at a request the collector never answered for: the rest was not
+    /// read.
+    stopped: bool,
+    /// A file could not be read to its end.
+    unreadable: bool,
 }
 
 /// Replays the selected dead letters; exit status 1 when any is still refused or could not
@@ -180,6 +249,21 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         since: args.since,
         until: args.until,
     };
+    check_filters(&args)?;
+    if let Some(endpoint) = &args.endpoint {
+        match reqwest::Url::parse(endpoint) {
+            Ok(u) if u.scheme() == "http" || u.scheme() == "https" => {}
+            _ => anyhow::bail!(
+                "--endpoint {endpoint:?} is not an http(s) URL: give the collector's base URL, e.g. http://collector:8080"
+            ),
+        }
+    }
+    // Every file is opened before anything is sent: a missing one stops the replay before
+    // it began, not half way.
+    let mut inputs = Vec::with_capacity(args.files.len());
+    for file in &args.files {
+        inputs.push((file.clone(), open(file)?));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -197,37 +281,28 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             (None, Some(e)) => e.clone(),
             (None, None) => anyhow::bail!("--endpoint is needed (or --dry-run)"),
         };
-        let transport = HttpTransport::new(&endpoint, DEFAULT_REQUEST_TIMEOUT)
-            .context("cannot make the HTTP client")?;
+        let timeout = Duration::from_secs(args.timeout);
+        let transport = HttpTransport::new(
+            &endpoint,
+            DEFAULT_REQUEST_TIMEOUT.min(timeout.max(Duration::from_secs(1))),
+        )
+        .context("cannot make the HTTP client")?;
         let sender = Sender {
             transport,
             print_refusals: !args.dry_run,
             write_key: args.write_key.as_deref().map(Arc::from),
             policy: RetryPolicy {
-                deadline: Duration::from_secs(args.timeout),
+                // The dry run's collector is this process's: a 503 from it (its registry
+                // cannot be read) will not pass by waiting.
+                deadline: if args.dry_run { Duration::ZERO } else { timeout },
                 ..RetryPolicy::default()
             },
         };
         let mut report = Report::default();
         let mut batch = Batch::default();
         let mut seen = std::collections::HashSet::new();
-        for file in &args.files {
-            let input: Box<dyn std::io::Read> = if file.as_os_str() == "-" {
-                Box::new(std::io::stdin().lock())
-            } else {
-                if file.is_dir() {
-                    anyhow::bail!("{} is a directory, not a dead-letter file", file.display());
-                }
-                let opened = File::open(file)
-                    .with_context(|| format!("cannot open {}", file.display()))?;
-                // What the file holds now: a collector appending to it meanwhile (the
-                // dead letters of this very replay) is not read back.
-                let length = opened
-                    .metadata()
-                    .with_context(|| format!("cannot read {}", file.display()))?
-                    .len();
-                Box::new(std::io::Read::take(opened, length))
-            };
+        'files: for (file, input) in inputs {
+            let file = &file;
             for (n, line) in BufReader::new(input).lines().enumerate() {
                 let n = n + 1;
                 let line = match line {
@@ -235,10 +310,16 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                         report.lines += 1;
                         report.not_dead_letters += 1;
-                        println!("{}:{n}: not UTF-8: left out", file.display());
+                        if report.not_dead_letters <= MAX_LISTED {
+                            say!("{}:{n}: not UTF-8: left out", file.display());
+                        }
                         continue;
                     }
-                    Err(e) => return Err(e).with_context(|| format!("cannot read {}", file.display())),
+                    Err(e) => {
+                        say!("{}:{n}: cannot read: {e}; the rest of the file is not read", file.display());
+                        report.unreadable = true;
+                        break;
+                    }
                 };
                 if line.trim().is_empty() {
                     continue;
@@ -248,21 +329,23 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     Ok(d) => d,
                     Err(e) => {
                         report.not_dead_letters += 1;
-                        println!("{}:{n}: not a dead-letter record ({e}): left out", file.display());
+                        if report.not_dead_letters <= MAX_LISTED {
+                            say!("{}:{n}: not a dead-letter record ({e}): left out", file.display());
+                        }
                         continue;
                     }
                 };
                 let Some(event) = dead.event else {
                     if dead.raw.is_some() {
                         report.raw += 1;
-                        println!(
+                        say!(
                             "{}:{n}: raw dead letter ({}): the body never parsed as events, so there is nothing to replay",
                             file.display(),
                             dead.code
                         );
                     } else {
                         report.not_dead_letters += 1;
-                        println!("{}:{n}: a dead letter without `event` or `raw`: left out", file.display());
+                        say!("{}:{n}: a dead letter without `event` or `raw`: left out", file.display());
                     }
                     continue;
                 };
@@ -282,18 +365,27 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     report.repeated += 1;
                     continue;
                 }
-                if !batch.fits(&event) {
-                    sender.send(std::mem::take(&mut batch), &mut report).await;
+                if !batch.fits(&event) && !sender.send(std::mem::take(&mut batch), &mut report).await {
+                    report.stopped = true;
+                    break 'files;
                 }
                 batch.push(event, id);
             }
         }
-        sender.send(batch, &mut report).await;
+        if !report.stopped && !sender.send(batch, &mut report).await {
+            report.stopped = true;
+        }
         if let Some(dry) = dry {
             dry.report();
         }
         print_report(&report, args.dry_run);
-        let failed = !report.refused.is_empty() || report.undelivered > 0;
+        if report.lines > 0 && report.not_dead_letters == report.lines {
+            anyhow::bail!("no line of these files is a dead letter (the collector's --bad sink writes them)");
+        }
+        let failed = !report.refused.is_empty()
+            || report.undelivered > 0
+            || report.stopped
+            || report.unreadable;
         Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
     })
 }
@@ -333,6 +425,35 @@ impl Batch {
     }
 }
 
+/// What a failed request's result says, for a person.
+fn why(
+    result: &Result<eventwire::transport::Response, eventwire::transport::TransportError>,
+) -> String {
+    match result {
+        Ok(r) if r.location.is_some() => format!(
+            "answered {} with a redirect to {} (give the collector's base URL, without redirects)",
+            r.status,
+            r.location.as_deref().unwrap_or("?")
+        ),
+        Ok(r) if r.status == 401 || r.status == 403 => format!(
+            "answered {}: the write key was refused (--write-key, EVENTWIRE_WRITE_KEY)",
+            r.status
+        ),
+        Ok(r) if r.status == 413 => "answered 413: an event over the collector's size limit".into(),
+        Ok(r) => {
+            // The collector's 503 says why in its body (`error`).
+            let error = serde_json::from_slice::<serde_json::Value>(&r.body)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned));
+            match error {
+                Some(e) => format!("answered {}: {e}", r.status),
+                None => format!("answered {}", r.status),
+            }
+        }
+        Err(e) => crate::without_os_error_numbers(&e.to_string()),
+    }
+}
+
 struct Sender {
     transport: HttpTransport,
     /// Whether each refusal is printed here (the dry run prints them with their errors).
@@ -343,10 +464,11 @@ struct Sender {
 
 impl Sender {
     /// Sends `batch` until the collector answers for it, retrying as the tracker does;
-    /// counts the answer in `report`.
-    async fn send(&self, batch: Batch, report: &mut Report) {
+    /// counts the answer in `report`. `false` when the collector could not be reached in
+    /// time (the replay stops there) or refused the request for good.
+    async fn send(&self, batch: Batch, report: &mut Report) -> bool {
         if batch.events.is_empty() {
-            return;
+            return true;
         }
         let n = batch.events.len();
         report.replayed += n as u64;
@@ -387,22 +509,20 @@ impl Sender {
                                 *report.refused.entry(r.code.clone()).or_default() += 1;
                                 if self.print_refusals {
                                     let id = batch.ids.get(r.index).map_or("?", String::as_str);
-                                    println!("{id}: still refused: {}", r.code);
+                                    say!("{id}: still refused: {}", r.code);
                                 }
                             }
                         }
                         None => {
                             report.undelivered += n as u64;
                             eprintln!("the endpoint answered 200 but not as an eventwire collector: {n} events not replayed");
+                            return false;
                         }
                     }
-                    return;
+                    return true;
                 }
                 Verdict::Retry(wait) | Verdict::Throttle(wait) => {
-                    let why = match &result {
-                        Ok(r) => format!("answered {}", r.status),
-                        Err(e) => e.to_string(),
-                    };
+                    let why = why(&result);
                     if said.as_ref() != Some(&why) {
                         eprintln!("cannot replay yet: {why}; retrying");
                         said = Some(why);
@@ -410,16 +530,19 @@ impl Sender {
                     tokio::time::sleep(wait).await;
                 }
                 Verdict::Split | Verdict::Refuse(_) | Verdict::GiveUp => {
-                    let why = match &result {
-                        Ok(r) => format!("answered {}", r.status),
-                        Err(e) => e.to_string(),
-                    };
                     report.undelivered += n as u64;
-                    eprintln!("{n} events not replayed: {why}");
-                    return;
+                    eprintln!(
+                        "{n} events (from {}) not replayed: {}",
+                        batch.ids.first().map_or("?", String::as_str),
+                        why(&result)
+                    );
+                    return false;
                 }
             }
         }
+        // The policy gives up within its deadline, long before the attempts run out.
+        report.undelivered += n as u64;
+        false
     }
 }
 
@@ -456,7 +579,7 @@ impl DryRun {
     fn report(&self) {
         for record in self.good.records() {
             let v: serde_json::Value = serde_json::from_slice(&record.line).unwrap_or_default();
-            println!(
+            say!(
                 "{}: would pass ({})",
                 v["event_id"].as_str().unwrap_or("?"),
                 v["schema"].as_str().unwrap_or("?")
@@ -479,7 +602,7 @@ impl DryRun {
                         .collect()
                 })
                 .unwrap_or_default();
-            println!(
+            say!(
                 "{}: still refused: {} {}",
                 v["event"]["event_id"].as_str().unwrap_or("?"),
                 v["code"].as_str().unwrap_or("?"),
@@ -490,21 +613,21 @@ impl DryRun {
 }
 
 fn print_report(r: &Report, dry_run: bool) {
-    println!("lines read:        {}", r.lines);
+    say!("lines read:        {}", r.lines);
     if r.not_dead_letters > 0 {
-        println!("not dead letters:  {}", r.not_dead_letters);
+        say!("not dead letters:  {}", r.not_dead_letters);
     }
-    println!("raw (not replayed): {}", r.raw);
-    println!("left out by filter: {}", r.left_out);
+    say!("raw (not replayed): {}", r.raw);
+    say!("left out by filter: {}", r.left_out);
     if r.repeated > 0 {
-        println!("repeated (sent once): {}", r.repeated);
+        say!("repeated (sent once): {}", r.repeated);
     }
-    println!(
+    say!(
         "{}          {}",
-        if dry_run { "checked: " } else { "replayed:" },
+        if dry_run { "checked: " } else { "sent:    " },
         r.replayed
     );
-    println!(
+    say!(
         "  {} {}",
         if dry_run {
             "would pass:    "
@@ -514,15 +637,24 @@ fn print_report(r: &Report, dry_run: bool) {
         r.accepted + r.duplicates
     );
     if !dry_run {
-        println!("    already stored: {}", r.duplicates);
+        say!("    already stored: {}", r.duplicates);
     }
     let refused: u64 = r.refused.values().sum();
-    println!("  still refused: {refused}");
+    say!("  still refused: {refused}");
     for (code, n) in &r.refused {
-        println!("    {code}: {n}");
+        say!("    {code}: {n}");
     }
     if r.undelivered > 0 {
-        println!("  not delivered: {}", r.undelivered);
+        say!("  not delivered: {}", r.undelivered);
+    }
+    if r.not_dead_letters > MAX_LISTED {
+        say!(
+            "({} lines are not dead letters; the first {MAX_LISTED} are listed above)",
+            r.not_dead_letters
+        );
+    }
+    if r.stopped {
+        say!("stopped: the collector did not answer for a request in time; the rest was not sent (run the replay again: what was stored is found already stored)");
     }
 }
 

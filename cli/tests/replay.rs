@@ -210,7 +210,7 @@ fn a_schema_published_late_its_dead_letters_replayed_once() {
     ]);
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("left out by filter: 1010") && out.contains("replayed:          0"),
+        out.contains("left out by filter: 1010") && out.contains("sent:              0"),
         "{out}"
     );
 
@@ -257,4 +257,70 @@ fn a_schema_published_late_its_dead_letters_replayed_once() {
         .filter(|l| l["code"] == "schema_invalid")
         .count();
     assert!(new_reasons >= 10, "{new_reasons}");
+}
+
+/// What the breaker found: a pipe was read as empty and the run said success; a bad
+/// `--endpoint` was retried for minutes; a filter that cannot match selected nothing and
+/// exited 0; a missing second file stopped the replay half way.
+#[test]
+fn pipes_are_read_and_wrong_arguments_refused_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    let event = json!({
+        "event_id": uuid::Uuid::now_v7().to_string(),
+        "schema": SEARCH,
+        "data": { "query": "q", "results_count": 1 },
+        "created_at": "2026-11-30T10:00:00.000Z",
+        "context": { "library": { "name": "test", "version": "0" }, "anonymous_id": "a" }
+    });
+    let dead = json!({ "received_at": "2026-11-30T10:00:01.000Z", "code": "unknown_schema", "errors": [], "event": event });
+    std::fs::write(&bad, format!("{dead}\n")).unwrap();
+    let registry = repo().join("schemas");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "cat '{}' | '{}' replay --dry-run --registry '{}' /dev/stdin",
+            bad.display(),
+            env!("CARGO_BIN_EXE_eventwire"),
+            registry.display()
+        ))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("would pass:     1"), "{stdout}");
+
+    let bad_text = bad.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["--endpoint", "collector:8080", bad_text],
+            "is not an http(s) URL",
+        ),
+        (
+            vec!["--dry-run", "--code", "unknown-schema", bad_text],
+            "is not a dead-letter code",
+        ),
+        (
+            vec![
+                "--dry-run",
+                "--schema",
+                "iglu:com.example.web/search",
+                bad_text,
+            ],
+            "give a whole URI",
+        ),
+        (
+            vec!["--dry-run", "--since", "1h", "--until", "2h", bad_text],
+            "--since is not before --until",
+        ),
+        (
+            vec!["--dry-run", bad_text, "/no/such/file.jsonl"],
+            "cannot open /no/such/file.jsonl",
+        ),
+    ] {
+        let (code, out, err) = replay(&args);
+        assert_eq!(code, Some(2), "{args:?}\n{out}\n{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(!out.contains("would pass"), "nothing was checked: {out}");
+    }
 }

@@ -176,3 +176,19 @@ async fn schema_uris_cannot_send_the_registry_client_elsewhere() {
     );
     c.assert_serving().await;
 }
+
+/// A registry URL with a password: when the registry is unreachable, the 503 every client
+/// reads (browser write keys are public) names the registry without the password.
+#[tokio::test]
+async fn a_registry_password_is_never_in_an_answer() {
+    let c = start_with_source(
+        Source::Http("http://reader:hunter2-registry@127.0.0.1:1".into()),
+        |c| c,
+    )
+    .await;
+    let (status, answer) = post_json(&c.url("/v1/batch"), &batch(vec![play(1.0)])).await;
+    assert_eq!(status, 503, "{answer}");
+    let text = answer.to_string();
+    assert!(!text.contains("hunter2-registry"), "{text}");
+    assert!(text.contains("reader:***@127.0.0.1:1"), "{text}");
+}

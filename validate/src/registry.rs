@@ -336,29 +336,31 @@ impl Registry {
     async fn fetch(&self, base: &str, key: &SchemaKey) -> Fetched {
         // The key's parts are plain identifiers, so this URL stays under `base`.
         let url = format!("{base}/{}", key.path());
+        // Messages reach clients (a 503's body) and logs: never the URL's password.
+        let shown = without_password(&url);
         let response = match self.client.get(&url).send().await {
             Ok(r) => r,
-            Err(e) => return Fetched::Failed(format!("GET {url}: {e}")),
+            Err(e) => return Fetched::Failed(format!("GET {shown}: {}", e.without_url())),
         };
         let status = response.status();
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::FORBIDDEN {
             return Fetched::Missing;
         }
         if !status.is_success() {
-            return Fetched::Failed(format!("GET {url}: HTTP {status}"));
+            return Fetched::Failed(format!("GET {shown}: HTTP {status}"));
         }
         if response
             .content_length()
             .is_some_and(|n| n > MAX_SCHEMA_BYTES as u64)
         {
-            return Fetched::Failed(format!("GET {url}: schema over {MAX_SCHEMA_BYTES} bytes"));
+            return Fetched::Failed(format!("GET {shown}: schema over {MAX_SCHEMA_BYTES} bytes"));
         }
         match response.bytes().await {
             Ok(b) if b.len() <= MAX_SCHEMA_BYTES => {
                 Fetched::Document(String::from_utf8_lossy(&b).into_owned())
             }
-            Ok(_) => Fetched::Failed(format!("GET {url}: schema over {MAX_SCHEMA_BYTES} bytes")),
-            Err(e) => Fetched::Failed(format!("GET {url}: {e}")),
+            Ok(_) => Fetched::Failed(format!("GET {shown}: schema over {MAX_SCHEMA_BYTES} bytes")),
+            Err(e) => Fetched::Failed(format!("GET {shown}: {}", e.without_url())),
         }
     }
 }
@@ -410,4 +412,16 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     lock.write()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// `url` with its password, if any, shown as `***`.
+#[cfg(feature = "http")]
+pub fn without_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }

@@ -213,17 +213,6 @@ fn settings(args: CollectArgs, file: FileSettings) -> anyhow::Result<Settings> {
     })
 }
 
-/// `source` with the password of an http(s) URL shown as `***`.
-fn without_password(source: &str) -> String {
-    match reqwest::Url::parse(source) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
-            url.to_string()
-        }
-        _ => source.to_owned(),
-    }
-}
-
 /// A write key from the file: as written, or read from a variable or a file.
 fn read_write_key(value: OptionValue) -> anyhow::Result<String> {
     let key = match value {
@@ -267,7 +256,7 @@ pub fn run(args: CollectArgs, file: FileSettings) -> anyhow::Result<ExitCode> {
         eprintln!(
             "eventwire collector on {} (schemas: {}, good: {good}, bad: {bad}{})",
             server.endpoint(),
-            without_password(&schemas),
+            eventwire_validate::registry::without_password(&schemas),
             if dev {
                 format!(", dev page: {}/", server.endpoint().trim_end_matches('/'))
             } else {

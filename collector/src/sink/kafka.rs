@@ -58,10 +58,17 @@ pub fn check_options(options: &ResolvedKafkaOptions) -> Result<(), KafkaOptionEr
     }
     match producer_config("127.0.0.1:9092", options.pairs()).create_native_config() {
         Ok(_) => Ok(()),
-        Err(KafkaError::ClientConfig(_, description, key, _)) => Err(KafkaOptionError::Refused {
-            key,
-            why: options.redact(&description),
-        }),
+        Err(KafkaError::ClientConfig(_, description, key, value)) => {
+            Err(KafkaOptionError::Refused {
+                // librdkafka's words quote the value: a secret's are not shown at all.
+                why: if options.is_secret(&value) {
+                    "librdkafka refuses its value (a secret, not shown)".to_owned()
+                } else {
+                    options.redact(&description)
+                },
+                key,
+            })
+        }
         Err(e) => Err(KafkaOptionError::Refused {
             key: String::new(),
             why: options.redact(&e.to_string()),

@@ -83,6 +83,12 @@ pub enum KafkaOptionError {
         /// librdkafka's words (secrets taken out).
         why: String,
     },
+    /// A secret's variable or file is empty.
+    #[error("kafka option {key}: its secret is empty")]
+    EmptySecret {
+        /// The property.
+        key: String,
+    },
     /// The value would break what the collector promises (an answered batch is stored).
     #[error("kafka option {key}={value}: {why}")]
     Weakens {
@@ -166,6 +172,9 @@ impl KafkaOptions {
                         key: key.clone(),
                         var: var.clone(),
                     })?;
+                    if text.is_empty() {
+                        return Err(KafkaOptionError::EmptySecret { key: key.clone() });
+                    }
                     resolved.secrets.push(text.clone());
                     text
                 }
@@ -181,6 +190,9 @@ impl KafkaOptions {
                         .map(|t| t.strip_suffix('\r').unwrap_or(t))
                         .unwrap_or(&text)
                         .to_owned();
+                    if text.is_empty() {
+                        return Err(KafkaOptionError::EmptySecret { key: key.clone() });
+                    }
                     resolved.secrets.push(text.clone());
                     text
                 }
@@ -249,6 +261,11 @@ impl ResolvedKafkaOptions {
     /// The properties, in order, as librdkafka takes them.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
+    }
+
+    /// Whether `value` is one of the secrets.
+    pub fn is_secret(&self, value: &str) -> bool {
+        self.secrets.iter().any(|s| s == value)
     }
 
     /// `text` with every secret value replaced by `***`.
