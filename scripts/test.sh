@@ -170,6 +170,22 @@ rm -f "$fuzz_log"
 step "docs build without warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet --exclude eventwire-iglu-corpus
 
+step "packages: every crate meant for crates.io packaged; the ones the registry lets us, built from the package alone"
+# `cargo publish --dry-run` resolves each package against the registry, and the registry
+# reachable here lacks jsonschema-macros 0.61 (the gap the workspace's [patch] covers), so
+# the crates that need jsonschema's `arbitrary-precision` (validate, collector, process,
+# cli) are packaged (files, metadata, no path-only dependency) but not built from their
+# package here; the others are built from theirs. In dependency order, the workspace's
+# crates standing in for each other as if on the registry.
+cargo package --exclude-lockfile --allow-dirty --quiet \
+  -p eventwire-schema -p eventwire-pii -p eventwire -p eventwire-codegen
+cargo package --exclude-lockfile --allow-dirty --quiet --no-verify \
+  -p eventwire-schema -p eventwire-pii -p eventwire -p eventwire-codegen \
+  -p eventwire-validate -p eventwire-collector -p eventwire-process -p eventwire-cli
+# The demo's schemas and the envelope schema travel in the packages (through links).
+tar tzf target/package/eventwire-cli-0.1.0.crate | grep -q 'demo-schemas/com.example.web/search/jsonschema/1-0-0'
+tar tzf target/package/eventwire-validate-0.1.0.crate | grep -q 'envelope/1-1-0'
+
 # What the run left on disk (CI machines have run out of it: os error 28).
 du -sh target 2>/dev/null || true
 

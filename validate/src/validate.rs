@@ -44,8 +44,7 @@ pub use crate::defaults::{
 };
 
 /// The envelope schema, as checked in (derived from the tracker's Rust types).
-pub const ENVELOPE_SCHEMA: &str =
-    include_str!("../../schemas/dev.eventwire/event/jsonschema/1-1-0");
+pub const ENVELOPE_SCHEMA: &str = include_str!("../envelope/1-1-0");
 
 /// Size and shape limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
